@@ -1,0 +1,60 @@
+"""`hf-steer`: one subcommand group per method, plus `demo` and `push`.
+
+Each method owns its own ``cli.py`` with ``register(subparsers)``; this file only wires them up,
+sets logging and turns :class:`~hf_steer.errors.HfSteerError` into one clear line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import HfSteerError
+
+# command name -> module that registers it
+METHOD_COMMANDS = {
+    "elarablate": "hf_steer.elarablation.cli",
+    "drugs": "hf_steer.drugs.cli",
+    "memory": "hf_steer.memory.cli",
+    "abc": "hf_steer.abcgpt.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-steer",
+        description="Steer what a language model writes: Elarablation, DRµGS, LoRA memory, abcGPT.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show transformers' own logging and loading bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    from . import demo, hub
+
+    demo.register(sub)
+    hub.register(sub)
+    for module_name in METHOD_COMMANDS.values():
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verbose:
+        from .utils import quiet_transformers
+
+        quiet_transformers()
+    try:
+        result = args.func(args)
+    except HfSteerError as e:
+        print(f"hf-steer: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hf-steer: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
