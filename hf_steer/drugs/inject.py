@@ -1,0 +1,439 @@
+"""Put DRµGS into a transformers decoder, and take them out again.
+
+How the noise gets in, on any decoder whose attention modules call ``ALL_ATTENTION_FUNCTIONS``:
+
+* **Q, K, V, A** - we register a wrapper in transformers' ``AttentionInterface`` under a new name
+  (``"drugs+sdpa"``, ``"drugs+eager"``, ...) and point the model config's ``_attn_implementation``
+  at it. The wrapper rotates the queries, keys and values it is handed, calls the model's own
+  implementation, then rotates the per-head outputs (A) before the output projection. The same name
+  is registered in ``AttentionMaskInterface`` with the original mask function: an unknown name there
+  makes transformers silently build *no* causal mask.
+  Queries and keys reach the attention function *after* RoPE, so Q and K are rotated after the
+  positional rotation; rotating the whole post-RoPE vector is still a rotation by an angle < θ.
+* **H** - a forward pre-hook on each attention module rotates the hidden state it receives (one
+  rotation per token, after the layer norm, since that is what attention reads).
+
+No state is global: the wrapper is one stateless function that finds its layer's dose on the
+``module`` transformers passes it (``module._drugs_site``), so two dosed models in one process keep
+their own doses, seeds and switches.
+
+K/V: the wrapper is handed the keys and values *after* the cache update, i.e. every position seen so
+far. By default it rotates a fresh copy of all of them each step (the cache keeps the sober tensors;
+"noise affects the current step only"). With ``persist_kv=True`` it instead rotates, in place, only
+the positions computed in this forward, which are the cache's own storage: the noise stays.
+
+Which positions are dosed: never the first ``sinks`` positions of a sequence (counted from the first
+non-padding token when ``position_ids`` are given), and never positions before ``sober_before``
+(generation sets it so the prompt is read sober).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import HfSteerError
+from .dose import TYPES, DrugsConfig
+from .rotation import random_rotation
+
+_PREFIX = "drugs+"
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-model state
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ForwardInfo:
+    """What every layer of one forward pass needs to know about positions (computed once per forward)."""
+
+    offset: int  # index of the first query position in the sequence (= cached length)
+    q_len: int
+    positions: torch.Tensor | None  # (batch, q_len) token positions, padding-aware when known
+
+
+class DrugsState:
+    """One dosed model's doses, random source and switches. Lives on the model as ``_drugs_state``."""
+
+    def __init__(self, config: DrugsConfig, num_layers: int):
+        self.num_layers = num_layers
+        self.active = True
+        self.sober_before = 0  # positions < this are not dosed (the prompt, when generating)
+        self.forward_info: _ForwardInfo | None = None
+        self._seed: int | None = None
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self.set_config(config)
+
+    def set_config(self, config: DrugsConfig) -> None:
+        self.config = config
+        self.thetas = config.layer_thetas(self.num_layers)
+
+    def seed(self, seed: int | None) -> None:
+        """Fix the noise to ``seed`` (``None``: draw from torch's global RNG, which ``set_seed`` seeds)."""
+        self._seed = seed
+        self._generators.clear()
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        if self._seed is None:
+            return None
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
+        return self._generators[device]
+
+    def theta(self, letter: str, layer: int) -> float:
+        return self.thetas[letter][layer] if self.active else 0.0
+
+    def layer_is_dosed(self, layer: int) -> bool:
+        return self.active and any(self.thetas[t][layer] > 0 for t in TYPES)
+
+    # --- which positions get noise -------------------------------------------------------------
+
+    def _info(self, q_len: int, kv_len: int, device: torch.device) -> _ForwardInfo:
+        info = self.forward_info
+        if info is None or info.q_len != q_len:
+            # Called below the top-level model (no pre-hook ran): assume a full cache.
+            info = _ForwardInfo(offset=max(kv_len - q_len, 0), q_len=q_len, positions=None)
+        return info
+
+    def query_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
+        """``(batch or 1, q_len)`` bool: which query positions of this forward get noise."""
+        info = self._info(q_len, kv_len, device)
+        index = torch.arange(info.offset, info.offset + q_len, device=device)
+        positions = info.positions.to(device) if info.positions is not None else index[None]
+        return (positions >= self.config.sinks) & (index >= self.sober_before)[None]
+
+    def key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
+        """``(batch or 1, kv_len)`` bool: which key/value positions get noise this forward."""
+        info = self._info(q_len, kv_len, device)
+        end = info.offset + q_len  # the keys end at the last query position
+        index = torch.arange(end - kv_len, end, device=device)
+        last = info.positions[:, -1:].to(device) if info.positions is not None else torch.full((1, 1), end - 1, device=device)
+        positions = last - (end - 1 - index)[None]
+        # While the sober prompt is being read, its keys stay sober too; once generating, every
+        # non-sink key is fair game (the cache keeps them sober unless persist_kv).
+        floor = self.sober_before if info.offset < self.sober_before else 0
+        return (positions >= self.config.sinks) & (index >= floor)[None]
+
+
+@dataclass
+class _Site:
+    """Hung on each attention module: which model state and layer it belongs to, and what it wrapped."""
+
+    state: DrugsState
+    layer: int
+    original: object  # the model's own attention function
+    hook: object  # the H pre-hook handle
+
+
+# --------------------------------------------------------------------------------------------------
+# The attention wrapper (one function for every model; state comes from `module`)
+# --------------------------------------------------------------------------------------------------
+
+
+def _rotate_masked(x: torch.Tensor, theta: float, gate: torch.Tensor, generator) -> torch.Tensor:
+    """Rotate ``x (..., d)`` by up to ``theta`` where ``gate`` (broadcastable to ``x.shape[:-1]``) is true."""
+    return random_rotation(x, theta * gate.to(torch.float32), generator=generator)
+
+
+def drugs_attention_forward(module: nn.Module, query, key, value, attention_mask, **kwargs):
+    """``AttentionInterface`` entry: rotate Q/K/V, run the model's own attention, rotate A."""
+    site: _Site = module._drugs_site
+    state, layer = site.state, site.layer
+    if not state.layer_is_dosed(layer):
+        return site.original(module, query, key, value, attention_mask, **kwargs)
+
+    q_len, kv_len = query.shape[-2], key.shape[-2]
+    generator = state.generator(query.device)
+    q_gate = state.query_gate(q_len, kv_len, query.device)  # (b, q)
+
+    if (theta := state.theta("Q", layer)) > 0:
+        query = _rotate_masked(query, theta, q_gate[:, None, :], generator)  # query: (b, heads, q, d)
+    for letter in ("K", "V"):
+        theta = state.theta(letter, layer)
+        if theta <= 0:
+            continue
+        tensor = key if letter == "K" else value  # (b, kv_heads, kv, d)
+        if state.config.persist_kv:
+            # Rotate the new positions inside the cache's own storage so the noise is remembered.
+            new = tensor[..., kv_len - q_len :, :]
+            new.copy_(_rotate_masked(new, theta, q_gate[:, None, :], generator))
+        else:
+            k_gate = state.key_gate(q_len, kv_len, tensor.device)
+            tensor = _rotate_masked(tensor, theta, k_gate[:, None, :], generator)
+            if letter == "K":
+                key = tensor
+            else:
+                value = tensor
+
+    attn_output, attn_weights = site.original(module, query, key, value, attention_mask, **kwargs)
+
+    if (theta := state.theta("A", layer)) > 0:
+        attn_output = _rotate_masked(attn_output, theta, q_gate[:, :, None], generator)  # (b, q, heads, d)
+    return attn_output, attn_weights
+
+
+def _h_pre_hook(module: nn.Module, args: tuple, kwargs: dict):
+    """Rotate the hidden state entering attention, one rotation per token."""
+    site: _Site = module._drugs_site
+    theta = site.state.theta("H", site.layer)
+    if theta <= 0:
+        return None
+    in_args = len(args) > 0
+    hidden = args[0] if in_args else kwargs["hidden_states"]  # (b, q, hidden)
+    gate = site.state.query_gate(hidden.shape[1], hidden.shape[1], hidden.device)
+    hidden = _rotate_masked(hidden, theta, gate, site.state.generator(hidden.device))
+    if in_args:
+        return (hidden, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": hidden}
+
+
+def _model_pre_hook(model: nn.Module, args: tuple, kwargs: dict):
+    """Record, once per forward, where this forward's tokens sit in their sequences."""
+    state: DrugsState = model._drugs_state
+    tokens = kwargs.get("input_ids", args[0] if args else None)
+    if tokens is None:
+        tokens = kwargs.get("inputs_embeds")
+    if tokens is None:
+        state.forward_info = None
+        return None
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    offset = cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0
+    positions = kwargs.get("position_ids")
+    if positions is not None and positions.dim() != 2:
+        positions = None  # 3D (multimodal rope) ids: fall back to plain indices
+    state.forward_info = _ForwardInfo(offset=int(offset), q_len=tokens.shape[1], positions=positions)
+    return None
+
+
+def _model_post_hook(model: nn.Module, args, output):
+    model._drugs_state.forward_info = None
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding attention and (un)injecting
+# --------------------------------------------------------------------------------------------------
+
+_SOURCE_CACHE: dict[type, bool] = {}
+
+
+def _routes_through_interface(cls: type) -> bool:
+    if cls not in _SOURCE_CACHE:
+        try:
+            source = inspect.getsource(cls.forward)
+        except (OSError, TypeError):
+            source = ""
+        _SOURCE_CACHE[cls] = "ALL_ATTENTION_FUNCTIONS" in source or "_attn_implementation" in source
+    return _SOURCE_CACHE[cls]
+
+
+def find_attention_modules(model: nn.Module) -> list[nn.Module]:
+    """The self-attention modules of ``model`` in layer order, or a clear error naming what was found."""
+    found, lookalikes = [], []
+    for _, module in model.named_modules():
+        name = type(module).__name__
+        if getattr(module, "is_cross_attention", False):
+            continue
+        if isinstance(getattr(module, "layer_idx", None), int) and _routes_through_interface(type(module)):
+            found.append(module)
+        elif "attention" in name.lower() and not any(isinstance(c, nn.Module) and "attention" in type(c).__name__.lower() for c in module.children()):
+            lookalikes.append(name)
+    if not found:
+        if lookalikes:
+            raise HfSteerError(
+                f"attention module {lookalikes[0]} of {type(model).__name__} does not go through transformers' "
+                "AttentionInterface: DRµGS needs a decoder whose attention calls ALL_ATTENTION_FUNCTIONS "
+                "(transformers' own Llama, Mistral, Qwen, Gemma, Phi, GPT-2, GPT-NeoX ... do)"
+            )
+        raise HfSteerError(
+            f"model {type(model).__name__} has no attention module DRµGS can reach: pass a transformers "
+            "decoder-only causal LM"
+        )
+    found.sort(key=lambda m: m.layer_idx)
+    return found
+
+
+def _original_attention(module: nn.Module, implementation: str):
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    if implementation == "eager":
+        # "eager" is not in the registry: each model file defines its own eager function.
+        eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
+        if eager is None:
+            raise HfSteerError(
+                f"attention module {type(module).__name__} has no eager_attention_forward to wrap: "
+                "load the model with attn_implementation='sdpa'"
+            )
+        return eager
+    if implementation not in ALL_ATTENTION_FUNCTIONS:
+        raise HfSteerError(
+            f"attention implementation {implementation!r} of {type(module).__name__} is not registered: "
+            "load the model with attn_implementation='sdpa' or 'eager'"
+        )
+    return ALL_ATTENTION_FUNCTIONS[implementation]
+
+
+def _register_name(implementation: str) -> str:
+    """Register ``drugs+<impl>`` in both interfaces (idempotent); the mask must match the original."""
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+    from transformers.modeling_utils import AttentionInterface
+
+    name = _PREFIX + implementation
+    AttentionInterface.register(name, drugs_attention_forward)
+    if implementation in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+        AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[implementation])
+    else:
+        raise HfSteerError(
+            f"attention implementation {implementation!r} has no causal-mask function in transformers: "
+            "load the model with attn_implementation='sdpa' or 'eager'"
+        )
+    return name
+
+
+def inject(model: nn.Module, config: DrugsConfig | None = None, **doses: float) -> nn.Module:
+    """Dose ``model`` in place and return it.
+
+    ``inject(model, A=0.1)`` or ``inject(model, DrugsConfig(...))``. The model's class becomes a
+    subclass that also mixes in :class:`~hf_steer.drugs.generation.DrugsGenerationMixin`, so
+    ``generate()``, ``Dgenerate()`` and ``cold_shower()`` work. Injecting an already dosed model
+    just changes its dose. Undo with :func:`remove` (or use :func:`dosed` as a context manager).
+    """
+    from .generation import DrugsGenerationMixin
+
+    if config is None:
+        config = DrugsConfig(doses=doses)
+    elif doses:
+        raise HfSteerError("inject got both a config and per-type doses: put the doses in the DrugsConfig")
+    if not isinstance(config, DrugsConfig):
+        raise HfSteerError(f"config is a {type(config).__name__}: pass a DrugsConfig")
+    if getattr(model, "_drugs_state", None) is not None:
+        model._drugs_state.set_config(config)
+        return model
+
+    modules = find_attention_modules(model)
+    state = DrugsState(config, num_layers=len(modules))
+    configs = {id(m.config): m.config for m in modules if hasattr(m, "config")}
+    if not configs:
+        raise HfSteerError(
+            f"attention module {type(modules[0]).__name__} has no .config: DRµGS needs transformers' attention modules"
+        )
+    originals = {key: cfg._attn_implementation for key, cfg in configs.items()}
+    for module, layer in zip(modules, range(len(modules))):
+        implementation = originals[id(module.config)]
+        original = _original_attention(module, implementation)
+        hook = module.register_forward_pre_hook(_h_pre_hook, with_kwargs=True)
+        module._drugs_site = _Site(state=state, layer=layer, original=original, hook=hook)
+    for key, cfg in configs.items():
+        cfg._attn_implementation_internal = _register_name(originals[key])
+    model._drugs_original_implementations = originals
+    model._drugs_model_hooks = (
+        model.register_forward_pre_hook(_model_pre_hook, with_kwargs=True),
+        model.register_forward_hook(_model_post_hook),
+    )
+    model._drugs_state = state
+    model._drugs_original_class = type(model)
+    model.__class__ = _drugged_class(type(model), DrugsGenerationMixin)
+    return model
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def _drugged_class(cls: type, mixin: type) -> type:
+    if cls not in _CLASSES:
+        _CLASSES[cls] = type(f"Drugged{cls.__name__}", (mixin, cls), {"__module__": cls.__module__})
+    return _CLASSES[cls]
+
+
+def remove(model: nn.Module) -> nn.Module:
+    """Sober ``model`` up exactly: original attention, no hooks, original class. Returns it."""
+    state = getattr(model, "_drugs_state", None)
+    if state is None:
+        return model
+    modules = [m for m in model.modules() if getattr(m, "_drugs_site", None) is not None]
+    for module in modules:
+        module._drugs_site.hook.remove()
+        if hasattr(module, "config"):
+            original = model._drugs_original_implementations.get(id(module.config))
+            if original is not None:
+                module.config._attn_implementation_internal = original
+        del module._drugs_site
+    for hook in model._drugs_model_hooks:
+        hook.remove()
+    model.__class__ = model._drugs_original_class
+    for attr in ("_drugs_state", "_drugs_original_class", "_drugs_model_hooks", "_drugs_original_implementations"):
+        delattr(model, attr)
+    return model
+
+
+@contextlib.contextmanager
+def dosed(model: nn.Module, config: DrugsConfig | None = None, **doses: float) -> Iterator[nn.Module]:
+    """``with dosed(model, A=0.1) as m: ...`` - injected inside, exactly sober after."""
+    inject(model, config, **doses)
+    try:
+        yield model
+    finally:
+        remove(model)
+
+
+@contextlib.contextmanager
+def sober(model: nn.Module) -> Iterator[nn.Module]:
+    """Temporarily switch a dosed model's noise off (the model stays injected)."""
+    state = getattr(model, "_drugs_state", None)
+    if state is None:
+        yield model
+        return
+    was = state.active
+    state.active = False
+    try:
+        yield model
+    finally:
+        state.active = was
+
+
+@contextlib.contextmanager
+def sober_before(model: nn.Module, position: int) -> Iterator[nn.Module]:
+    """Temporarily leave positions ``< position`` sober (e.g. dose only the last token of a prompt)."""
+    state: DrugsState = model._drugs_state
+    was = state.sober_before
+    state.sober_before = position
+    try:
+        yield model
+    finally:
+        state.sober_before = was
+
+
+class Drugs:
+    """The original API, kept for familiarity: ``drugs.set_A_dose_theta(0.1); model = drugs.inject(model)``."""
+
+    def __init__(self, **kwargs):
+        self._doses: dict[str, dict] = {}
+        self._kwargs = kwargs
+
+    def set_dose_theta(self, letter: str, theta: float) -> None:
+        self._doses.setdefault(letter, {})["theta"] = theta
+
+    def set_dose_shape(self, letter: str, profile, method: str = "ceil") -> None:
+        self._doses.setdefault(letter, {}).update(profile=profile, method=method)
+
+    def config(self) -> DrugsConfig:
+        return DrugsConfig(doses={k: dict(v) for k, v in self._doses.items()}, **self._kwargs)
+
+    def inject(self, model: nn.Module) -> nn.Module:
+        return inject(model, self.config())
+
+    def __getattr__(self, name: str):
+        # set_H_dose_theta, set_A_dose_shape, ... for each type letter
+        for letter in TYPES:
+            if name == f"set_{letter}_dose_theta":
+                return lambda theta: self.set_dose_theta(letter, theta)
+            if name == f"set_{letter}_dose_shape":
+                return lambda profile, method="ceil": self.set_dose_shape(letter, profile, method)
+        raise AttributeError(name)
