@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def bundled_model_path() -> Path:
     """The converted bundled model folder (converting it on first use)."""
     gguf = bundled_gguf_path()
     folder = cache_dir() / "models" / f"{BUNDLED_NAME}-v{_CONVERSION_VERSION}-{gguf.stat().st_size}"
+    if not (folder / "config.json").is_file():
+        print(f"Converting the bundled {BUNDLED_GGUF} once into {folder} (about 30 s on 2 cores) ...", file=sys.stderr)
     return convert_gguf(gguf, folder)
 
 
