@@ -1,0 +1,134 @@
+"""Injection on every tiny architecture, eager and SDPA: noise gets in, the mask stays, removal is exact."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from hf_steer.drugs import DrugsConfig, DrugsGenerationMixin, dosed, inject, remove, sober
+from hf_steer.errors import HfSteerError
+
+from .conftest import ALL, IMPLEMENTATIONS, TINY_ARCHS, tiny
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_inject_changes_output_and_remove_restores_it_exactly(arch, implementation, prompt):
+    model = tiny(arch, implementation)
+    with torch.no_grad():
+        base = model(**prompt).logits
+        inject(model, DrugsConfig(doses=ALL, sinks=1))
+        assert isinstance(model, DrugsGenerationMixin) and type(model).__name__.startswith("Drugged")
+        assert model.config._attn_implementation == f"drugs+{implementation}"
+        dosed_logits = model(**prompt).logits
+        # Every position past the sink is dosed; the sink itself is untouched.
+        assert (dosed_logits - base).abs().amax(-1)[0, 1:].min() > 1e-4
+        torch.testing.assert_close(dosed_logits[:, 0], base[:, 0], rtol=1e-5, atol=1e-5)
+        remove(model)
+        assert type(model).__name__ == type(tiny(arch)).__name__
+        assert model.config._attn_implementation == implementation
+        assert torch.equal(model(**prompt).logits, base)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_wrapped_attention_keeps_the_causal_mask(arch, implementation, prompt):
+    """With every position sober (sinks beyond the prompt) the wrapper runs but must change nothing."""
+    model = tiny(arch, implementation)
+    with torch.no_grad():
+        base = model(**prompt).logits
+        inject(model, DrugsConfig(doses=ALL, sinks=1000))
+        torch.testing.assert_close(model(**prompt).logits, base, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("letter", list(ALL))
+def test_each_type_alone_changes_the_output(letter, prompt):
+    model = tiny("llama")
+    with torch.no_grad():
+        base = model(**prompt).logits
+        with dosed(model, DrugsConfig(doses={letter: 0.5}, sinks=0)):
+            assert not torch.allclose(model(**prompt).logits, base, atol=1e-4)
+        assert torch.equal(model(**prompt).logits, base)
+
+
+def test_sober_context_and_zero_dose_are_exact(prompt):
+    model = tiny("qwen2")
+    with torch.no_grad():
+        base = model(**prompt).logits
+        inject(model, A=0.3, H=0.3)
+        with sober(model):
+            assert torch.equal(model(**prompt).logits, base)
+        assert not torch.equal(model(**prompt).logits, base)
+        inject(model, DrugsConfig())  # re-dosing an injected model just changes the dose
+        assert torch.equal(model(**prompt).logits, base)
+
+
+def test_two_models_keep_their_own_state(prompt):
+    first = tiny("llama")
+    second = copy.deepcopy(first)
+    with torch.no_grad():
+        base = first(**prompt).logits
+        inject(first, DrugsConfig(doses={"A": 0.5}, sinks=0))
+        inject(second, DrugsConfig(doses={"A": 0.0}, sinks=0))
+        assert torch.equal(second(**prompt).logits, base)
+        assert not torch.allclose(first(**prompt).logits, base, atol=1e-4)
+        remove(first)
+        assert torch.equal(first(**prompt).logits, base)
+        assert second.config._attn_implementation == "drugs+sdpa"  # untouched by removing the first
+
+
+def test_seeded_noise_is_repeatable(prompt):
+    model = inject(tiny("mistral"), DrugsConfig(doses={"Q": 0.5, "V": 0.5}, sinks=0))
+    with torch.no_grad():
+        model._drugs_state.seed(3)
+        a = model(**prompt).logits
+        model._drugs_state.seed(3)
+        b = model(**prompt).logits
+        c = model(**prompt).logits
+    assert torch.equal(a, b) and not torch.equal(b, c)
+
+
+@pytest.mark.parametrize("persist, same", [(False, True), (True, False)])
+def test_kv_noise_reaches_the_cache_only_when_persisted(persist, same, prompt):
+    model = tiny("llama")
+    with torch.no_grad():
+        sober_cache = model(**prompt, use_cache=True).cache
+        inject(model, DrugsConfig(doses={"K": 0.5, "V": 0.5}, sinks=0, persist_kv=persist))
+        out = model(**prompt, use_cache=True)
+    # Layer 0's K/V come from the (undosed) embeddings: only persisting the noise can change them.
+    layer, sober_layer = out.cache.layers[0], sober_cache.layers[0]
+    assert torch.equal(layer.keys, sober_layer.keys) is same
+    assert torch.equal(layer.values, sober_layer.values) is same
+
+
+class MyAttention(nn.Module):
+    def __init__(self, layer_idx):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.softmax(x @ x.transpose(-1, -2), -1) @ self.proj(x)
+
+
+class HomeMadeLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList(MyAttention(i) for i in range(2))
+
+
+def test_unreachable_attention_names_the_module_class():
+    with pytest.raises(HfSteerError, match="attention module MyAttention of HomeMadeLM does not go through"):
+        inject(HomeMadeLM(), A=0.1)
+    with pytest.raises(HfSteerError, match="model Linear has no attention module"):
+        inject(nn.Linear(2, 2), A=0.1)
+
+
+def test_bad_doses_fail_at_inject():
+    with pytest.raises(HfSteerError, match="injection type 'Z' is unknown"):
+        inject(tiny("llama"), Z=0.1)
+    with pytest.raises(HfSteerError, match="theta -1 is not a number >= 0"):
+        inject(tiny("llama"), A=-1)
