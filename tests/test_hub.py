@@ -18,7 +18,7 @@ from hub_server import HubServer
 
 from hf_steer.cli import main
 from hf_steer.errors import HfSteerError
-from hf_steer.hub import BUNDLED_HUB_ID, push_to_hub
+from hf_steer.hub import BUNDLED_HUB_ID, push_to_hub, templates_dir
 
 TOKEN = "hf_loopbackSecretToken0123456789abcdef"
 OTHER_TOKEN = "hf_someoneElsesToken0123456789abcdef"
@@ -197,7 +197,7 @@ def test_push_full_model_round_trip(hub, artifacts):
     assert len(repo.commits) == 2
 
 
-def test_push_custom_code_model(hub, tmp_path):
+def test_push_custom_code_model(hub, tmp_path, monkeypatch):
     folder = tmp_path / "custom"
     folder.mkdir()
     config = {"model_type": "abcgpt", "architectures": ["AbcGPTForCausalLM"],
@@ -214,15 +214,27 @@ def test_push_custom_code_model(hub, tmp_path):
     (folder / "__pycache__").mkdir()
     (folder / "__pycache__" / "modeling_abcgpt.cpython-311.pyc").write_bytes(b"\0")
 
-    push_to_hub(folder, f"{USER}/abc")
+    monkeypatch.delenv("HF_TOKEN")  # an explicit token works without any login
+    overrides = {"license": "apache-2.0", "tags": ["alpha-dial"], "description": "One dial from A to B."}
+    push_to_hub(folder, f"{USER}/abc", token=TOKEN, card_overrides=overrides)
 
     files = hub.files(f"{USER}/abc")
     assert {"modeling_abcgpt.py", "configuration_abcgpt.py", "config.json", "README.md"} <= set(files)
     assert not any("__pycache__" in path for path in files)
     card = _card(files["README.md"].decode())
-    assert {"hf-steer", "abcgpt", "custom_code"} <= set(card.data.tags)
+    assert {"hf-steer", "abcgpt", "custom_code", "alpha-dial"} <= set(card.data.tags)
+    assert card.data.license == "apache-2.0" and "One dial from A to B." in card.text
     assert "trust_remote_code=True" in card.text and "modeling_abcgpt.AbcGPTForCausalLM" in card.text
     assert "| alpha_0.5_ppl | 12.5 |" in card.text
+
+
+def test_templates_ship_inside_the_package():
+    """``hf_steer/model_cards`` (a link to the top-level folder) is what wheels carry as package data."""
+    import hf_steer.hub
+
+    folder = templates_dir()
+    assert folder == Path(hf_steer.hub.__file__).parent / "model_cards"
+    assert {p.name for p in folder.glob("*.md")} >= {"adapter.md", "merged_model.md", "custom_code_model.md"}
 
 
 def test_cli_push(hub, artifacts, capsys):
