@@ -1,0 +1,114 @@
+"""Load a trained abcGPT and write text at a dial setting: the Python side of ``hf-steer abc generate``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ..errors import HfSteerError
+from .modeling_abcgpt import AbcGPTForCausalLM
+
+
+def load_abcgpt(path: str | Path, device: str | None = None):
+    """(model, tokenizer) from a folder written by ``train`` (or pushed to the Hub)."""
+    from transformers import AutoTokenizer
+
+    from . import AbcGPTConfig  # noqa: F401  (registers the Auto classes)
+
+    p = Path(path)
+    if p.exists() and not (p / "config.json").is_file():
+        raise HfSteerError(f"model folder {p} has no config.json: pass a folder written by `hf-steer abc train`")
+    model = AbcGPTForCausalLM.from_pretrained(str(path))
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if device:
+        model.to(device)
+    return model.eval(), tokenizer
+
+
+def validate_alpha(alpha: float, source_names: list[str]) -> float:
+    """A scalar dial for a two-source model, checked with one clear error line."""
+    if len(source_names) != 2:
+        raise HfSteerError(
+            f"--alpha needs a two-source model but this one has {len(source_names)} ({', '.join(source_names)}): "
+            "use --mix NAME=WEIGHT,..."
+        )
+    if alpha is None or not isinstance(alpha, (int, float)) or math.isnan(alpha):
+        raise HfSteerError(f"alpha is {alpha!r}: pass a number in [0, 1]")
+    if not 0.0 <= alpha <= 1.0:
+        raise HfSteerError(
+            f"alpha is {alpha}: it must lie in [0, 1] (0 = {source_names[0]}, 1 = {source_names[1]})"
+        )
+    return float(alpha)
+
+
+def parse_mix(mix: str | dict, source_names: list[str]) -> list[float]:
+    """``"shakespeare=0.7,tinystories=0.3"`` -> weights in the model's source order (unnamed sources get 0)."""
+    if isinstance(mix, str):
+        items = {}
+        for part in filter(None, (p.strip() for p in mix.split(","))):
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise HfSteerError(f"--mix part {part!r} is not NAME=WEIGHT: write e.g. shakespeare=0.7,tinystories=0.3")
+            try:
+                items[name.strip()] = float(value)
+            except ValueError as e:
+                raise HfSteerError(f"--mix weight {value!r} for {name!r} is not a number: write e.g. {name}=0.3") from e
+    else:
+        items = {str(k): float(v) for k, v in mix.items()}
+    if not items:
+        raise HfSteerError("--mix is empty: write NAME=WEIGHT pairs, e.g. shakespeare=0.7,tinystories=0.3")
+    unknown = [n for n in items if n not in source_names]
+    if unknown:
+        raise HfSteerError(f"--mix names unknown source {unknown[0]!r}: this model's sources are {', '.join(source_names)}")
+    weights = [items.get(n, 0.0) for n in source_names]
+    if any(math.isnan(w) or w < 0 or w > 1 for w in weights):
+        raise HfSteerError(f"--mix weights {weights} must each lie in [0, 1]: use non-negative weights summing to 1")
+    if abs(sum(weights) - 1.0) > 1e-3:
+        raise HfSteerError(f"--mix weights sum to {sum(weights):.4g}, not 1: divide each weight by their sum")
+    return weights
+
+
+@torch.no_grad()
+def generate_text(
+    model,
+    tokenizer,
+    prompt: str = "\n",
+    alpha: float | None = None,
+    mix: str | dict | None = None,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    num_samples: int = 1,
+    seed: int = 0,
+) -> list[str]:
+    """Sampled continuations of ``prompt`` at the dial given by ``alpha`` (two sources) or ``mix`` (any N)."""
+    names = list(model.config.source_names)
+    if (alpha is None) == (mix is None):
+        raise HfSteerError("give exactly one of alpha (two sources) or mix (NAME=WEIGHT,...)")
+    dial = validate_alpha(alpha, names) if mix is None else parse_mix(mix, names)
+    if isinstance(dial, list) and len(names) == 2:
+        dial = dial[1]  # a two-source mixture is the scalar dial; a list of two would read as one α per row
+    if not prompt:
+        raise HfSteerError("prompt is empty: give at least one character, e.g. a newline")
+    room = model.config.n_positions - len(prompt)
+    if max_new_tokens < 1 or max_new_tokens > room:
+        raise HfSteerError(
+            f"max_new_tokens is {max_new_tokens}: use 1..{max(room, 0)} (the model sees {model.config.n_positions} characters)"
+        )
+    if not temperature > 0:
+        raise HfSteerError(f"temperature is {temperature}: use a positive number such as 0.8")
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+    torch.manual_seed(seed)
+    out = model.generate(
+        ids.repeat(num_samples, 1),
+        alpha=dial,
+        do_sample=True,
+        temperature=temperature,
+        top_k=None,
+        top_p=None,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=None,
+    )
+    return [tokenizer.decode(row, skip_special_tokens=True) for row in out]
