@@ -19,10 +19,13 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HfSteerError
 from .models import BUNDLED_NAME
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
 
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 ARTIFACT_KINDS = ("adapter", "merged_model", "custom_code_model")
@@ -184,7 +187,7 @@ def _framework_versions() -> list[list[str]]:
     return rows
 
 
-def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | None = None):
+def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | None = None) -> ModelCard:
     """The :class:`huggingface_hub.ModelCard` for ``folder`` as it would be pushed to ``repo_id``.
 
     ``card_overrides`` updates the ``hf_steer.json`` fields (``description``, ``metrics``...) and may
@@ -219,11 +222,12 @@ def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | 
     dataset_ids = [d for d in datasets if _hub_model_id(d) == d and Path(d).suffix not in _DATA_FILE_SUFFIXES]
     datasets = [d if d in dataset_ids else Path(d).name for d in datasets]
 
+    # Plots are uploaded with the folder, so the card embeds them by relative path.
     plots = meta.get("plots")
     if plots is None:
         plots = sorted(p.name for p in folder.glob("*.png"))
-    has_tokenizer = any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
     plots = [p for p in plots if (folder / p).is_file() and (folder / p).resolve().is_relative_to(folder.resolve())]
+    has_tokenizer = any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
 
     card_data = ModelCardData(
         base_model=base_model_id,
@@ -290,7 +294,7 @@ def _check_custom_code(folder: Path) -> None:
                 )
 
 
-def _commit_operations(folder: Path, card) -> list:
+def _commit_operations(folder: Path, card: ModelCard) -> list:
     """One ``CommitOperationAdd`` per file to publish, plus the card as ``README.md``."""
     from huggingface_hub import CommitOperationAdd
 
@@ -329,8 +333,14 @@ def _explain_hub_errors(repo_id: str) -> Iterator[None]:
             ) from None
         if status == 404:
             raise HfSteerError(f"repo {repo_id} was not found or is not yours: check the repo id and token") from None
-        reason = e.server_message or str(e).strip().splitlines()[0]
+        reason = " ".join((e.server_message or str(e).strip().splitlines()[0]).split())
         raise HfSteerError(f"the Hub rejected the push to {repo_id} ({status}: {reason}): fix that and retry") from None
+    except ValueError as e:
+        # create_commit has the Hub validate README.md's metadata first and raises a plain ValueError.
+        if not str(e).startswith("Invalid metadata in README.md"):
+            raise
+        reason = " ".join(str(e).split())
+        raise HfSteerError(f"the Hub rejected the card of {repo_id} ({reason}): fix hf_steer.json or card_overrides") from None
     except (httpx2.ConnectError, httpx2.TimeoutException):
         raise HfSteerError(f"could not reach the Hub at {constants.ENDPOINT}: check the network (or HF_ENDPOINT)") from None
 
