@@ -57,6 +57,7 @@ class _ForwardInfo:
     offset: int  # index of the first query position in the sequence (= cached length)
     q_len: int
     positions: torch.Tensor | None  # (batch, q_len) token positions, padding-aware when known
+    gates: dict | None = None  # memo: every layer of a forward asks for the same gates
 
 
 class DrugsState:
@@ -102,15 +103,32 @@ class DrugsState:
             info = _ForwardInfo(offset=max(kv_len - q_len, 0), q_len=q_len, positions=None)
         return info
 
+    def _memo(self, kind: str, q_len: int, kv_len: int, device: torch.device, compute) -> torch.Tensor:
+        info = self.forward_info
+        if info is None or info.q_len != q_len:
+            return compute(q_len, kv_len, device)
+        if info.gates is None:
+            info.gates = {}
+        key = (kind, kv_len, device, self.sober_before, self.config.sinks)
+        if key not in info.gates:
+            info.gates[key] = compute(q_len, kv_len, device)
+        return info.gates[key]
+
     def query_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
         """``(batch or 1, q_len)`` bool: which query positions of this forward get noise."""
+        return self._memo("q", q_len, kv_len, device, self._query_gate)
+
+    def key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
+        """``(batch or 1, kv_len)`` bool: which key/value positions get noise this forward."""
+        return self._memo("k", q_len, kv_len, device, self._key_gate)
+
+    def _query_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
         info = self._info(q_len, kv_len, device)
         index = torch.arange(info.offset, info.offset + q_len, device=device)
         positions = info.positions.to(device) if info.positions is not None else index[None]
         return (positions >= self.config.sinks) & (index >= self.sober_before)[None]
 
-    def key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
-        """``(batch or 1, kv_len)`` bool: which key/value positions get noise this forward."""
+    def _key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
         info = self._info(q_len, kv_len, device)
         end = info.offset + q_len  # the keys end at the last query position
         index = torch.arange(end - kv_len, end, device=device)
