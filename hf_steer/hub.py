@@ -329,7 +329,8 @@ def _explain_hub_errors(repo_id: str) -> Iterator[None]:
             raise HfSteerError(f"the Hub refused the credentials for {repo_id}: {LOGIN_HINT}") from None
         if status == 403:
             raise HfSteerError(
-                f"your token cannot write to {repo_id}: use a token with write access ({LOGIN_HINT}) or your own namespace"
+                f"your token cannot write to {repo_id}: push to your own namespace, or log in with a token that can"
+                " write there (`hf auth login` or HF_TOKEN)"
             ) from None
         if status == 404:
             raise HfSteerError(f"repo {repo_id} was not found or is not yours: check the repo id and token") from None

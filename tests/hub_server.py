@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 _REPO = r"(?P<repo>[^/]+/[^/]+)"
+KNOWN_LICENSES = {"apache-2.0", "mit", "cc-by-4.0", "llama3.2", "other"}  # a few of the Hub's license ids
 _ROUTES = [
     ("POST", re.compile(r"^/api/repos/create$"), "create_repo"),
     ("POST", re.compile(r"^/api/validate-yaml$"), "validate_yaml"),
@@ -177,7 +178,12 @@ class HubServer:
         return _json(200, {"url": f"{self.url}/{repo_id}", "name": repo_id, "id": repo_id})
 
     def _validate_yaml(self, method, authorization, body):
-        return _json(200, {"errors": [], "warnings": []})
+        # One real check, enough to exercise the client's "invalid metadata" path: the license id.
+        content = json.loads(body)["content"]
+        front = content.split("---")[1] if content.startswith("---") else ""
+        licenses = [line.split(":", 1)[1].strip() for line in front.splitlines() if line.startswith("license:")]
+        errors = [{"message": f'"license" must be one of {sorted(KNOWN_LICENSES)}'} for x in licenses if x not in KNOWN_LICENSES]
+        return _json(400 if errors else 200, {"errors": errors, "warnings": []})
 
     def _preupload(self, method, authorization, body, repo, rev):
         user = self._user(authorization, required=True)

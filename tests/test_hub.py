@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -267,9 +268,11 @@ def _bad_folder(tmp_path: Path, kind: str) -> Path:
         ("no config", "neither config.json nor adapter_config.json"),
         ("bad repo id", "is not valid"),
         ("corrupt hf_steer.json", "is not valid JSON"),
+        ("bad card metadata", "rejected the card"),
         ("not logged in", "hf auth login"),
         ("wrong token", "refused the credentials"),
         ("someone else's namespace", "cannot write to"),
+        ("hub unreachable", "could not reach the Hub"),
     ],
 )
 def test_bad_input_is_one_clear_line(hub, tmp_path, monkeypatch, capsys, case, expected):
@@ -282,12 +285,21 @@ def test_bad_input_is_one_clear_line(hub, tmp_path, monkeypatch, capsys, case, e
         repo_id = "a/b/c d"
     elif case == "corrupt hf_steer.json":
         folder = _bad_folder(tmp_path, "corrupt")
+    elif case == "bad card metadata":
+        (folder / "hf_steer.json").write_text(json.dumps({"license": "no-such-licence"}))
     elif case == "not logged in":
         monkeypatch.delenv("HF_TOKEN")
     elif case == "wrong token":
         monkeypatch.setenv("HF_TOKEN", "hf_notAValidTokenAtAll0123456789")
     elif case == "someone else's namespace":
         repo_id = "someone/model"
+    elif case == "hub unreachable":
+        from huggingface_hub import constants
+
+        with socket.socket() as closed:  # a port nobody listens on once this socket is closed
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
 
     with pytest.raises(HfSteerError) as error:
         push_to_hub(folder, repo_id)
