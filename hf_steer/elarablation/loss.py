@@ -1,0 +1,153 @@
+"""The Elarablation loss terms as pure functions on tensors (no model, no tokenizer, no I/O).
+
+Everything works on the next-token logits at ONE position per row (the slop point) and on the top-k
+candidate tokens of that position, already classified good / bad / excluded by the context rules:
+
+- a candidate is *punished* when it is bad, or when its probability is above ``max_threshold``;
+- a candidate is *rewarded* when it is good, not punished, and below ``min_threshold``.
+
+Three ways to turn those sets into a loss (``loss_type``):
+
+``elarablate``
+    The original: ``+log p`` for every punished token, ``-log p`` for every rewarded one. The push on a
+    bad token never fades (d log p / d logit = 1 - p), so it keeps shoving mass around long after the
+    token is rare; that is what lets it erase a 0.85 token in few steps, and also what drifts the rest
+    of the model.
+``unlikelihood``
+    ``-log(1 - p)`` for punished tokens (Welleck et al. 2019): the push is ~p, so it fades as the token
+    becomes rare. Rewards as above.
+``margin``
+    Bounded hinges in log-space: a punished bad token is pushed until ``p <= min_threshold``, a token
+    that is merely too frequent until ``p <= max_threshold``, a rewarded token until
+    ``p >= min_threshold``; each hinge is capped at ``margin_cap`` nats so one far-off token cannot
+    dominate. A tether (FTPO-style) keeps the logits of every *other* token at their frozen reference
+    values (mean squared error), so the step moves only the tokens it means to move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+LOSS_TYPES = ("elarablate", "unlikelihood", "margin")
+
+
+@dataclass
+class LossOutput:
+    """The scalar loss plus per-row diagnostics (all detached except ``loss``)."""
+
+    loss: torch.Tensor
+    top1_prob: torch.Tensor  # (B,) largest probability in the whole vocabulary
+    topk_entropy: torch.Tensor  # (B,) entropy (nats) of the renormalised top-k distribution
+    bad_mass: torch.Tensor  # (B,) probability mass on bad candidates
+    n_punished: torch.Tensor  # (B,) how many candidates were punished
+    n_rewarded: torch.Tensor  # (B,) how many candidates were rewarded
+
+
+def split_candidates(
+    probs: torch.Tensor,
+    good: torch.Tensor,
+    bad: torch.Tensor,
+    valid: torch.Tensor,
+    max_threshold: torch.Tensor,
+    min_threshold: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks ``(punished, rewarded)`` over the top-k candidates.
+
+    Args:
+        probs: (B, K) probabilities of the candidates.
+        good, bad, valid: (B, K) bool masks; ``valid`` is false for excluded tokens and for slots past a
+            row's own ``top_k``. Bad overrides good.
+        max_threshold, min_threshold: (B,) per-row thresholds.
+    """
+    bad = bad & valid
+    good = good & valid & ~bad
+    punished = bad | (valid & (probs > max_threshold[:, None]))
+    rewarded = good & ~punished & (probs < min_threshold[:, None])
+    return punished, rewarded
+
+
+def elarablation_loss(
+    logits: torch.Tensor,
+    topk_ids: torch.Tensor,
+    good: torch.Tensor,
+    bad: torch.Tensor,
+    valid: torch.Tensor,
+    max_threshold: torch.Tensor | float = 0.02,
+    min_threshold: torch.Tensor | float = 0.015,
+    temperature: torch.Tensor | float = 1.0,
+    loss_type: str = "elarablate",
+    ref_logits: torch.Tensor | None = None,
+    tether_weight: float = 1.0,
+    margin_cap: float = 4.0,
+) -> LossOutput:
+    """Loss at the slop point for a batch of rows.
+
+    Args:
+        logits: (B, V) next-token logits of the model being trained.
+        topk_ids: (B, K) candidate token ids (the current top-k).
+        good, bad, valid: (B, K) bool masks from the context rules (see :func:`split_candidates`).
+        max_threshold, min_threshold, temperature: floats or (B,) tensors.
+        loss_type: one of ``LOSS_TYPES``.
+        ref_logits: (B, V) frozen reference logits; required by ``margin`` (the tether).
+        tether_weight: weight of the tether term (``margin`` only).
+        margin_cap: largest value, in nats, of one hinge term (``margin`` only).
+
+    Returns:
+        :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
+        context does not depend on the batch size.
+    """
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"loss_type {loss_type!r} is unknown: use one of {', '.join(LOSS_TYPES)}")
+    batch = logits.shape[0]
+
+    def per_row(x: torch.Tensor | float) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=logits.device).expand(batch).float()
+
+    max_t, min_t, temp = per_row(max_threshold), per_row(min_threshold), per_row(temperature)
+    logits = logits.float()
+    logprobs = torch.log_softmax(logits / temp[:, None], dim=-1)
+    cand_logp = logprobs.gather(1, topk_ids)
+    cand_p = cand_logp.exp()
+    punished, rewarded = split_candidates(cand_p.detach(), good, bad, valid, max_t, min_t)
+    bad_mask = bad & valid
+
+    if loss_type == "elarablate":
+        terms = torch.where(punished, cand_logp, torch.zeros_like(cand_logp))
+        terms = terms - torch.where(rewarded, cand_logp, torch.zeros_like(cand_logp))
+        loss = terms.sum(-1).mean()
+    elif loss_type == "unlikelihood":
+        # log1p(-p) is -inf at p == 1; clamp keeps a (huge but finite) push there.
+        push = -torch.log1p(-cand_p.clamp(max=1 - 1e-6))
+        terms = torch.where(punished, push, torch.zeros_like(push))
+        terms = terms - torch.where(rewarded, cand_logp, torch.zeros_like(cand_logp))
+        loss = terms.sum(-1).mean()
+    else:
+        if ref_logits is None:
+            raise ValueError("loss_type 'margin' needs ref_logits for its tether")
+        # A bad token must fall below min_threshold (it should become rare, not merely non-dominant);
+        # a good-but-frequent token only below max_threshold.
+        target_down = torch.where(bad_mask, min_t[:, None], max_t[:, None]).log()
+        down = (cand_logp - target_down).clamp(min=0, max=margin_cap)
+        up = (min_t.log()[:, None] - cand_logp).clamp(min=0, max=margin_cap)
+        terms = torch.where(punished, down, torch.zeros_like(down)) + torch.where(rewarded, up, torch.zeros_like(up))
+        moved = torch.zeros_like(logits, dtype=torch.bool).scatter(1, topk_ids, punished | rewarded)
+        sq = (logits - ref_logits.float()).pow(2)
+        tether = (sq * ~moved).sum(-1) / (~moved).sum(-1).clamp(min=1)
+        loss = (terms.sum(-1) + tether_weight * tether).mean()
+
+    with torch.no_grad():
+        probs_k = torch.where(valid, cand_p, torch.zeros_like(cand_p))
+        renorm = probs_k / probs_k.sum(-1, keepdim=True).clamp(min=1e-12)
+        entropy = -(renorm * renorm.clamp(min=1e-12).log()).sum(-1)
+        top1 = logprobs.max(-1).values.exp()
+        bad_mass = torch.where(bad_mask, cand_p, torch.zeros_like(cand_p)).sum(-1)
+    return LossOutput(
+        loss=loss,
+        top1_prob=top1.detach(),
+        topk_entropy=entropy.detach(),
+        bad_mass=bad_mass.detach(),
+        n_punished=punished.sum(-1).float(),
+        n_rewarded=rewarded.sum(-1).float(),
+    )

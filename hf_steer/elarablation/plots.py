@@ -1,0 +1,56 @@
+"""Before/after plots (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_token_probs(before: list[tuple[str, float]], after: list[tuple[str, float]], path: str | os.PathLike,
+                     title: str = "Top-20 next tokens") -> Path:
+    """Two bar charts side by side: the top tokens before and after training."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for ax, rows, label in ((axes[0], before, "before"), (axes[1], after, "after")):
+        ax.bar(range(len(rows)), [p for _, p in rows], color="tab:red" if label == "before" else "tab:green")
+        ax.set_xticks(range(len(rows)), [repr(t)[1:-1] for t, _ in rows], rotation=70, fontsize=8)
+        ax.set_title(f"{title} — {label}")
+        ax.set_ylabel("probability")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_names(before: Counter, after: Counter, path: str | os.PathLike, title: str = "Sampled names",
+               k: int = 15) -> Path:
+    """Share of the top-``k`` names before and after (samples without a name left out)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for ax, counts, label in ((axes[0], before, "before"), (axes[1], after, "after")):
+        named = {n: c for n, c in counts.items() if n}
+        total = sum(named.values()) or 1
+        top = Counter(named).most_common(k)
+        colors = ["tab:red" if n.startswith("El") else "tab:blue" for n, _ in top]
+        ax.bar(range(len(top)), [c / total for _, c in top], color=colors)
+        ax.set_xticks(range(len(top)), [n for n, _ in top], rotation=70, fontsize=8)
+        ax.set_title(f"{title} — {label} (red: El-)")
+        ax.set_ylabel("share of named samples")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

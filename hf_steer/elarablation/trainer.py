@@ -1,0 +1,301 @@
+"""ElarablationTrainer: train slop tokens out of a model at the exact point they would start.
+
+The contexts are never trained on. Each step runs ONE forward over a left-padded batch of contexts,
+reads the logits at the last position only, takes the top-k next tokens of each row, classifies them
+with the row's rules, and steps on the loss of :mod:`hf_steer.elarablation.loss`. Everything else
+(optimiser, schedule, accumulation, checkpoint/resume, distributed launch, PEFT saving) is
+:class:`transformers.Trainer`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
+
+from ..errors import HfSteerError
+from .config import ElarablationConfig
+from .contexts import TokenRules, TokenTexts, load_contexts, tokenize_context, validate_hyperparameters
+from .loss import elarablation_loss
+
+
+@dataclass
+class PreparedRow:
+    """One trainable position: token ids of the context (plus, at depth 2, the first token) and its rules."""
+
+    input_ids: list[int]
+    rules: TokenRules
+    top_k: int
+    max_threshold: float
+    min_threshold: float
+    temperature: float
+    depth: int
+    context_id: str
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask, position_ids)`` with padding on the left, so position -1 is every row's last token.
+
+    Position ids are given explicitly: most models count positions from the first slot, padding included,
+    which would shift a padded row away from the same context run alone.
+    """
+    length = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        ids[i, length - len(seq):] = torch.as_tensor(list(seq), dtype=torch.long)
+        mask[i, length - len(seq):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids, mask, positions
+
+
+def last_position_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Next-token logits at the last position of each (left-padded) row: ``(B, V)``.
+
+    ``logits_to_keep=1`` skips the vocabulary projection of every other position (on a 49k vocabulary
+    that projection is a large share of a short forward).
+    """
+    if position_ids is None:
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    try:
+        out = model(**kwargs, logits_to_keep=1)
+    except TypeError:  # architectures without logits_to_keep
+        out = model(**kwargs)
+    return out.logits[:, -1]
+
+
+class ElarablationTrainer(Trainer):
+    """Trainer for Elarablation (see the module docstring and ``docs/elarablation.md``).
+
+    Args:
+        model: a model, a model folder / Hub id, or ``None`` for the bundled SmolLM2-135M-Instruct.
+        args: an :class:`ElarablationConfig` (default: one writing to ``elarablation-output``).
+        train_dataset: a context Dataset (:func:`~hf_steer.elarablation.contexts.load_contexts`), or
+            anything ``load_contexts`` accepts (paths, library names, row dicts).
+        processing_class: the tokenizer (default: loaded from the model's folder).
+        peft_config: a :class:`peft.PeftConfig` to train an adapter instead of the full model (required
+            for a 4-bit model: QLoRA).
+        callbacks, optimizers: as in :class:`~transformers.Trainer`.
+    """
+
+    _tag_names = ["trl", "elarablation", "hf_steer"]
+    _name = "Elarablation"
+    # compute_loss returns a per-batch mean: let Trainer divide by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: PreTrainedModel | str | None = None,
+        args: ElarablationConfig | None = None,
+        train_dataset: datasets.Dataset | Sequence[Any] | str | None = None,
+        processing_class: PreTrainedTokenizerBase | None = None,
+        peft_config: Any | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple = (None, None),
+    ):
+        from ..models import load_model, load_tokenizer
+
+        if args is None:
+            args = ElarablationConfig(output_dir="elarablation-output")
+        if model is None or isinstance(model, (str, os.PathLike)):
+            model, tokenizer = load_model(model, load_in_4bit=args.load_in_4bit,
+                                          device="cpu" if args.use_cpu else None)
+            processing_class = processing_class or tokenizer
+        if processing_class is None:
+            processing_class = load_tokenizer(model.config._name_or_path)
+        if processing_class.pad_token_id is None:
+            processing_class.pad_token = processing_class.eos_token
+        if train_dataset is None:
+            raise HfSteerError("train_dataset is empty: pass context files, library names or a context Dataset")
+        if not isinstance(train_dataset, datasets.Dataset):
+            train_dataset = load_contexts(train_dataset)
+        if len(train_dataset) == 0:
+            raise HfSteerError("train_dataset is empty: pass at least one context")
+
+        quantized = bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+        if peft_config is not None:
+            from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+            if isinstance(model, PeftModel):
+                raise HfSteerError("model is already a PeftModel and a peft_config was given: pass one or the other")
+            if quantized:
+                model = prepare_model_for_kbit_training(
+                    model, use_gradient_checkpointing=args.gradient_checkpointing
+                )
+            model = get_peft_model(model, peft_config)
+        elif quantized and not hasattr(model, "peft_config"):
+            raise HfSteerError("a 4-bit model cannot be trained directly: pass peft_config (QLoRA)")
+
+        self._pad_id = processing_class.pad_token_id
+        self._texts = TokenTexts(processing_class)
+        self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
+        self._ref_cache: dict[int, torch.Tensor] = {}
+        self._uses_adapter = hasattr(model, "disable_adapter")
+        if args.loss_type == "margin" and not self._uses_adapter:
+            # Full fine-tuning has no frozen copy to ask later: read the reference logits now.
+            self._fill_reference(model, range(len(self._rows)))
+        prepared = datasets.Dataset.from_dict(
+            {"input_ids": [r.input_ids for r in self._rows], "row_index": list(range(len(self._rows)))}
+        )
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        super().__init__(
+            model=model, args=args, data_collator=self._collate, train_dataset=prepared,
+            processing_class=processing_class, callbacks=callbacks, optimizers=optimizers,
+        )
+
+    # ------------------------------------------------------------------------------------ data
+    def _row_settings(self, row: dict[str, Any], args: ElarablationConfig, vocab_size: int) -> dict[str, Any]:
+        top_k = int(_pick(row.get("top_k"), args.top_k))
+        max_t = float(_pick(row.get("max_threshold"), args.max_threshold))
+        min_t = float(_pick(row.get("min_threshold"), args.min_threshold))
+        validate_hyperparameters(top_k, max_t, min_t, row.get("source") or "context", vocab_size=vocab_size)
+        return dict(top_k=top_k, max_threshold=max_t, min_threshold=min_t,
+                    temperature=float(_pick(row.get("temperature"), args.temperature)))
+
+    def _prepare_rows(self, model, tokenizer, dataset: datasets.Dataset, args: ElarablationConfig) -> list[PreparedRow]:
+        vocab_size = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else len(tokenizer)
+        if args.top_k > vocab_size:
+            raise HfSteerError(f"top_k={args.top_k} is out of range: use a value in 1..{vocab_size}")
+        rows = []
+        for row in dataset:
+            settings = self._row_settings(row, args, vocab_size)
+            rows.append(PreparedRow(input_ids=tokenize_context(row, tokenizer), rules=TokenRules.from_row(row),
+                                    depth=1, context_id=row["id"], **settings))
+        if args.tree_depth == 2:
+            rows += self._expand_tree(model, tokenizer, rows, dataset, args)
+        return rows
+
+    @torch.no_grad()
+    def _expand_tree(self, model, tokenizer, roots: list[PreparedRow], dataset, args) -> list[PreparedRow]:
+        """Depth 2: each good first token (most likely first, up to ``tree_width``) becomes a new context."""
+        children = []
+        device = next(model.parameters()).device
+        for start in range(0, len(roots), args.per_device_train_batch_size):
+            batch = roots[start:start + args.per_device_train_batch_size]
+            ids, mask, pos = left_pad([r.input_ids for r in batch], tokenizer.pad_token_id)
+            logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device)).float().cpu()
+            for row, row_logits, source in zip(batch, logits, dataset.select(range(start, start + len(batch)))):
+                top = (row_logits / row.temperature).topk(row.top_k).indices.tolist()
+                good = [t for t in top if row.rules.classify(self._texts(t)) == "good"][: args.tree_width]
+                for token in good:
+                    children.append(PreparedRow(
+                        input_ids=row.input_ids + [token], rules=row.rules.extended(self._texts(token)),
+                        top_k=row.top_k, temperature=row.temperature, depth=2,
+                        max_threshold=float(_pick(source.get("next_max_threshold"), args.next_max_threshold)),
+                        min_threshold=float(_pick(source.get("next_min_threshold"), args.next_min_threshold)),
+                        context_id=f"{row.context_id}+{self._texts(token)!r}",
+                    ))
+        return children
+
+    def _collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids, mask, positions = left_pad([f["input_ids"] for f in features], self._pad_id)
+        rows = torch.tensor([f["row_index"] for f in features], dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "row_index": rows}
+
+    # ------------------------------------------------------------------------------------ reference
+    @torch.no_grad()
+    def _fill_reference(self, model, indices) -> None:
+        """Cache the frozen model's logits at the slop point of the given rows (margin's tether)."""
+        missing = [i for i in indices if i not in self._ref_cache]
+        if not missing:
+            return
+        device = next(model.parameters()).device
+        ids, mask, pos = left_pad([self._rows[i].input_ids for i in missing], self._pad_id)
+        was_training = model.training
+        model.eval()  # no dropout in the reference
+        # Under DDP/FSDP `model` is a wrapper: switch the adapter off on the PeftModel inside, run the wrapper.
+        peft_model = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
+        if self._uses_adapter:
+            with peft_model.disable_adapter():
+                logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device))
+        else:
+            logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device))
+        model.train(was_training)
+        for i, row_logits in zip(missing, logits.float().cpu()):
+            self._ref_cache[i] = row_logits
+
+    # ------------------------------------------------------------------------------------ loss
+    def _classify(self, topk_ids: torch.Tensor, rows: list[PreparedRow]) -> tuple[torch.Tensor, ...]:
+        good = torch.zeros(topk_ids.shape, dtype=torch.bool)
+        bad = torch.zeros(topk_ids.shape, dtype=torch.bool)
+        valid = torch.zeros(topk_ids.shape, dtype=torch.bool)
+        for b, (row, ids) in enumerate(zip(rows, topk_ids.tolist())):
+            for k, token in enumerate(ids[: row.top_k]):
+                kind = row.rules.classify(self._texts(token))
+                valid[b, k] = kind != "excluded"
+                good[b, k] = kind == "good"
+                bad[b, k] = kind == "bad"
+        return good, bad, valid
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        row_index = inputs["row_index"].tolist()
+        rows = [self._rows[i] for i in row_index]
+        logits = last_position_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"])
+        device = logits.device
+        temperature = torch.tensor([r.temperature for r in rows], device=device)
+        with torch.no_grad():
+            k = max(r.top_k for r in rows)
+            topk_ids = (logits.float() / temperature[:, None]).topk(k, dim=-1).indices
+        good, bad, valid = (m.to(device) for m in self._classify(topk_ids.cpu(), rows))
+        ref_logits = None
+        if self.args.loss_type == "margin":
+            self._fill_reference(model, row_index)
+            ref_logits = torch.stack([self._ref_cache[i] for i in row_index]).to(device)
+        out = elarablation_loss(
+            logits, topk_ids, good, bad, valid,
+            max_threshold=torch.tensor([r.max_threshold for r in rows], device=device),
+            min_threshold=torch.tensor([r.min_threshold for r in rows], device=device),
+            temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
+            tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap,
+        )
+        mode = "train" if model.training else "eval"
+        for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):
+            value = self.accelerator.gather_for_metrics(getattr(out, name)).float().mean().item()
+            self._metrics[f"{mode}/{name}"].append(value)
+        return (out.loss, {"logits": logits}) if return_outputs else out.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        prefix = f"{mode}/"
+        metrics = {k[len(prefix):]: sum(v) / len(v) for k, v in self._metrics.items() if k.startswith(prefix) and v}
+        if mode == "eval":
+            metrics = {f"eval_{k}": v for k, v in metrics.items()}
+        logs.update(metrics)
+        super().log(logs, start_time)
+        for k in [k for k in self._metrics if k.startswith(prefix)]:
+            self._metrics[k].clear()
+
+    # ------------------------------------------------------------------------------------ card
+    def _save_checkpoint(self, model, trial):
+        self.create_model_card(model_name=Path(self.args.output_dir).name)
+        super()._save_checkpoint(model, trial)
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
+                          tags: str | list[str] | None = None, **kwargs) -> None:
+        """A TRL-style README.md in ``output_dir`` (the Hub card with benchmark figures comes from hf_steer.json)."""
+        if not self.is_world_process_zero():
+            return
+        from trl.trainer.utils import generate_model_card
+
+        base = getattr(self.model.config, "_name_or_path", None)
+        tags = {tags} if isinstance(tags, str) else set(tags or [])
+        card = generate_model_card(
+            base_model=base if base and not os.path.isdir(base) else None, model_name=model_name or "",
+            hub_model_id=self.hub_model_id, dataset_name=dataset_name, tags=sorted(tags | set(self._tag_names)),
+            wandb_url=None, trackio_url=None, trainer_name=self._name,
+        )
+        card.save(os.path.join(self.args.output_dir, "README.md"))

@@ -1,0 +1,114 @@
+"""The loss terms on plain tensors: which tokens are punished/rewarded, and which way each variant pushes."""
+
+import math
+
+import pytest
+import torch
+
+from hf_steer.elarablation.loss import LOSS_TYPES, elarablation_loss, split_candidates
+
+
+def _setup(probs):
+    """Logits whose softmax is ``probs`` (one row), with candidates = all tokens."""
+    probs = torch.tensor([probs])
+    logits = probs.log().clone().requires_grad_(True)
+    topk = torch.arange(probs.shape[1])[None]
+    return logits, topk
+
+
+def test_split_punishes_bad_and_too_likely_and_rewards_rare_good():
+    probs = torch.tensor([[0.85, 0.10, 0.03, 0.01, 0.01]])
+    good = torch.tensor([[False, True, True, True, False]])
+    bad = torch.tensor([[True, False, False, False, False]])
+    valid = torch.tensor([[True, True, True, True, False]])  # last one excluded
+    punished, rewarded = split_candidates(probs, good, bad, valid, torch.tensor([0.02]), torch.tensor([0.015]))
+    assert punished.tolist() == [[True, True, True, False, False]]
+    assert rewarded.tolist() == [[False, False, False, True, False]]
+
+
+def test_bad_overrides_good():
+    probs = torch.tensor([[0.001]])
+    both = torch.tensor([[True]])
+    punished, rewarded = split_candidates(probs, both, both, both, torch.tensor([0.02]), torch.tensor([0.015]))
+    assert punished.item() and not rewarded.item()
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_gradient_lowers_bad_and_raises_rare_good(loss_type):
+    logits, topk = _setup([0.85, 0.005, 0.005, 0.14])
+    good = torch.tensor([[False, True, True, False]])
+    bad = torch.tensor([[True, False, False, False]])
+    valid = torch.ones_like(good)
+    out = elarablation_loss(logits, topk, good, bad, valid, loss_type=loss_type, ref_logits=logits.detach())
+    out.loss.backward()
+    # gradient descent moves against the gradient: bad logit down, rare good logits up
+    assert logits.grad[0, 0] > 0
+    assert logits.grad[0, 1] < 0 and logits.grad[0, 2] < 0
+
+
+def test_elarablate_is_plus_log_p_punished_minus_log_p_rewarded():
+    logits, topk = _setup([0.85, 0.01, 0.14])
+    good = torch.tensor([[False, True, False]])
+    bad = torch.tensor([[True, False, False]])
+    out = elarablation_loss(logits, topk, good, bad, torch.ones_like(good), loss_type="elarablate")
+    # token 2 (0.14) is good-by-absence? no: it is neither good nor bad here, but above max -> punished
+    expected = math.log(0.85) + math.log(0.14) - math.log(0.01)
+    assert out.loss.item() == pytest.approx(expected, abs=1e-4)
+    assert out.n_punished.item() == 2 and out.n_rewarded.item() == 1
+
+
+def test_unlikelihood_push_fades_as_p_falls():
+    grads = []
+    for p in (0.5, 0.01):
+        logits, topk = _setup([p, 1 - p])
+        bad = torch.tensor([[True, False]])
+        out = elarablation_loss(logits, topk, ~bad, bad, torch.ones_like(bad), loss_type="unlikelihood",
+                                max_threshold=1.0, min_threshold=0.0)
+        out.loss.backward()
+        grads.append(logits.grad[0, 0].item())
+    assert grads[0] > 10 * grads[1] > 0
+
+
+def test_margin_is_zero_once_targets_are_met_and_tether_holds_other_tokens():
+    logits, topk = _setup([0.01, 0.016, 0.974])
+    good = torch.tensor([[False, True, True]])
+    bad = torch.tensor([[True, False, False]])
+    # candidates are tokens 0 and 1 only: the bad one is below min_threshold, the good one above it
+    out = elarablation_loss(logits, topk[:, :2], good[:, :2], bad[:, :2], torch.ones_like(good[:, :2]),
+                            loss_type="margin", ref_logits=logits.detach())
+    assert out.loss.item() == pytest.approx(0.0, abs=1e-6)
+    # moving an untouched token away from the reference costs tether loss
+    ref = logits.detach().clone()
+    moved = ref.clone()
+    moved[0, 2] += 1.0
+    out = elarablation_loss(moved, topk[:, :1], good[:, :1], bad[:, :1], torch.ones_like(good[:, :1]),
+                            loss_type="margin", ref_logits=ref, max_threshold=0.5, min_threshold=0.001)
+    assert out.loss.item() > 0
+
+
+def test_margin_hinge_is_bounded():
+    logits, topk = _setup([1 - 1e-9, 1e-9])
+    good = torch.tensor([[False, True]])
+    bad = torch.tensor([[True, False]])
+    out = elarablation_loss(logits, topk, good, bad, torch.ones_like(good), loss_type="margin",
+                            ref_logits=logits.detach(), margin_cap=4.0)
+    assert out.loss.item() <= 8.0 + 1e-4
+
+
+def test_diagnostics():
+    logits, topk = _setup([0.5, 0.3, 0.2])
+    bad = torch.tensor([[True, False, False]])
+    out = elarablation_loss(logits, topk, ~bad, bad, torch.ones_like(bad))
+    assert out.top1_prob.item() == pytest.approx(0.5, abs=1e-5)
+    assert out.bad_mass.item() == pytest.approx(0.5, abs=1e-5)
+    h = -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2))
+    assert out.topk_entropy.item() == pytest.approx(h, abs=1e-4)
+
+
+def test_temperature_and_unknown_type():
+    logits, topk = _setup([0.6, 0.4])
+    flat = elarablation_loss(logits, topk, torch.tensor([[True, True]]), torch.tensor([[False, False]]),
+                             torch.tensor([[True, True]]), temperature=100.0)
+    assert flat.top1_prob.item() == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(ValueError, match="loss_type"):
+        elarablation_loss(logits, topk, topk > 0, topk > 0, topk >= 0, loss_type="nope")
