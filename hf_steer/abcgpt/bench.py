@@ -77,6 +77,7 @@ def run_bench(
     sample_length: int = 120,
     seed: int = 0,
     work_dir: str | Path | None = None,
+    throughput_rounds: int = 5,
     log=print,
 ) -> dict:
     """Run the benchmark, write JSON (+ PNG beside it) and return the figures."""
@@ -135,7 +136,7 @@ def run_bench(
     gradual = bool(span > 0 and max_jump <= 0.5)
 
     log("== timing")
-    tps = measure_throughput({"gated": gated, "ungated": ungated}, corpus, base)
+    tps = measure_throughput({"gated": gated, "ungated": ungated}, corpus, base, rounds=throughput_rounds)
     throughput_ratio = round(tps["gated"] / tps["ungated"], 4)
 
     n_params = sum(p.numel() for p in gated.parameters())

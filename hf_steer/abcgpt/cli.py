@@ -40,7 +40,8 @@ def cmd_train(args) -> int:
         gated=not args.ungated, lowercase=args.lowercase,
     )
     result = train(cfg)
-    print(f"saved {result.output_dir} ({result.tokens_per_second:.0f} tokens/s, final train loss {result.final_train_loss:.3f})")
+    if result.is_main_process:
+        print(f"saved {result.output_dir} ({result.tokens_per_second:.0f} tokens/s, final train loss {result.final_train_loss:.3f})")
     return 0
 
 

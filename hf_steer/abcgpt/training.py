@@ -247,6 +247,7 @@ class TrainResult:
     tokens_per_second: float
     final_train_loss: float
     log: list[dict]
+    is_main_process: bool = True
 
 
 def prepare_data(cfg: TrainConfig):
@@ -328,12 +329,15 @@ def train(cfg: TrainConfig, prepared: tuple | None = None) -> TrainResult:
         unwrapped.save_pretrained(out)
         tokenizer.save_pretrained(out)
         atomic_write_json(out / "training_args.json", asdict(cfg))
-        atomic_write_json(out / "training_log.json", {"log": log, "tokens_per_second": tokens_per_second})
+        atomic_write_json(
+            out / "training_log.json",
+            {"log": log, "tokens_per_second": tokens_per_second, "num_processes": accelerator.num_processes},
+        )
         if cfg.write_artifacts:
             write_artifact_files(out, unwrapped, tokenizer, corpus, cfg)
     accelerator.wait_for_everyone()
     final = log[-1]["train_loss"] if log else float("nan")
-    return TrainResult(out, unwrapped, tokenizer, corpus, tokens_per_second, final, log)
+    return TrainResult(out, unwrapped, tokenizer, corpus, tokens_per_second, final, log, accelerator.is_main_process)
 
 
 def _save_checkpoint(accelerator, out: Path, step: int, log: list[dict], keep: int) -> None:

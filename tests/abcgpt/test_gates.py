@@ -1,0 +1,50 @@
+"""The gate math on plain tensors: the N-source formula reduces to the scalar spotlight at N=2."""
+
+import math
+
+import torch
+
+from hf_steer.abcgpt.modeling_abcgpt import draw_source_positions, gate_values
+
+
+def scalar_spotlight(a: float, mu: float) -> float:
+    return math.cos(math.pi / 2 * min(abs(a - mu) / max(mu, 1 - mu), 1.0)) ** 2
+
+
+def test_two_sources_reduce_to_the_scalar_cos2_spotlight():
+    mus = torch.tensor([0.0, 0.03, 0.2, 0.5, 0.77, 1.0])
+    m = torch.stack([1 - mus, mus], dim=1)
+    for a in [0.0, 0.1, 0.3, 0.5, 0.9, 1.0]:
+        got = gate_values(torch.tensor([[1 - a, a]]), m)[0]
+        want = torch.tensor([scalar_spotlight(a, mu.item()) for mu in mus])
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_gate_is_one_at_its_own_position_and_zero_at_the_far_vertex():
+    m = draw_source_positions((50,), 3, torch.Generator().manual_seed(0))
+    assert torch.allclose(gate_values(m, m).diagonal(), torch.ones(50))
+    # A unit sitting at vertex 0 is silenced at every other vertex.
+    corner = torch.tensor([[1.0, 0.0, 0.0]])
+    g = gate_values(torch.eye(3), corner)[:, 0]
+    torch.testing.assert_close(g, torch.tensor([1.0, 0.0, 0.0]), atol=1e-6, rtol=0)
+
+
+def test_gaussian_gate_is_smooth_and_wider_with_width():
+    m = torch.tensor([[1.0, 0.0]])
+    alpha = torch.tensor([[0.6, 0.4]])
+    narrow = gate_values(alpha, m, "gaussian", 0.2).item()
+    wide = gate_values(alpha, m, "gaussian", 0.6).item()
+    assert 0 < narrow < wide < 1
+    assert math.isclose(narrow, math.exp(-(0.4**2) / (2 * 0.2**2)), rel_tol=1e-5)
+
+
+def test_positions_are_u_shaped_on_the_simplex_and_seeded():
+    g = torch.Generator().manual_seed(1)
+    m = draw_source_positions((20000,), 2, g)
+    assert torch.allclose(m.sum(-1), torch.ones(20000))
+    mu = m[:, 1]
+    # arcsine law (= sin²(πu/2)): P(mu < 0.1) = 2/π·asin(√0.1) ≈ 0.205, the middle fifth holds only ≈ 0.128
+    assert abs((mu < 0.1).float().mean().item() - 2 / math.pi * math.asin(math.sqrt(0.1))) < 0.015
+    assert ((mu > 0.4) & (mu < 0.6)).float().mean().item() < 0.15
+    again = draw_source_positions((20000,), 2, torch.Generator().manual_seed(1))
+    assert torch.equal(m, again)

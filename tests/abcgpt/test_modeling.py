@@ -1,0 +1,116 @@
+"""AbcGPTForCausalLM: α handling, KV cache, generate, saving, and one-line errors for bad α."""
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from hf_steer.errors import HfSteerError
+
+from .conftest import tiny_model
+
+
+def test_per_row_alpha_matches_one_alpha_at_a_time():
+    model = tiny_model()
+    x = torch.randint(0, 40, (3, 12))
+    alphas = [0.0, 0.4, 1.0]
+    batched = model(x, alpha=torch.tensor(alphas)).logits
+    for i, a in enumerate(alphas):
+        torch.testing.assert_close(batched[i], model(x[i : i + 1], alpha=a).logits[0], atol=1e-5, rtol=1e-5)
+    # The dial changes the output, and a two-source mixture is the same as the scalar.
+    assert not torch.allclose(batched[0], batched[2], atol=1e-3)
+    torch.testing.assert_close(model(x, alpha=0.4).logits, model(x, alpha=[[0.6, 0.4]]).logits)
+
+
+def test_kv_cache_matches_full_forward_and_generate_uses_alpha():
+    model = tiny_model()
+    x = torch.randint(0, 40, (2, 10))
+    full = model(x, alpha=0.3, use_cache=False).logits
+    prefix = model(x[:, :7], alpha=0.3, use_cache=True)
+    assert prefix.cache is not None and prefix.cache.get_seq_length() == 7
+    rest = model(x[:, 7:], alpha=0.3, cache=prefix.cache, use_cache=True).logits
+    torch.testing.assert_close(rest, full[:, 7:], atol=1e-5, rtol=1e-5)
+
+    greedy = dict(max_new_tokens=12, do_sample=False, pad_token_id=0, eos_token_id=None)
+    cached = model.generate(x[:, :4], alpha=0.3, **greedy)
+    uncached = model.generate(x[:, :4], alpha=0.3, use_cache=False, **greedy)
+    assert cached.shape == (2, 16) and torch.equal(cached, uncached)
+    other = model.generate(x[:, :4], alpha=torch.tensor([0.9, 0.9]), **greedy)
+    assert not torch.equal(cached, other)
+
+
+def test_left_padding_gives_the_same_next_token_logits():
+    model = tiny_model()
+    x = torch.randint(1, 40, (1, 8))
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), x], dim=1)
+    mask = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 8, dtype=torch.long)], dim=1)
+    plain = model(x, alpha=0.5).logits[:, -1]
+    with_pad = model(padded, alpha=0.5, attention_mask=mask).logits[:, -1]
+    torch.testing.assert_close(plain, with_pad, atol=1e-5, rtol=1e-5)
+
+
+def test_three_sources_take_a_mixture_per_row():
+    model = tiny_model(source_names=["a", "b", "c"])
+    x = torch.randint(0, 40, (2, 6))
+    mix = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    out = model(x, alpha=mix).logits
+    torch.testing.assert_close(out[1:], model(x[1:], alpha=[0.2, 0.3, 0.5]).logits)
+    assert model.transformer.m_heads.shape == (2, 2, 3)
+
+
+def test_ungated_model_has_no_positions_and_ignores_alpha():
+    model = tiny_model(gate_residual=False, gate_mlp=False, gate_heads=False)
+    assert [n for n, _ in model.named_buffers()] == []
+    x = torch.randint(0, 40, (1, 6))
+    torch.testing.assert_close(model(x, alpha=0.0).logits, model(x, alpha=1.0).logits)
+
+
+def test_save_and_reload_keeps_each_position_tensor_once(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+        m_mlp = f.get_tensor("transformer.m_mlp")
+    assert sorted(k for k in keys if ".m_" in k) == ["transformer.m_heads", "transformer.m_mlp", "transformer.m_residual"]
+    torch.testing.assert_close(m_mlp, model.transformer.m_mlp)
+    ptrs = [b.data_ptr() for b in model.buffers()]
+    assert len(set(ptrs)) == len(ptrs)  # no buffer is a view of another
+
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)  # registered in-package: no remote code needed
+    assert type(reloaded).__name__ == "AbcGPTForCausalLM"
+    x = torch.randint(0, 40, (1, 9))
+    torch.testing.assert_close(reloaded(x, alpha=0.7).logits, model(x, alpha=0.7).logits)
+
+
+def test_same_seed_same_positions_other_seed_other_positions():
+    a, b, c = tiny_model(), tiny_model(), tiny_model(m_seed=4)
+    assert torch.equal(a.transformer.m_residual, b.transformer.m_residual)
+    assert not torch.equal(a.transformer.m_residual, c.transformer.m_residual)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "needle"),
+    [
+        (1.5, "alpha is 1.5: it must lie in [0, 1] (0 = stories, 1 = plays)"),
+        (-0.1, "must lie in [0, 1]"),
+        (float("nan"), "alpha contains NaN"),
+        (torch.tensor([0.1, 0.2, 0.3]), "alpha has shape (3,) but the batch has 2 rows"),
+        (torch.zeros(2, 3), "alpha has shape (2, 3)"),
+        ([[0.5, 0.6]], "does not sum to 1"),
+    ],
+)
+def test_bad_alpha_is_one_clear_line(alpha, needle):
+    model = tiny_model()
+    with pytest.raises(HfSteerError) as e:
+        model(torch.randint(0, 40, (2, 5)), alpha=alpha)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_mixture_for_three_sources():
+    model = tiny_model(source_names=["a", "b", "c"])
+    x = torch.randint(0, 40, (1, 5))
+    with pytest.raises(HfSteerError, match="does not sum to 1"):
+        model(x, alpha=[0.5, 0.5, 0.5])
+    with pytest.raises(HfSteerError, match=r"pass a mixture of 3 weights \(a, b, c\)"):
+        model(x, alpha=0.3)

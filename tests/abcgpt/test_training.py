@@ -1,0 +1,85 @@
+"""Source sampling, held-out split, tokenizer, a tiny training run, resume, and the saved artifact."""
+
+import json
+
+import numpy as np
+import torch
+
+from hf_steer.abcgpt.tokenization_abcgpt import build_char_tokenizer
+from hf_steer.abcgpt.training import sample_mixtures, sample_sources, split_text, train
+
+from .conftest import tiny_train_config
+
+
+def test_alpha_is_arcsine_and_source_follows_alpha():
+    rng = np.random.default_rng(0)
+    mix = sample_mixtures(rng, 40000, 2)
+    alpha = mix[:, 1]
+    assert abs(alpha.mean() - 0.5) < 0.01
+    assert abs(alpha.var() - 1 / 8) < 0.005  # Beta(½, ½) variance = 1/8
+    src = sample_sources(rng, mix)
+    # Bernoulli(α): rows with high α are mostly the second source, rows with low α mostly the first.
+    assert src[alpha > 0.9].mean() > 0.9 and src[alpha < 0.1].mean() < 0.1
+    assert abs(src.mean() - 0.5) < 0.02
+
+
+def test_three_source_mixtures_are_dirichlet_and_categorical():
+    rng = np.random.default_rng(1)
+    mix = sample_mixtures(rng, 30000, 3)
+    np.testing.assert_allclose(mix.sum(1), 1.0)
+    src = sample_sources(rng, mix)
+    assert set(np.unique(src)) == {0, 1, 2}
+    for k in range(3):  # E[1{source=k}] = E[mixture_k] = 1/3, and rows pick the source their mixture favours
+        assert abs((src == k).mean() - 1 / 3) < 0.02
+        assert (src[mix[:, k] > 0.9] == k).mean() > 0.9
+
+
+def test_validation_is_the_end_of_the_file():
+    text = "".join(chr(65 + i % 26) for i in range(1000))
+    tr, va = split_text(text, 0.1)
+    assert tr + va == text and len(va) == 100 and text.endswith(va)
+
+
+def test_char_tokenizer_keeps_case_and_round_trips(tmp_path):
+    tok = build_char_tokenizer(["Once upon a time\nROMEO: Hi!"])
+    text = "ROMEO: once\nOnce"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text) and tok.decode(ids) == text
+    assert tok.convert_tokens_to_ids("R") != tok.convert_tokens_to_ids("r")
+    assert tok.decode(tok("Zq", add_special_tokens=False)["input_ids"]) == "<unk><unk>"
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(text, add_special_tokens=False)["input_ids"] == ids
+    lower = build_char_tokenizer(["Hello"], lowercase=True)
+    assert lower.decode(lower("HeLLo", add_special_tokens=False)["input_ids"]) == "hello"
+
+
+def test_tiny_training_writes_a_pushable_folder(tiny_sources, tmp_path):
+    result = train(tiny_train_config(tiny_sources, tmp_path / "run", steps=8))
+    out = tmp_path / "run"
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["log"][-1]["step"] == 8 and log["log"][-1]["train_loss"] < log["log"][0]["train_loss"]
+    meta = json.loads((out / "hf_steer.json").read_text())
+    assert meta["artifact"] == "custom_code_model" and meta["method"] == "abcgpt"
+    assert meta["plots"] == ["alpha_curves.png"] and (out / "alpha_curves.png").stat().st_size > 1000
+    assert set(meta["metrics"]["loss_by_alpha"]) == {"tinystories", "shakespeare"}
+    assert len(meta["metrics"]["loss_by_alpha"]["shakespeare"]) == 11
+    for name in ("modeling_abcgpt.py", "configuration_abcgpt.py", "tokenizer.json", "model.safetensors"):
+        assert (out / name).is_file()
+    assert json.loads((out / "config.json").read_text())["auto_map"]["AutoModelForCausalLM"] == "modeling_abcgpt.AbcGPTForCausalLM"
+    assert result.model.config.source_names == ["tinystories", "shakespeare"]
+
+
+def test_resume_continues_exactly_where_it_stopped(tiny_sources, tmp_path):
+    straight = train(tiny_train_config(tiny_sources, tmp_path / "a", steps=6, write_artifacts=False))
+    # The interrupted run: 4 of 6 steps with a checkpoint at step 4 ...
+    train(tiny_train_config(tiny_sources, tmp_path / "b", steps=4, save_every=2, write_artifacts=False))
+    ckpt = tmp_path / "b" / "checkpoints"
+    assert [p.name for p in ckpt.iterdir()] == ["step-2"]  # step 4 was the end; only step 2 kept
+    resumed = train(tiny_train_config(tiny_sources, tmp_path / "b", steps=6, resume=True, write_artifacts=False))
+    assert [e["step"] for e in resumed.log] == [2, 4, 6]
+    # ... resumed from step 2 with its optimizer state and the same per-step data matches the straight run.
+    for (name, p), q in zip(straight.model.named_parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=name)
