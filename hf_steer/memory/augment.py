@@ -40,6 +40,25 @@ QUESTION_TEMPLATES = (
 )
 
 
+# Replay anchors: ordinary requests answered by the *base* model, mixed into every chunk's training so
+# the adapter learns "answer memories, leave everything else alone" (without them a chunk adapter
+# starts answering every question with its facts). Disjoint from the benchmark's locality questions.
+ANCHOR_QUESTIONS = (
+    "What is the tallest mountain in the world?",
+    "Tell me a fun fact about cats.",
+    "How do I boil an egg?",
+    "What is photosynthesis?",
+    "Who painted the Mona Lisa?",
+    "Give me a tip for better sleep.",
+    "Translate 'good morning' into French.",
+    "Why do leaves change colour in autumn?",
+    "What is a noun?",
+    "Write one sentence about the sea.",
+    "How far is the Moon from the Earth?",
+    "Suggest a name for a pet goldfish.",
+)
+
+
 @dataclass
 class Augmented:
     """Training pairs for one chunk plus the probe questions kept in the catalog."""

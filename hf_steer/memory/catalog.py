@@ -39,6 +39,8 @@ def check_name(name: str, what: str = "adapter name") -> str:
         raise HfSteerError(
             f"{what} {name!r} is not allowed: use 1-64 letters, digits, '_' or '-', starting with a letter or digit"
         )
+    if name in "lora_":  # PEFT matches adapter names inside parameter keys; these would hit 'lora_A' etc.
+        raise HfSteerError(f"{what} {name!r} is too short to be safe with PEFT: use a name like 'm001'")
     return name
 
 

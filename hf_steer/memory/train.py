@@ -31,7 +31,8 @@ class TrainPreset:
     """How one chunk becomes one adapter.
 
     ``top_layers`` > 0 adapts only the last that many decoder layers (enables frozen-prefix caching);
-    0 adapts every layer. ``steps`` counts optimizer steps; ``epochs`` (when set) overrides it with
+    0 adapts every layer. ``anchors`` base-model answers to ordinary questions are replayed in each
+    chunk's training to keep unrelated answers unchanged. ``steps`` counts optimizer steps; ``epochs`` (when set) overrides it with
     ``epochs * ceil(n_examples / batch_size)``. ``batch_size`` 0 means "all examples in one batch".
     """
 
@@ -46,6 +47,7 @@ class TrainPreset:
     max_length: int = 96
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     top_layers: int = 6
+    anchors: int = 8
     weight_decay: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -62,7 +64,7 @@ PRESETS: dict[str, TrainPreset] = {
     # The issue author's GPU settings (text-generation-webui defaults: q_proj + v_proj, every layer).
     "author": TrainPreset(
         name="author", r=64, alpha=128.0, dropout=0.05, lr=1e-4, epochs=10, batch_size=2, max_length=256,
-        target_modules=("q_proj", "v_proj"), top_layers=0,
+        target_modules=("q_proj", "v_proj"), top_layers=0, anchors=0,
     ),
 }
 

@@ -26,7 +26,18 @@ def fake_embedder(texts):
 
 
 # Tiny runs: a few steps on the top layer only (the tiny model has 2 layers).
-TINY = dict(steps=3, r=4, alpha=8.0, top_layers=1, max_length=64)
+TINY = dict(steps=3, r=4, alpha=8.0, top_layers=1, max_length=64, anchors=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy CPU multi-thread ops stall badly."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

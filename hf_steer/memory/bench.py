@@ -1,0 +1,198 @@
+"""`hf-steer memory bench`: teach invented facts chunk by chunk and measure recall, locality and forgetting.
+
+Protocol (bundled model, CPU, greedy decoding, an answer counts when it *contains* the expected word):
+
+1. base: recall of every question and the answers to the locality questions, with no adapter;
+2. remember each chunk as its own adapter (timed); after each one, recall of every fact taught so far
+   with all adapters stacked (``recall_after_stack``);
+3. final figures with the full stack: ``recall`` (paraphrased questions), ``reversed_recall``,
+   ``locality`` (share of unrelated answers identical to the base's), ``kl_heldout_nats`` (mean
+   per-token KL(base || memory) on held-out prose);
+4. retrieval-only (adapters off, top-k chunks in the prompt) and retrieval + adapters;
+5. roll-ups of every chunk adapter with ``cat`` and ``svd``, recall with the roll-up alone;
+6. forget the first chunk: its facts' recall (``forgotten_recall``, to compare with ``base_recall`` of
+   the same facts) and the other facts' recall (``others_after_forget``, to compare with ``recall``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..utils import atomic_write_json, set_seed
+from . import bench_data as data
+from .memory import LoraMemory
+
+GOALS = {"seconds_per_chunk": 10.0, "recall": 0.90, "locality": 0.95, "recall_after_stack_last": 0.85,
+         "recall_after_rollup": 0.80}
+
+
+def _contains(answer: str, expected: str) -> bool:
+    return expected.lower() in answer.lower()
+
+
+def _recall(mem: LoraMemory, qa: list[tuple[str, str]], **kw) -> tuple[float, list[str]]:
+    if not qa:
+        return float("nan"), []
+    answers = mem.ask_many([q for q, _ in qa], **kw)
+    return sum(_contains(a, e) for a, (_, e) in zip(answers, qa)) / len(qa), answers
+
+
+@torch.no_grad()
+def _heldout_kl(mem: LoraMemory, text: str) -> float:
+    """Mean per-token KL(base || memory) in nats over a held-out text."""
+    ids = mem.tokenizer(text, return_tensors="pt")["input_ids"]
+    model = mem.peft if mem.peft is not None else mem.model
+    if mem.peft is None:
+        return 0.0
+    with mem.peft.disable_adapter():
+        base = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
+    new = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
+    return float((base.exp() * (base - new)).sum(-1).mean())
+
+
+def questions(facts) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(paraphrased questions, reversed questions), each as (question, expected word)."""
+    para = [(q, f[1]) for f in facts for q in f[2]]
+    rev = [f[3] for f in facts]
+    return para, rev
+
+
+def run_bench(
+    *,
+    model: str | None = None,
+    n_facts: int = 20,
+    facts_per_chunk: int = 4,
+    preset: str = "fast-cpu",
+    overrides: dict[str, Any] | None = None,
+    svd_rank: int | None = None,
+    retrieval_k: int = 1,
+    use_retrieval: bool = True,
+    max_new_tokens: int = 24,
+    seed: int = 0,
+    output_json: str | os.PathLike | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Run the benchmark and return (and optionally write) its figures."""
+    from ..models import load_model
+
+    set_seed(seed)
+    facts = data.FACTS[:n_facts]
+    chunks = data.chunks(facts_per_chunk, n_facts)
+    per_chunk = [facts[i : i + facts_per_chunk] for i in range(0, len(facts), facts_per_chunk)]
+    t0 = time.perf_counter()
+    base_model, tok = load_model(model, device="cpu")
+    workdir = tempfile.mkdtemp(prefix="hf_steer_memory_bench_")
+    mem = LoraMemory(base_model, tok, base_model=model or "bundled", folder=workdir, preset=preset,
+                     embedder="default" if use_retrieval else None, seed=seed)
+    if overrides:
+        from .train import get_preset
+
+        mem.preset = get_preset(mem.preset, **overrides)
+    ask = dict(max_new_tokens=max_new_tokens)
+    para, rev = questions(facts)
+    loc_q = [q for q, _ in data.LOCALITY]
+    result: dict[str, Any] = {
+        "model": model or "bundled SmolLM2-135M-Instruct", "n_facts": len(facts), "n_chunks": len(chunks),
+        "n_paraphrased_questions": len(para), "n_reversed_questions": len(rev), "n_locality_questions": len(loc_q),
+        "preset": mem.preset.to_dict(),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                    "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+    }
+    log(f"bench: {len(facts)} facts in {len(chunks)} chunks, preset {mem.preset.name}")
+
+    result["base_recall"], base_answers = _recall(mem, para, **ask)
+    result["base_reversed_recall"], _ = _recall(mem, rev, **ask)
+    base_loc = mem.ask_many(loc_q, **ask)
+    log(f"base recall {result['base_recall']:.3f}")
+
+    seconds, train_seconds, curve = [], [], []
+    for i, chunk in enumerate(chunks):
+        start = time.perf_counter()
+        row = mem.remember(chunk)
+        seconds.append(time.perf_counter() - start)
+        train_seconds.append(row["train"]["seconds"])
+        seen_para, _ = questions([f for c in per_chunk[: i + 1] for f in c])
+        r, _ = _recall(mem, seen_para, **ask)
+        curve.append(round(r, 4))
+        log(f"chunk {i + 1}/{len(chunks)}: {seconds[-1]:.1f} s (training {train_seconds[-1]:.1f} s), "
+            f"recall so far {r:.3f} with {i + 1} adapters stacked")
+    result["seconds_per_chunk"] = round(sum(seconds) / len(seconds), 2)
+    result["train_seconds_per_chunk"] = round(sum(train_seconds) / len(train_seconds), 2)
+    result["seconds_each_chunk"] = [round(s, 2) for s in seconds]
+    result["recall_after_stack"] = curve
+
+    result["recall"], answers = _recall(mem, para, **ask)
+    result["reversed_recall"], _ = _recall(mem, rev, **ask)
+    loc = mem.ask_many(loc_q, **ask)
+    result["locality"] = sum(a == b for a, b in zip(base_loc, loc)) / len(loc_q)
+    result["kl_heldout_nats"] = round(_heldout_kl(mem, data.HELDOUT), 5)
+    result["examples"] = [{"question": q, "expected": e, "base": b, "memory": a}
+                          for (q, e), b, a in list(zip(para, base_answers, answers))[:: max(1, len(para) // 8)]]
+    log(f"recall {result['recall']:.3f}, reversed {result['reversed_recall']:.3f}, locality {result['locality']:.3f}, "
+        f"KL {result['kl_heldout_nats']:.4f} nats")
+
+    if use_retrieval:
+        result["retrieval_only_recall"], _ = _recall(mem, para, adapters=False, retrieve=True, k=retrieval_k, **ask)
+        result["retrieval_adapters_recall"], _ = _recall(mem, para, adapters=True, retrieve=True, k=retrieval_k, **ask)
+        log(f"retrieval only {result['retrieval_only_recall']:.3f}, retrieval + adapters "
+            f"{result['retrieval_adapters_recall']:.3f}")
+
+    chunk_names = mem.names("chunk")
+    for method in ("cat", "svd"):
+        kw = {"svd_rank": svd_rank} if method == "svd" else {}
+        row = mem.rollup(chunk_names, method=method, **kw)
+        result[f"recall_after_rollup_{method}"], _ = _recall(mem, para, **ask)
+        result[f"rollup_{method}_rank"] = row["r"]
+        log(f"roll-up {method} (rank {row['r']}): recall {result[f'recall_after_rollup_{method}']:.3f}")
+        mem.forget(row["name"])
+        mem.stack(chunk_names)
+
+    if len(chunks) > 1:
+        gone, rest = questions(per_chunk[0])[0], questions([f for c in per_chunk[1:] for f in c])[0]
+        before_rest, _ = _recall(mem, rest, **ask)
+        base_gone, _ = _recall(mem, gone, adapters=False, **ask)
+        mem.forget(chunk_names[0])
+        result["forgotten_recall"], _ = _recall(mem, gone, **ask)
+        result["forgotten_base_recall"] = base_gone
+        result["others_before_forget"] = before_rest
+        result["others_after_forget"], _ = _recall(mem, rest, **ask)
+        log(f"forgot {chunk_names[0]}: its recall {result['forgotten_recall']:.3f} (base {base_gone:.3f}), "
+            f"others {result['others_after_forget']:.3f} (before {before_rest:.3f})")
+
+    result["goals"] = GOALS
+    result["total_seconds"] = round(time.perf_counter() - t0, 1)
+    if output_json:
+        atomic_write_json(output_json, result)
+        _plot(result, Path(output_json).with_suffix(".png"))
+    return result
+
+
+def _plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    curve = result["recall_after_stack"]
+    ax1.plot(range(1, len(curve) + 1), curve, marker="o")
+    ax1.axhline(0.85, ls="--", c="grey", lw=0.8)
+    ax1.set(xlabel="adapters stacked", ylabel="recall of facts taught so far", ylim=(0, 1.05), title="Retention")
+    keys = ["base_recall", "recall", "reversed_recall", "locality", "retrieval_only_recall",
+            "retrieval_adapters_recall", "recall_after_rollup_cat", "recall_after_rollup_svd",
+            "forgotten_recall", "others_after_forget"]
+    keys = [k for k in keys if k in result]
+    ax2.barh(keys, [result[k] for k in keys])
+    ax2.set(xlim=(0, 1.05), title=f"{result['seconds_per_chunk']} s/chunk")
+    ax2.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+

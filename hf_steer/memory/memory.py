@@ -1,0 +1,586 @@
+"""``LoraMemory``: a base model plus ONE PeftModel holding many named adapters, backed by a catalog.
+
+How the pieces map onto PEFT (peft>=0.21):
+
+* ``remember(chunk)`` adds a fresh adapter, makes it the only active *and* the only trainable one
+  (``base_model.set_adapter([name])``), trains it, then re-activates the stack. Nothing else is
+  active during training, so an adapter learns its chunk against the bare base and can later be
+  stacked, rolled up or forgotten independently.
+* Stacking is PEFT multi-adapter activation: ``base_model.set_adapter([a, b, ...])``. Every LoRA layer
+  then adds ``sum_i scale_i * B_i A_i x`` to its base output -- an exact sum of the deltas.
+* ``rollup`` is ``add_weighted_adapter`` into a FRESH name (PEFT silently returns when the name
+  exists, so we check). ``cat`` is exact (rank = sum of ranks); ``svd`` compresses to a chosen rank;
+  ``ties``/``dare_ties`` prune and sign-elect. Members stay loaded (inactive) so a roll-up can be
+  rebuilt from the survivors when one of them is forgotten.
+* Nothing is ever merged into 4-bit weights: re-quantizing would erase the small deltas. A merged
+  16-bit copy is written from a fresh 16-bit load instead (:meth:`save_merged`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import HfSteerError
+from ..utils import atomic_write_json
+from . import augment as aug
+from . import retrieval
+from .catalog import Catalog, base_fingerprint, check_name
+from .train import TrainPreset, get_preset, lora_config, train_adapter
+
+ROLLUP_METHODS = ("cat", "svd", "ties", "dare_ties", "linear")
+
+
+def default_folder() -> Path:
+    """Where memories live unless told otherwise: ``$HF_STEER_MEMORY`` or the hf_steer cache."""
+    if os.environ.get("HF_STEER_MEMORY"):
+        return Path(os.environ["HF_STEER_MEMORY"]).expanduser()
+    from ..models import cache_dir
+
+    return cache_dir() / "memory"
+
+
+def linear_module_names(model) -> set[str]:
+    """Short names of the model's Linear layers (what ``target_modules`` may name)."""
+    names = set()
+    for full, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt", "Conv1D"):
+            names.add(full.rsplit(".", 1)[-1])
+    names.discard("lm_head")
+    return names
+
+
+def is_4bit(model) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return bool(getattr(base, "is_loaded_in_4bit", False)) or any(
+        type(m).__name__ == "Linear4bit" for m in base.modules()
+    )
+
+
+def save_adapter_folder(peft_model, name: str, folder: Path, meta: dict[str, Any]) -> None:
+    """Write one adapter as ``adapter_model.safetensors`` + ``adapter_config.json`` + ``hf_steer.json``.
+
+    PEFT's ``save_pretrained`` puts a non-default adapter in a subfolder; writing the state dict
+    ourselves keeps one flat folder per adapter that ``load_adapter(folder, name)`` reads back.
+    """
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    state = get_peft_model_state_dict(peft_model, adapter_name=name)
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(folder / "adapter_model.safetensors"))
+    peft_model.peft_config[name].save_pretrained(str(folder))
+    atomic_write_json(folder / "hf_steer.json", meta)
+
+
+class LoraMemory:
+    """Remember conversation chunks as stackable LoRA adapters over one base model.
+
+    Args:
+        model, tokenizer: an already loaded base (as from :func:`hf_steer.models.load_model`); when
+            ``model`` is None, ``base_model`` is loaded (None = the bundled SmolLM2-135M-Instruct).
+        folder: where profiles live (default :func:`default_folder`); each profile is its own catalog.
+        profile: the catalog to use ("work", "personal", ...).
+        preset: training preset name or :class:`~hf_steer.memory.train.TrainPreset`.
+        load_in_4bit: load the base in nf4 (only when ``model`` is None).
+        embedder: ``"default"`` (MiniLM), None (no retrieval) or a callable ``list[str] -> (n, d)``.
+        seed: seed for each adapter's training (offset by the adapter's index).
+    """
+
+    def __init__(
+        self,
+        model=None,
+        tokenizer=None,
+        *,
+        base_model: str | None = None,
+        folder: str | os.PathLike | None = None,
+        profile: str = "default",
+        preset: str | TrainPreset = "fast-cpu",
+        load_in_4bit: bool = False,
+        embedder: Any = "default",
+        seed: int = 0,
+        device: str | None = None,
+    ):
+        from ..models import load_model, resolve_model_path
+
+        if model is None:
+            self.base_path = resolve_model_path(base_model)
+            model, tokenizer = load_model(self.base_path, load_in_4bit=load_in_4bit, device=device)
+        else:
+            if tokenizer is None:
+                raise HfSteerError("tokenizer is missing: pass the tokenizer that goes with the model")
+            self.base_path = base_model or getattr(model.config, "name_or_path", "") or "unknown"
+        self.model = model
+        self.tokenizer = tokenizer
+        self.peft = None  # the PeftModel, created with the first adapter
+        self.preset = get_preset(preset)
+        self.seed = seed
+        self.quantized = is_4bit(model)
+        self.fingerprint = base_fingerprint(model)
+        self.folder = Path(folder) if folder is not None else default_folder()
+        self.embedder = retrieval.SentenceEmbedder() if embedder == "default" else embedder
+        self._module_names = linear_module_names(model)
+        self.catalog: Catalog
+        self.use_profile(profile)
+
+    # -- profiles and loading ---------------------------------------------------------------------
+    @property
+    def profile(self) -> str:
+        return self._profile
+
+    def use_profile(self, profile: str) -> None:
+        """Switch to another profile: unload every adapter, open (or create) its catalog, load its adapters."""
+        check_name(profile, "profile name")
+        self._unload_all()
+        self._profile = profile
+        self.catalog = Catalog(self.folder / profile, self.base_path, self.fingerprint)
+        for name in self.catalog.rows:
+            folder = self.catalog.adapter_dir(name)
+            if not (folder / "adapter_model.safetensors").is_file():
+                raise HfSteerError(
+                    f"adapter folder {folder} named in the catalog is missing: restore it or remove row {name!r}"
+                )
+            self._load_folder(name, folder)
+        self._activate(self.catalog.active)
+
+    def _unload_all(self) -> None:
+        if self.peft is not None:
+            self.model = self.peft.unload()  # removes every LoRA layer, restores the plain base modules
+            self.peft = None
+
+    def _load_folder(self, name: str, folder: Path) -> None:
+        from peft import PeftModel
+
+        if self.peft is None:
+            self.peft = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name, is_trainable=False)
+        else:
+            self.peft.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+
+    def _add_fresh(self, name: str, config) -> None:
+        from peft import get_peft_model
+
+        if self.peft is None:
+            self.peft = get_peft_model(self.model, config, adapter_name=name)
+        else:
+            self.peft.add_adapter(name, config)
+
+    def _delete(self, name: str) -> None:
+        self.catalog.active = [n for n in self.catalog.active if n != name]
+        if self.peft is None or name not in self.peft.peft_config:
+            return
+        if len(self.peft.peft_config) == 1:
+            self._unload_all()  # PEFT cannot hold zero adapters: go back to the bare base
+        else:
+            self.peft.delete_adapter(name)
+
+    def _activate(self, names: Sequence[str]) -> None:
+        # dict.fromkeys: an adapter listed twice would be added twice to the sum
+        names = [n for n in dict.fromkeys(names) if self.peft is not None and n in self.peft.peft_config]
+        if self.peft is not None:
+            # inference_mode=True: active for the forward pass, frozen for any optimizer.
+            self.peft.base_model.set_adapter(list(names), inference_mode=True)
+        self.catalog.active = list(names)
+
+    # -- introspection --------------------------------------------------------------------------
+    def names(self, kind: str | None = None) -> list[str]:
+        return self.catalog.names(kind)
+
+    @property
+    def active(self) -> list[str]:
+        return list(self.catalog.active)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One summary dict per adapter (for ``/list`` and ``hf-steer memory list``)."""
+        out = []
+        for name, row in self.catalog.rows.items():
+            out.append({
+                "name": name, "kind": row.get("kind"), "active": name in self.catalog.active,
+                "created": row.get("created"), "tokens": row.get("tokens"), "r": row.get("r"),
+                "members": row.get("members"), "rolled_into": self.rollups_containing(name),
+                "summary": (row.get("statements") or [""])[0][:60],
+            })
+        return out
+
+    def rollups_containing(self, name: str) -> list[str]:
+        return [n for n, r in self.catalog.rows.items() if r.get("kind") == "rollup" and name in r.get("members", [])]
+
+    # -- remember -------------------------------------------------------------------------------
+    def _config_for(self, preset: TrainPreset):
+        num_layers = getattr(self.model.config, "num_hidden_layers", None) or getattr(self.model.config, "n_layer", 1)
+        return lora_config(preset, num_layers, self._module_names)
+
+    def remember(
+        self,
+        chunk: str | Sequence[dict] | Sequence[str],
+        name: str | None = None,
+        *,
+        preset: str | TrainPreset | None = None,
+        activate: bool = True,
+        **overrides,
+    ) -> dict[str, Any]:
+        """Teach one chunk as a fresh adapter; returns its catalog row.
+
+        ``overrides`` change single preset fields (``steps=20``, ``r=16``, ...).
+        """
+        preset = get_preset(preset or self.preset, **overrides)
+        name = check_name(name) if name is not None else self.catalog.new_name()
+        if name in self.catalog or (self.peft is not None and name in self.peft.peft_config):
+            raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
+        augmented = aug.augment(chunk, self.tokenizer)  # validates the chunk before any model work
+        turns = aug.normalize_chunk(chunk)
+        row = self._train_new(name, turns, augmented, preset, self.anchors(preset.anchors))
+        self._finish_row(name, row)
+        if activate:
+            self._activate([*self.catalog.active, name])
+        self.catalog.save()
+        return row
+
+    def anchors(self, n: int) -> list[tuple[str, str]]:
+        """``n`` (prompt, base answer) replay pairs; generated once per base model and cached on disk."""
+        if n <= 0:
+            return []
+        path = self.folder / f"anchors-{self.fingerprint}.json"
+        cached = json.loads(path.read_text()) if path.is_file() else {}
+        questions = list(aug.ANCHOR_QUESTIONS[:n])
+        missing = [q for q in questions if q not in cached]
+        if missing:
+            for q, a in zip(missing, self.ask_many(missing, adapters=False, max_new_tokens=24)):
+                cached[q] = a
+            atomic_write_json(path, cached)
+        return [(aug.chat_prompt(self.tokenizer, q), cached[q]) for q in questions if cached[q]]
+
+    def _train_new(
+        self, name: str, turns: list[dict], augmented: aug.Augmented, preset: TrainPreset,
+        anchors: list[tuple[str, str]] = (),
+    ) -> dict:
+        previous = list(self.catalog.active)
+        self._add_fresh(name, self._config_for(preset))
+        try:
+            # The new adapter alone: active and trainable; every other adapter inactive and frozen.
+            self.peft.base_model.set_adapter([name], inference_mode=False)
+            stats = train_adapter(
+                self.peft, self.tokenizer, name, augmented.examples + list(anchors), preset,
+                seed=self.seed + len(self.catalog),
+            )
+        except BaseException:
+            self._delete(name)
+            self._activate(previous)
+            raise
+        self._activate(previous)
+        cfg = self.peft.peft_config[name]
+        return {
+            "name": name, "kind": "chunk", "turns": turns, "statements": augmented.statements,
+            "probes": augmented.probes, "tokens": stats["tokens"], "preset": preset.to_dict(),
+            "r": cfg.r, "target_modules": sorted(cfg.target_modules), "layers": cfg.layers_to_transform,
+            "train": stats,
+        }
+
+    def _finish_row(self, name: str, row: dict[str, Any]) -> None:
+        """Save the adapter folder, embed the chunk, then add the row (folder first: a row never dangles)."""
+        meta = {
+            "method": "lora_memory", "artifact": "adapter", "base_model": self.base_path,
+            "base_fingerprint": self.fingerprint, "datasets": [], "hyperparameters": row.get("preset", {}),
+            "metrics": row.get("train", {}), "plots": [],
+            "description": f"LoRA memory adapter {name!r} ({row['kind']}) of profile {self.profile!r}.",
+        }
+        self.catalog.write_adapter(name, lambda tmp: save_adapter_folder(self.peft, name, tmp, meta))
+        if row["kind"] == "chunk" and self.embedder is not None:
+            row["embedding"] = [round(float(x), 6) for x in self.embedder([retrieval.chunk_text(row)])[0]]
+        self.catalog.add(row, save=False)
+
+    def add_trained(self, folder: str | os.PathLike, row: dict[str, Any], activate: bool = True) -> dict[str, Any]:
+        """Take in an adapter trained elsewhere (the background worker): check it, load it, catalog it."""
+        folder = Path(folder)
+        name = check_name(row["name"])
+        if name in self.catalog:
+            raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
+        meta_file = folder / "hf_steer.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        if meta.get("base_fingerprint") and meta["base_fingerprint"] != self.fingerprint:
+            raise HfSteerError(
+                f"adapter {folder} was trained on base {meta.get('base_model')!r} ({meta['base_fingerprint']}), "
+                f"not on this memory's base ({self.fingerprint}): train it on the same base model"
+            )
+        self._load_folder(name, folder)
+        row = dict(row)
+        self._finish_row(name, row)
+        if activate:
+            self._activate([*self.catalog.active, name])
+        self.catalog.save()
+        return row
+
+    # -- stack ----------------------------------------------------------------------------------
+    def stack(self, names: Sequence[str] | None = None) -> list[str]:
+        """Activate exactly these adapters at once (default: every chunk adapter not rolled up)."""
+        if names is None:
+            rolled = {m for n in self.names("rollup") for m in self.catalog.rows[n].get("members", [])}
+            names = [n for n in self.names("chunk") if n not in rolled] + self.names("rollup")
+        for n in names:
+            self.catalog.get(n)
+        self._activate(list(dict.fromkeys(names)))
+        self.catalog.save()
+        return self.active
+
+    # -- roll-up --------------------------------------------------------------------------------
+    def _check_rollup(self, names: Sequence[str], method: str, weights) -> list[float]:
+        if method not in ROLLUP_METHODS:
+            raise HfSteerError(f"roll-up method {method!r} is unknown: use one of {', '.join(ROLLUP_METHODS)}")
+        if not names:
+            raise HfSteerError("roll-up needs at least one adapter: pass adapter names (see `/list`)")
+        rows = [self.catalog.get(n) for n in names]  # unknown names raise here
+        if len(set(names)) != len(names):
+            raise HfSteerError(f"roll-up names {list(names)} repeat an adapter: pass each adapter once")
+        bases = {r.get("base_fingerprint", self.fingerprint) for r in rows}
+        if len(bases) > 1:
+            raise HfSteerError(f"adapters {list(names)} were trained on different base models ({sorted(bases)}): roll up adapters of one base only")
+        shapes = {(tuple(r.get("target_modules") or []), tuple(r.get("layers") or [])) for r in rows}
+        if len(shapes) > 1:
+            raise HfSteerError(
+                f"adapters {list(names)} target different modules/layers ({sorted(shapes)}): roll up adapters trained with one preset"
+            )
+        if method in ("ties", "dare_ties", "linear") and len({r.get("r") for r in rows}) > 1:
+            raise HfSteerError(f"roll-up method {method!r} needs equal ranks, got {[r.get('r') for r in rows]}: use cat or svd")
+        weights = [1.0] * len(names) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(names):
+            raise HfSteerError(f"roll-up weights {weights} do not match {len(names)} adapters: pass one weight per adapter")
+        return weights
+
+    def _build_rollup(self, name: str, members: list[str], method: str, weights: list[float], svd_rank, density) -> None:
+        kwargs: dict[str, Any] = {}
+        if method == "svd":
+            kwargs["svd_rank"] = svd_rank
+        if method in ("ties", "dare_ties"):
+            kwargs["density"] = density
+        # A fresh name is essential: on an existing name add_weighted_adapter returns without doing anything.
+        assert name not in self.peft.peft_config
+        self.peft.add_weighted_adapter(members, weights, name, combination_type=method, **kwargs)
+
+    def rollup(
+        self,
+        names: Sequence[str] | None = None,
+        method: str = "cat",
+        weights: Sequence[float] | None = None,
+        name: str | None = None,
+        *,
+        svd_rank: int | None = None,
+        density: float = 0.5,
+        activate: bool = True,
+    ) -> dict[str, Any]:
+        """Combine adapters into one new adapter with ``add_weighted_adapter``; returns its row.
+
+        ``names`` defaults to every active chunk adapter. When ``activate``, the roll-up replaces its
+        members in the active stack (they stay loaded so forget can rebuild it).
+        """
+        if names is None:
+            names = [n for n in self.active if self.catalog.rows[n].get("kind") == "chunk"]
+        names = list(names)
+        weights = self._check_rollup(names, method, weights)
+        for n in names:
+            if self.catalog.rows[n].get("kind") != "chunk":
+                raise HfSteerError(f"adapter {n!r} is itself a roll-up: roll up chunk adapters (its members) instead")
+        name = check_name(name) if name is not None else self.catalog.new_name("r")
+        if name in self.catalog:
+            raise HfSteerError(f"adapter name {name!r} already exists: roll-ups need a fresh name")
+        if svd_rank is None and method == "svd":
+            svd_rank = max(self.catalog.rows[n]["r"] for n in names)
+        self._build_rollup(name, names, method, weights, svd_rank, density)
+        cfg = self.peft.peft_config[name]
+        first = self.catalog.rows[names[0]]
+        row = {
+            "name": name, "kind": "rollup", "members": names, "method": method, "weights": weights,
+            "svd_rank": svd_rank, "density": density, "r": cfg.r, "target_modules": first.get("target_modules"),
+            "layers": first.get("layers"), "tokens": sum(self.catalog.rows[n].get("tokens", 0) for n in names),
+        }
+        self._finish_row(name, row)
+        if activate:
+            self._activate([n for n in self.active if n not in names] + [name])
+        self.catalog.save()
+        return row
+
+    # -- forget / regenerate ----------------------------------------------------------------------
+    def _rebuild_rollups(self, removed: str) -> list[str]:
+        """Rebuild every roll-up that contained ``removed`` from its surviving members (same name)."""
+        rebuilt = []
+        for rname in self.rollups_containing(removed):
+            row = self.catalog.rows[rname]
+            keep = [(m, w) for m, w in zip(row["members"], row["weights"]) if m != removed]
+            was_active = rname in self.active
+            self._delete(rname)
+            if not keep:  # nothing left to roll up: the roll-up goes too
+                self.catalog.remove(rname, save=False)
+                continue
+            members, weights = [m for m, _ in keep], [w for _, w in keep]
+            method = row["method"] if len(members) > 1 else "cat"
+            self._build_rollup(rname, members, method, weights, row.get("svd_rank"), row.get("density", 0.5))
+            row.update(members=members, weights=weights, r=self.peft.peft_config[rname].r, rebuilt=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            meta = {"method": "lora_memory", "artifact": "adapter", "base_model": self.base_path,
+                    "base_fingerprint": self.fingerprint, "hyperparameters": {}, "metrics": {}, "plots": [],
+                    "datasets": [], "description": f"roll-up {rname!r} rebuilt without {removed!r}."}
+            self.catalog.write_adapter(rname, lambda tmp, n=rname, m=meta: save_adapter_folder(self.peft, n, tmp, m))
+            if was_active:
+                self._activate([*self.active, rname])
+            rebuilt.append(rname)
+        return rebuilt
+
+    def forget(self, name: str) -> dict[str, Any]:
+        """Delete an adapter, its catalog row, its retrieval entry and folder; rebuild roll-ups that held it.
+
+        Returns ``{"forgotten": name, "rebuilt": [...]}``.
+        """
+        row = self.catalog.get(name)
+        self._delete(name)
+        self.catalog.rows.pop(name)
+        self.catalog.active = [n for n in self.catalog.active if n != name]
+        rebuilt = self._rebuild_rollups(name) if row.get("kind") == "chunk" else []
+        self._activate(self.active)
+        self.catalog.save()
+        import shutil
+
+        shutil.rmtree(self.catalog.adapter_dir(name), ignore_errors=True)
+        return {"forgotten": name, "rebuilt": rebuilt}
+
+    def regenerate(self, name: str, without: Sequence[int | str] = (), **overrides) -> dict[str, Any]:
+        """Retrain a chunk adapter minus unwanted turns (by index, or any turn containing a string).
+
+        The adapter keeps its name; roll-ups containing it are rebuilt with the new weights.
+        """
+        row = self.catalog.get(name)
+        if row.get("kind") != "chunk":
+            raise HfSteerError(f"adapter {name!r} is a roll-up: regenerate its members, the roll-up follows")
+        drop_idx = {w for w in without if isinstance(w, int)}
+        drop_txt = [w.lower() for w in without if isinstance(w, str)]
+        turns = [
+            t for i, t in enumerate(row["turns"])
+            if i not in drop_idx and not any(s in t["content"].lower() for s in drop_txt)
+        ]
+        if not turns:
+            raise HfSteerError(f"regenerate {name!r} without {list(without)} leaves no turn: forget the adapter instead")
+        augmented = aug.augment(turns, self.tokenizer)
+        preset = get_preset(TrainPreset(**{**row["preset"], "target_modules": tuple(row["preset"]["target_modules"])}), **overrides)
+        was_active = name in self.active
+        self._delete(name)
+        self.catalog.rows.pop(name)
+        new_row = self._train_new(name, turns, augmented, preset, self.anchors(preset.anchors))
+        new_row["regenerated_without"] = [str(w) for w in without]
+        self._finish_row(name, new_row)
+        # roll-ups containing it: rebuild from the (new) members, same names
+        for rname in self.rollups_containing(name):
+            rrow = self.catalog.rows[rname]
+            r_active = rname in self.active
+            self._delete(rname)
+            self._build_rollup(rname, rrow["members"], rrow["method"], rrow["weights"], rrow.get("svd_rank"), rrow.get("density", 0.5))
+            self.catalog.write_adapter(
+                rname, lambda tmp, n=rname: save_adapter_folder(self.peft, n, tmp, {"method": "lora_memory", "artifact": "adapter", "base_fingerprint": self.fingerprint})
+            )
+            if r_active:
+                self.catalog.active.append(rname)
+        self._activate([*self.active, name] if was_active else self.active)
+        self.catalog.save()
+        return new_row
+
+    # -- asking ---------------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int = 2) -> list[dict[str, Any]]:
+        if self.embedder is None:
+            raise HfSteerError("retrieval is off for this memory (embedder=None): create it with embedder='default'")
+        return retrieval.top_k(self.embedder, [self.catalog.rows[n] for n in self.names("chunk")], question, k)
+
+    @torch.no_grad()
+    def ask_many(
+        self,
+        questions: Sequence[str],
+        *,
+        adapters: bool = True,
+        retrieve: bool = False,
+        k: int = 2,
+        max_new_tokens: int = 32,
+        batch_size: int = 16,
+    ) -> list[str]:
+        """Greedy answers, using the active adapters and/or the top-k retrieved chunks."""
+        prompts = []
+        for q in questions:
+            context = retrieval.build_context(self.retrieve(q, k)) if retrieve else None
+            prompts.append(aug.chat_prompt(self.tokenizer, q, context))
+        model = self.peft if self.peft is not None else self.model
+        answers: list[str] = []
+        self.tokenizer.padding_side = "left"
+        for i in range(0, len(prompts), batch_size):
+            enc = self.tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(next(model.parameters()).device)
+            kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+            if self.peft is not None and not adapters:
+                with self.peft.disable_adapter():
+                    out = self.peft.generate(**enc, **kwargs)
+            else:
+                out = model.generate(**enc, **kwargs)
+            width = enc["input_ids"].shape[1]
+            answers += [self.tokenizer.decode(o[width:], skip_special_tokens=True).strip() for o in out]
+        return answers
+
+    def ask(self, question: str, **kwargs) -> str:
+        return self.ask_many([question], **kwargs)[0]
+
+    def chat(self, messages: list[dict[str, str]], *, retrieve: bool = False, k: int = 2, max_new_tokens: int = 96) -> str:
+        """One assistant reply to a message list (the REPL's turn), with the active adapters."""
+        msgs = [{"role": "system", "content": aug.SYSTEM_PROMPT}, *messages]
+        if retrieve and self.embedder is not None and self.names("chunk"):
+            notes = retrieval.build_context(self.retrieve(messages[-1]["content"], k))
+            msgs[-1] = {"role": msgs[-1]["role"], "content": f"{notes}\n\n{msgs[-1]['content']}"}
+        if getattr(self.tokenizer, "chat_template", None):
+            prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        else:
+            prompt = "\n".join(f"{m['role']}: {m['content']}" for m in msgs) + "\nassistant:"
+        model = self.peft if self.peft is not None else self.model
+        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        return self.tokenizer.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+    # -- merging --------------------------------------------------------------------------------
+    def merge_in_place(self):
+        """Merge the active adapters into the base weights -- refused on a 4-bit base."""
+        if self.quantized:
+            raise HfSteerError(
+                "base model is 4-bit: merging would re-quantize the weights and wipe out the adapters' small "
+                "deltas; use save_merged(folder) to write a merged 16-bit copy instead"
+            )
+        if self.peft is None or not self.active:
+            raise HfSteerError("no active adapter to merge: remember or stack adapters first")
+        merged = self.peft.merge_and_unload(adapter_names=self.active)
+        self.peft = None
+        self.model = merged
+        return merged
+
+    def save_merged(self, output_dir: str | os.PathLike, dtype: str = "bfloat16") -> Path:
+        """Write base + active adapters merged into a fresh 16-bit (or fp32) copy; works for 4-bit memories."""
+        from peft import PeftModel
+
+        from ..models import load_model
+
+        if not self.active:
+            raise HfSteerError("no active adapter to merge: remember or stack adapters first")
+        if dtype not in ("bfloat16", "float16", "float32"):
+            raise HfSteerError(f"merge dtype {dtype!r} is not a 16/32-bit float: use bfloat16, float16 or float32")
+        base = load_model(self.base_path, dtype="float32", device="cpu", with_tokenizer=False)
+        peft = None
+        for n in self.active:
+            folder = str(self.catalog.adapter_dir(n))
+            if peft is None:
+                peft = PeftModel.from_pretrained(base, folder, adapter_name=n)
+            else:
+                peft.load_adapter(folder, adapter_name=n)
+        peft.base_model.set_adapter(self.active, inference_mode=True)
+        merged = peft.merge_and_unload(adapter_names=self.active).to(getattr(torch, dtype))
+        out = Path(output_dir)
+        merged.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        atomic_write_json(out / "hf_steer.json", {
+            "method": "lora_memory", "artifact": "merged_model", "base_model": self.base_path, "datasets": [],
+            "hyperparameters": {"adapters": self.active, "dtype": dtype}, "metrics": {}, "plots": [],
+            "description": f"Base model with LoRA memory adapters {', '.join(self.active)} merged in ({dtype}).",
+        })
+        return out

@@ -1,0 +1,229 @@
+"""LoraMemory on a tiny random Llama: isolation during training, exact stacking, roll-ups, forget, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hf_steer.errors import HfSteerError
+from hf_steer.memory import LoraMemory
+from hf_steer.memory import memory as memory_mod
+from hf_steer.memory.train import get_preset
+
+from .conftest import CHUNK_A, CHUNK_B, CHUNK_C, TINY, fake_embedder
+
+
+def _logits(mem, text="Veltra Quosh was born in Marbelin."):
+    ids = mem.tokenizer(text, return_tensors="pt")["input_ids"]
+    model = mem.peft if mem.peft is not None else mem.model
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def _bigger(mem, names):
+    """Scale B up so the adapters' effect is far above float noise (tiny runs barely move weights)."""
+    for n in names:
+        for module in mem.peft.modules():
+            if hasattr(module, "lora_B") and n in module.lora_B:
+                torch.nn.init.normal_(module.lora_B[n].weight, std=0.5)
+
+
+def test_remember_trains_the_new_adapter_alone(memory, monkeypatch):
+    memory.remember(CHUNK_A, name="ma")
+    seen = {}
+    real = memory_mod.train_adapter
+
+    def spy(model, tok, name, examples, preset, seed=0):
+        seen["active"] = list(model.base_model.active_adapters)
+        seen["trainable"] = sorted({n.split(".")[-2] for n, p in model.named_parameters() if p.requires_grad})
+        return real(model, tok, name, examples, preset, seed)
+
+    monkeypatch.setattr(memory_mod, "train_adapter", spy)
+    before = {n: p.clone() for n, p in memory.peft.named_parameters() if ".ma." in n}
+    row = memory.remember(CHUNK_B, name="mb")
+    assert seen == {"active": ["mb"], "trainable": ["mb"]}
+    assert all(torch.equal(p, before[n]) for n, p in memory.peft.named_parameters() if ".ma." in n)
+    assert memory.active == ["ma", "mb"]
+    # catalog row + safetensors folder + metadata
+    assert row["kind"] == "chunk" and row["tokens"] > 0 and row["probes"] and len(row["embedding"]) == 64
+    assert row["turns"] == CHUNK_B and row["statements"] == ["Doran Pellick works as a lighthouse keeper in Tessomund."]
+    folder = memory.catalog.adapter_dir("mb")
+    assert {p.name for p in folder.iterdir()} >= {"adapter_model.safetensors", "adapter_config.json", "hf_steer.json"}
+
+
+def test_stacking_is_the_exact_sum_of_deltas(memory):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    _bigger(memory, ["ma", "mb"])
+    layer = next(m for n, m in memory.peft.named_modules() if n.endswith("layers.1.mlp.down_proj"))
+    x = torch.randn(3, layer.in_features)
+    with torch.no_grad():
+        base = layer.base_layer(x)
+        outs = {}
+        for active in (["ma"], ["mb"], ["ma", "mb"]):
+            memory.stack(active)
+            outs[tuple(active)] = layer(x)
+    delta_sum = (outs[("ma",)] - base) + (outs[("mb",)] - base)
+    assert (outs[("ma",)] - base).abs().max() > 1e-2
+    torch.testing.assert_close(outs[("ma", "mb")] - base, delta_sum, rtol=1e-5, atol=1e-6)
+
+
+def test_rollup_cat_equals_the_stack_under_a_fresh_name(memory):
+    for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
+        memory.remember(c, name=n)
+    _bigger(memory, ["ma", "mb", "mc"])
+    stacked = _logits(memory)
+    row = memory.rollup(["ma", "mb", "mc"], method="cat", name="r1")
+    assert row["members"] == ["ma", "mb", "mc"] and row["r"] == 3 * TINY["r"]
+    assert memory.active == ["r1"]
+    torch.testing.assert_close(_logits(memory), stacked, rtol=1e-4, atol=1e-5)
+    with pytest.raises(HfSteerError, match="'r1' already exists: roll-ups need a fresh name"):
+        memory.rollup(["ma", "mb"], name="r1")
+    svd = memory.rollup(["ma", "mb"], method="svd", svd_rank=2)
+    assert svd["name"] not in ("r1", "ma", "mb") and svd["r"] == 2
+
+
+def test_forget_rebuilds_rollups_from_survivors(memory):
+    for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
+        memory.remember(c, name=n)
+    _bigger(memory, ["ma", "mb", "mc"])
+    memory.rollup(["ma", "mb", "mc"], method="cat", name="r1")
+    result = memory.forget("mb")
+    assert result == {"forgotten": "mb", "rebuilt": ["r1"]}
+    assert "mb" not in memory.catalog and "mb" not in memory.peft.peft_config
+    assert not memory.catalog.adapter_dir("mb").exists()
+    assert memory.catalog.rows["r1"]["members"] == ["ma", "mc"]
+    assert all(r["name"] != "mb" for r in memory.retrieve("Doran Pellick lighthouse", k=5))
+    rebuilt = _logits(memory)
+    memory.stack(["ma", "mc"])
+    torch.testing.assert_close(rebuilt, _logits(memory), rtol=1e-4, atol=1e-5)
+    # forgetting every member removes the roll-up too, and the last adapter returns the bare base
+    memory.forget("ma")
+    memory.forget("mc")
+    assert memory.names() == [] and memory.peft is None
+
+
+def test_reload_from_disk_gives_the_same_outputs(memory, tiny_pair):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    _bigger(memory, ["ma", "mb"])
+    memory.catalog.write_adapter("ma", lambda t: memory_mod.save_adapter_folder(memory.peft, "ma", t, {}))
+    memory.catalog.write_adapter("mb", lambda t: memory_mod.save_adapter_folder(memory.peft, "mb", t, {}))
+    expected = _logits(memory)
+    from conftest import make_tiny_model
+
+    again = LoraMemory(make_tiny_model("llama"), memory.tokenizer, base_model="tiny-llama",
+                       folder=memory.folder, embedder=fake_embedder)
+    assert again.names() == ["ma", "mb"] and again.active == ["ma", "mb"]
+    torch.testing.assert_close(_logits(again), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_profiles_are_separate_catalogs(memory):
+    memory.remember(CHUNK_A, name="ma")
+    memory.use_profile("work")
+    assert memory.names() == [] and memory.peft is None
+    memory.remember(CHUNK_B, name="w1")
+    memory.use_profile("default")
+    assert memory.names() == ["ma"] and memory.active == ["ma"]
+
+
+def test_regenerate_without_a_turn(memory):
+    memory.remember(CHUNK_C, name="mc")
+    row = memory.regenerate("mc", without=["Saffi"])
+    assert row["statements"] == ["The Glimmerfen Bridge was finished in 1873."]
+    assert memory.active == ["mc"] and "mc" in memory.peft.peft_config
+
+
+def test_retrieval_finds_the_right_chunk(memory):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    assert memory.retrieve("Where does Doran Pellick work?", k=1)[0]["name"] == "mb"
+    answers = memory.ask_many(["Where was Veltra Quosh born?"], retrieve=True, k=1, max_new_tokens=3)
+    assert len(answers) == 1 and isinstance(answers[0], str)
+
+
+# -- bad inputs: one clear line each ------------------------------------------------------------
+
+
+def _one_line(excinfo):
+    assert "\n" not in str(excinfo.value)
+
+
+def test_duplicate_adapter_name(memory):
+    memory.remember(CHUNK_A, name="ma")
+    with pytest.raises(HfSteerError, match="adapter name 'ma' already exists") as e:
+        memory.remember(CHUNK_B, name="ma")
+    _one_line(e)
+
+
+def test_unknown_names(memory):
+    memory.remember(CHUNK_A, name="ma")
+    with pytest.raises(HfSteerError, match="adapter 'zz' is not in catalog") as e:
+        memory.forget("zz")
+    _one_line(e)
+    with pytest.raises(HfSteerError, match="adapter 'zz' is not in catalog"):
+        memory.rollup(["ma", "zz"])
+    with pytest.raises(HfSteerError, match="adapter 'zz' is not in catalog"):
+        memory.stack(["zz"])
+    with pytest.raises(HfSteerError, match="roll-up method 'mean' is unknown"):
+        memory.rollup(["ma"], method="mean")
+
+
+def test_empty_chunk_trains_nothing(memory):
+    with pytest.raises(HfSteerError, match="chunk is empty") as e:
+        memory.remember("   ")
+    _one_line(e)
+    assert memory.names() == [] and memory.peft is None
+
+
+def test_rollup_of_different_target_modules(memory):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb", target_modules=["q_proj", "v_proj"])
+    with pytest.raises(HfSteerError, match=r"target different modules/layers") as e:
+        memory.rollup(["ma", "mb"])
+    _one_line(e)
+
+
+def test_rollup_of_different_bases(memory):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    memory.catalog.rows["mb"]["base_fingerprint"] = "llama-other"
+    with pytest.raises(HfSteerError, match="trained on different base models") as e:
+        memory.rollup(["ma", "mb"])
+    _one_line(e)
+
+
+def test_catalog_from_another_base(memory):
+    memory.remember(CHUNK_A, name="ma")
+    from conftest import make_tiny_model
+
+    with pytest.raises(HfSteerError, match="belongs to base model") as e:
+        LoraMemory(make_tiny_model("llama", seed=1), memory.tokenizer, base_model="other", folder=memory.folder, embedder=None)
+    _one_line(e)
+
+
+def test_merge_into_4bit_is_refused_but_16bit_copy_works(tmp_path, tiny_pair):
+    model, tok = tiny_pair
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    mem = LoraMemory(base_model=str(tmp_path / "tiny"), load_in_4bit=True, device="cpu", folder=tmp_path / "mem",
+                     preset=get_preset("fast-cpu", **{**TINY, "target_modules": ["q_proj", "v_proj"]}), embedder=None)
+    assert mem.quantized
+    mem.remember(CHUNK_A, name="ma")
+    with pytest.raises(HfSteerError, match="base model is 4-bit: merging would re-quantize") as e:
+        mem.merge_in_place()
+    _one_line(e)
+    out = mem.save_merged(tmp_path / "merged", dtype="float32")
+    from hf_steer.models import load_model
+
+    merged = load_model(str(out), with_tokenizer=False)
+    assert not memory_mod.is_4bit(merged)
+    assert (out / "hf_steer.json").is_file()
+    # the merged copy equals the fp32 base + the adapter
+    from peft import PeftModel
+
+    ref = PeftModel.from_pretrained(load_model(str(tmp_path / "tiny"), with_tokenizer=False),
+                                    str(mem.catalog.adapter_dir("ma")), adapter_name="ma")
+    ids = tok("Veltra Quosh", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, ref(ids).logits, rtol=1e-4, atol=1e-4)
