@@ -53,6 +53,12 @@ class ElarablationConfig(TrainingArguments):
         next_min_threshold (`float`, *optional*, defaults to `0.005`):
             `min_threshold` at depth 2.
 
+        anchor_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the anchor term: KL(reference || model) of the next-token distributions over ordinary text
+            (`anchor_text`), so the step changes the slop point and not the rest of the model. `0` turns it off.
+        anchor_tokens (`int`, *optional*, defaults to `96`):
+            How many tokens of the anchor text are read each step.
+
         > Parameters that control the model
 
         load_in_4bit (`bool`, *optional*, defaults to `False`):
@@ -73,6 +79,10 @@ class ElarablationConfig(TrainingArguments):
     tree_width: int = field(default=8, metadata={"help": "Good first tokens extended per context at depth 2."})
     next_max_threshold: float = field(default=0.5, metadata={"help": "max_threshold at depth 2."})
     next_min_threshold: float = field(default=0.005, metadata={"help": "min_threshold at depth 2."})
+    anchor_weight: float = field(
+        default=1.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
+    )
+    anchor_tokens: int = field(default=96, metadata={"help": "Tokens of anchor text read each step."})
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 
     # TrainingArguments defaults that suit Elarablation.
@@ -118,6 +128,8 @@ class ElarablationConfig(TrainingArguments):
                 f"next_min_threshold={self.next_min_threshold} is not below next_max_threshold="
                 f"{self.next_max_threshold}: lower next_min_threshold"
             )
+        if self.anchor_weight < 0 or self.anchor_tokens < 2:
+            raise HfSteerError("anchor_weight must be >= 0 and anchor_tokens >= 2: fix the config")
         if self.tree_depth not in (1, 2):
             raise HfSteerError(f"tree_depth={self.tree_depth} is not supported: use 1 or 2")
         super().__post_init__()

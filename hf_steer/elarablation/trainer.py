@@ -9,6 +9,7 @@ with the row's rules, and steps on the loss of :mod:`hf_steer.elarablation.loss`
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -89,6 +90,8 @@ class ElarablationTrainer(Trainer):
         processing_class: the tokenizer (default: loaded from the model's folder).
         peft_config: a :class:`peft.PeftConfig` to train an adapter instead of the full model (required
             for a 4-bit model: QLoRA).
+        anchor_text: ordinary text whose next-token distributions are held at the reference
+            (``args.anchor_weight``); default: a short TinyStories passage shipped with the package.
         callbacks, optimizers: as in :class:`~transformers.Trainer`.
     """
 
@@ -104,6 +107,7 @@ class ElarablationTrainer(Trainer):
         train_dataset: datasets.Dataset | Sequence[Any] | str | None = None,
         processing_class: PreTrainedTokenizerBase | None = None,
         peft_config: Any | None = None,
+        anchor_text: str | None = None,
         callbacks: list[TrainerCallback] | None = None,
         optimizers: tuple = (None, None),
     ):
@@ -145,9 +149,20 @@ class ElarablationTrainer(Trainer):
         self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
         self._uses_adapter = hasattr(model, "disable_adapter")
-        if args.loss_type == "margin" and not self._uses_adapter:
+        self._anchor_ids: list[int] = []
+        self._anchor_ref: torch.Tensor | None = None
+        if args.anchor_weight > 0:
+            if anchor_text is None:
+                anchor_text = (Path(__file__).parent / "data" / "anchor_tinystories.txt").read_text(encoding="utf-8")
+            self._anchor_ids = processing_class(anchor_text)["input_ids"][: args.anchor_tokens]
+            if len(self._anchor_ids) < 2:
+                raise HfSteerError("anchor_text renders to fewer than 2 tokens: give more text or set anchor_weight=0")
+        if not self._uses_adapter:
             # Full fine-tuning has no frozen copy to ask later: read the reference logits now.
-            self._fill_reference(model, range(len(self._rows)))
+            if args.loss_type == "margin":
+                self._fill_reference(model, range(len(self._rows)))
+            if self._anchor_ids:
+                self._fill_anchor_reference(model)
         prepared = datasets.Dataset.from_dict(
             {"input_ids": [r.input_ids for r in self._rows], "row_index": list(range(len(self._rows)))}
         )
@@ -228,6 +243,30 @@ class ElarablationTrainer(Trainer):
         for i, row_logits in zip(missing, logits.float().cpu()):
             self._ref_cache[i] = row_logits
 
+    @torch.no_grad()
+    def _fill_anchor_reference(self, model) -> None:
+        """Cache the frozen model's log-probs over the anchor text."""
+        if self._anchor_ref is not None:
+            return
+        device = next(model.parameters()).device
+        ids = torch.tensor([self._anchor_ids], device=device)
+        was_training = model.training
+        model.eval()
+        peft_model = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
+        with peft_model.disable_adapter() if self._uses_adapter else contextlib.nullcontext():
+            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
+        model.train(was_training)
+        self._anchor_ref = torch.log_softmax(logits.float(), dim=-1).cpu()
+
+    def _anchor_kl(self, model) -> torch.Tensor:
+        """KL(reference || model) per position, averaged, over the anchor text."""
+        self._fill_anchor_reference(model)
+        device = next(model.parameters()).device
+        ids = torch.tensor([self._anchor_ids], device=device)
+        logprobs = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0, :-1].float(), dim=-1)
+        ref = self._anchor_ref.to(device)
+        return (ref.exp() * (ref - logprobs)).sum(-1).mean()
+
     # ------------------------------------------------------------------------------------ loss
     def _classify(self, topk_ids: torch.Tensor, rows: list[PreparedRow]) -> tuple[torch.Tensor, ...]:
         good = torch.zeros(topk_ids.shape, dtype=torch.bool)
@@ -262,11 +301,16 @@ class ElarablationTrainer(Trainer):
             temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
             tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap,
         )
+        loss = out.loss
         mode = "train" if model.training else "eval"
+        if self._anchor_ids and self.args.anchor_weight > 0:
+            anchor_kl = self._anchor_kl(model)
+            loss = loss + self.args.anchor_weight * anchor_kl
+            self._metrics[f"{mode}/anchor_kl"].append(self.accelerator.gather_for_metrics(anchor_kl.detach().reshape(1)).mean().item())
         for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):
             value = self.accelerator.gather_for_metrics(getattr(out, name)).float().mean().item()
             self._metrics[f"{mode}/{name}"].append(value)
-        return (out.loss, {"logits": logits}) if return_outputs else out.loss
+        return (loss, {"logits": logits}) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"

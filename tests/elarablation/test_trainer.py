@@ -1,0 +1,142 @@
+"""ElarablationConfig + ElarablationTrainer on tiny random models (fast, no bundled model)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig
+
+from hf_steer.elarablation.config import ElarablationConfig
+from hf_steer.elarablation.contexts import load_contexts
+from hf_steer.elarablation.trainer import ElarablationTrainer, last_position_logits, left_pad
+from hf_steer.errors import HfSteerError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import make_tiny_model, make_tokenizer  # noqa: E402
+
+ROWS = [
+    {"text": 'The elf girl nods. "My name is', "good": ["^ [A-Z]"], "bad": ["^ ?El"]},
+    {"text": 'The dwarf grunted. "They call me', "good": ["^ [A-Z]"]},
+    {"text": "Her voice was barely", "bad": ["^ above"]},
+]
+
+
+def _config(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "out"), num_train_epochs=2, top_k=20, disable_tqdm=True,
+                learning_rate=5e-3, anchor_tokens=16)
+    return ElarablationConfig(**{**base, **kw})
+
+
+def _lora():
+    return LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"])
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
+def test_left_padded_batch_matches_each_context_alone(arch):
+    model, tok = make_tiny_model(arch), make_tokenizer("bytelevel")
+    seqs = [tok(r["text"])["input_ids"] for r in ROWS]
+    ids, mask, pos = left_pad(seqs, tok.pad_token_id)
+    with torch.no_grad():
+        batched = last_position_logits(model, ids, mask, pos)
+        for i, seq in enumerate(seqs):
+            alone = last_position_logits(model, torch.tensor([seq]), torch.ones(1, len(seq), dtype=torch.long))
+            torch.testing.assert_close(batched[i], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_config_cpu_defaults_and_validation(tmp_path):
+    cfg = _config(tmp_path)
+    if not torch.cuda.is_available():
+        assert cfg.use_cpu and not cfg.bf16
+    assert cfg.loss_type == "margin" and cfg.remove_unused_columns is False
+    with pytest.raises(HfSteerError, match="min_threshold=0.5 is not below max_threshold=0.02"):
+        _config(tmp_path, min_threshold=0.5)
+    with pytest.raises(HfSteerError, match="top_k=0 is out of range"):
+        _config(tmp_path, top_k=0)
+    with pytest.raises(HfSteerError, match="loss_type 'nope' is unknown"):
+        _config(tmp_path, loss_type="nope")
+    with pytest.raises(HfSteerError, match="tree_depth=3"):
+        _config(tmp_path, tree_depth=3)
+
+
+@pytest.mark.parametrize("loss_type", ["elarablate", "unlikelihood", "margin"])
+def test_training_lowers_bad_mass_and_logs_per_step(tmp_path, loss_type):
+    tok = make_tokenizer("bytelevel")
+    # A random tiny model is near-uniform (p ~ 1/300): margin's bad target (min_threshold) must sit below that.
+    args = _config(tmp_path, loss_type=loss_type, num_train_epochs=6, learning_rate=2e-2, min_threshold=0.001)
+    trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(ROWS[:2]), tok, peft_config=_lora())
+    trainer.train()
+    logs = [e for e in trainer.state.log_history if "bad_mass" in e]
+    assert len(logs) == trainer.state.global_step == 6
+    for key in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded", "anchor_kl"):
+        assert key in logs[0]
+    assert logs[-1]["bad_mass"] < logs[0]["bad_mass"]
+
+
+def test_metaspace_tokenizer_and_full_finetune(tmp_path):
+    tok = make_tokenizer("metaspace")
+    model = make_tiny_model("llama")
+    before = model.lm_head.weight.detach().clone()
+    trainer = ElarablationTrainer(model, _config(tmp_path), load_contexts(ROWS), tok)
+    trainer.train()
+    assert not torch.equal(before, model.lm_head.weight.detach())
+    assert len(trainer._ref_cache) == 3  # full fine-tune: reference read before training
+
+
+def test_tree_depth_two_adds_rows_that_see_the_whole_word(tmp_path):
+    tok = make_tokenizer("bytelevel")
+    trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, tree_depth=2, tree_width=3, top_k=100),
+                                  load_contexts(ROWS[:1]), tok, peft_config=_lora())
+    children = [r for r in trainer._rows if r.depth == 2]
+    assert 1 <= len(children) <= 3
+    for child in children:
+        assert child.input_ids[:-1] == trainer._rows[0].input_ids
+        assert child.rules.prefix.startswith(" ") and child.rules.prefix[1].isupper()
+        assert child.max_threshold == 0.5
+    trainer.train()
+    assert trainer.state.global_step == 2
+
+
+def test_checkpoint_and_resume(tmp_path):
+    tok = make_tokenizer("bytelevel")
+    args = _config(tmp_path, num_train_epochs=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2)
+    ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(ROWS[:2]), tok, peft_config=_lora()).train()
+    checkpoint = Path(args.output_dir) / "checkpoint-2"
+    assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
+    resumed = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(ROWS[:2]), tok, peft_config=_lora())
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == 4
+    assert (Path(args.output_dir) / "README.md").read_text().count("Elarablation") >= 1
+
+
+def test_qlora_4bit_on_cpu(tmp_path):
+    pytest.importorskip("bitsandbytes")
+    from hf_steer.models import load_model
+
+    folder = tmp_path / "tiny"
+    make_tiny_model("llama", hidden_size=64, intermediate_size=128).save_pretrained(folder)
+    make_tokenizer("bytelevel").save_pretrained(folder)
+    try:
+        model, tok = load_model(folder, load_in_4bit=True, device="cpu")
+    except Exception as e:  # bitsandbytes builds without a CPU backend
+        pytest.skip(f"4-bit loading unavailable here: {e}")
+    with pytest.raises(HfSteerError, match="pass peft_config"):
+        ElarablationTrainer(model, _config(tmp_path), load_contexts(ROWS[:1]), tok)
+    trainer = ElarablationTrainer(model, _config(tmp_path, num_train_epochs=1, gradient_checkpointing=False),
+                                  load_contexts(ROWS[:2]), tok, peft_config=_lora())
+    trainer.train()
+    assert trainer.state.global_step == 1
+    assert any("lora" in n for n, p in trainer.model.named_parameters() if p.requires_grad)
+
+
+def test_bad_inputs(tmp_path):
+    tok = make_tokenizer("bytelevel")
+    with pytest.raises(HfSteerError, match="top_k=1000 is out of range: use a value in 1..300"):
+        ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=1000), load_contexts(ROWS[:1]), tok)
+    with pytest.raises(HfSteerError, match="is empty"):
+        ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path), [], tok)
+    with pytest.raises(HfSteerError, match="renders to zero tokens"):
+        ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path), load_contexts({"text": ""}), tok)
+    chat = load_contexts({"text": "My name is", "chat": True, "user": "hi"})
+    with pytest.raises(HfSteerError, match="chat template"):
+        ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path), chat, make_tokenizer(chat_template=False))
