@@ -7,7 +7,7 @@ near 1. The row is a random window of that source's training text and the model 
 The loop runs through ``accelerate`` (CPU, one GPU, or ``accelerate launch`` data parallel): every
 process draws its own rows from a generator seeded by (seed, process, step), so a resumed run draws
 the same rows it would have drawn without the interruption. Checkpoints are ``accelerator.save_state``
-folders under ``<output_dir>/checkpoints/step-N``; ``resume=True`` continues from the newest.
+folders ``<output_dir>/checkpoint-N``; ``resume=True`` continues from the newest.
 Validation text is the END of each source file (``val_fraction``), never the middle.
 """
 
@@ -233,7 +233,7 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:
-    ckpts = sorted((output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    ckpts = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     ckpts = [p for p in ckpts if (p / "abc_state.json").is_file()]  # a half-written one has no state file yet
     return ckpts[-1] if ckpts else None
 
@@ -341,12 +341,12 @@ def train(cfg: TrainConfig, prepared: tuple | None = None) -> TrainResult:
 
 
 def _save_checkpoint(accelerator, out: Path, step: int, log: list[dict], keep: int) -> None:
-    path = out / "checkpoints" / f"step-{step}"
+    path = out / f"checkpoint-{step}"  # Trainer's naming: `hf-steer push` leaves checkpoint-* folders out
     accelerator.save_state(str(path))
     if accelerator.is_main_process:
         # Written last: a checkpoint without it was interrupted mid-save and is skipped on resume.
         atomic_write_json(path / "abc_state.json", {"step": step, "log": log})
-        older = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]
+        older = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]
         for old in older:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -358,14 +358,17 @@ def register_auto_classes() -> None:
     AbcGPTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 
 
-def write_artifact_files(out: Path, model, tokenizer, corpus: Corpus, cfg: TrainConfig, metrics: dict | None = None) -> None:
+def write_artifact_files(out: Path, model, tokenizer, corpus: Corpus, cfg: TrainConfig, metrics_extra: dict | None = None) -> None:
     """``hf_steer.json`` (artifact custom_code_model) and the α-curve PNG, so ``hf-steer push`` can publish ``out``."""
-    from .evaluation import loss_by_alpha, plot_alpha_curves
+    from .evaluation import ALPHA_GRID, loss_by_alpha, plot_alpha_curves
 
     curves = loss_by_alpha(model, corpus, cfg.block_size, cfg.eval_batches, cfg.batch_size)
     plot_alpha_curves(curves, out / "alpha_curves.png", title=f"abcGPT held-out loss ({', '.join(corpus.names)})")
     n_params = sum(p.numel() for p in model.parameters())
-    metrics = {"loss_by_alpha": curves, **(metrics or {})}
+    # One column per dial setting, one row per source: how the card's metrics table reads best.
+    label = "alpha" if len(corpus.names) == 2 else "t"
+    metrics = {f"{label}={a}": {n: curves[n][i] for n in corpus.names} for i, a in enumerate(ALPHA_GRID)}
+    metrics.update(metrics_extra or {})
     dial = (
         f"alpha=0 is {corpus.names[0]}, alpha=1 is {corpus.names[1]}"
         if len(corpus.names) == 2
@@ -383,7 +386,10 @@ def write_artifact_files(out: Path, model, tokenizer, corpus: Corpus, cfg: Train
             "plots": ["alpha_curves.png"],
             "description": (
                 f"abcGPT: a {n_params / 1e6:.2f}M-parameter character-level GPT trained from scratch on "
-                f"{len(corpus.names)} sources with a source dial ({dial}). Every residual channel, MLP unit and "
+                f"{len(corpus.names)} sources with a source dial ({dial}). The metrics are held-out loss "
+                "(nats/char, last 10% of each source) per source at each dial setting"
+                + ("" if len(corpus.names) == 2 else " (t = fraction of the way from equal parts to that source)")
+                + ". Every residual channel, MLP unit and "
                 "attention head has a frozen source position m; a spotlight gate lets through units near alpha. "
                 "Load with AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True) and call "
                 "generate(input_ids, alpha=0.3)."

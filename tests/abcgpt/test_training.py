@@ -64,20 +64,23 @@ def test_tiny_training_writes_a_pushable_folder(tiny_sources, tmp_path):
     meta = json.loads((out / "hf_steer.json").read_text())
     assert meta["artifact"] == "custom_code_model" and meta["method"] == "abcgpt"
     assert meta["plots"] == ["alpha_curves.png"] and (out / "alpha_curves.png").stat().st_size > 1000
-    assert set(meta["metrics"]["loss_by_alpha"]) == {"tinystories", "shakespeare"}
-    assert len(meta["metrics"]["loss_by_alpha"]["shakespeare"]) == 11
+    assert len(meta["metrics"]) == 11 and set(meta["metrics"]["alpha=0.3"]) == {"tinystories", "shakespeare"}
     for name in ("modeling_abcgpt.py", "configuration_abcgpt.py", "tokenizer.json", "model.safetensors"):
         assert (out / name).is_file()
     assert json.loads((out / "config.json").read_text())["auto_map"]["AutoModelForCausalLM"] == "modeling_abcgpt.AbcGPTForCausalLM"
     assert result.model.config.source_names == ["tinystories", "shakespeare"]
+
+    from hf_steer.hub import render_card  # the foundation's card for `hf-steer push`
+
+    card = str(render_card(out, "user/abc"))
+    assert "![alpha_curves.png](alpha_curves.png)" in card and "custom_code" in card and "alpha=0.5" in card
 
 
 def test_resume_continues_exactly_where_it_stopped(tiny_sources, tmp_path):
     straight = train(tiny_train_config(tiny_sources, tmp_path / "a", steps=6, write_artifacts=False))
     # The interrupted run: 4 of 6 steps with a checkpoint at step 4 ...
     train(tiny_train_config(tiny_sources, tmp_path / "b", steps=4, save_every=2, write_artifacts=False))
-    ckpt = tmp_path / "b" / "checkpoints"
-    assert [p.name for p in ckpt.iterdir()] == ["step-2"]  # step 4 was the end; only step 2 kept
+    assert [p.name for p in (tmp_path / "b").glob("checkpoint-*")] == ["checkpoint-2"]  # step 4 was the end
     resumed = train(tiny_train_config(tiny_sources, tmp_path / "b", steps=6, resume=True, write_artifacts=False))
     assert [e["step"] for e in resumed.log] == [2, 4, 6]
     # ... resumed from step 2 with its optimizer state and the same per-step data matches the straight run.
