@@ -32,7 +32,7 @@ from .evaluation import (
     source_score,
     spearman,
 )
-from .training import TrainConfig, prepare_data, sample_batch, train
+from .training import TrainConfig, prepare_data, sample_batch, train, write_artifact_files
 
 
 def measure_throughput(models: dict, corpus, cfg: TrainConfig, rounds: int = 5, steps: int = 5) -> dict:
@@ -171,6 +171,13 @@ def run_bench(
         "wall_seconds": wall,
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
     }
+    # The gated model's folder becomes a pushable artifact whose card carries the bench's α curves.
+    # Card table: one row per source, columns α=0..1 then the two references.
+    write_artifact_files(
+        Path(base.output_dir), gated, results["gated"].tokenizer, corpus, base,
+        metrics_extra={"specialist": specialist_loss, "ungated mix": mixture_loss}, curves=curves,
+        reference={"specialist": specialist_loss, "mixture": mixture_loss},
+    )
     png = output_json.with_suffix(".png")
     _plot(report, png)
     report["plot"] = png.name

@@ -358,12 +358,22 @@ def register_auto_classes() -> None:
     AbcGPTForCausalLM.register_for_auto_class("AutoModelForCausalLM")
 
 
-def write_artifact_files(out: Path, model, tokenizer, corpus: Corpus, cfg: TrainConfig, metrics_extra: dict | None = None) -> None:
-    """``hf_steer.json`` (artifact custom_code_model) and the α-curve PNG, so ``hf-steer push`` can publish ``out``."""
+def write_artifact_files(
+    out: Path, model, tokenizer, corpus: Corpus, cfg: TrainConfig, metrics_extra: dict | None = None,
+    curves: dict | None = None, reference: dict | None = None,
+) -> None:
+    """``hf_steer.json`` (artifact custom_code_model) and the α-curve PNG, so ``hf-steer push`` can publish ``out``.
+
+    ``curves`` (from :func:`~hf_steer.abcgpt.evaluation.loss_by_alpha`) is computed when not given;
+    ``reference`` may hold ``specialist`` / ``mixture`` losses per source to draw as dashed lines.
+    """
     from .evaluation import ALPHA_GRID, loss_by_alpha, plot_alpha_curves
 
-    curves = loss_by_alpha(model, corpus, cfg.block_size, cfg.eval_batches, cfg.batch_size)
-    plot_alpha_curves(curves, out / "alpha_curves.png", title=f"abcGPT held-out loss ({', '.join(corpus.names)})")
+    if curves is None:
+        curves = loss_by_alpha(model, corpus, cfg.block_size, cfg.eval_batches, cfg.batch_size)
+    reference = reference or {}
+    plot_alpha_curves(curves, out / "alpha_curves.png", title=f"abcGPT held-out loss ({', '.join(corpus.names)})",
+                      specialist=reference.get("specialist"), mixture=reference.get("mixture"))
     n_params = sum(p.numel() for p in model.parameters())
     # One column per dial setting, one row per source: how the card's metrics table reads best.
     label = "alpha" if len(corpus.names) == 2 else "t"
