@@ -221,11 +221,13 @@ class LoraMemory:
         *,
         preset: str | TrainPreset | None = None,
         activate: bool = True,
+        anchors: Sequence[tuple[str, str]] | None = None,
         **overrides,
     ) -> dict[str, Any]:
         """Teach one chunk as a fresh adapter; returns its catalog row.
 
-        ``overrides`` change single preset fields (``steps=20``, ``r=16``, ...).
+        ``overrides`` change single preset fields (``steps=20``, ``r=16``, ...). ``anchors`` replaces
+        the replay pairs (the background worker passes the chat process's, computed once).
         """
         preset = get_preset(preset or self.preset, **overrides)
         name = check_name(name) if name is not None else self.catalog.new_name()
@@ -233,7 +235,9 @@ class LoraMemory:
             raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
         augmented = aug.augment(chunk, self.tokenizer)  # validates the chunk before any model work
         turns = aug.normalize_chunk(chunk)
-        row = self._train_new(name, turns, augmented, preset, self.anchors(preset.anchors))
+        if anchors is None:
+            anchors = self.anchors(preset.anchors)
+        row = self._train_new(name, turns, augmented, preset, [tuple(a) for a in anchors][: preset.anchors])
         self._finish_row(name, row)
         if activate:
             self._activate([*self.catalog.active, name])

@@ -1,0 +1,182 @@
+"""The ``hf-steer memory chat`` REPL: chat, and LoRA-tize the conversation in the background as it goes.
+
+Every ``every`` user turns (and on ``/remember``) the turns since the last chunk go to the background
+worker; replies keep coming from the current stack meanwhile. Before each prompt the REPL collects
+finished adapters and switches them in. Commands::
+
+    /remember        learn the turns since the last chunk now
+    /list            the catalog of this profile
+    /forget NAME     forget an adapter (roll-ups containing it are rebuilt)
+    /rollup [METHOD] roll every active chunk adapter into one (cat, svd, ties, dare_ties)
+    /profile [NAME]  show or switch profile (work, personal, ...)
+    /wait            wait for training jobs still running (handy in scripts)
+    /quit            leave (waits for running jobs so nothing said is lost)
+
+Only the user's turns are learned by default: a small model's own replies are often wrong, and
+learning them would reinforce the errors (``learn_replies=True`` to include them).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from ..errors import HfSteerError
+from .memory import LoraMemory
+from .worker import BackgroundTrainer
+
+HELP = "commands: /remember /list /forget NAME /rollup [METHOD] /profile [NAME] /wait /quit"
+
+
+class ChatSession:
+    """State of one REPL: the memory, the worker, the history and the turns not yet learned."""
+
+    def __init__(self, memory: LoraMemory, *, every: int = 4, background: bool = True, retrieve: bool = False,
+                 learn_replies: bool = False, max_new_tokens: int = 64, history_turns: int = 6,
+                 worker_threads: int = 1, out: TextIO = sys.stdout):
+        if every < 1:
+            raise HfSteerError(f"--every {every} must be at least 1 (user turns between two adapters)")
+        self.memory = memory
+        self.every = every
+        self.retrieve = retrieve
+        self.learn_replies = learn_replies
+        self.max_new_tokens = max_new_tokens
+        self.history_turns = history_turns
+        self.out = out
+        self.history: list[dict[str, str]] = []
+        self.unlearned: list[dict[str, str]] = []
+        self.user_turns_since = 0
+        self.worker = None
+        if background:
+            self.worker = BackgroundTrainer(memory.base_path, memory.preset, seed=memory.seed, threads=worker_threads)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- training -------------------------------------------------------------------------------
+    def _name(self) -> str:
+        taken = set(self.worker.pending) if self.worker else set()
+        name = self.memory.catalog.new_name()
+        i = int(name[1:])
+        while name in taken:
+            i += 1
+            name = f"m{i:03d}"
+        return name
+
+    def remember_now(self) -> None:
+        turns = [t for t in self.unlearned if self.learn_replies or t["role"] == "user"]
+        self.unlearned, self.user_turns_since = [], 0
+        if not turns:
+            self.say("[memory] nothing new to remember")
+            return
+        name = self._name()
+        if self.worker is None:
+            try:
+                row = self.memory.remember(turns, name=name)
+                self.say(f"[memory] learned {name} ({row['train']['seconds']:.1f} s); active: {', '.join(self.memory.active)}")
+            except HfSteerError as e:
+                self.say(f"[memory] not learned: {e}")
+            return
+        self.worker.submit(name, turns, self.memory.anchors(self.memory.preset.anchors))
+        self.say(f"[memory] training {name} in the background ({len(turns)} turns)")
+
+    def collect(self, results=None) -> None:
+        """Switch in every adapter the worker has finished."""
+        if self.worker is None:
+            return
+        for msg in results if results is not None else self.worker.poll():
+            if msg["event"] == "error":
+                self.say(f"[memory] training {msg['name']} failed: {msg['error']}")
+                continue
+            try:
+                self.memory.add_trained(msg["folder"], msg["row"])
+                self.say(f"[memory] learned {msg['name']} ({msg['seconds']:.1f} s); active: {', '.join(self.memory.active)}")
+            except HfSteerError as e:
+                self.say(f"[memory] could not add {msg['name']}: {e}")
+
+    # -- one line of input ----------------------------------------------------------------------
+    def handle(self, line: str) -> bool:
+        """Process one input line; False means quit."""
+        self.collect()
+        line = line.strip()
+        if not line:
+            return True
+        if line.startswith("/"):
+            return self.command(line)
+        self.history.append({"role": "user", "content": line})
+        self.unlearned.append({"role": "user", "content": line})
+        reply = self.memory.chat(self.history[-self.history_turns :], retrieve=self.retrieve,
+                                 max_new_tokens=self.max_new_tokens)
+        self.history.append({"role": "assistant", "content": reply})
+        self.unlearned.append({"role": "assistant", "content": reply})
+        self.say(f"bot> {reply}")
+        self.user_turns_since += 1
+        if self.user_turns_since >= self.every:
+            self.remember_now()
+        return True
+
+    def command(self, line: str) -> bool:
+        cmd, *args = line.split()
+        try:
+            if cmd in ("/quit", "/exit"):
+                return False
+            if cmd == "/help":
+                self.say(HELP)
+            elif cmd == "/remember":
+                self.remember_now()
+            elif cmd == "/wait":
+                if self.worker is not None:
+                    self.collect(self.worker.wait())
+                self.say("[memory] no training running")
+            elif cmd == "/list":
+                rows = self.memory.table()
+                if not rows:
+                    self.say("[memory] (empty)")
+                for r in rows:
+                    flag = "*" if r["active"] else " "
+                    what = f"roll-up of {','.join(r['members'])}" if r["kind"] == "rollup" else r["summary"]
+                    self.say(f"{flag} {r['name']:<8} {r['kind']:<6} r={r['r']:<3} {what}")
+            elif cmd == "/forget":
+                if not args:
+                    raise HfSteerError("/forget needs a NAME: see /list")
+                res = self.memory.forget(args[0])
+                rebuilt = f"; rebuilt {', '.join(res['rebuilt'])}" if res["rebuilt"] else ""
+                self.say(f"[memory] forgot {args[0]}{rebuilt}")
+            elif cmd == "/rollup":
+                row = self.memory.rollup(method=args[0] if args else "cat")
+                self.say(f"[memory] rolled {', '.join(row['members'])} into {row['name']} ({row['method']}, r={row['r']})")
+            elif cmd == "/profile":
+                if args:
+                    if self.worker is not None:
+                        self.collect(self.worker.wait())  # finish jobs of the old profile first
+                    self.memory.use_profile(args[0])
+                    self.history, self.unlearned, self.user_turns_since = [], [], 0
+                self.say(f"[memory] profile {self.memory.profile}: {len(self.memory.names())} adapters")
+            else:
+                self.say(f"[memory] unknown command {cmd}; {HELP}")
+        except HfSteerError as e:
+            self.say(f"[memory] {e}")
+        return True
+
+    def close(self) -> None:
+        if self.worker is not None:
+            if self.worker.pending:
+                self.say(f"[memory] waiting for {len(self.worker.pending)} training job(s)")
+                self.collect(self.worker.wait())
+            self.worker.close()
+
+
+def run_chat(memory: LoraMemory, stdin: TextIO = sys.stdin, **kwargs) -> int:
+    """Read lines until EOF or /quit; remember turns in the background; print replies."""
+    session = ChatSession(memory, **kwargs)
+    session.say(f"[memory] profile {memory.profile}, {len(memory.names())} adapters; {HELP}")
+    try:
+        while True:
+            if stdin.isatty():
+                print("you> ", end="", flush=True)
+            line = stdin.readline()
+            if not line or not session.handle(line):
+                break
+    finally:
+        session.close()
+    return 0
