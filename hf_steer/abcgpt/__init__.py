@@ -18,4 +18,19 @@ AutoModelForCausalLM.register(AbcGPTConfig, AbcGPTForCausalLM, exist_ok=True)
 # errors use our one-line error type, which is still a ValueError.
 AbcGPTPreTrainedModel.input_error = HfSteerError
 
-__all__ = ["AbcGPTConfig", "AbcGPTForCausalLM"]
+from .bench import run_bench  # noqa: E402  (after the registration above, which they rely on)
+from .generation import generate_text, load_abcgpt, parse_mix  # noqa: E402
+from .tokenization_abcgpt import build_char_tokenizer  # noqa: E402
+from .training import TrainConfig, train  # noqa: E402
+
+__all__ = [
+    "AbcGPTConfig",
+    "AbcGPTForCausalLM",
+    "TrainConfig",
+    "build_char_tokenizer",
+    "generate_text",
+    "load_abcgpt",
+    "parse_mix",
+    "run_bench",
+    "train",
+]
