@@ -172,6 +172,7 @@ def cmd_vergence(args) -> int:
     result = measure_vergence(model, tokenizer, prompts, types=types, thetas=thetas, ranges=ranges,
                               samples=args.samples, seed=args.seed)
     output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     plot_vergence(result, output)
     atomic_write_json(output.with_suffix(".json"), result)
     print(f"wrote {output} and {output.with_suffix('.json')}")
@@ -212,7 +213,7 @@ def cmd_bench(args) -> int:
         judge=args.judge, seed=args.seed, log=lambda msg: print(msg, flush=True),
     )
     output = Path(args.output_json)
-    atomic_write_json(output, result)
+    atomic_write_json(output, result)  # creates the folder
     plot_bench(result, output.with_suffix(".png"))
     print(f"tokens_per_s_ratio {result['tokens_per_s_ratio']:.3f}; verdict {result['verdict']}")
     print(f"wrote {output} and {output.with_suffix('.png')} in {result['seconds']:.0f} s")
