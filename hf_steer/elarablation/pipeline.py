@@ -105,13 +105,14 @@ def train(
     from .contexts import load_contexts
     from .trainer import ElarablationTrainer
 
+    # Validate the cheap inputs (config, contexts) before the expensive one (the model).
+    args = ElarablationConfig(output_dir=str(output_dir), load_in_4bit=load_in_4bit, **config)
+    dataset = contexts if isinstance(contexts, hf_datasets.Dataset) else load_contexts(contexts)
     model_name = None
     if model is None or isinstance(model, (str, os.PathLike)):
         model_name = model
         model, loaded_tokenizer = load_model(model, load_in_4bit=load_in_4bit)
         tokenizer = tokenizer or loaded_tokenizer
-    dataset = contexts if isinstance(contexts, hf_datasets.Dataset) else load_contexts(contexts)
-    args = ElarablationConfig(output_dir=str(output_dir), load_in_4bit=load_in_4bit, **config)
     peft_config = default_lora_config(model, lora_r, lora_alpha, lora_layers)
     trainer = ElarablationTrainer(model, args, dataset, tokenizer, peft_config=peft_config, callbacks=callbacks)
     start = time.perf_counter()

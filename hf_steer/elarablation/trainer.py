@@ -263,6 +263,10 @@ class ElarablationTrainer(Trainer):
         self._fill_anchor_reference(model)
         device = next(model.parameters()).device
         ids = torch.tensor([self._anchor_ids], device=device)
+        # A second forward through a DDP wrapper before one backward confuses its reducer; the bare module
+        # builds the same graph and DDP's parameter hooks still fire once per backward. FSDP needs its wrapper.
+        if not getattr(self, "is_fsdp_enabled", False) and hasattr(self, "accelerator"):
+            model = self.accelerator.unwrap_model(model)
         logprobs = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0, :-1].float(), dim=-1)
         ref = self._anchor_ref.to(device)
         return (ref.exp() * (ref - logprobs)).sum(-1).mean()

@@ -1,10 +1,9 @@
 """Context rows, rules, loaders (ours + the original elarablate YAML), {a|b} expansion, rendering."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import make_tokenizer
 
 from hf_steer.elarablation.contexts import (
     TokenRules,
@@ -16,9 +15,6 @@ from hf_steer.elarablation.contexts import (
     tokenize_context,
 )
 from hf_steer.errors import HfSteerError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import make_tokenizer  # noqa: E402
 
 ORIGINAL = """\
 system_prompt: "You are a storyteller."

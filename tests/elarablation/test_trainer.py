@@ -1,19 +1,16 @@
 """ElarablationConfig + ElarablationTrainer on tiny random models (fast, no bundled model)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_tiny_model, make_tokenizer
 from peft import LoraConfig
 
 from hf_steer.elarablation.config import ElarablationConfig
 from hf_steer.elarablation.contexts import load_contexts
 from hf_steer.elarablation.trainer import ElarablationTrainer, last_position_logits, left_pad
 from hf_steer.errors import HfSteerError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import make_tiny_model, make_tokenizer  # noqa: E402
 
 ROWS = [
     {"text": 'The elf girl nods. "My name is', "good": ["^ [A-Z]"], "bad": ["^ ?El"]},

@@ -1,0 +1,49 @@
+"""The accelerate recipes: configs load with accelerate's own loader; a 2-process CPU data-parallel run."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from accelerate.commands.config.config_args import load_config_from_file
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "elarablation"
+
+
+def test_configs_load_with_accelerate():
+    single = load_config_from_file(str(RECIPES / "single_gpu_qlora.yaml"))
+    assert single.num_processes == 1 and str(single.mixed_precision) == "bf16"
+    fsdp = load_config_from_file(str(RECIPES / "fsdp_qlora_70b.yaml"))
+    assert fsdp.distributed_type.value == "FSDP"
+    assert fsdp.fsdp_config["fsdp_version"] == 1
+    assert fsdp.fsdp_config["fsdp_cpu_ram_efficient_loading"] is True
+    assert fsdp.fsdp_config["fsdp_use_orig_params"] is False  # FSDP1 + QLoRA
+    cpu = load_config_from_file(str(RECIPES / "cpu_2proc.yaml"))
+    assert cpu.num_processes == 2 and cpu.use_cpu
+
+
+def test_script_quantizes_with_bf16_storage_for_fsdp():
+    spec = importlib.util.spec_from_file_location("elarablation_recipe", RECIPES / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.quantization_config()
+    assert config.bnb_4bit_quant_storage == torch.bfloat16 and config.load_in_4bit
+    assert module.parse_args(["library", "--output-dir", "o"]).bnb_4bit_quant_storage == "bfloat16"
+
+
+def test_two_process_cpu_data_parallel_run(tmp_path, tiny_folder, name_contexts):
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", str(RECIPES / "train.py"), str(name_contexts),
+         "--model", str(tiny_folder), "--output-dir", str(out), "--max-steps", "2", "--batch-size", "1",
+         "--lora-layers", "0-1"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "after 2 steps on 2 process(es)" in proc.stdout
+    assert (out / "adapter_model.safetensors").is_file()
