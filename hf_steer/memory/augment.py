@@ -40,22 +40,24 @@ QUESTION_TEMPLATES = (
 )
 
 
-# Replay anchors: ordinary requests answered by the *base* model, mixed into every chunk's training so
-# the adapter learns "answer memories, leave everything else alone" (without them a chunk adapter
-# starts answering every question with its facts). Disjoint from the benchmark's locality questions.
+# Replay anchors: requests answered by the *base* model, mixed into every chunk's training so the
+# adapter learns "answer my facts, leave everything else alone". Half are ordinary questions (without
+# them a chunk adapter answers every question with its facts); half ask the memory templates about
+# invented names no chunk mentions, so an adapter answers only for its own names -- which is what
+# keeps stacked adapters from answering each other's questions. Disjoint from the benchmark's sets.
 ANCHOR_QUESTIONS = (
     "What is the tallest mountain in the world?",
-    "Tell me a fun fact about cats.",
+    "What do you know about Marlo Fenwright?",
     "How do I boil an egg?",
-    "What is photosynthesis?",
+    "Tell me about Tiberia Oskwell.",
     "Who painted the Mona Lisa?",
+    "What did I tell you about the Calloway Dam?",
     "Give me a tip for better sleep.",
-    "Translate 'good morning' into French.",
+    "Do you remember anything about Brenna Vask?",
     "Why do leaves change colour in autumn?",
-    "What is a noun?",
-    "Write one sentence about the sea.",
-    "How far is the Moon from the Earth?",
-    "Suggest a name for a pet goldfish.",
+    "Where was Osric Penhallow born?",
+    "Translate 'good morning' into French.",
+    "What is Lunet Harrowby's job?",
 )
 
 

@@ -7,7 +7,11 @@ Protocol (bundled model, CPU, greedy decoding, an answer counts when it *contain
    with all adapters stacked (``recall_after_stack``);
 3. final figures with the full stack: ``recall`` (paraphrased questions), ``reversed_recall``,
    ``locality`` (share of unrelated answers identical to the base's), ``kl_heldout_nats`` (mean
-   per-token KL(base || memory) on held-out prose);
+   per-token KL(base || memory) on held-out prose, every adapter active);
+
+Every recall/locality figure is given twice: routed (the memory's default: per question, only the
+adapters whose remembered statements match it, by embedding, are active) and ``*_all_active`` (every
+adapter stacked on every question -- the raw stacking figure).
 4. retrieval-only (adapters off, top-k chunks in the prompt) and retrieval + adapters;
 5. roll-ups of every chunk adapter with ``cat`` and ``svd``, recall with the roll-up alone;
 6. forget the first chunk: its facts' recall (``forgotten_recall``, to compare with ``base_recall`` of
@@ -112,31 +116,42 @@ def run_bench(
     base_loc = mem.ask_many(loc_q, **ask)
     log(f"base recall {result['base_recall']:.3f}")
 
-    seconds, train_seconds, curve = [], [], []
+    seconds, train_seconds, cpu_seconds, curve, curve_all = [], [], [], [], []
     for i, chunk in enumerate(chunks):
         start = time.perf_counter()
         row = mem.remember(chunk)
         seconds.append(time.perf_counter() - start)
         train_seconds.append(row["train"]["seconds"])
+        cpu_seconds.append(row["train"]["cpu_seconds"])
         seen_para, _ = questions([f for c in per_chunk[: i + 1] for f in c])
         r, _ = _recall(mem, seen_para, **ask)
+        r_all, _ = _recall(mem, seen_para, route=False, **ask)
         curve.append(round(r, 4))
-        log(f"chunk {i + 1}/{len(chunks)}: {seconds[-1]:.1f} s (training {train_seconds[-1]:.1f} s), "
-            f"recall so far {r:.3f} with {i + 1} adapters stacked")
+        curve_all.append(round(r_all, 4))
+        log(f"chunk {i + 1}/{len(chunks)}: {seconds[-1]:.1f} s (training {train_seconds[-1]:.1f} s, "
+            f"{cpu_seconds[-1]:.1f} CPU s), recall so far {r:.3f} routed / {r_all:.3f} all {i + 1} active")
     result["seconds_per_chunk"] = round(sum(seconds) / len(seconds), 2)
     result["train_seconds_per_chunk"] = round(sum(train_seconds) / len(train_seconds), 2)
+    result["train_cpu_seconds_per_chunk"] = round(sum(cpu_seconds) / len(cpu_seconds), 2)
     result["seconds_each_chunk"] = [round(s, 2) for s in seconds]
     result["recall_after_stack"] = curve
+    result["recall_after_stack_all_active"] = curve_all
 
     result["recall"], answers = _recall(mem, para, **ask)
     result["reversed_recall"], _ = _recall(mem, rev, **ask)
     loc = mem.ask_many(loc_q, **ask)
     result["locality"] = sum(a == b for a, b in zip(base_loc, loc)) / len(loc_q)
+    result["recall_all_active"], _ = _recall(mem, para, route=False, **ask)
+    result["reversed_recall_all_active"], _ = _recall(mem, rev, route=False, **ask)
+    loc_all = mem.ask_many(loc_q, route=False, **ask)
+    result["locality_all_active"] = sum(a == b for a, b in zip(base_loc, loc_all)) / len(loc_q)
     result["kl_heldout_nats"] = round(_heldout_kl(mem, data.HELDOUT), 5)
     result["examples"] = [{"question": q, "expected": e, "base": b, "memory": a}
                           for (q, e), b, a in list(zip(para, base_answers, answers))[:: max(1, len(para) // 8)]]
-    log(f"recall {result['recall']:.3f}, reversed {result['reversed_recall']:.3f}, locality {result['locality']:.3f}, "
-        f"KL {result['kl_heldout_nats']:.4f} nats")
+    log(f"routed: recall {result['recall']:.3f}, reversed {result['reversed_recall']:.3f}, locality "
+        f"{result['locality']:.3f}; all active: recall {result['recall_all_active']:.3f}, reversed "
+        f"{result['reversed_recall_all_active']:.3f}, locality {result['locality_all_active']:.3f}; "
+        f"KL (all active) {result['kl_heldout_nats']:.4f} nats")
 
     if use_retrieval:
         result["retrieval_only_recall"], _ = _recall(mem, para, adapters=False, retrieve=True, k=retrieval_k, **ask)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import HfSteerError
@@ -89,6 +90,9 @@ class LoraMemory:
         preset: training preset name or :class:`~hf_steer.memory.train.TrainPreset`.
         load_in_4bit: load the base in nf4 (only when ``model`` is None).
         embedder: ``"default"`` (MiniLM), None (no retrieval) or a callable ``list[str] -> (n, d)``.
+        route: answer each question with only the adapters whose statements match it (needs an
+            embedder); False answers with the whole active stack.
+        route_threshold: cosine above which a statement matches a question.
         seed: seed for each adapter's training (offset by the adapter's index).
     """
 
@@ -105,6 +109,8 @@ class LoraMemory:
         embedder: Any = "default",
         seed: int = 0,
         device: str | None = None,
+        route: bool = True,
+        route_threshold: float = 0.5,
     ):
         from ..models import load_model, resolve_model_path
 
@@ -124,6 +130,8 @@ class LoraMemory:
         self.fingerprint = base_fingerprint(model)
         self.folder = Path(folder) if folder is not None else default_folder()
         self.embedder = retrieval.SentenceEmbedder() if embedder == "default" else embedder
+        self.route_default = route
+        self.route_threshold = route_threshold
         self._module_names = linear_module_names(model)
         self.catalog: Catalog
         self.use_profile(profile)
@@ -253,7 +261,7 @@ class LoraMemory:
         questions = list(aug.ANCHOR_QUESTIONS[:n])
         missing = [q for q in questions if q not in cached]
         if missing:
-            for q, a in zip(missing, self.ask_many(missing, adapters=False, max_new_tokens=24)):
+            for q, a in zip(missing, self.ask_many(missing, adapters=False, max_new_tokens=16)):
                 cached[q] = a
             atomic_write_json(path, cached)
         return [(aug.chat_prompt(self.tokenizer, q), cached[q]) for q in questions if cached[q]]
@@ -294,7 +302,9 @@ class LoraMemory:
         }
         self.catalog.write_adapter(name, lambda tmp: save_adapter_folder(self.peft, name, tmp, meta))
         if row["kind"] == "chunk" and self.embedder is not None:
-            row["embedding"] = [round(float(x), 6) for x in self.embedder([retrieval.chunk_text(row)])[0]]
+            vecs = self.embedder([retrieval.chunk_text(row), *row["statements"]])
+            row["embedding"] = [round(float(x), 5) for x in vecs[0]]
+            row["statement_embeddings"] = [[round(float(x), 5) for x in v] for v in vecs[1:]]
         self.catalog.add(row, save=False)
 
     def add_trained(self, folder: str | os.PathLike, row: dict[str, Any], activate: bool = True) -> dict[str, Any]:
@@ -489,9 +499,39 @@ class LoraMemory:
 
     # -- asking ---------------------------------------------------------------------------------
     def retrieve(self, question: str, k: int = 2) -> list[dict[str, Any]]:
+        """The ``k`` chunk rows nearest to ``question`` (chunk embeddings)."""
+        self._need_embedder()
+        return retrieval.top_k(self.embedder, [self.catalog.rows[n] for n in self.names("chunk")], question, k)
+
+    def retrieve_statements(self, question: str, k: int = 2) -> list[str]:
+        """The ``k`` remembered statements nearest to ``question`` (what goes into the prompt)."""
+        self._need_embedder()
+        return retrieval.top_statements(self.embedder, [self.catalog.rows[n] for n in self.names("chunk")], question, k)
+
+    def _need_embedder(self) -> None:
         if self.embedder is None:
             raise HfSteerError("retrieval is off for this memory (embedder=None): create it with embedder='default'")
-        return retrieval.top_k(self.embedder, [self.catalog.rows[n] for n in self.names("chunk")], question, k)
+
+    def route(self, question: str) -> list[str]:
+        """The active adapters relevant to ``question``: a chunk adapter when one of its statements is
+        within ``route_threshold`` cosine of it, a roll-up when one of its members is.
+
+        Routing keeps unrelated questions on the bare base (locality by construction) and keeps
+        stacked adapters from answering each other's questions. Without an embedder: all active.
+        """
+        active = self.active
+        if self.embedder is None or not active:
+            return active
+        chunk_rows = [self.catalog.rows[n] for n in self.names("chunk")]
+        q = np.asarray(self.embedder([question]))[0]
+        hits = {r["name"] for r, sc in zip(chunk_rows, retrieval.statement_scores(q, chunk_rows)) if sc >= self.route_threshold}
+        out = []
+        for n in active:
+            row = self.catalog.rows[n]
+            members = row.get("members", []) if row.get("kind") == "rollup" else [n]
+            if hits.intersection(members):
+                out.append(n)
+        return out
 
     @torch.no_grad()
     def ask_many(
@@ -500,30 +540,55 @@ class LoraMemory:
         *,
         adapters: bool = True,
         retrieve: bool = False,
+        route: bool | None = None,
         k: int = 2,
         max_new_tokens: int = 32,
         batch_size: int = 16,
     ) -> list[str]:
-        """Greedy answers, using the active adapters and/or the top-k retrieved chunks."""
+        """Greedy answers, using the active adapters (routed or all) and/or the top-k retrieved statements.
+
+        ``route`` (default ``self.route_default``) activates, per question, only the adapters whose
+        statements match it (see :meth:`route`); ``route=False`` answers with the whole active stack.
+        """
+        route = self.route_default if route is None else route
         prompts = []
         for q in questions:
-            context = retrieval.build_context(self.retrieve(q, k)) if retrieve else None
+            context = retrieval.build_context(self.retrieve_statements(q, k)) if retrieve else None
             prompts.append(aug.chat_prompt(self.tokenizer, q, context))
+        # Group questions by the adapter set they use, so each group is one batched generate.
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, q in enumerate(questions):
+            names = tuple(self.route(q) if (adapters and route) else (self.active if adapters else ()))
+            groups.setdefault(names, []).append(i)
+        answers: list[str] = [""] * len(prompts)
+        stack = self.active
+        try:
+            for names, idx in groups.items():
+                if self.peft is not None and names:
+                    self.peft.base_model.set_adapter(list(names), inference_mode=True)
+                outs = self._generate([prompts[i] for i in idx], bool(names), max_new_tokens, batch_size)
+                for i, a in zip(idx, outs):
+                    answers[i] = a
+        finally:
+            self._activate(stack)
+        return answers
+
+    def _generate(self, prompts: list[str], with_adapters: bool, max_new_tokens: int, batch_size: int) -> list[str]:
         model = self.peft if self.peft is not None else self.model
-        answers: list[str] = []
+        out_texts: list[str] = []
         self.tokenizer.padding_side = "left"
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
         for i in range(0, len(prompts), batch_size):
             enc = self.tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = enc.to(next(model.parameters()).device)
-            kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
-            if self.peft is not None and not adapters:
+            if self.peft is not None and not with_adapters:
                 with self.peft.disable_adapter():
                     out = self.peft.generate(**enc, **kwargs)
             else:
                 out = model.generate(**enc, **kwargs)
             width = enc["input_ids"].shape[1]
-            answers += [self.tokenizer.decode(o[width:], skip_special_tokens=True).strip() for o in out]
-        return answers
+            out_texts += [self.tokenizer.decode(o[width:], skip_special_tokens=True).strip() for o in out]
+        return out_texts
 
     def ask(self, question: str, **kwargs) -> str:
         return self.ask_many([question], **kwargs)[0]
@@ -531,18 +596,22 @@ class LoraMemory:
     def chat(self, messages: list[dict[str, str]], *, retrieve: bool = False, k: int = 2, max_new_tokens: int = 96) -> str:
         """One assistant reply to a message list (the REPL's turn), with the active adapters."""
         msgs = [{"role": "system", "content": aug.SYSTEM_PROMPT}, *messages]
+        question = messages[-1]["content"]
         if retrieve and self.embedder is not None and self.names("chunk"):
-            notes = retrieval.build_context(self.retrieve(messages[-1]["content"], k))
-            msgs[-1] = {"role": msgs[-1]["role"], "content": f"{notes}\n\n{msgs[-1]['content']}"}
+            notes = retrieval.build_context(self.retrieve_statements(question, k))
+            msgs[-1] = {"role": msgs[-1]["role"], "content": f"{notes}\n\n{question}"}
+        stack = self.active
+        names = self.route(question) if self.route_default else stack
         if getattr(self.tokenizer, "chat_template", None):
             prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         else:
             prompt = "\n".join(f"{m['role']}: {m['content']}" for m in msgs) + "\nassistant:"
-        model = self.peft if self.peft is not None else self.model
-        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
-        return self.tokenizer.decode(out[0][enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        try:
+            if self.peft is not None and names:
+                self.peft.base_model.set_adapter(list(names), inference_mode=True)
+            return self._generate([prompt], bool(names), max_new_tokens, 1)[0]
+        finally:
+            self._activate(stack)
 
     # -- merging --------------------------------------------------------------------------------
     def merge_in_place(self):
