@@ -447,10 +447,13 @@ class LoraMemory:
         Returns ``{"forgotten": name, "rebuilt": [...]}``.
         """
         row = self.catalog.get(name)
+        was_active = name in self.active
         self._delete(name)
         self.catalog.rows.pop(name)
-        self.catalog.active = [n for n in self.catalog.active if n != name]
         rebuilt = self._rebuild_rollups(name) if row.get("kind") == "chunk" else []
+        if row.get("kind") == "rollup" and was_active:
+            # forgetting a roll-up forgets the summary, not the facts: its members take its place
+            self._activate([*self.active, *[m for m in row.get("members", []) if m in self.catalog]])
         self._activate(self.active)
         self.catalog.save()
         import shutil

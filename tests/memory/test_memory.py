@@ -227,3 +227,17 @@ def test_merge_into_4bit_is_refused_but_16bit_copy_works(tmp_path, tiny_pair):
     ids = tok("Veltra Quosh", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, ref(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_routing_activates_only_matching_adapters(memory):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    _bigger(memory, ["ma", "mb"])
+    memory.route_threshold = 0.3
+    assert memory.route("Where was Veltra Quosh born in the town of Marbelin?") == ["ma"]
+    assert memory.route("lighthouse keeper Doran Pellick") == ["mb"]
+    assert memory.route("zzz qqq") == []
+    # an unrelated question is answered by the bare base; the whole stack answers differently
+    base = memory.ask_many(["zzz qqq"], adapters=False, max_new_tokens=5)
+    assert memory.ask_many(["zzz qqq"], max_new_tokens=5) == base
+    assert memory.active == ["ma", "mb"]  # routing never changes the stack itself
