@@ -138,9 +138,11 @@ def cmd_bench(args) -> int:
         torch.set_num_threads(args.threads)
     result = run_bench(model=args.model, n_facts=args.facts, facts_per_chunk=args.facts_per_chunk,
                        preset=args.preset, overrides=_overrides(args), svd_rank=args.svd_rank,
-                       use_retrieval=not args.no_retrieval, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                       use_retrieval=not args.no_retrieval, max_new_tokens=args.max_new_tokens,
+                       all_active_curve=args.all_active_curve, seed=args.seed,
                        output_json=args.output_json, log=lambda s: print(s, file=sys.stderr, flush=True))
-    keys = ["seconds_per_chunk", "base_recall", "recall", "reversed_recall", "locality", "kl_heldout_nats",
+    keys = ["seconds_per_chunk", "train_cpu_seconds_per_chunk", "base_recall", "recall", "reversed_recall",
+            "locality", "recall_all_active", "locality_all_active", "kl_heldout_nats",
             "recall_after_stack", "recall_after_rollup_cat", "recall_after_rollup_svd", "forgotten_recall",
             "others_after_forget", "retrieval_only_recall", "retrieval_adapters_recall"]
     print(json.dumps({k: result[k] for k in keys if k in result}, indent=1))
@@ -226,7 +228,8 @@ def register(subparsers) -> None:
     p.add_argument("--top-layers", type=int, default=None)
     p.add_argument("--svd-rank", type=int, default=None, help="rank of the svd roll-up (default: largest member rank)")
     p.add_argument("--no-retrieval", action="store_true")
-    p.add_argument("--max-new-tokens", type=int, default=24)
+    p.add_argument("--max-new-tokens", type=int, default=16, help="answer length (the expected word comes early)")
+    p.add_argument("--all-active-curve", action="store_true", help="also measure the all-active recall after each adapter")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_bench)
