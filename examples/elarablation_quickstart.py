@@ -11,7 +11,7 @@ from hf_steer.models import load_model
 
 model, tokenizer = load_model()  # the bundled SmolLM2-135M-Instruct
 contexts = load_contexts("female_names")  # 8 built-in contexts that end where a name starts
-args = ElarablationConfig(output_dir="elarablation-quickstart", num_train_epochs=12, learning_rate=1e-3)
+args = ElarablationConfig(output_dir="elarablation-quickstart", num_train_epochs=8, learning_rate=2e-3)
 trainer = ElarablationTrainer(model, args, contexts, tokenizer, peft_config=default_lora_config(model))
 trainer.train()
 trainer.save_model()

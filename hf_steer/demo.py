@@ -90,7 +90,7 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="show the slop problem and its fix (Elarablation) on the bundled model")
     p.add_argument("--model", default=None, help="model folder or Hub id (default: bundled SmolLM2-135M-Instruct)")
     p.add_argument("--samples", type=int, default=20, help="how many names to sample before and after")
-    p.add_argument("--epochs", type=float, default=12, help="training epochs over the 8 contexts (default: 12)")
+    p.add_argument("--epochs", type=float, default=8, help="training epochs over the 8 contexts (default: 8)")
     p.add_argument("--output-dir", default="elarablation-demo", help="where the adapter and PNG go")
     p.add_argument("--seed", type=int, default=0, help="random seed for training and sampling")
     p.set_defaults(func=run)

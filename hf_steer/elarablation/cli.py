@@ -31,13 +31,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model folder, .gguf or Hub id (default: bundled SmolLM2-135M-Instruct)")
     p.add_argument("--loss-type", default="margin", choices=["elarablate", "unlikelihood", "margin"],
                    help="loss variant (default: margin; see docs/elarablation.md)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    p.add_argument("--epochs", type=float, default=12, help="passes over the contexts (default: 12)")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default: 2e-3)")
+    p.add_argument("--epochs", type=float, default=8, help="passes over the contexts (default: 8)")
     p.add_argument("--top-k", type=int, default=50, help="candidates classified per step (default: 50)")
     p.add_argument("--max-threshold", type=float, default=0.02, help="punish any candidate above this (default: 0.02)")
     p.add_argument("--min-threshold", type=float, default=0.015, help="reward good candidates below this (default: 0.015)")
     p.add_argument("--tree-depth", type=int, default=1, choices=[1, 2], help="2: also train one token deeper")
-    p.add_argument("--anchor-weight", type=float, default=1.0, help="KL anchor on ordinary text (0: off)")
+    p.add_argument("--anchor-weight", type=float, default=100.0, help="KL anchor on ordinary text (default: 100; 0: off)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
 
 

@@ -53,7 +53,7 @@ class ElarablationConfig(TrainingArguments):
         next_min_threshold (`float`, *optional*, defaults to `0.005`):
             `min_threshold` at depth 2.
 
-        anchor_weight (`float`, *optional*, defaults to `1.0`):
+        anchor_weight (`float`, *optional*, defaults to `100.0`):
             Weight of the anchor term: KL(reference || model) of the next-token distributions over ordinary text
             (`anchor_text`), so the step changes the slop point and not the rest of the model. `0` turns it off.
         anchor_tokens (`int`, *optional*, defaults to `96`):
@@ -80,14 +80,14 @@ class ElarablationConfig(TrainingArguments):
     next_max_threshold: float = field(default=0.5, metadata={"help": "max_threshold at depth 2."})
     next_min_threshold: float = field(default=0.005, metadata={"help": "min_threshold at depth 2."})
     anchor_weight: float = field(
-        default=1.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
+        default=100.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
     )
     anchor_tokens: int = field(default=96, metadata={"help": "Tokens of anchor text read each step."})
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 
     # TrainingArguments defaults that suit Elarablation.
     learning_rate: float = field(default=2e-3, metadata={"help": "The initial learning rate for AdamW."})
-    num_train_epochs: float = field(default=30.0, metadata={"help": "Passes over the contexts."})
+    num_train_epochs: float = field(default=8.0, metadata={"help": "Passes over the contexts."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Contexts per forward pass."})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "The scheduler type to use."})
     warmup_steps: float = field(default=0, metadata={"help": "Linear warmup steps."})

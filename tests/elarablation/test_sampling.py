@@ -1,0 +1,49 @@
+"""The prefix-tree sampler draws from the model's own distribution, and stops where a name is complete."""
+
+from collections import Counter
+
+import torch
+from conftest import make_tiny_model, make_tokenizer
+
+from hf_steer.elarablation.bench import kl_and_ppl, name_figures
+from hf_steer.elarablation.sampling import first_name, name_is_complete, sample_continuations
+
+
+def test_first_token_frequencies_match_the_softmax():
+    model, tok = make_tiny_model("llama"), make_tokenizer("bytelevel")
+    context = 'The elf girl nods. "My name is'
+    with torch.no_grad():
+        probs = model(**tok(context, return_tensors="pt")).logits[0, -1].softmax(-1)
+    samples = sample_continuations(model, tok, context, n=3000, temperature=1.0, max_new_tokens=1,
+                                   done=lambda t: False, generator=torch.Generator().manual_seed(0))
+    assert sum(samples.values()) == 3000
+    # several byte-level pieces decode to the same text ("\ufffd"): compare per decoded text
+    expected = Counter()
+    for i, p in enumerate(probs.tolist()):
+        expected[tok.decode([i])] += p
+    for text, p in expected.most_common(3):
+        observed = samples[text] / 3000
+        assert abs(observed - p) < 4 * (p * (1 - p) / 3000) ** 0.5 + 1e-3
+
+
+def test_longer_continuations_match_generate_statistics():
+    # with a cache, depth 2 must see the same distribution as a fresh forward of context + token
+    model, tok = make_tiny_model("llama"), make_tokenizer("bytelevel")
+    ids = tok("Her voice was")["input_ids"]
+    samples = sample_continuations(model, tok, ids, n=50, temperature=1e-5, max_new_tokens=3, done=lambda t: False)
+    greedy = model.generate(torch.tensor([ids]), max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert list(samples) == [tok.decode(greedy[0, len(ids):])]
+
+
+def test_name_rules():
+    assert first_name(' Elara," she') == "Elara" and first_name(" the\nBob") is None
+    assert name_is_complete(" Elara,") and not name_is_complete(" Ela")
+    figures = name_figures(Counter({"Elara": 6, "Mira": 2, "Tom": 2, None: 10}))
+    assert figures["incidence"] == 0.6 and figures["named_rate"] == 0.5 and figures["top_name_share"] == 0.6
+    assert 2.5 < figures["effective_names"] < 2.6  # exp(H(0.6, 0.2, 0.2))
+
+
+def test_kl_and_ppl_are_zero_for_identical_models():
+    lp = torch.log_softmax(torch.randn(10, 7), -1)
+    out = kl_and_ppl(lp, lp, torch.arange(10) % 7)
+    assert abs(out["kl_unrelated_nats"]) < 1e-6 and abs(out["ppl_change_pct"]) < 1e-6
