@@ -72,6 +72,9 @@ def run_bench(
     learning_rate: float = 3e-3,
     gate_function: str = "cos2",
     gate_width: float = 0.35,
+    gate_residual: bool = True,
+    gate_mlp: bool = True,
+    gate_heads: bool = True,
     eval_batches: int = 8,
     n_samples: int = 24,
     sample_length: int = 120,
@@ -94,7 +97,8 @@ def run_bench(
     base = TrainConfig(
         sources=sources, output_dir=str(work / "gated"), n_embd=n_embd, n_layer=n_layer, n_head=n_head,
         block_size=block_size, batch_size=batch_size, steps=steps, learning_rate=learning_rate,
-        gate_function=gate_function, gate_width=gate_width, eval_batches=eval_batches, seed=seed,
+        gate_function=gate_function, gate_width=gate_width, gate_residual=gate_residual, gate_mlp=gate_mlp,
+        gate_heads=gate_heads, eval_batches=eval_batches, seed=seed,
         log_every=max(1, steps // 5), save_every=0, write_artifacts=False,
     )
     runs = {"gated": base, "ungated": replace(base, output_dir=str(work / "ungated"), gated=False)}
@@ -166,7 +170,9 @@ def run_bench(
         "config": {
             "steps": steps, "n_embd": n_embd, "n_layer": n_layer, "n_head": n_head, "block_size": block_size,
             "batch_size": batch_size, "learning_rate": learning_rate, "gate_function": gate_function,
-            "gate_width": gate_width, "params": n_params, "seed": seed, "eval_windows_per_source": eval_batches * batch_size,
+            "gate_width": gate_width, "gates": [f for f, on in (("residual", gate_residual), ("mlp", gate_mlp),
+                                                                  ("heads", gate_heads)) if on],
+            "params": n_params, "seed": seed, "eval_windows_per_source": eval_batches * batch_size,
         },
         "wall_seconds": wall,
         "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},

@@ -23,8 +23,20 @@ def _add_size_flags(p: argparse.ArgumentParser, steps: int) -> None:
     p.add_argument("--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default %(default)s)")
     p.add_argument("--gate-function", choices=["cos2", "gaussian"], default="cos2", help="spotlight shape (default %(default)s)")
     p.add_argument("--gate-width", type=float, default=0.35, help="Gaussian gate width (default %(default)s)")
+    p.add_argument("--gates", default="residual,mlp,heads",
+                   help="gated unit families, comma-separated from residual,mlp,heads (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, init and the units' source positions m")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
+
+
+def _gates(text: str) -> dict[str, bool]:
+    from ..errors import HfSteerError
+
+    families = {g.strip() for g in text.split(",") if g.strip()}
+    unknown = families - {"residual", "mlp", "heads"}
+    if unknown or not families:
+        raise HfSteerError(f"--gates {text!r} is not a list of residual,mlp,heads: e.g. --gates mlp,heads (or --ungated)")
+    return {f"gate_{f}": f in families for f in ("residual", "mlp", "heads")}
 
 
 def cmd_train(args) -> int:
@@ -37,7 +49,7 @@ def cmd_train(args) -> int:
         n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head, block_size=args.block_size,
         batch_size=args.batch_size, learning_rate=args.learning_rate, gate_function=args.gate_function,
         gate_width=args.gate_width, seed=args.seed, resume=args.resume, save_every=args.save_every,
-        gated=not args.ungated, lowercase=args.lowercase,
+        gated=not args.ungated, lowercase=args.lowercase, **_gates(args.gates),
     )
     result = train(cfg)
     if result.is_main_process:
@@ -72,6 +84,7 @@ def cmd_bench(args) -> int:
         n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head, block_size=args.block_size,
         batch_size=args.batch_size, learning_rate=args.learning_rate, gate_function=args.gate_function,
         gate_width=args.gate_width, seed=args.seed, n_samples=args.n_samples, sample_length=args.sample_length,
+        **_gates(args.gates),
     )
     keys = ["loss_by_alpha", "specialist_loss", "mixture_loss", "spearman", "throughput_ratio", "goals"]
     print(json.dumps({k: report[k] for k in keys}, indent=2))

@@ -16,7 +16,7 @@ TINY = ["--steps", "4", "--n-embd", "16", "--n-layer", "1", "--n-head", "2", "--
 @pytest.fixture(scope="module")
 def trained(tiny_sources, tmp_path_factory):
     out = tmp_path_factory.mktemp("abc_cli") / "model"
-    argv = ["abc", "train", "--output-dir", str(out), *TINY]
+    argv = ["abc", "train", "--output-dir", str(out), "--gates", "mlp,heads", *TINY]
     for name, path in tiny_sources.items():
         argv += ["--source", f"{name}={path}"]
     assert main(argv) == 0
@@ -29,6 +29,8 @@ def test_train_then_generate_with_alpha_and_mix(trained, capsys):
                  "--prompt", "Once", "--seed", "1"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("Once") and len(text.rstrip("\n")) >= 20
+    config = json.loads((trained / "config.json").read_text())
+    assert (config["gate_residual"], config["gate_mlp"], config["gate_heads"]) == (False, True, True)
     assert main(["abc", "generate", "--model", str(trained), "--mix", "shakespeare=0.7,tinystories=0.3",
                  "--max-new-tokens", "10", "--num-samples", "2"]) == 0
     assert capsys.readouterr().out.count("--- sample") == 2
@@ -62,6 +64,8 @@ def test_corpus_errors_are_one_line(tmp_path, capsys):
         parse_source_specs(["a=x.txt", "a=y.txt"])
     with pytest.raises(HfSteerError, match="needs two or more"):
         parse_source_specs(["shakespeare"])
+    assert main(["abc", "train", "--output-dir", str(tmp_path / "o"), "--gates", "mlp,neurons", *TINY]) == 2
+    assert "--gates 'mlp,neurons' is not a list of residual,mlp,heads" in capsys.readouterr().err
     assert main(["abc", "train", "--output-dir", str(tmp_path / "o"), "--source", f"a={empty}",
                  "--source", f"b={tmp_path / 'nope.txt'}", *TINY]) == 2
     err = capsys.readouterr().err
