@@ -167,7 +167,7 @@ class AbcGPTPreTrainedModel(PreTrainedModel):
             return torch.full((batch_size, n), 1.0 / n, device=self.device)
         a = torch.as_tensor(alpha, dtype=torch.float32).to(self.device)
         if not torch.isfinite(a).all():
-            raise err(f"alpha contains NaN or inf ({alpha!r}): pass numbers in [0, 1]")
+            raise err(f"alpha contains NaN or inf ({_short(a)}): pass numbers in [0, 1]")
         if n == 2 and a.ndim <= 1:
             if a.ndim == 1 and a.shape[0] not in (1, batch_size):
                 raise err(

@@ -95,6 +95,7 @@ def test_same_seed_same_positions_other_seed_other_positions():
         (1.5, "alpha is 1.5: it must lie in [0, 1] (0 = stories, 1 = plays)"),
         (-0.1, "must lie in [0, 1]"),
         (float("nan"), "alpha contains NaN"),
+        (torch.full((2,), float("nan")), "alpha contains NaN or inf ([nan, nan])"),
         (torch.tensor([0.1, 0.2, 0.3]), "alpha has shape (3,) but the batch has 2 rows"),
         (torch.zeros(2, 3), "alpha has shape (2, 3)"),
         ([[0.5, 0.6]], "does not sum to 1"),
