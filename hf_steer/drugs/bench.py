@@ -18,6 +18,7 @@ within minutes on a laptop CPU.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ import torch
 from ..errors import HfSteerError
 from .dose import TYPES, Dose, DrugsConfig, depth_profile
 from .explore import chat_inputs
-from .inject import inject, remove
+from .inject import inject, remove, sober
 
 PROMPTS = [
     "Write the opening line of a story about a lighthouse keeper.",
@@ -136,7 +137,28 @@ def judge_context(prompt: str) -> str:
 # --- the bench ------------------------------------------------------------------------------------
 
 
-def _generate(model, tokenizer, enc, max_new_tokens: int, seed: int, **kwargs) -> list[str]:
+def _prompt_cache(model, tokenizer, texts: Sequence[str], seeds: int):
+    """Read each prompt once, sober, up to its last token; every seed's row starts from that cache.
+
+    The prompt is read sober anyway (only its last position is dosed), so the rows of one prompt share
+    this prefix exactly; computing it once instead of ``seeds`` times is most of the bench's cost.
+    """
+    from transformers import DynamicCache
+
+    unique = chat_inputs(tokenizer, texts, True, model.device)
+    ids, mask = unique["input_ids"], unique["attention_mask"]
+    cache = DynamicCache(config=model.config)
+    with sober(model), torch.no_grad():
+        model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=(mask[:, :-1].cumsum(-1) - 1).clamp_min(0),
+              cache=cache, use_cache=True, logits_to_keep=1)
+    enc = {"input_ids": ids.repeat_interleave(seeds, 0), "attention_mask": mask.repeat_interleave(seeds, 0)}
+    return enc, cache
+
+
+def _generate(model, tokenizer, enc, max_new_tokens: int, seed: int, prefix=None, **kwargs) -> list[str]:
+    if prefix is not None:  # a fresh copy per run: generate() appends to the cache it is given
+        kwargs["cache"] = copy.deepcopy(prefix)
+        kwargs["cache"].batch_repeat_interleave(enc["input_ids"].shape[0] // prefix.layers[0].keys.shape[0])
     out = model.Dgenerate(**enc, max_new_tokens=max_new_tokens, seed=seed, pad_token_id=tokenizer.pad_token_id,
                           **kwargs)
     start = enc["input_ids"].shape[1]
@@ -220,7 +242,8 @@ def run_bench(
     log(f"  tokens/s plain {speed['tokens_per_s_plain']:.1f}, DRµGS {speed['tokens_per_s_drugs']:.1f}, "
         f"ratio {speed['tokens_per_s_ratio']:.3f}")
 
-    enc = chat_inputs(tokenizer, [p for p in texts for _ in range(seeds)], True, model.device)
+    inject(model, DrugsConfig())
+    enc, prefix = _prompt_cache(model, tokenizer, texts, seeds)
     generator_contexts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                         add_generation_prompt=True) for p in texts for _ in range(seeds)]
     runs: list[dict] = []  # {method, knob, depth?, texts}
@@ -231,21 +254,20 @@ def run_bench(
         runs.append({"method": method, "knob": knob, "distinct2": d2, "texts": outputs, **extra})
         log(f"  {method:12s} knob={knob:<6g} {' '.join(f'{k}={v}' for k, v in extra.items())} distinct-2 {d2:.3f}")
 
-    inject(model, DrugsConfig())
     log(f"generating: {prompts} prompts x {seeds} seeds x {max_new_tokens} tokens per knob value")
-    greedy = _generate(model, tokenizer, enc, max_new_tokens, seed)
+    greedy = _generate(model, tokenizer, enc, max_new_tokens, seed, prefix)
     for t in temperatures:
-        record("temperature", t, _generate(model, tokenizer, enc, max_new_tokens, seed, do_sample=True,
+        record("temperature", t, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix, do_sample=True,
                                              temperature=t, top_k=None, top_p=None))
     for p in min_ps:
-        record("min_p", p, _generate(model, tokenizer, enc, max_new_tokens, seed, do_sample=True,
+        record("min_p", p, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix, do_sample=True,
                                        temperature=min_p_temperature, min_p=p, top_k=None, top_p=None))
     for letter, values in thetas.items():
         record(f"drugs-{letter}", 0.0, greedy, depth=None)
         for depth in depths:
             for theta in values:
                 inject(model, DrugsConfig(doses={letter: Dose(theta, depth_profile(depth, spread))}))
-                record(f"drugs-{letter}", theta, _generate(model, tokenizer, enc, max_new_tokens, seed), depth=depth)
+                record(f"drugs-{letter}", theta, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix), depth=depth)
     inject(model, DrugsConfig())
 
     log("scoring: self-judged NLL")

@@ -119,6 +119,8 @@ def register(subparsers) -> None:
     ben.add_argument("--min-p-temperature", type=float, default=1.5)
     ben.add_argument("--speed-rounds", type=int, default=4)
     ben.add_argument("--speed-tokens", type=int, default=32)
+    ben.add_argument("--threads", type=int, default=None,
+                     help="torch CPU threads (1 is often faster on a machine shared with other jobs)")
     ben.add_argument("--seed", type=int, default=0)
     ben.set_defaults(func=cmd_bench)
 
@@ -205,6 +207,12 @@ def cmd_bench(args) -> int:
     from ..utils import atomic_write_json
     from .bench import plot_bench, run_bench
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise HfSteerError(f"--threads {args.threads} is not a count >= 1: give how many CPU threads torch may use")
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = run_bench(
         args.model, prompts=args.prompts, seeds=args.seeds, max_new_tokens=args.max_new_tokens,
         thetas=_type_thetas(args.thetas), depths=_floats(args.depths, "--depths"), spread=args.spread,

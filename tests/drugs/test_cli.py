@@ -122,3 +122,17 @@ def test_verdict_and_plot(tmp_path):
     assert result["drugs-A"]["temperature"] == pytest.approx(0.5) and result["drugs-A"]["min_p"] == pytest.approx(0.0)
     plot_bench({"curves": curves, "judge": "gemma", "tokens_per_s_ratio": 0.97}, tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_shared_sober_prompt_cache_gives_the_same_generations(tokenizer):
+    from hf_steer.drugs import DrugsConfig, inject
+    from hf_steer.drugs.bench import _generate, _prompt_cache
+    from hf_steer.drugs.explore import chat_inputs
+
+    model = inject(tiny("llama"), DrugsConfig(doses={"A": 0.8}, sinks=1000))  # wrapper on, every position sober
+    texts = ["Once upon a time", "Her voice was barely above a whisper"]
+    enc, prefix = _prompt_cache(model, tokenizer, texts, seeds=3)
+    full = chat_inputs(tokenizer, [t for t in texts for _ in range(3)])
+    assert torch.equal(enc["input_ids"], full["input_ids"])
+    shared = _generate(model, tokenizer, enc, 5, 0, prefix)
+    assert shared == _generate(model, tokenizer, full, 5, 0)  # the shared prefix changes nothing else
