@@ -55,7 +55,7 @@ def _heldout_kl(mem: LoraMemory, text: str) -> float:
     model = mem.peft if mem.peft is not None else mem.model
     if mem.peft is None:
         return 0.0
-    with mem.peft.disable_adapter():
+    with mem.base_only():
         base = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
     new = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
     return float((base.exp() * (base - new)).sum(-1).mean())
@@ -117,6 +117,11 @@ def run_bench(
     base_loc = mem.ask_many(loc_q, **ask)
     log(f"base recall {result['base_recall']:.3f}")
 
+    def checkpoint() -> None:  # figures so far, so an interrupted run still leaves its numbers
+        if output_json:
+            atomic_write_json(output_json, {**result, "partial": True})
+
+
     seconds, train_seconds, cpu_seconds, curve, curve_all = [], [], [], [], []
     for i, chunk in enumerate(chunks):
         start = time.perf_counter()
@@ -138,6 +143,7 @@ def run_bench(
     result["train_cpu_seconds_per_chunk"] = round(sum(cpu_seconds) / len(cpu_seconds), 2)
     result["seconds_each_chunk"] = [round(s, 2) for s in seconds]
     result["recall_after_stack"] = curve
+    checkpoint()
     if all_active_curve:
         result["recall_after_stack_all_active"] = curve_all
 
@@ -157,6 +163,7 @@ def run_bench(
         f"{result['reversed_recall_all_active']:.3f}, locality {result['locality_all_active']:.3f}; "
         f"KL (all active) {result['kl_heldout_nats']:.4f} nats")
 
+    checkpoint()
     if use_retrieval:
         result["retrieval_only_recall"], _ = _recall(mem, para, adapters=False, retrieve=True, k=retrieval_k, **ask)
         result["retrieval_adapters_recall"], _ = _recall(mem, para, adapters=True, retrieve=True, k=retrieval_k, **ask)
@@ -172,6 +179,7 @@ def run_bench(
         log(f"roll-up {method} (rank {row['r']}): recall {result[f'recall_after_rollup_{method}']:.3f}")
         mem.forget(row["name"])
         mem.stack(chunk_names)
+        checkpoint()
 
     if len(chunks) > 1:
         gone, rest = questions(per_chunk[0])[0], questions([f for c in per_chunk[1:] for f in c])[0]

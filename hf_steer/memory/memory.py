@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,13 @@ class LoraMemory:
             self._unload_all()  # PEFT cannot hold zero adapters: go back to the bare base
         else:
             self.peft.delete_adapter(name)
+            self._fix_primary()
+
+    def _fix_primary(self) -> None:
+        # PeftModel keeps its own single ``active_adapter`` name just to look a config up (generate,
+        # disable_adapter); it goes stale when that adapter is deleted. Any LoRA adapter's config will do.
+        if self.peft is not None and self.peft.active_adapter not in self.peft.peft_config:
+            self.peft.active_adapter = next(iter(self.peft.peft_config))
 
     def _activate(self, names: Sequence[str]) -> None:
         # dict.fromkeys: an adapter listed twice would be added twice to the sum
@@ -192,6 +200,7 @@ class LoraMemory:
         if self.peft is not None:
             # inference_mode=True: active for the forward pass, frozen for any optimizer.
             self.peft.base_model.set_adapter(list(names), inference_mode=True)
+            self._fix_primary()
         self.catalog.active = list(names)
 
     # -- introspection --------------------------------------------------------------------------
@@ -576,6 +585,21 @@ class LoraMemory:
             self._activate(stack)
         return answers
 
+    @contextmanager
+    def base_only(self):
+        """Run the bare base inside the block, then restore the stack.
+
+        An empty active list rather than PEFT's ``disable_adapter()``: the latter looks the PeftModel's
+        own ``active_adapter`` up in ``peft_config``, which goes stale once that adapter is deleted.
+        """
+        stack = self.active
+        try:
+            if self.peft is not None:
+                self.peft.base_model.set_adapter([], inference_mode=True)
+            yield
+        finally:
+            self._activate(stack)
+
     def _generate(self, prompts: list[str], with_adapters: bool, max_new_tokens: int, batch_size: int) -> list[str]:
         model = self.peft if self.peft is not None else self.model
         out_texts: list[str] = []
@@ -585,7 +609,7 @@ class LoraMemory:
             enc = self.tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = enc.to(next(model.parameters()).device)
             if self.peft is not None and not with_adapters:
-                with self.peft.disable_adapter():
+                with self.base_only():
                     out = self.peft.generate(**enc, **kwargs)
             else:
                 out = model.generate(**enc, **kwargs)
