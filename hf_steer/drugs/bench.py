@@ -272,8 +272,12 @@ def run_bench(
 
     log("scoring: self-judged NLL")
     remove(model)
+    memo: dict = {}  # the greedy run appears in every drugs curve: score each list of texts once
     for run in runs:
-        run["self_nll"] = continuation_nll(model, tokenizer, generator_contexts, run["texts"])
+        key = ("self", tuple(run["texts"]))
+        if key not in memo:
+            memo[key] = continuation_nll(model, tokenizer, generator_contexts, run["texts"], batch_size=16)
+        run["self_nll"] = memo[key]
     del model
     judge_pair = load_judge(judge, log)
     judge_name = None
@@ -283,8 +287,11 @@ def run_bench(
         log(f"scoring: judge NLL ({judge_name})")
         contexts = [judge_context(p) for p in texts for _ in range(seeds)]
         for run in runs:
-            run["judge_nll"] = continuation_nll(judge_model, judge_tokenizer, contexts, [" " + t for t in run["texts"]],
-                                                add_bos=True)
+            key = ("judge", tuple(run["texts"]))
+            if key not in memo:
+                memo[key] = continuation_nll(judge_model, judge_tokenizer, contexts, [" " + t for t in run["texts"]],
+                                             add_bos=True)
+            run["judge_nll"] = memo[key]
     curves: dict[str, list[dict]] = {}
     for run in runs:
         point = {"knob": run["knob"], "distinct2": round(run["distinct2"], 4),
