@@ -241,3 +241,13 @@ def test_routing_activates_only_matching_adapters(memory):
     base = memory.ask_many(["zzz qqq"], adapters=False, max_new_tokens=5)
     assert memory.ask_many(["zzz qqq"], max_new_tokens=5) == base
     assert memory.active == ["ma", "mb"]  # routing never changes the stack itself
+
+
+def test_answers_after_forgetting_the_first_adapter(memory):
+    """PeftModel remembers its first adapter's name for generate(); forgetting it must not break asking."""
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    base = memory.ask_many(["Doran Pellick"], adapters=False, max_new_tokens=3)
+    memory.forget("ma")
+    assert memory.ask_many(["Doran Pellick"], adapters=False, max_new_tokens=3) == base
+    assert len(memory.ask_many(["Doran Pellick"], route=False, max_new_tokens=3)) == 1
