@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import resource
 import sys
 from collections import Counter
@@ -75,6 +76,28 @@ def reference_kept(model, tokenizer, rows, n: int, seed: int) -> float:
     return kept / total if total else 0.0
 
 
+def is_repetitive(text: str) -> bool:
+    """A continuation loops: the same word twice in a row, or a repeated word pair (" Am Am", "the the")."""
+    words = re.findall(r"[A-Za-z']+", text.lower())
+    if any(a == b for a, b in zip(words, words[1:])):
+        return True
+    pairs = list(zip(words, words[1:]))
+    return len(pairs) != len(set(pairs))
+
+
+def repetition_rate(model, tokenizer, rows, n: int = 20, max_new_tokens: int = 16, temperature: float = 0.7,
+                    seed: int = 0) -> float:
+    """Share of sampled continuations (``max_new_tokens`` long, T=0.7) that loop (see :func:`is_repetitive`)."""
+    generator = torch.Generator().manual_seed(seed)
+    loops = total = 0
+    for row in rows:
+        samples = sample_continuations(model, tokenizer, render_context(row, tokenizer), n=n, temperature=temperature,
+                                       max_new_tokens=max_new_tokens, done=lambda t: False, generator=generator)
+        loops += sum(c for text, c in samples.items() if is_repetitive(text))
+        total += sum(samples.values())
+    return loops / total if total else 0.0
+
+
 def unrelated_text() -> str:
     return "\n\n".join((DATA_DIR / f).read_text(encoding="utf-8") for f in UNRELATED_FILES)
 
@@ -116,6 +139,7 @@ def run_bench(
     samples_reference: int = 50,
     seed: int = 0,
     adapter_dir: str | os.PathLike | None = None,
+    repetition: bool = False,
     log=print,
     **train_config: Any,
 ) -> dict[str, Any]:
@@ -127,6 +151,8 @@ def run_bench(
         samples: samples per held-out context at each temperature (the issue asks 200).
         samples_reference: samples per back-reference context.
         adapter_dir: where to keep the trained adapter (default: ``<stem>-adapter`` beside the JSON).
+        repetition: also measure how often 16-token continuations loop (before/after; run it once with
+            ``tree_depth=1`` and once with ``tree_depth=2`` to compare).
         **train_config: ElarablationConfig fields (loss_type, learning_rate, num_train_epochs, ...).
     """
     from .pipeline import train
@@ -160,6 +186,11 @@ def run_bench(
         figures[f"{key}_before"] = before[key]
         figures[f"{key}_after"] = after[key]
     figures.update(kl_and_ppl(lp_before, lp_after, targets))
+    if repetition:
+        log("measuring repetition ...")
+        with peft_model.disable_adapter():
+            figures["repetition_before"] = repetition_rate(peft_model, tokenizer, heldout, seed=seed + 3)
+        figures["repetition_after"] = repetition_rate(peft_model, tokenizer, heldout, seed=seed + 3)
     figures.update({
         "train_seconds": round(result["train_seconds"], 2), "train_steps": result["steps"],
         "train_contexts": len(train_set), "peak_rss_mb": round(peak_rss_mb, 1),

@@ -67,7 +67,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench as bench
 
     figures = bench(args.output_json, model=args.model, samples=args.samples,
-                    samples_reference=args.samples_reference, **_train_config(args))
+                    samples_reference=args.samples_reference, repetition=args.repetition, **_train_config(args))
     keys = ["incidence_before", "incidence_after", "effective_names_before", "effective_names_after",
             "top_name_share_before", "top_name_share_after", "named_rate_before", "named_rate_after",
             "reference_kept_before", "reference_kept_after", "kl_unrelated_nats", "ppl_change_pct",
@@ -125,6 +125,8 @@ def register(sub) -> None:
     b.add_argument("--output-json", required=True, help="where the figures go (a PNG is written beside it)")
     b.add_argument("--samples", type=int, default=200, help="samples per held-out context and temperature (default: 200)")
     b.add_argument("--samples-reference", type=int, default=50, help="samples per back-reference context (default: 50)")
+    b.add_argument("--repetition", action="store_true",
+                   help="also measure looping continuations (compare --tree-depth 1 and 2)")
     _add_train_options(b)
     b.set_defaults(func=run_bench)
 

@@ -5,7 +5,7 @@ from collections import Counter
 import torch
 from conftest import make_tiny_model, make_tokenizer
 
-from hf_steer.elarablation.bench import kl_and_ppl, name_figures
+from hf_steer.elarablation.bench import is_repetitive, kl_and_ppl, name_figures
 from hf_steer.elarablation.sampling import first_name, name_is_complete, sample_continuations
 
 
@@ -47,3 +47,8 @@ def test_kl_and_ppl_are_zero_for_identical_models():
     lp = torch.log_softmax(torch.randn(10, 7), -1)
     out = kl_and_ppl(lp, lp, torch.arange(10) % 7)
     assert abs(out["kl_unrelated_nats"]) < 1e-6 and abs(out["ppl_change_pct"]) < 1e-6
+
+
+def test_repetition_detector():
+    assert is_repetitive(" Am Am Am") and is_repetitive(" the cat and the cat")
+    assert not is_repetitive(' Amara," she said with a smile.')

@@ -82,13 +82,15 @@ def test_metaspace_tokenizer_and_full_finetune(tmp_path):
 
 def test_tree_depth_two_adds_rows_that_see_the_whole_word(tmp_path):
     tok = make_tokenizer("bytelevel")
-    trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, tree_depth=2, tree_width=3, top_k=100),
-                                  load_contexts(ROWS[:1]), tok, peft_config=_lora())
+    # the tiny BPE has few " Capital" merges: call lower-case word starts good here
+    row = {"text": "Her voice was barely", "good": ["^ [a-z]"], "bad": ["^ ?El"]}
+    trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, tree_depth=2, tree_width=3, top_k=300),
+                                  load_contexts(row), tok, peft_config=_lora())
     children = [r for r in trainer._rows if r.depth == 2]
     assert 1 <= len(children) <= 3
     for child in children:
         assert child.input_ids[:-1] == trainer._rows[0].input_ids
-        assert child.rules.prefix.startswith(" ") and child.rules.prefix[1].isupper()
+        assert child.rules.prefix.startswith(" ") and child.rules.prefix[1].islower()
         assert child.max_threshold == 0.5
     trainer.train()
     assert trainer.state.global_step == 2
