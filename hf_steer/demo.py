@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 f"AFTER: {args.samples} sampled names (T=1)")
 
     plot = plot_token_probs(before_rows, after_rows, Path(args.output_dir) / "before_after.png",
-                            title=DEMO_CONTEXT[-22:])
+                            title=DEMO_CONTEXT)
     print(f"\nadapter saved in {args.output_dir}/ (hf_steer.json: push it with `hf-steer push {args.output_dir} USER/NAME`)")
     print(f"plot of the top-20 token probabilities before/after: {plot}")
     return 0
