@@ -48,6 +48,7 @@ def name_figures(names: Counter) -> dict[str, Any]:
         "top_name_share": top[0][1] / total_named if top else 0.0,
         "named_rate": total_named / sum(names.values()) if names else 0.0,
         "top10": [[n, c] for n, c in named.most_common(10)],
+        "named_total": total_named,
     }
 
 
@@ -127,6 +128,7 @@ def _measure(model, tokenizer, heldout, reference, samples: int, samples_ref: in
         "incidence": t1["incidence"], "top10_names_t1": t1["top10"],
         "incidence_t07": t07["incidence"], "effective_names": t07["effective_names"],
         "top_name_share": t07["top_name_share"], "top10_names_t07": t07["top10"],
+        "named_total_t07": t07["named_total"],
         "named_rate": t1["named_rate"], "named_rate_t07": t07["named_rate"],
         "reference_kept": reference_kept(model, tokenizer, reference, samples_ref, seed + 2),
     }
@@ -216,7 +218,7 @@ def run_bench(
     }
     png = output_json.with_suffix(".png")
     plot_names(Counter(dict(before["top10_names_t07"])), Counter(dict(after["top10_names_t07"])), png,
-               title="Held-out names at T=0.7")
+               title="Held-out names at T=0.7", totals=(before["named_total_t07"], after["named_total_t07"]))
     figures["plot"] = png.name
     atomic_write_json(output_json, figures)
     from .pipeline import write_manifest  # the adapter's card carries the figures

@@ -34,17 +34,26 @@ def plot_token_probs(before: list[tuple[str, float]], after: list[tuple[str, flo
     return path
 
 
+def name_shares(counts: Counter, k: int, total: int | None = None) -> list[tuple[str, float]]:
+    """The ``k`` most common names with their share of ``total`` named samples (default: of ``counts``)."""
+    named = Counter({n: c for n, c in counts.items() if n})
+    total = (total if total is not None else sum(named.values())) or 1
+    return [(n, c / total) for n, c in named.most_common(k)]
+
+
 def plot_names(before: Counter, after: Counter, path: str | os.PathLike, title: str = "Sampled names",
-               k: int = 15) -> Path:
-    """Share of the top-``k`` names before and after (samples without a name left out)."""
+               k: int = 15, totals: tuple[int, int] | None = None) -> Path:
+    """Share of the top-``k`` names before and after (samples without a name left out).
+
+    ``totals`` are the numbers of named samples when the counters hold only the most common names;
+    without it the shares are taken over the counters themselves.
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
-    for ax, counts, label in ((axes[0], before, "before"), (axes[1], after, "after")):
-        named = {n: c for n, c in counts.items() if n}
-        total = sum(named.values()) or 1
-        top = Counter(named).most_common(k)
+    for i, (ax, counts, label) in enumerate(((axes[0], before, "before"), (axes[1], after, "after"))):
+        top = name_shares(counts, k, totals[i] if totals else None)
         colors = ["tab:red" if n.startswith("El") else "tab:blue" for n, _ in top]
-        ax.bar(range(len(top)), [c / total for _, c in top], color=colors)
+        ax.bar(range(len(top)), [share for _, share in top], color=colors)
         ax.set_xticks(range(len(top)), [n for n, _ in top], rotation=70, fontsize=8)
         ax.set_title(f"{title} — {label} (red: El-)")
         ax.set_ylabel("share of named samples")

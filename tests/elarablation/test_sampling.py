@@ -52,3 +52,14 @@ def test_kl_and_ppl_are_zero_for_identical_models():
 def test_repetition_detector():
     assert is_repetitive(" Am Am Am") and is_repetitive(" the cat and the cat")
     assert not is_repetitive(' Amara," she said with a smile.')
+
+
+
+def test_name_plot_shares_are_over_all_named_samples(tmp_path):
+    """The bench hands the plot only the top names: bars must still be shares of all named samples."""
+    from hf_steer.elarablation.plots import name_shares, plot_names
+
+    assert name_shares(Counter({"Elara": 40, "Elian": 20, None: 5}), k=10, total=100) == [("Elara", 0.4), ("Elian", 0.2)]
+    assert name_shares(Counter({"Aria": 3, "Tom": 1}), k=1) == [("Aria", 0.75)]
+    path = plot_names(Counter({"Elara": 40}), Counter({"Aria": 5}), tmp_path / "p.png", totals=(100, 200))
+    assert path.stat().st_size > 0
