@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..plotting import pyplot, save_figure
+
 ALPHA_GRID = [round(i / 10, 1) for i in range(11)]
 
 
@@ -58,12 +60,7 @@ def loss_by_alpha(model, corpus, block_size: int, n_batches: int = 4, batch_size
 def plot_alpha_curves(curves: dict, path: str | Path, title: str, specialist: dict | None = None,
                       mixture: dict | None = None, grid=ALPHA_GRID) -> Path:
     """Held-out loss per source along the dial, with specialist / ungated-mixture levels as dashed lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for i, (name, ys) in enumerate(curves.items()):
         color = f"C{i}"
         ax.plot(grid, ys, marker="o", color=color, label=f"{name} (gated)")
@@ -77,12 +74,7 @@ def plot_alpha_curves(curves: dict, path: str | Path, title: str, specialist: di
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 @torch.no_grad()

@@ -6,32 +6,20 @@ import os
 from collections import Counter
 from pathlib import Path
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..plotting import pyplot, save_figure
 
 
 def plot_token_probs(before: list[tuple[str, float]], after: list[tuple[str, float]], path: str | os.PathLike,
                      title: str = "Top-20 next tokens") -> Path:
     """Two bar charts side by side: the top tokens before and after training."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for ax, rows, label in ((axes[0], before, "before"), (axes[1], after, "after")):
         ax.bar(range(len(rows)), [p for _, p in rows], color="tab:red" if label == "before" else "tab:green")
         ax.set_xticks(range(len(rows)), [repr(t)[1:-1] for t, _ in rows], rotation=70, fontsize=8)
         ax.set_title(f"{title} — {label}")
         ax.set_ylabel("probability")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def name_shares(counts: Counter, k: int, total: int | None = None) -> list[tuple[str, float]]:
@@ -48,7 +36,7 @@ def plot_names(before: Counter, after: Counter, path: str | os.PathLike, title: 
     ``totals`` are the numbers of named samples when the counters hold only the most common names;
     without it the shares are taken over the counters themselves.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for i, (ax, counts, label) in enumerate(((axes[0], before, "before"), (axes[1], after, "after"))):
         top = name_shares(counts, k, totals[i] if totals else None)
@@ -57,9 +45,4 @@ def plot_names(before: Counter, after: Counter, path: str | os.PathLike, title: 
         ax.set_xticks(range(len(top)), [n for n, _ in top], rotation=70, fontsize=8)
         ax.set_title(f"{title} — {label} (red: El-)")
         ax.set_ylabel("share of named samples")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
