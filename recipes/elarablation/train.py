@@ -65,6 +65,11 @@ def main(argv=None) -> None:
     if trainer.is_world_process_zero():
         print(f"saved adapter in {args.output_dir} after {trainer.state.global_step} steps "
               f"on {trainer.accelerator.num_processes} process(es)")
+    # Tear the process group down before the interpreter exits: otherwise a gloo rank can abort at
+    # exit ("terminate called without an active exception") after a successful run.
+    trainer.accelerator.end_training()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
