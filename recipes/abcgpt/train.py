@@ -25,6 +25,12 @@ def main(argv=None) -> int:
     except HfSteerError as e:
         print(f"hf-steer: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        # Tear the gloo/NCCL group down before exit, or a rank can abort at interpreter shutdown.
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":
