@@ -46,15 +46,18 @@ def measure_throughput(models: dict, corpus, cfg: TrainConfig, rounds: int = 5, 
     copies = {name: copy.deepcopy(m).train() for name, m in models.items()}
     opts = {name: torch.optim.AdamW(m.parameters(), lr=1e-4) for name, m in copies.items()}
     rng = np.random.default_rng(12345)
-    batches = [sample_batch(corpus, rng, cfg.batch_size, cfg.block_size) for _ in range(steps)]
+    device = next(iter(models.values())).device
+    batches = [tuple(t.to(device) for t in sample_batch(corpus, rng, cfg.batch_size, cfg.block_size)[:2]) for _ in range(steps)]
     for r in range(rounds + 1):
         for name, m in copies.items():
             t0 = time.perf_counter()
-            for x, mix, _ in batches:
+            for x, mix in batches:
                 loss = m(input_ids=x, alpha=mix, labels=x, use_cache=False).loss
                 loss.backward()
                 opts[name].step()
                 opts[name].zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # kernels run asynchronously: wait for them before reading the clock
             if r:  # round 0 warms up allocators and kernels
                 timings[name].append(steps * x.numel() / (time.perf_counter() - t0))
     return {name: statistics.median(v) for name, v in timings.items()}
@@ -72,6 +75,7 @@ def run_bench(
     learning_rate: float = 3e-3,
     gate_function: str = "cos2",
     gate_width: float = 0.35,
+    gate_floor: float = 0.0,
     gate_residual: bool = True,
     gate_mlp: bool = True,
     gate_heads: bool = True,
@@ -97,8 +101,8 @@ def run_bench(
     base = TrainConfig(
         sources=sources, output_dir=str(work / "gated"), n_embd=n_embd, n_layer=n_layer, n_head=n_head,
         block_size=block_size, batch_size=batch_size, steps=steps, learning_rate=learning_rate,
-        gate_function=gate_function, gate_width=gate_width, gate_residual=gate_residual, gate_mlp=gate_mlp,
-        gate_heads=gate_heads, eval_batches=eval_batches, seed=seed,
+        gate_function=gate_function, gate_width=gate_width, gate_floor=gate_floor, gate_residual=gate_residual,
+        gate_mlp=gate_mlp, gate_heads=gate_heads, eval_batches=eval_batches, seed=seed,
         log_every=max(1, steps // 5), save_every=0, write_artifacts=False,
     )
     runs = {"gated": base, "ungated": replace(base, output_dir=str(work / "ungated"), gated=False)}
@@ -170,7 +174,7 @@ def run_bench(
         "config": {
             "steps": steps, "n_embd": n_embd, "n_layer": n_layer, "n_head": n_head, "block_size": block_size,
             "batch_size": batch_size, "learning_rate": learning_rate, "gate_function": gate_function,
-            "gate_width": gate_width, "gates": [f for f, on in (("residual", gate_residual), ("mlp", gate_mlp),
+            "gate_width": gate_width, "gate_floor": gate_floor, "gates": [f for f, on in (("residual", gate_residual), ("mlp", gate_mlp),
                                                                   ("heads", gate_heads)) if on],
             "params": n_params, "seed": seed, "eval_windows_per_source": eval_batches * batch_size,
         },

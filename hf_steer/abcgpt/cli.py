@@ -23,6 +23,8 @@ def _add_size_flags(p: argparse.ArgumentParser, steps: int) -> None:
     p.add_argument("--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default %(default)s)")
     p.add_argument("--gate-function", choices=["cos2", "gaussian"], default="cos2", help="spotlight shape (default %(default)s)")
     p.add_argument("--gate-width", type=float, default=0.35, help="Gaussian gate width (default %(default)s)")
+    p.add_argument("--gate-floor", type=float, default=0.0,
+                   help="least any gate lets through, in [0, 1): more capacity at the dial's ends (default %(default)s)")
     p.add_argument("--gates", default="residual,mlp,heads",
                    help="gated unit families, comma-separated from residual,mlp,heads (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, init and the units' source positions m")
@@ -48,7 +50,7 @@ def cmd_train(args) -> int:
         sources={k: str(v) for k, v in sources.items()}, output_dir=args.output_dir, steps=args.steps,
         n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head, block_size=args.block_size,
         batch_size=args.batch_size, learning_rate=args.learning_rate, gate_function=args.gate_function,
-        gate_width=args.gate_width, seed=args.seed, resume=args.resume, save_every=args.save_every,
+        gate_width=args.gate_width, gate_floor=args.gate_floor, seed=args.seed, resume=args.resume, save_every=args.save_every,
         gated=not args.ungated, lowercase=args.lowercase, **_gates(args.gates),
     )
     result = train(cfg)
@@ -83,7 +85,7 @@ def cmd_bench(args) -> int:
         args.output_json, sources={k: str(v) for k, v in sources.items()} if sources else None, steps=args.steps,
         n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head, block_size=args.block_size,
         batch_size=args.batch_size, learning_rate=args.learning_rate, gate_function=args.gate_function,
-        gate_width=args.gate_width, seed=args.seed, n_samples=args.n_samples, sample_length=args.sample_length,
+        gate_width=args.gate_width, gate_floor=args.gate_floor, seed=args.seed, n_samples=args.n_samples, sample_length=args.sample_length,
         **_gates(args.gates),
     )
     keys = ["loss_by_alpha", "specialist_loss", "mixture_loss", "spearman", "throughput_ratio", "goals"]

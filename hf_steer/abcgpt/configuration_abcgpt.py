@@ -25,6 +25,9 @@ class AbcGPTConfig(PreTrainedConfig):
         gate_function: ``"cos2"`` (the spotlight cos²(π/2·min(d/d_max, 1))) or ``"gaussian"``
             (exp(-(d/d_max)² / (2·gate_width²))).
         gate_width: width of the Gaussian gate, in units of the normalised distance.
+        gate_floor: the least any gate lets through, in [0, 1): gate = floor + (1 − floor)·spotlight. 0 is
+            the pure spotlight; a floor keeps every unit partly on at every α, trading dial contrast for
+            capacity at the ends of the dial.
         m_seed: seed that draws every unit's source position m (stored in the weights too).
     """
 
@@ -54,6 +57,7 @@ class AbcGPTConfig(PreTrainedConfig):
         gate_heads: bool = True,
         gate_function: str = "cos2",
         gate_width: float = 0.35,
+        gate_floor: float = 0.0,
         m_seed: int = 0,
         use_cache: bool = True,
         tie_word_embeddings: bool = True,
@@ -70,6 +74,8 @@ class AbcGPTConfig(PreTrainedConfig):
             raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}: pick a width that is")
         if not gate_width > 0:
             raise ValueError(f"gate_width is {gate_width}: use a positive width such as 0.35")
+        if not 0.0 <= gate_floor < 1.0:
+            raise ValueError(f"gate_floor is {gate_floor}: use a value in [0, 1), e.g. 0 or 0.2")
         self.vocab_size = vocab_size
         self.n_positions = n_positions
         self.n_embd = n_embd
@@ -85,6 +91,7 @@ class AbcGPTConfig(PreTrainedConfig):
         self.gate_heads = gate_heads
         self.gate_function = gate_function
         self.gate_width = gate_width
+        self.gate_floor = gate_floor
         self.m_seed = m_seed
         self.use_cache = use_cache
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)

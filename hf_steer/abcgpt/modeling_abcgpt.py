@@ -11,6 +11,7 @@ Distance and gate (one formula for any N, see docs/abcgpt.md):
     d_max(m)    = 1 − min_k m_k              the farthest any α can be from m (reached at a vertex)
     cos2:       gate = cos²(π/2 · min(d / d_max, 1))
     gaussian:   gate = exp(−(d / d_max)² / (2·width²))
+    with a floor: gate = floor + (1 − floor)·gate   (config.gate_floor, 0 by default)
 With two sources, α = (1−a, a) and m = (1−μ, μ) give d = |a − μ| and d_max = max(μ, 1 − μ): the
 scalar spotlight cos²(π/2·min(|a−μ| / max(μ, 1−μ), 1)). Positions are m ~ Dirichlet(½, …, ½), the
 U-shaped law: with two sources μ = sin²(πu/2) for u ~ U(0, 1).
@@ -49,14 +50,18 @@ def draw_source_positions(shape: tuple[int, ...], n_sources: int, generator: tor
     return (sq / sq.sum(-1, keepdim=True)).float()
 
 
-def gate_values(mixture: torch.Tensor, m: torch.Tensor, function: str = "cos2", width: float = 0.35) -> torch.Tensor:
-    """Gate of every unit for every row: ``mixture`` (B, N), ``m`` (U, N) -> (B, U) in [0, 1]."""
+def gate_values(
+    mixture: torch.Tensor, m: torch.Tensor, function: str = "cos2", width: float = 0.35, floor: float = 0.0
+) -> torch.Tensor:
+    """Gate of every unit for every row: ``mixture`` (B, N), ``m`` (U, N) -> (B, U) in [floor, 1]."""
     distance = 0.5 * (mixture[:, None, :] - m[None, :, :]).abs().sum(-1)
     d_max = 1.0 - m.min(-1).values  # >= 1 - 1/N > 0
     r = (distance / d_max).clamp(max=1.0)
     if function == "cos2":
-        return torch.cos(0.5 * math.pi * r).square()
-    return torch.exp(-r.square() / (2.0 * width * width))
+        gate = torch.cos(0.5 * math.pi * r).square()
+    else:
+        gate = torch.exp(-r.square() / (2.0 * width * width))
+    return gate if floor == 0.0 else floor + (1.0 - floor) * gate
 
 
 # ------------------------------------------------------------------------------------------- blocks
@@ -228,17 +233,17 @@ class AbcGPTModel(AbcGPTPreTrainedModel):
         """Gates for a (B, N) mixture, shaped to broadcast against the activations they scale."""
         c = self.config
         B = mixture.shape[0]
-        fn, w = c.gate_function, c.gate_width
+        fn, w, floor = c.gate_function, c.gate_width, getattr(c, "gate_floor", 0.0)
         gates: dict[str, torch.Tensor] = {}
         if c.gate_residual:
-            gates["residual"] = gate_values(mixture, self.m_residual, fn, w)[:, None, :]
+            gates["residual"] = gate_values(mixture, self.m_residual, fn, w, floor)[:, None, :]
         if c.gate_mlp:
             L, inner, _ = self.m_mlp.shape
-            g = gate_values(mixture, self.m_mlp.reshape(L * inner, -1), fn, w).view(B, L, 1, inner)
+            g = gate_values(mixture, self.m_mlp.reshape(L * inner, -1), fn, w, floor).view(B, L, 1, inner)
             gates["mlp"] = g.unbind(1)
         if c.gate_heads:
             L, H, _ = self.m_heads.shape
-            g = gate_values(mixture, self.m_heads.reshape(L * H, -1), fn, w).view(B, L, H, 1, 1)
+            g = gate_values(mixture, self.m_heads.reshape(L * H, -1), fn, w, floor).view(B, L, H, 1, 1)
             gates["heads"] = g.unbind(1)
         return gates
 

@@ -171,6 +171,7 @@ class TrainConfig:
     gate_heads: bool = True
     gate_function: str = "cos2"
     gate_width: float = 0.35
+    gate_floor: float = 0.0
     concentration: float = 0.5
     fixed_mixture: list[float] | None = None  # a specialist: always this mixture (e.g. one-hot)
     val_fraction: float = 0.1
@@ -194,6 +195,8 @@ class TrainConfig:
             raise HfSteerError(f"val_fraction is {self.val_fraction}: use a fraction in (0, 0.5), e.g. 0.1")
         if self.gate_function not in ("cos2", "gaussian"):
             raise HfSteerError(f"gate_function is {self.gate_function!r}: use cos2 or gaussian")
+        if not 0.0 <= self.gate_floor < 1.0:
+            raise HfSteerError(f"gate_floor is {self.gate_floor}: use a value in [0, 1), e.g. 0 or 0.2")
         if self.fixed_mixture is not None:
             w = np.asarray(self.fixed_mixture, dtype=float)
             if w.shape != (len(self.sources),) or (w < 0).any() or abs(w.sum() - 1) > 1e-6:
@@ -216,6 +219,7 @@ def make_model_config(cfg: TrainConfig, vocab_size: int, names: list[str]) -> Ab
         gate_heads=cfg.gated and cfg.gate_heads,
         gate_function=cfg.gate_function,
         gate_width=cfg.gate_width,
+        gate_floor=cfg.gate_floor,
         m_seed=cfg.seed,
         eos_token_id=0,
         pad_token_id=0,

@@ -16,7 +16,7 @@ TINY = ["--steps", "4", "--n-embd", "16", "--n-layer", "1", "--n-head", "2", "--
 @pytest.fixture(scope="module")
 def trained(tiny_sources, tmp_path_factory):
     out = tmp_path_factory.mktemp("abc_cli") / "model"
-    argv = ["abc", "train", "--output-dir", str(out), "--gates", "mlp,heads", *TINY]
+    argv = ["abc", "train", "--output-dir", str(out), "--gates", "mlp,heads", "--gate-floor", "0.2", *TINY]
     for name, path in tiny_sources.items():
         argv += ["--source", f"{name}={path}"]
     assert main(argv) == 0
@@ -77,6 +77,11 @@ def test_parse_mix_orders_weights_by_the_models_sources():
     assert parse_mix({"b": 1.0}, ["a", "b", "c"]) == [0.0, 1.0, 0.0]
     with pytest.raises(HfSteerError, match="must each lie in"):
         parse_mix("a=1.5,b=-0.5", ["a", "b"])
+
+
+def test_train_flags_reach_the_saved_config(trained):
+    config = json.loads((trained / "config.json").read_text())
+    assert config["gate_floor"] == 0.2 and config["gate_residual"] is False and config["gate_mlp"] is True
 
 
 def test_bench_writes_every_figure(tiny_sources, tmp_path):

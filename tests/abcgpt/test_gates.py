@@ -48,3 +48,21 @@ def test_positions_are_u_shaped_on_the_simplex_and_seeded():
     assert ((mu > 0.4) & (mu < 0.6)).float().mean().item() < 0.15
     again = draw_source_positions((20000,), 2, torch.Generator().manual_seed(1))
     assert torch.equal(m, again)
+
+
+def test_gate_floor_lifts_every_gate_affinely():
+    m = draw_source_positions((40,), 2, torch.Generator().manual_seed(1))
+    mix = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    plain, floored = gate_values(mix, m), gate_values(mix, m, floor=0.2)
+    torch.testing.assert_close(floored, 0.2 + 0.8 * plain)
+    assert floored.min() >= 0.2 and floored.max() <= 1.0
+
+
+def test_gate_floor_is_saved_in_the_config_and_checked():
+    import pytest
+
+    from hf_steer.abcgpt import AbcGPTConfig
+
+    assert AbcGPTConfig(gate_floor=0.2).to_dict()["gate_floor"] == 0.2
+    with pytest.raises(ValueError, match="gate_floor is 1.0"):
+        AbcGPTConfig(gate_floor=1.0)
