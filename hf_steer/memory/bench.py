@@ -13,7 +13,8 @@ Every recall/locality figure is given twice: routed (the memory's default: per q
 adapters whose remembered statements match it, by embedding, are active) and ``*_all_active`` (every
 adapter stacked on every question -- the raw stacking figure).
 4. retrieval-only (adapters off, top-k chunks in the prompt) and retrieval + adapters;
-5. roll-ups of every chunk adapter with ``cat`` and ``svd``, recall with the roll-up alone;
+5. roll-ups of every chunk adapter with ``cat``, ``svd``, ``ties`` and ``retrain`` (one adapter trained
+   on every chunk's turns, timed), recall with the roll-up alone;
 6. forget the first chunk: its facts' recall (``forgotten_recall``, to compare with ``base_recall`` of
    the same facts) and the other facts' recall (``others_after_forget``, to compare with ``recall``).
 """
@@ -171,11 +172,13 @@ def run_bench(
             f"{result['retrieval_adapters_recall']:.3f}")
 
     chunk_names = mem.names("chunk")
-    for method in ("cat", "svd"):
+    for method in ("cat", "svd", "ties", "retrain"):
         kw = {"svd_rank": svd_rank} if method == "svd" else {}
         row = mem.rollup(chunk_names, method=method, **kw)
         result[f"recall_after_rollup_{method}"], _ = _recall(mem, para, **ask)
         result[f"rollup_{method}_rank"] = row["r"]
+        if "train" in row:
+            result[f"rollup_{method}_train_seconds"] = row["train"]["seconds"]
         log(f"roll-up {method} (rank {row['r']}): recall {result[f'recall_after_rollup_{method}']:.3f}")
         mem.forget(row["name"])
         mem.stack(chunk_names)
@@ -216,7 +219,8 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax1.axhline(0.85, ls="--", c="grey", lw=0.8)
     ax1.set(xlabel="adapters stacked", ylabel="recall of facts taught so far", ylim=(0, 1.05), title="Retention")
     keys = ["base_recall", "recall", "reversed_recall", "locality", "retrieval_only_recall",
-            "retrieval_adapters_recall", "recall_after_rollup_cat", "recall_after_rollup_svd",
+            "retrieval_adapters_recall", "recall_after_rollup_cat", "recall_after_rollup_svd", "recall_after_rollup_ties",
+            "recall_after_rollup_retrain",
             "forgotten_recall", "others_after_forget"]
     keys = [k for k in keys if k in result]
     ax2.barh(keys, [result[k] for k in keys])

@@ -7,7 +7,7 @@ finished adapters and switches them in. Commands::
     /remember        learn the turns since the last chunk now
     /list            the catalog of this profile
     /forget NAME     forget an adapter (roll-ups containing it are rebuilt)
-    /rollup [METHOD] roll every active chunk adapter into one (cat, svd, ties, dare_ties)
+    /rollup [METHOD] roll every active chunk adapter into one (cat, svd, ties, dare_ties, retrain)
     /profile [NAME]  show or switch profile (work, personal, ...)
     /wait            wait for training jobs still running (handy in scripts)
     /quit            leave (waits for running jobs so nothing said is lost)

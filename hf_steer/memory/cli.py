@@ -143,7 +143,7 @@ def cmd_bench(args) -> int:
                        output_json=args.output_json, log=lambda s: print(s, file=sys.stderr, flush=True))
     keys = ["seconds_per_chunk", "train_cpu_seconds_per_chunk", "base_recall", "recall", "reversed_recall",
             "locality", "recall_all_active", "locality_all_active", "kl_heldout_nats",
-            "recall_after_stack", "recall_after_rollup_cat", "recall_after_rollup_svd", "forgotten_recall",
+            "recall_after_stack", "recall_after_rollup_cat", "recall_after_rollup_svd", "recall_after_rollup_ties", "recall_after_rollup_retrain", "forgotten_recall",
             "others_after_forget", "retrieval_only_recall", "retrieval_adapters_recall"]
     print(json.dumps({k: result[k] for k in keys if k in result}, indent=1))
     return 0
@@ -173,7 +173,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("rollup", help="combine adapters into one new adapter (PEFT add_weighted_adapter)")
     _common(p)
     p.add_argument("names", nargs="*", help="chunk adapters (default: every active chunk adapter)")
-    p.add_argument("--method", default="cat", choices=["cat", "svd", "ties", "dare_ties", "linear"])
+    p.add_argument("--method", default="cat", choices=["cat", "svd", "ties", "dare_ties", "linear", "retrain"],
+                   help="cat/svd/ties/dare_ties/linear: PEFT weighted merge; retrain: one adapter trained on all members' turns")
     p.add_argument("--weights", type=float, nargs="*", default=None)
     p.add_argument("--name", default=None, help="name of the roll-up (must be new)")
     p.add_argument("--svd-rank", type=int, default=None)

@@ -36,7 +36,8 @@ from . import retrieval
 from .catalog import Catalog, base_fingerprint, check_name
 from .train import TrainPreset, get_preset, lora_config, train_adapter
 
-ROLLUP_METHODS = ("cat", "svd", "ties", "dare_ties", "linear")
+# PEFT's add_weighted_adapter methods, plus "retrain": a fresh adapter trained on all members' turns.
+ROLLUP_METHODS = ("cat", "svd", "ties", "dare_ties", "linear", "retrain")
 
 
 def default_folder() -> Path:
@@ -371,9 +372,25 @@ class LoraMemory:
         weights = [1.0] * len(names) if weights is None else [float(w) for w in weights]
         if len(weights) != len(names):
             raise HfSteerError(f"roll-up weights {weights} do not match {len(names)} adapters: pass one weight per adapter")
+        if method == "retrain" and any(w != 1.0 for w in weights):
+            raise HfSteerError(f"roll-up method 'retrain' takes no weights (got {weights}): drop them or use cat/svd")
         return weights
 
-    def _build_rollup(self, name: str, members: list[str], method: str, weights: list[float], svd_rank, density) -> None:
+    @staticmethod
+    def _row_preset(row: dict[str, Any], **overrides) -> TrainPreset:
+        """The preset an adapter was trained with, from its catalog row."""
+        saved = {**row["preset"], "target_modules": tuple(row["preset"]["target_modules"])}
+        return get_preset(TrainPreset(**saved), **overrides)
+
+    def _build_rollup(self, name: str, members: list[str], method: str, weights: list[float], svd_rank, density) -> dict | None:
+        """Build roll-up ``name`` from ``members``; returns the training figures for ``retrain``."""
+        if method == "retrain":
+            # Summing adapters trained apart makes them interfere (each is a large, sharp delta); one
+            # adapter trained on every member's turns at once has no one to interfere with.
+            rows = [self.catalog.rows[m] for m in members]
+            turns = [t for r in rows for t in r["turns"]]
+            preset = self._row_preset(rows[0])
+            return self._train_new(name, turns, aug.augment(turns, self.tokenizer), preset, self.anchors(preset.anchors))["train"]
         kwargs: dict[str, Any] = {}
         if method == "svd":
             kwargs["svd_rank"] = svd_rank
@@ -382,6 +399,7 @@ class LoraMemory:
         # A fresh name is essential: on an existing name add_weighted_adapter returns without doing anything.
         assert name not in self.peft.peft_config
         self.peft.add_weighted_adapter(members, weights, name, combination_type=method, **kwargs)
+        return None
 
     def rollup(
         self,
@@ -394,8 +412,11 @@ class LoraMemory:
         density: float = 0.5,
         activate: bool = True,
     ) -> dict[str, Any]:
-        """Combine adapters into one new adapter with ``add_weighted_adapter``; returns its row.
+        """Combine adapters into one new adapter; returns its row.
 
+        ``cat``/``svd``/``ties``/``dare_ties``/``linear`` go through PEFT's ``add_weighted_adapter``
+        (``cat`` is the exact sum of the members, like stacking them). ``retrain`` trains one fresh
+        adapter on all members' turns with their preset: slower, but it does not add up interference.
         ``names`` defaults to every active chunk adapter. When ``activate``, the roll-up replaces its
         members in the active stack (they stay loaded so forget can rebuild it).
         """
@@ -411,7 +432,7 @@ class LoraMemory:
             raise HfSteerError(f"adapter name {name!r} already exists: roll-ups need a fresh name")
         if svd_rank is None and method == "svd":
             svd_rank = max(self.catalog.rows[n]["r"] for n in names)
-        self._build_rollup(name, names, method, weights, svd_rank, density)
+        train_stats = self._build_rollup(name, names, method, weights, svd_rank, density)
         cfg = self.peft.peft_config[name]
         first = self.catalog.rows[names[0]]
         row = {
@@ -419,6 +440,8 @@ class LoraMemory:
             "svd_rank": svd_rank, "density": density, "r": cfg.r, "target_modules": first.get("target_modules"),
             "layers": first.get("layers"), "tokens": sum(self.catalog.rows[n].get("tokens", 0) for n in names),
         }
+        if train_stats is not None:
+            row["train"] = train_stats
         self._finish_row(name, row)
         if activate:
             self._activate([n for n in self.active if n not in names] + [name])
@@ -487,7 +510,7 @@ class LoraMemory:
         if not turns:
             raise HfSteerError(f"regenerate {name!r} without {list(without)} leaves no turn: forget the adapter instead")
         augmented = aug.augment(turns, self.tokenizer)
-        preset = get_preset(TrainPreset(**{**row["preset"], "target_modules": tuple(row["preset"]["target_modules"])}), **overrides)
+        preset = self._row_preset(row, **overrides)
         was_active = name in self.active
         self._delete(name)
         self.catalog.rows.pop(name)

@@ -10,6 +10,15 @@ then runs only the top layers, and the vocabulary projection only at the positio
 (the answer tokens). On SmolLM2-135M (30 layers) with the top 6 layers adapted this makes a step
 roughly 4-6x cheaper than a full forward/backward. Models whose decoder is not a plain ``layers`` +
 ``norm`` stack fall back to ordinary full forwards, with the same result and more time.
+
+Tried on SmolLM2-135M and dropped (2026-11-26, two chunks of the recall bench, all else default):
+* a softmax over a candidate vocabulary (the batch's tokens, the base's top 32 and each target's 32
+  nearest output embeddings) made a step a quarter cheaper, but recall fell from 0.96 to 0.38: tokens
+  left out of the softmax rose with their targets and won at generation time;
+* a penalty on the size of the adapter's writes (‖B·A·x‖² / ‖x‖²) on the anchors' tokens, meant to
+  make stacked adapters add up without disturbing each other: at weight 10 the chunk's loss stayed at
+  0.32 instead of 0.08 and recall fell to 0.29 (all active: 0.17, against 0.58 without it). Anchors
+  and facts share the chat template, so "write nothing on anchors" also blocks the writes facts need.
 """
 
 from __future__ import annotations

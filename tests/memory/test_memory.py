@@ -83,6 +83,46 @@ def test_rollup_cat_equals_the_stack_under_a_fresh_name(memory):
     assert svd["name"] not in ("r1", "ma", "mb") and svd["r"] == 2
 
 
+@pytest.mark.parametrize("method", ["ties", "dare_ties"])
+def test_ties_rollups_build_a_new_adapter_that_moves_the_output(memory, method):
+    for n, c in zip(("ma", "mb"), (CHUNK_A, CHUNK_B)):
+        memory.remember(c, name=n)
+    _bigger(memory, ["ma", "mb"])
+    with memory.base_only():
+        base = _logits(memory)
+    row = memory.rollup(["ma", "mb"], method=method, density=0.5)
+    assert memory.active == [row["name"]] and row["method"] == method and row["density"] == 0.5
+    assert (_logits(memory) - base).abs().max() > 1e-3  # the roll-up is not an empty adapter
+
+
+def test_retrain_rollup_trains_one_adapter_on_all_members_turns(memory, monkeypatch):
+    import hf_steer.memory.memory as memory_mod
+
+    for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
+        memory.remember(c, name=n)
+    seen = []
+    real = memory_mod.train_adapter
+
+    def spy(model, tok, name, examples, preset, seed=0):
+        seen.append((name, [t for _, t in examples], list(model.base_model.active_adapters)))
+        return real(model, tok, name, examples, preset, seed=seed)
+
+    monkeypatch.setattr(memory_mod, "train_adapter", spy)
+    row = memory.rollup(["ma", "mb", "mc"], method="retrain", name="r1")
+    name, targets, active = seen[-1]
+    assert name == "r1" and active == ["r1"]  # trained alone, like a chunk adapter
+    for fact in ("Marbelin", "lighthouse", "1873"):
+        assert any(fact in t for t in targets)  # every member's turns are in its training text
+    assert row["method"] == "retrain" and row["train"]["steps"] == TINY["steps"] and memory.active == ["r1"]
+    with pytest.raises(HfSteerError, match="'retrain' takes no weights"):
+        memory.rollup(["ma", "mb"], method="retrain", weights=[0.5, 0.5])
+    # forgetting a member retrains the roll-up on the survivors' turns only
+    memory.forget("mb")
+    name, targets, _ = seen[-1]
+    assert name == "r1" and not any("lighthouse" in t for t in targets)
+    assert memory.catalog.rows["r1"]["members"] == ["ma", "mc"]
+
+
 def test_forget_rebuilds_rollups_from_survivors(memory):
     for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
         memory.remember(c, name=n)
