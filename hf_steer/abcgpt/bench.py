@@ -196,10 +196,9 @@ def run_bench(
 
 
 def _plot(report: dict, path: Path) -> None:
-    import matplotlib
+    from ..plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = report["sources"]
     curves_png = path.with_name(path.stem + "_curves.png")
@@ -223,6 +222,4 @@ def _plot(report: dict, path: Path) -> None:
     axes[1].grid(alpha=0.3)
     fig.suptitle(f"abcGPT dial bench: {report['config']['params'] / 1e6:.2f}M params, {report['config']['steps']} steps, "
                  f"throughput ratio {report['throughput_ratio']:.2f}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -356,10 +356,9 @@ def verdict(curves: dict[str, list[dict]], key: str | None = None) -> dict:
 
 def plot_bench(result: dict, path) -> None:
     """distinct-2 (x) vs NLL (y) for every method; judge NLL solid, self NLL dotted."""
-    import matplotlib
+    from ..plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     keys = ["judge_nll", "self_nll"] if result.get("judge") else ["self_nll"]
     fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 5), squeeze=False)
@@ -380,6 +379,4 @@ def plot_bench(result: dict, path) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(f"DRµGS vs sampling — tokens/s ratio {result['tokens_per_s_ratio']:.3f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

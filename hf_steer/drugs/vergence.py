@@ -115,10 +115,9 @@ def measure_vergence(
 
 def plot_vergence(result: dict, path) -> None:
     """One panel per type (rows) × injection range (columns): divergence per layer, one line per θ."""
-    import matplotlib
+    from ..plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     types = list(result["divergence"])
     ranges = result["ranges"]
@@ -144,6 +143,4 @@ def plot_vergence(result: dict, path) -> None:
                 ax.set_xlabel("layer", fontsize=9)
             ax.legend(fontsize=6, loc="upper left")
     fig.suptitle("DRµGS vergence: hidden-state divergence at the predicted token", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

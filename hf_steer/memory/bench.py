@@ -208,10 +208,9 @@ def run_bench(
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    from ..plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     curve = result["recall_after_stack"]
@@ -226,7 +225,5 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax2.barh(keys, [result[k] for k in keys])
     ax2.set(xlim=(0, 1.05), title=f"{result['seconds_per_chunk']} s/chunk")
     ax2.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
