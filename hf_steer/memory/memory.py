@@ -390,6 +390,10 @@ class LoraMemory:
             rows = [self.catalog.rows[m] for m in members]
             turns = [t for r in rows for t in r["turns"]]
             preset = self._row_preset(rows[0])
+            # The members' number of passes over the text, in batches of about one chunk's size: one
+            # full batch of every chunk would give each fact a fraction of the steps it had alone.
+            if not preset.epochs:
+                preset = get_preset(preset, epochs=preset.steps, batch_size=preset.batch_size or 32)
             return self._train_new(name, turns, aug.augment(turns, self.tokenizer), preset, self.anchors(preset.anchors))["train"]
         kwargs: dict[str, Any] = {}
         if method == "svd":
@@ -416,7 +420,8 @@ class LoraMemory:
 
         ``cat``/``svd``/``ties``/``dare_ties``/``linear`` go through PEFT's ``add_weighted_adapter``
         (``cat`` is the exact sum of the members, like stacking them). ``retrain`` trains one fresh
-        adapter on all members' turns with their preset: slower, but it does not add up interference.
+        adapter on all members' turns with their preset (as many passes, in chunk-sized batches): as
+        slow as training the members again, but it does not add up interference.
         ``names`` defaults to every active chunk adapter. When ``activate``, the roll-up replaces its
         members in the active stack (they stay loaded so forget can rebuild it).
         """
