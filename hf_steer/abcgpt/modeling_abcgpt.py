@@ -233,7 +233,7 @@ class AbcGPTModel(AbcGPTPreTrainedModel):
         """Gates for a (B, N) mixture, shaped to broadcast against the activations they scale."""
         c = self.config
         B = mixture.shape[0]
-        fn, w, floor = c.gate_function, c.gate_width, getattr(c, "gate_floor", 0.0)
+        fn, w, floor = c.gate_function, c.gate_width, c.gate_floor
         gates: dict[str, torch.Tensor] = {}
         if c.gate_residual:
             gates["residual"] = gate_values(mixture, self.m_residual, fn, w, floor)[:, None, :]

@@ -390,10 +390,12 @@ class LoraMemory:
             rows = [self.catalog.rows[m] for m in members]
             turns = [t for r in rows for t in r["turns"]]
             preset = self._row_preset(rows[0])
-            # The members' number of passes over the text, in batches of about one chunk's size: one
-            # full batch of every chunk would give each fact a fraction of the steps it had alone.
-            if not preset.epochs:
-                preset = get_preset(preset, epochs=preset.steps, batch_size=preset.batch_size or 32)
+            # Each fact must get as many updates as it had alone. One full batch of every chunk for the
+            # members' step count would give each a fraction of them (recall 0.35 instead of 0.86 for 20).
+            if not preset.epochs and not preset.batch_size:  # full-batch steps are passes over the text
+                preset = get_preset(preset, epochs=preset.steps, batch_size=32)
+            elif not preset.epochs:
+                preset = get_preset(preset, steps=preset.steps * len(members))
             return self._train_new(name, turns, aug.augment(turns, self.tokenizer), preset, self.anchors(preset.anchors))["train"]
         kwargs: dict[str, Any] = {}
         if method == "svd":

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from hf_steer.abcgpt.modeling_abcgpt import draw_source_positions, gate_values
@@ -59,8 +60,6 @@ def test_gate_floor_lifts_every_gate_affinely():
 
 
 def test_gate_floor_is_saved_in_the_config_and_checked():
-    import pytest
-
     from hf_steer.abcgpt import AbcGPTConfig
 
     assert AbcGPTConfig(gate_floor=0.2).to_dict()["gate_floor"] == 0.2

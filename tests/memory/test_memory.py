@@ -123,6 +123,15 @@ def test_retrain_rollup_trains_one_adapter_on_all_members_turns(memory, monkeypa
     assert memory.catalog.rows["r1"]["members"] == ["ma", "mc"]
 
 
+def test_retrain_rollup_gives_each_member_its_own_number_of_updates(memory):
+    from hf_steer.memory.train import get_preset
+
+    memory.preset = get_preset(memory.preset, batch_size=2)  # mini-batches: steps are counted, not passes
+    for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
+        memory.remember(c, name=n)
+    assert memory.rollup(["ma", "mb", "mc"], method="retrain")["train"]["steps"] == 3 * TINY["steps"]
+
+
 def test_forget_rebuilds_rollups_from_survivors(memory):
     for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
         memory.remember(c, name=n)
