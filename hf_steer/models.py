@@ -14,10 +14,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import HfSteerError
+
+if TYPE_CHECKING:
+    import torch
 
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -29,12 +31,12 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 _DTYPES = {
     "auto": None,
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
 }
 
 
@@ -75,6 +77,7 @@ def convert_gguf(gguf_file: str | os.PathLike, output_dir: str | os.PathLike) ->
     The folder is built under a temporary name beside ``output_dir`` and renamed into place only when
     complete; an existing complete folder is returned untouched.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     gguf_file, output_dir = Path(gguf_file), Path(output_dir)
@@ -182,12 +185,13 @@ def load_model(
         attn_implementation: ``"eager"``, ``"sdpa"``, ... (default: the model's own choice).
         with_tokenizer: return ``(model, tokenizer)`` when true, else the model alone.
     """
+    import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
             raise HfSteerError(f"dtype {dtype!r} is unknown: use one of {', '.join(_DTYPES)}")
-        torch_dtype = _DTYPES[dtype]
+        torch_dtype = getattr(torch, _DTYPES[dtype]) if _DTYPES[dtype] else None
     else:
         torch_dtype = dtype
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -205,9 +209,37 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
         raise HfSteerError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
-    if not load_in_4bit:
+    if load_in_4bit:
+        keep_4bit_weights_unpacked(model)
+    else:
         model.to(device)
     model.eval()
     if not with_tokenizer:
         return model
     return model, load_tokenizer(path)
+
+
+def keep_4bit_weights_unpacked(model) -> int:
+    """Keep bitsandbytes' 4-bit layers off its packed AVX512-BF16 CPU path; returns how many layers.
+
+    bitsandbytes 0.50, on a CPU with AVX512-BF16, repacks a ``Linear4bit``'s weights the first time it
+    runs in eval mode without gradients, and from then on calls ``gemv_4bit``, which:
+
+    * crashes on layers narrower than the 64-wide quantization block or not a multiple of 32 wide
+      (``shape '[32, 0]' is invalid``: every tiny test model);
+    * has no autograd kernel: once a layer is packed (any ``generate`` or ``no_grad`` forward), later
+      training gets no gradient through it ("an autograd kernel was not registered ... silently
+      incorrect"), so QLoRA learns only through the adapters' own path and ends far from the fp32 run;
+    * computes in bf16 whatever the compute dtype.
+
+    The plain path (dequantize, then matmul in the compute dtype, with autograd) is what every other
+    CPU takes, so turning the packed one off makes all CPUs behave the same. Models quantized outside
+    :func:`load_model` can be passed here too. The cost is speed: only 4-bit *inference* on AVX512-BF16
+    CPUs loses the fused kernel.
+    """
+    layers = 0
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+            layers += 1
+    return layers
