@@ -53,6 +53,10 @@ class ElarablationConfig(TrainingArguments):
         next_min_threshold (`float`, *optional*, defaults to `0.005`):
             `min_threshold` at depth 2.
 
+        keep_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the loss at *keep* slots (a name introduced earlier must come back): KL to the reference
+            there plus a floor on the expected name (see `loss.keep_loss`).
+
         anchor_weight (`float`, *optional*, defaults to `100.0`):
             Weight of the anchor term: KL(reference || model) of the next-token distributions over ordinary text
             (`anchor_text`), so the step changes the slop point and not the rest of the model. `0` turns it off.
@@ -79,6 +83,9 @@ class ElarablationConfig(TrainingArguments):
     tree_width: int = field(default=8, metadata={"help": "Good first tokens extended per context at depth 2."})
     next_max_threshold: float = field(default=0.5, metadata={"help": "max_threshold at depth 2."})
     next_min_threshold: float = field(default=0.005, metadata={"help": "min_threshold at depth 2."})
+    keep_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the loss at keep slots (an introduced name must come back)."}
+    )
     anchor_weight: float = field(
         default=100.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
     )
@@ -128,6 +135,8 @@ class ElarablationConfig(TrainingArguments):
                 f"next_min_threshold={self.next_min_threshold} is not below next_max_threshold="
                 f"{self.next_max_threshold}: lower next_min_threshold"
             )
+        if self.keep_weight < 0:
+            raise HfSteerError(f"keep_weight={self.keep_weight} is negative: use 0 (off) or more")
         if self.anchor_weight < 0 or self.anchor_tokens < 2:
             raise HfSteerError("anchor_weight must be >= 0 and anchor_tokens >= 2: fix the config")
         if self.tree_depth not in (1, 2):

@@ -3,8 +3,11 @@
 Everything works on the next-token logits at ONE position per row (the slop point) and on the top-k
 candidate tokens of that position, already classified good / bad / excluded by the context rules:
 
-- a candidate is *punished* when it is bad, or when its probability is above ``max_threshold``;
-- a candidate is *rewarded* when it is good, not punished, and below ``min_threshold``.
+- a candidate is *punished* when it is bad, or when it is good and its probability is above
+  ``max_threshold``;
+- a candidate is *rewarded* when it is good, not punished, and below ``min_threshold``;
+- a *neutral* candidate (neither good nor bad: the original elarablate's rule for tokens no regex
+  matches) is never pushed, so it is left to the tether.
 
 Three ways to turn those sets into a loss (``loss_type``):
 
@@ -58,12 +61,12 @@ def split_candidates(
     Args:
         probs: (B, K) probabilities of the candidates.
         good, bad, valid: (B, K) bool masks; ``valid`` is false for excluded tokens and for slots past a
-            row's own ``top_k``. Bad overrides good.
+            row's own candidates. Bad overrides good; a valid candidate that is neither is neutral.
         max_threshold, min_threshold: (B,) per-row thresholds.
     """
     bad = bad & valid
     good = good & valid & ~bad
-    punished = bad | (valid & (probs > max_threshold[:, None]))
+    punished = bad | (good & (probs > max_threshold[:, None]))
     rewarded = good & ~punished & (probs < min_threshold[:, None])
     return punished, rewarded
 
@@ -151,3 +154,39 @@ def elarablation_loss(
         n_punished=punished.sum(-1).float(),
         n_rewarded=rewarded.sum(-1).float(),
     )
+
+
+def keep_loss(
+    logits: torch.Tensor,
+    ref_logits: torch.Tensor,
+    expected_ids: torch.Tensor,
+    temperature: torch.Tensor | float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss at *keep* slots (a name introduced earlier in the text must come back), per row.
+
+    Two terms, both zero while the model is where the reference was:
+
+    - ``KL(reference || model)`` of the whole next-token distribution at the slot (the slot is held);
+    - a floor on the expected name's first token: ``max(0, log p_ref(e) - log p(e))`` (the name may
+      rise, never fall).
+
+    This is what makes the loss tell *inventing* a name (a slop slot: its bad tokens are pushed down)
+    from *reusing* one (a keep slot: the same token is held up): without keep rows the adapter learns a
+    token ban (" El" down everywhere), and a character already named Elara loses her name.
+
+    Args:
+        logits, ref_logits: (B, V) model and frozen reference logits at the slot.
+        expected_ids: (B,) first token of the expected name.
+
+    Returns:
+        ``(loss per row (B,), p(expected) per row (B,), detached)``.
+    """
+    batch = logits.shape[0]
+    temp = torch.as_tensor(temperature, dtype=torch.float32, device=logits.device).expand(batch)[:, None]
+    logp = torch.log_softmax(logits.float() / temp, dim=-1)
+    ref = torch.log_softmax(ref_logits.float() / temp, dim=-1)
+    kl = (ref.exp() * (ref - logp)).sum(-1)
+    e_logp = logp.gather(1, expected_ids[:, None])[:, 0]
+    e_ref = ref.gather(1, expected_ids[:, None])[:, 0]
+    floor = (e_ref - e_logp).clamp(min=0)
+    return kl + floor, e_logp.detach().exp()

@@ -46,3 +46,18 @@ def plot_names(before: Counter, after: Counter, path: str | os.PathLike, title: 
         ax.set_title(f"{title} — {label} (red: El-)")
         ax.set_ylabel("share of named samples")
     return save_figure(fig, path, dpi=100)
+
+
+def plot_original_files(results: list[dict], path: str | os.PathLike) -> Path:
+    """Bad mass at each original context file's slot, before and after training on that file alone."""
+    plt = pyplot()
+    names = [r["file"].rsplit("/", 1)[-1].removesuffix(".yaml") for r in results]
+    fig, ax = plt.subplots(figsize=(max(8, len(results) * 0.32), 5))
+    x = range(len(results))
+    ax.bar([i - 0.2 for i in x], [r["before"] for r in results], width=0.4, color="tab:red", label="before")
+    ax.bar([i + 0.2 for i in x], [r["after"] for r in results], width=0.4, color="tab:green", label="after")
+    ax.set_xticks(list(x), names, rotation=80, fontsize=7)
+    ax.set_ylabel("bad mass at the slot (whole vocabulary, T=1)")
+    ax.set_title(f"Original elarablate files: {sum(r['lowered'] for r in results)} of {len(results)} lowered")
+    ax.legend()
+    return save_figure(fig, path, dpi=100)

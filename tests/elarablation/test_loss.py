@@ -47,14 +47,36 @@ def test_gradient_lowers_bad_and_raises_rare_good(loss_type):
 
 
 def test_elarablate_is_plus_log_p_punished_minus_log_p_rewarded():
-    logits, topk = _setup([0.85, 0.01, 0.14])
-    good = torch.tensor([[False, True, False]])
-    bad = torch.tensor([[True, False, False]])
+    logits, topk = _setup([0.80, 0.01, 0.14, 0.05])
+    good = torch.tensor([[False, True, False, True]])
+    bad = torch.tensor([[True, False, False, False]])
     out = elarablation_loss(logits, topk, good, bad, torch.ones_like(good), loss_type="elarablate")
-    # token 2 (0.14) is good-by-absence? no: it is neither good nor bad here, but above max -> punished
-    expected = math.log(0.85) + math.log(0.14) - math.log(0.01)
+    # token 0 bad -> punished; token 3 good but above max -> punished; token 1 rare good -> rewarded;
+    # token 2 (0.14) is neither good nor bad: neutral, never pushed (the original's rule)
+    expected = math.log(0.80) + math.log(0.05) - math.log(0.01)
     assert out.loss.item() == pytest.approx(expected, abs=1e-4)
     assert out.n_punished.item() == 2 and out.n_rewarded.item() == 1
+
+
+def test_neutral_candidates_are_never_pushed_even_above_max():
+    probs = torch.tensor([[0.6, 0.3, 0.1]])
+    good = torch.tensor([[False, False, True]])
+    bad = torch.tensor([[False, False, False]])
+    punished, rewarded = split_candidates(probs, good, bad, torch.ones_like(good), torch.tensor([0.02]),
+                                          torch.tensor([0.015]))
+    assert punished.tolist() == [[False, False, True]] and not rewarded.any()
+
+
+def test_keep_loss_is_zero_at_the_reference_and_holds_the_expected_name():
+    from hf_steer.elarablation.loss import keep_loss
+
+    ref = torch.tensor([[2.0, 0.5, -1.0]])
+    loss, p = keep_loss(ref.clone(), ref, torch.tensor([0]))
+    assert loss.item() == pytest.approx(0.0, abs=1e-6) and p.item() == pytest.approx(ref.softmax(-1)[0, 0].item())
+    lowered = ref.clone().requires_grad_(True)
+    loss, _ = keep_loss(lowered - torch.tensor([[1.0, 0.0, 0.0]]), ref, torch.tensor([0]))
+    loss.sum().backward()
+    assert loss.item() > 0 and lowered.grad[0, 0] < 0  # descent raises the expected name back
 
 
 def test_unlikelihood_push_fades_as_p_falls():
