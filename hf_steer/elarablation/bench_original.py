@@ -80,6 +80,7 @@ def run_original_bench(
     from ..models import load_model
     from ..utils import set_seed
     from .chat import apply_chat_template
+    from .chat import chat_template as chat_template_text
     from .config import ElarablationConfig
     from .contexts import TokenTexts, load_contexts, resolve_source
     from .pipeline import default_lora_config
@@ -87,6 +88,8 @@ def run_original_bench(
     from .trainer import ElarablationTrainer
 
     folder = Path(folder)
+    if chat_template:
+        chat_template_text(chat_template)  # a bad name is an error before the model loads
     if not folder.is_dir():
         raise HfSteerError(f"--folder {folder} is not a folder: pass a copy of elarablate's slopcontext/")
     files = resolve_source(folder)

@@ -40,6 +40,9 @@ def chat_template(name_or_path: str) -> str:
 
 
 def apply_chat_template(tokenizer, name_or_path: str | None) -> None:
-    """Give ``tokenizer`` the named template when asked (it replaces the tokenizer's own, if any)."""
+    """Give ``tokenizer`` the named template when asked (it replaces the tokenizer's own, if any).
+
+    Callers check the name with :func:`chat_template` before loading a model, so a typo costs nothing.
+    """
     if name_or_path:
         tokenizer.chat_template = chat_template(name_or_path)

@@ -20,20 +20,23 @@ Three ways to turn those sets into a loss (``loss_type``):
     ``-log(1 - p)`` for punished tokens (Welleck et al. 2019): the push is ~p, so it fades as the token
     becomes rare. Rewards as above.
 ``margin``
-    Bounded hinges in log-space: a punished bad token is pushed until ``p <= min_threshold``, a token
-    that is merely too frequent until ``p <= max_threshold``, a rewarded token until
-    ``p >= min_threshold``; each hinge is capped at ``margin_cap`` nats so one far-off token cannot
-    dominate. A tether (FTPO-style) keeps the logits of every *other* token at their frozen reference
+    Bounded hinges in log-space: a bad token is pushed until ``p <= min_threshold`` AND
+    ``p <= bad_ratio x`` its reference probability (so a bad token already under ``min_threshold`` still
+    falls, tenfold by default: otherwise the tether held its logit while a dominant good token was
+    pushed down, and its probability rose), a good token that is merely too frequent until
+    ``p <= max_threshold``, a rewarded token until ``p >= min_threshold``; each hinge is capped at
+    ``margin_cap`` nats so one far-off token cannot dominate. A tether (FTPO-style) keeps the logits of every *other* token at their frozen reference
     values (mean squared error), so the step moves only the tokens it means to move.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-LOSS_TYPES = ("elarablate", "unlikelihood", "margin")
+from .arguments import LOSS_TYPES  # one list, shared with the CLI
 
 
 @dataclass
@@ -84,6 +87,7 @@ def elarablation_loss(
     ref_logits: torch.Tensor | None = None,
     tether_weight: float = 1.0,
     margin_cap: float = 4.0,
+    bad_ratio: float = 0.1,
 ) -> LossOutput:
     """Loss at the slop point for a batch of rows.
 
@@ -96,6 +100,7 @@ def elarablation_loss(
         ref_logits: (B, V) frozen reference logits; required by ``margin`` (the tether).
         tether_weight: weight of the tether term (``margin`` only).
         margin_cap: largest value, in nats, of one hinge term (``margin`` only).
+        bad_ratio: a bad token's target is at most this fraction of its reference probability (``margin`` only).
 
     Returns:
         :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
@@ -129,9 +134,11 @@ def elarablation_loss(
     else:
         if ref_logits is None:
             raise ValueError("loss_type 'margin' needs ref_logits for its tether")
-        # A bad token must fall below min_threshold (it should become rare, not merely non-dominant);
-        # a good-but-frequent token only below max_threshold.
-        target_down = torch.where(bad_mask, min_t[:, None], max_t[:, None]).log()
+        # A bad token must fall below min_threshold and to a fraction of where it was (it should become rare,
+        # not merely non-dominant); a good-but-frequent token only below max_threshold.
+        ref_cand_logp = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1).gather(1, topk_ids)
+        bad_target = torch.minimum(min_t.log()[:, None].expand_as(ref_cand_logp), ref_cand_logp + math.log(bad_ratio))
+        target_down = torch.where(bad_mask, bad_target, max_t.log()[:, None].expand_as(bad_target))
         down = (cand_logp - target_down).clamp(min=0, max=margin_cap)
         up = (min_t.log()[:, None] - cand_logp).clamp(min=0, max=margin_cap)
         terms = torch.where(punished, down, torch.zeros_like(down)) + torch.where(rewarded, up, torch.zeros_like(up))

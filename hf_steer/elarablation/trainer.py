@@ -193,6 +193,14 @@ class ElarablationTrainer(Trainer):
             train_dataset = load_contexts(train_dataset)
         if len(train_dataset) == 0:
             raise HfSteerError("train_dataset is empty: pass at least one context")
+        if args.auto_keep > 0:
+            from .contexts import rows_to_dataset
+            from .keep import keep_rows
+
+            rows = list(train_dataset)
+            generated = keep_rows(rows, processing_class, args.auto_keep, seed=args.seed)
+            if generated:
+                train_dataset = rows_to_dataset(rows + generated, "context set with generated keep contexts")
 
         # A 4-bit model the user quantized himself: keep every CPU on bitsandbytes' autograd path (models.py).
         keep_4bit_weights_unpacked(model)
@@ -238,6 +246,10 @@ class ElarablationTrainer(Trainer):
             model=model, args=args, data_collator=self._collate, train_dataset=prepared,
             processing_class=processing_class, callbacks=callbacks, optimizers=optimizers,
         )
+        if args.disable_tqdm:  # quiet means quiet: no per-step dict printed either (figures stay in log_history)
+            from transformers.trainer_callback import PrinterCallback
+
+            self.remove_callback(PrinterCallback)
 
     # ------------------------------------------------------------------------------------ data
     def _row_settings(self, row: dict[str, Any], args: ElarablationConfig, vocab_size: int) -> dict[str, Any]:
@@ -419,7 +431,7 @@ class ElarablationTrainer(Trainer):
                 max_threshold=torch.tensor([r.max_threshold for r in srows], device=device),
                 min_threshold=torch.tensor([r.min_threshold for r in srows], device=device),
                 temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
-                tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap,
+                tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
             )
             total = total + out.loss * len(slop)
             for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):

@@ -95,10 +95,17 @@ def test_margin_is_zero_once_targets_are_met_and_tether_holds_other_tokens():
     logits, topk = _setup([0.01, 0.016, 0.974])
     good = torch.tensor([[False, True, True]])
     bad = torch.tensor([[True, False, False]])
-    # candidates are tokens 0 and 1 only: the bad one is below min_threshold, the good one above it
+    # candidates are tokens 0 and 1 only: the bad one is below min_threshold and below a tenth of where the
+    # reference had it (0.17 -> 0.01), the good one above min_threshold
+    ref_logits = logits.detach().clone()
+    ref_logits[0, 0] += math.log(20)
+    out = elarablation_loss(logits, topk[:, :2], good[:, :2], bad[:, :2], torch.ones_like(good[:, :2]),
+                            loss_type="margin", ref_logits=ref_logits)
+    assert out.loss.item() == pytest.approx(0.0, abs=1e-6)
+    # the same bad token, where the reference already had it at 0.01, is pushed tenfold further
     out = elarablation_loss(logits, topk[:, :2], good[:, :2], bad[:, :2], torch.ones_like(good[:, :2]),
                             loss_type="margin", ref_logits=logits.detach())
-    assert out.loss.item() == pytest.approx(0.0, abs=1e-6)
+    assert out.loss.item() == pytest.approx(math.log(10), abs=1e-4)
     # moving an untouched token away from the reference costs tether loss
     ref = logits.detach().clone()
     moved = ref.clone()
