@@ -61,7 +61,7 @@ class ElarablationArguments:
         anchor_weight (`float`, *optional*, defaults to `100.0`):
             Weight of the anchor term: KL(reference || model) of the next-token distributions over ordinary text
             (`anchor_text`), so the step changes the slop point and not the rest of the model. `0` turns it off.
-        anchor_tokens (`int`, *optional*, defaults to `96`):
+        anchor_tokens (`int`, *optional*, defaults to `256`):
             How many tokens of the anchor text are read each step.
 
         > Parameters that control the model
@@ -100,7 +100,7 @@ class ElarablationArguments:
     anchor_weight: float = field(
         default=100.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
     )
-    anchor_tokens: int = field(default=96, metadata={"help": "Tokens of anchor text read each step."})
+    anchor_tokens: int = field(default=256, metadata={"help": "Tokens of anchor text read each step."})
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 
     # TrainingArguments defaults that suit Elarablation.

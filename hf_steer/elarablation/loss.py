@@ -88,6 +88,8 @@ def elarablation_loss(
     tether_weight: float = 1.0,
     margin_cap: float = 4.0,
     bad_ratio: float = 0.1,
+    vocab_bad: torch.Tensor | None = None,
+    vocab_neutral: torch.Tensor | None = None,
 ) -> LossOutput:
     """Loss at the slop point for a batch of rows.
 
@@ -101,6 +103,14 @@ def elarablation_loss(
         tether_weight: weight of the tether term (``margin`` only).
         margin_cap: largest value, in nats, of one hinge term (``margin`` only).
         bad_ratio: a bad token's target is at most this fraction of its reference probability (``margin`` only).
+        vocab_bad: (B, V) bool, the tokens of the WHOLE vocabulary each row's rules call bad (``margin`` only;
+            rows of all False have none): their total probability is held at or below the reference's. The
+            hinges see only the top-k; when a dominant good token is pushed down, its mass would otherwise
+            spread over every other token, the bad tail beyond the top-k included.
+        vocab_neutral: (B, V) bool, the tokens each row's rules call neither good nor bad (``margin`` only): their
+            total probability is held at the reference's (squared log-ratio, ``tether_weight``), so a slot keeps
+            its shape (a name slot stays as often a name slot: rewarding dozens of rare names otherwise drew
+            the mass of every non-name there, and the named rate rose 9 points).
 
     Returns:
         :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
@@ -145,7 +155,22 @@ def elarablation_loss(
         moved = torch.zeros_like(logits, dtype=torch.bool).scatter(1, topk_ids, punished | rewarded)
         sq = (logits - ref_logits.float()).pow(2)
         tether = (sq * ~moved).sum(-1) / (~moved).sum(-1).clamp(min=1)
-        loss = (terms.sum(-1) + tether_weight * tether).mean()
+        row_loss = terms.sum(-1) + tether_weight * tether
+        if vocab_bad is not None:
+            has = vocab_bad.any(-1)
+            neg = torch.finfo(logprobs.dtype).min
+            tail = torch.where(vocab_bad, logprobs, neg).logsumexp(-1)
+            ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
+            ref_tail = torch.where(vocab_bad, ref_all, neg).logsumexp(-1)
+            row_loss = row_loss + torch.where(has, (tail - ref_tail).clamp(min=0, max=margin_cap), 0.0)
+        if vocab_neutral is not None:
+            neg = torch.finfo(logprobs.dtype).min
+            ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
+            mass = torch.where(vocab_neutral, logprobs, neg).logsumexp(-1)
+            ref_mass = torch.where(vocab_neutral, ref_all, neg).logsumexp(-1)
+            held = ref_mass > math.log(1e-4)  # a slot with (almost) no neutral mass has none to hold
+            row_loss = row_loss + tether_weight * torch.where(held, (mass - ref_mass).pow(2), 0.0)
+        loss = row_loss.mean()
 
     with torch.no_grad():
         probs_k = torch.where(valid, cand_p, torch.zeros_like(cand_p))

@@ -85,7 +85,8 @@ def load_prompts(spec: str) -> tuple[list[str], bool]:
         prompts = doc[key]
         if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
             raise HfSteerError(f"{path}: {key} must be a list of prompt strings: fix the file")
-        prompts = [p.strip() for p in prompts if p.strip()]
+        # a plain opening keeps its own whitespace ("...story.\n\n" ends where the story begins)
+        prompts = [p.strip() if chat else p for p in prompts if p.strip()]
     if not prompts:
         raise HfSteerError(f"prompt set {text!r} has no prompts: add at least one")
     return prompts, chat
@@ -138,6 +139,8 @@ def generate_stories(model, tokenizer, prompts: Sequence[str], chat: bool, per_p
                                      max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=sorted(stops) or None)
             new = []
             for (i, p, s), row in zip(batch, out[:, enc["input_ids"].shape[1]:].tolist()):
+                if (i, s) in have:  # written before a kill: the whole batch is drawn again (same seed), kept once
+                    continue
                 ids = []
                 for t in row:
                     if t in stops:

@@ -57,6 +57,7 @@ class PreparedRow:
     expected_id: int | None = None
     group: str = ""
     draws: int | None = None
+    vocab_class: int | None = None  # index of the row's whole-vocabulary classes (regex rules only)
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -155,7 +156,8 @@ class ElarablationTrainer(Trainer):
         peft_config: a :class:`peft.PeftConfig` to train an adapter instead of the full model (required
             for a 4-bit model: QLoRA).
         anchor_text: ordinary text whose next-token distributions are held at the reference
-            (``args.anchor_weight``); default: a short TinyStories passage shipped with the package.
+            (``args.anchor_weight``); default: six short paragraphs in different registers (a children's story,
+            an encyclopedia entry, instructions, a dialogue, a news item, a letter) shipped in ``data/anchor.txt``.
         callbacks, optimizers: as in :class:`~transformers.Trainer`.
     """
 
@@ -227,7 +229,7 @@ class ElarablationTrainer(Trainer):
         self._anchor_ref: torch.Tensor | None = None
         if args.anchor_weight > 0:
             if anchor_text is None:
-                anchor_text = (Path(__file__).parent / "data" / "anchor_tinystories.txt").read_text(encoding="utf-8")
+                anchor_text = (Path(__file__).parent / "data" / "anchor.txt").read_text(encoding="utf-8")
             self._anchor_ids = processing_class(anchor_text)["input_ids"][: args.anchor_tokens]
             if len(self._anchor_ids) < 2:
                 raise HfSteerError("anchor_text renders to fewer than 2 tokens: give more text or set anchor_weight=0")
@@ -279,6 +281,7 @@ class ElarablationTrainer(Trainer):
                                     context_id=row["id"], kind=row.get("kind") or "slop", expected_id=expected_id,
                                     group=row.get("group") or "", draws=row.get("draws"), **settings))
             sources.append(row)
+        self._assign_vocab_masks(rows, vocab_size, args)
         children: list[PreparedRow] = []
         if args.tree_depth == 2:
             children += [child for child, _ in self._expand(model, tokenizer, rows, sources, args, "good")]
@@ -291,6 +294,31 @@ class ElarablationTrainer(Trainer):
             children += [child for child, _ in deeper]
             level, level_sources = [c for c, _ in deeper], [src for _, src in deeper]
         return rows + children
+
+    _CLASS_CODES = {"neutral": 0, "good": 1, "bad": 2}
+
+    def _assign_vocab_masks(self, rows: list[PreparedRow], vocab_size: int, args: ElarablationConfig) -> None:
+        """Whole-vocabulary classes (0 neutral, 1 good, 2 bad, 3 other) of the (depth-1) rows whose rules are
+        regexes, one tensor per distinct rule set (see ``loss.elarablation_loss``'s ``vocab_bad`` and
+        ``vocab_neutral``); word rules are decided in context, not per token."""
+        self._vocab_masks: list[torch.Tensor] = []
+        if args.loss_type != "margin":
+            return
+        keys: dict[tuple, int] = {}
+        texts = None
+        for row in rows:
+            if row.kind != "slop" or not (row.rules.bad or row.rules.good) or row.rules.bad_words:
+                continue
+            key = (tuple(p.pattern for p in row.rules.bad), tuple(p.pattern for p in row.rules.good), row.rules.unmatched,
+                   row.rules.forced_ids, row.rules.excluded_ids)
+            if key not in keys:
+                if texts is None:
+                    texts = [self._texts(i) for i in range(vocab_size)]
+                codes = torch.tensor([self._CLASS_CODES.get(row.rules.classify(t, i), 3) for i, t in enumerate(texts)],
+                                     dtype=torch.uint8)
+                keys[key] = len(self._vocab_masks)
+                self._vocab_masks.append(codes)
+            row.vocab_class = keys[key]
 
     @torch.no_grad()
     def _expand(self, model, tokenizer, parents: list[PreparedRow], sources: list[dict], args,
@@ -423,15 +451,21 @@ class ElarablationTrainer(Trainer):
                 k = max(r.top_k for r in srows)
                 topk_ids = (slogits.float() / temperature[:, None]).topk(k, dim=-1).indices
             cand, good, bad, valid = (m.to(device) for m in self._candidates(topk_ids.cpu(), srows))
-            ref_logits = None
+            ref_logits = vocab_bad = vocab_neutral = None
             if self.args.loss_type == "margin":
                 ref_logits = torch.stack([self._ref_cache[row_index[b]] for b in slop]).to(device)
+                if any(r.vocab_class is not None for r in srows):
+                    other = torch.full((slogits.shape[-1],), 3, dtype=torch.uint8)
+                    codes = torch.stack([self._vocab_masks[r.vocab_class][: slogits.shape[-1]]
+                                         if r.vocab_class is not None else other for r in srows]).to(device)
+                    vocab_bad, vocab_neutral = codes == 2, codes == 0
             out = elarablation_loss(
                 slogits, cand, good, bad, valid,
                 max_threshold=torch.tensor([r.max_threshold for r in srows], device=device),
                 min_threshold=torch.tensor([r.min_threshold for r in srows], device=device),
                 temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
                 tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
+                vocab_bad=vocab_bad, vocab_neutral=vocab_neutral,
             )
             total = total + out.loss * len(slop)
             for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):

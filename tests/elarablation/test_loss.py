@@ -141,3 +141,19 @@ def test_temperature_and_unknown_type():
     assert flat.top1_prob.item() == pytest.approx(0.5, abs=0.01)
     with pytest.raises(ValueError, match="loss_type"):
         elarablation_loss(logits, topk, topk > 0, topk > 0, topk >= 0, loss_type="nope")
+
+
+def test_the_bad_tail_beyond_the_top_k_may_not_grow():
+    # a dominant good token (0.9) above max is pushed down; the bad tokens outside the candidates would gain
+    probs = torch.tensor([[0.9, 0.05, 0.03, 0.02]])
+    logits = probs.log().clone().requires_grad_(True)
+    cand = torch.tensor([[0]])
+    good, bad, valid = torch.tensor([[True]]), torch.tensor([[False]]), torch.tensor([[True]])
+    vocab_bad = torch.tensor([[False, False, True, True]])
+    ref = logits.detach().clone()
+    moved = ref.clone()
+    moved[0, 0] -= 2.0  # the dominant token after a few steps: the tail's share has grown
+    held = elarablation_loss(moved, cand, good, bad, valid, loss_type="margin", ref_logits=ref, vocab_bad=vocab_bad)
+    free = elarablation_loss(moved, cand, good, bad, valid, loss_type="margin", ref_logits=ref)
+    tail_now = torch.softmax(moved, -1)[0, 2:].sum().log() - torch.softmax(ref, -1)[0, 2:].sum().log()
+    assert held.loss.item() - free.loss.item() == pytest.approx(tail_now.item(), abs=1e-4) and tail_now > 0
