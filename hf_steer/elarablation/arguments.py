@@ -241,12 +241,17 @@ class FindArguments:
         default=3, metadata={"help": "A pattern must appear in at least this many different stories."}
     )
     contexts_per_pattern: int = field(default=6, metadata={"help": "Training contexts cut per pattern."})
+    context_tokens: int = field(
+        default=64,
+        metadata={"help": "Story tokens kept before each pattern in its context (shorter contexts train faster; "
+                  "the slop choice is local)."},
+    )
     generation_batch_size: int = field(default=32, metadata={"help": "Stories generated per batch."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
     def __post_init__(self) -> None:
         _check_positive(self, ("stories_per_prompt", "max_new_tokens", "top", "min_stories", "contexts_per_pattern",
-                               "generation_batch_size"))
+                               "generation_batch_size", "context_tokens"))
         _check_positive(self, ("story_temperature",), whole=False)
         if not 0 <= self.seed < 2**32:
             raise HfSteerError(f"--seed {self.seed} is out of range: use 0 .. 4294967295")

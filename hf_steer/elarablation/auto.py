@@ -248,7 +248,7 @@ def _patterns(base, stories_path: Path, contexts_path: Path, prompts, chat: bool
         patterns, notes = rank_patterns(stories, settings.top, settings.min_stories)
     _, tokenizer = base()
     docs, patterns, more = context_documents(tokenizer, stories, patterns, prompts, chat,
-                                             settings.contexts_per_pattern, settings.top)
+                                             settings.contexts_per_pattern, settings.top, settings.context_tokens)
     notes += more
     if not docs:
         raise HfSteerError(f"no over-used pattern with a context was found in {len(stories)} stories: write more stories "

@@ -248,11 +248,12 @@ def _cut_positions(story: dict, pattern: dict) -> list[int]:
     return [m.start() for m in rx.finditer(text)]
 
 
-def cut_story(tokenizer, story: dict, char_start: int) -> str | None:
+def cut_story(tokenizer, story: dict, char_start: int, keep_tokens: int | None = None) -> str | None:
     """The story's own text up to the token where the word at ``char_start`` begins (its space included).
 
     The prefix is decoded from the generated token ids, so the context is exactly what the model had
-    written; ``None`` when the word is the story's first word (no context of the model's own).
+    written (its last ``keep_tokens`` tokens when given); ``None`` when the word is the story's first word
+    (no context of the model's own).
     """
     ids = story["ids"]
     lo, hi = 0, len(ids)
@@ -264,11 +265,14 @@ def cut_story(tokenizer, story: dict, char_start: int) -> str | None:
             hi = mid - 1
     if lo == 0:
         return None
-    return tokenizer.decode(ids[:lo], skip_special_tokens=True)
+    start = 0 if keep_tokens is None else max(0, lo - keep_tokens)
+    return tokenizer.decode(ids[start:lo], skip_special_tokens=True)
 
 
-def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int) -> list[str]:
-    """Up to ``limit`` cut contexts for one pattern, from stories of as many different prompts as possible."""
+def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int,
+                 keep_tokens: int | None = None) -> list[tuple[int, str]]:
+    """Up to ``limit`` ``(prompt_id, context)`` pairs for one pattern, from stories of as many different prompts
+    as possible."""
     seen_prompts: set = set()
     found: list[tuple[int, str]] = []
     for pass_ in (0, 1):  # first one per prompt, then more from the same prompts
@@ -278,13 +282,13 @@ def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int) 
             if pass_ == 0 and story["prompt_id"] in seen_prompts:
                 continue
             for start in _cut_positions(story, pattern):
-                text = cut_story(tokenizer, story, start)
+                text = cut_story(tokenizer, story, start, keep_tokens)
                 if text is None or len(text) < 20 or (story["prompt_id"], text) in {(p, t) for p, t in found}:
                     continue
                 found.append((story["prompt_id"], text))
                 seen_prompts.add(story["prompt_id"])
                 break
-    return [t for _, t in found[:limit]]
+    return found[:limit]
 
 
 # ------------------------------------------------------------------------------------------ the file
@@ -292,7 +296,8 @@ AUTO_HYPERPARAMETERS = {"top_k": 20, "max_threshold": 1.0, "min_threshold": 0.00
 
 
 def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dict], prompts: Sequence[str],
-                      chat: bool, per_pattern: int, top: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
+                      chat: bool, per_pattern: int, top: int | None = None,
+                      keep_tokens: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
     """``(documents, trained patterns, notes)``: our YAML documents for the first ``top`` patterns that have
     contexts (one document each), and a note per pattern skipped or left out."""
     by_prompt = {i: p for i, p in enumerate(prompts)}
@@ -305,7 +310,7 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
                 f"{e['kind']} {e['text']!r} x{e['ratio']:.0f}" for e in rest[:8]) + (
                 f" and {len(rest) - 8} more" if len(rest) > 8 else ""))
             break
-        texts = contexts_for(tokenizer, stories, pattern, per_pattern)
+        texts = contexts_for(tokenizer, stories, pattern, per_pattern, keep_tokens)
         if not texts:
             notes.append(f"no context for {pattern['kind']} {pattern['text']!r}: it only ever opens a story, where "
                          "the model has written nothing of its own yet")
@@ -315,8 +320,7 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
     for pattern, texts in found:
         trained.append(pattern)
         entries = []
-        for text in texts:
-            prompt_id = next(s["prompt_id"] for s in stories if s["text"].startswith(text))
+        for prompt_id, text in texts:
             entries.append({"user": by_prompt[prompt_id], "text": text} if chat else {"text": by_prompt[prompt_id] + text})
         family = "found_" + re.sub(r"[^a-z0-9]+", "_", pattern["text"].lower()).strip("_")
         docs.append({
@@ -395,7 +399,7 @@ def find(output: str | os.PathLike, model: Any = None, tokenizer=None, settings=
                                settings.story_temperature, settings.seed, settings.generation_batch_size)
     patterns, notes = rank_patterns(stories, settings.top, settings.min_stories)
     docs, patterns, more = context_documents(tokenizer, stories, patterns, prompts, chat,
-                                             settings.contexts_per_pattern, settings.top)
+                                             settings.contexts_per_pattern, settings.top, settings.context_tokens)
     notes += more
     if not docs:
         raise HfSteerError(f"no over-used pattern was found in {len(stories)} stories (none in stories of >= "
