@@ -94,6 +94,8 @@ def on_simplex(weights: list, moved: int) -> list[float]:
 
 
 def _is_abcgpt_folder(folder: Path) -> None:
+    if folder.is_file():
+        raise HfSteerError(f"{folder} is a file, not an abcGPT folder: pass a folder written by `hf-steer abc train`")
     if not folder.is_dir():
         raise HfSteerError(f"abcGPT folder {folder} does not exist: pass a folder written by `hf-steer abc train`")
     config = folder / "config.json"
@@ -332,9 +334,10 @@ def build(backend: AbcBackend) -> None:
 
     common = [prompt, samples, length, temperature, seed]
     gen_out = [out, score, plot]
-    load.click(on_load, [folder, alpha, *common], [info, alpha, *weights, *gen_out])
+    # preprocess=False: the handlers check the raw values themselves (one clear line for a bad one)
+    load.click(on_load, [folder, alpha, *common], [info, alpha, *weights, *gen_out], preprocess=False)
     # .release: only when the user lets the slider go (a .change would also fire on programmatic updates)
     for control in (alpha, samples, length, temperature):
-        control.release(on_dial, [alpha, *common, *weights], gen_out)
+        control.release(on_dial, [alpha, *common, *weights], gen_out, preprocess=False)
     for i, w in enumerate(weights):
-        w.release(make_on_weight(i), [*common, *weights], [*weights, *gen_out])
+        w.release(make_on_weight(i), [*common, *weights], [*weights, *gen_out], preprocess=False)

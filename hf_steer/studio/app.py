@@ -39,6 +39,7 @@ class Studio:
             raise HfSteerError("tokenizer is missing: pass the tokenizer that goes with the model")
         self._load_lock = threading.Lock()
         self.closers: list = []  # called when the server stops (the memory's training process)
+        self.tabs: dict[str, Any] = {}  # tab id -> its backend (scripts and tests reach the state here)
         if self.config.threads:
             import torch
 
@@ -205,15 +206,19 @@ def build_app(studio: Studio | StudioConfig | None = None):
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}", elem_id="studio-title")
         gr.Markdown(INTRO.format(model=model_name))
+        studio.tabs = {
+            "memory": memory_tab.MemoryBackend(studio), "drugs": drugs_tab.DrugsBackend(studio),
+            "abcgpt": abcgpt_tab.AbcBackend(studio), "elarablation": elarablation_tab.ElaraBackend(studio),
+        }
         with gr.Tabs():
             with gr.Tab("Memory", id="memory"):
-                memory_tab.build(memory_tab.MemoryBackend(studio))
+                memory_tab.build(studio.tabs["memory"])
             with gr.Tab("DRµGS", id="drugs"):
-                drugs_tab.build(drugs_tab.DrugsBackend(studio))
+                drugs_tab.build(studio.tabs["drugs"])
             with gr.Tab("abcGPT", id="abcgpt"):
-                abcgpt_tab.build(abcgpt_tab.AbcBackend(studio))
+                abcgpt_tab.build(studio.tabs["abcgpt"])
             with gr.Tab("Elarablation", id="elarablation"):
-                elarablation_tab.build(elarablation_tab.ElaraBackend(studio))
+                elarablation_tab.build(studio.tabs["elarablation"])
     demo.studio = studio
     return demo
 

@@ -249,6 +249,8 @@ def build(backend: DrugsBackend) -> None:
     def on_vergence(prompt_text, seed_value, *dose_values):
         return plot_vergence(backend.vergence(prompt_text, parse_doses(list(dose_values)), seed_value))
 
-    run.click(on_generate, [prompt, draws, tokens, seed, *sliders], [sober_box, *draw_boxes]).then(
-        on_vergence, [prompt, seed, *sliders], [plot])
-    plot_button.click(on_vergence, [prompt, seed, *sliders], [plot])
+    # preprocess=False: the handlers check every raw value themselves (numbers() above), so a bad value sent
+    # to the API gets our one-line message instead of a component's preprocessing traceback.
+    run.click(on_generate, [prompt, draws, tokens, seed, *sliders], [sober_box, *draw_boxes], preprocess=False).then(
+        on_vergence, [prompt, seed, *sliders], [plot], preprocess=False)
+    plot_button.click(on_vergence, [prompt, seed, *sliders], [plot], preprocess=False)

@@ -270,9 +270,11 @@ def build(backend: ElaraBackend) -> None:
         except Exception as e:
             raise _page_error(e, secrets=(hub_token if isinstance(hub_token, str) else "",)) from None
 
-    show.click(on_show, [family, typed, k], [bars])
-    names_button.click(on_names, [family, typed, samples], [names])
-    train_button.click(on_train, [family, typed, bad, good, epochs, lr, output, k], [status, output, bars])
-    load_button.click(on_load, [output, family, typed, k], [status, bars])
+    # preprocess=False: the handlers check the raw values themselves (one clear line for a bad one)
+    show.click(on_show, [family, typed, k], [bars], preprocess=False)
+    names_button.click(on_names, [family, typed, samples], [names], preprocess=False)
+    train_button.click(on_train, [family, typed, bad, good, epochs, lr, output, k], [status, output, bars],
+                       preprocess=False)
+    load_button.click(on_load, [output, family, typed, k], [status, bars], preprocess=False)
     # The token box is cleared once the push went through; the event stays off the public API page.
-    push.click(on_push, [repo, token, private], [status, token], api_visibility="private")
+    push.click(on_push, [repo, token, private], [status, token], api_visibility="private", preprocess=False)

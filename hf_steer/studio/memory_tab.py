@@ -43,9 +43,19 @@ class MemoryBackend:
         self.events: list[str] = []  # what happened, newest last (switched in / failed)
         self.version = 0  # bumped on every catalog change, so the page redraws the table only then
         self.busy: str | None = None  # a long action in progress (shown in the status line)
+        self.open_error: str | None = None  # why the memory could not be opened (shown in the status line)
         studio.closers.append(self.close)
 
     # -- the memory ------------------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Open the memory (if not yet) and switch in finished adapters."""
+        _ = self.memory
+        self.collect()
+
+    @property
+    def opened(self) -> bool:
+        return self._memory is not None
+
     @property
     def memory(self):
         with self.lock:
@@ -63,6 +73,8 @@ class MemoryBackend:
 
                     m = self._memory
                     self.worker = BackgroundTrainer(m.base_path, m.preset, seed=m.seed, threads=1)
+                self.open_error = None
+                self.version += 1
             return self._memory
 
     def close(self) -> None:
@@ -146,7 +158,9 @@ class MemoryBackend:
     def status(self) -> str:
         """The status line: profile, active adapters, training queued / running, the last switch-in."""
         if self._memory is None:
-            return "Memory: not started yet (the first message loads it)."
+            if self.open_error:
+                return f"Memory could not be opened: {self.open_error}"
+            return "Memory: loading the model (the first message waits for it)."
         m = self._memory
         parts = [f"profile **{m.profile}**: {len(m.catalog)} adapter(s), active: {', '.join(m.active) or 'none'}"]
         if self.busy:
@@ -335,7 +349,11 @@ def build(backend: MemoryBackend) -> None:
     def on_tick(version):
         if backend.lock.acquire(blocking=False):  # a long action holds the lock: just redraw the status
             try:
-                backend.collect()
+                # open the catalog as soon as the base is loaded (once: after an error, a user action retries)
+                if backend.opened or (backend.studio.loaded and not backend.open_error):
+                    backend.open()
+            except HfSteerError as e:  # e.g. a catalog saved for another base model: say so, keep ticking
+                backend.open_error = str(e)
             finally:
                 backend.lock.release()
         if version == backend.version:
@@ -371,11 +389,13 @@ def build(backend: MemoryBackend) -> None:
     remember.click(on_remember, [unlearned], [unlearned, status])
     new_chat.click(on_new_chat, None, [chatbot, history, unlearned, status])
     catalog_out = [table, selected, drop]
-    forget.click(on_forget, [selected], [result, status, *catalog_out])
-    rollup.click(on_rollup, [selected, method], [result, status, *catalog_out])
-    regenerate.click(on_regenerate, [selected, drop], [result, status, *catalog_out])
+    # preprocess=False: the handlers check the raw names and indices themselves (one clear line for a bad one)
+    forget.click(on_forget, [selected], [result, status, *catalog_out], preprocess=False)
+    rollup.click(on_rollup, [selected, method], [result, status, *catalog_out], preprocess=False)
+    regenerate.click(on_regenerate, [selected, drop], [result, status, *catalog_out], preprocess=False)
     selected.change(on_select, [selected], [drop])
-    switch.click(on_switch, [profile], [result, status, profile, chatbot, history, unlearned, *catalog_out])
+    switch.click(on_switch, [profile], [result, status, profile, chatbot, history, unlearned, *catalog_out],
+                 preprocess=False)
     timer = gr.Timer(1.5)
     timer.tick(on_tick, [seen_version], [status, seen_version, *catalog_out], show_progress="hidden",
                concurrency_limit=None, queue=False)
