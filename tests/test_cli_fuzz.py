@@ -31,6 +31,8 @@ MAYBE_BAD_NUMBERS = ["-5", "0", "1e30", "-1e-30"]
 # Paths: one that cannot exist or be created (/proc refuses new entries even to root), and a file
 # where a folder (or a folder where a file) is expected.
 PATH_WORDS = ("dir", "path", "file", "folder", "model", "output", "adapter", "resume", "contexts", "prompts")
+# Groups that never build a model (their baseline cannot be "accepted"; they fail on the network).
+NO_MODEL_GROUPS = {"push"}
 # Commands that would start a server or need the network whatever their arguments.
 SKIP = {("studio",)}
 # Baselines the generic filler cannot guess (positional or required values by command).
@@ -67,7 +69,7 @@ def _is_path(action: argparse.Action) -> bool:
     return action.type in (None, str) and not action.choices and any(w in name for w in PATH_WORDS)
 
 
-def _baseline(parser: argparse.ArgumentParser, tmp: Path) -> list[str]:
+def _baseline(parser: argparse.ArgumentParser, tmp: Path) -> tuple[list[str], list[str]]:
     """Required positionals and options filled with values the CLI should accept."""
     argv: list[str] = []
     positionals: list[str] = []
@@ -96,7 +98,7 @@ def _baseline(parser: argparse.ArgumentParser, tmp: Path) -> list[str]:
             argv += [action.option_strings[0], *value]
         else:
             positionals += value
-    return [*argv, *positionals]
+    return argv, positionals
 
 
 @pytest.fixture
@@ -175,7 +177,8 @@ def test_bad_values_for_every_flag(group, sandbox, capsys):
     for path, parser in _leaf_commands(build_parser()):
         if path[0] != group or path in SKIP:
             continue
-        base = [*path, *_baseline(parser, sandbox)]
+        base_options, base_positionals = _baseline(parser, sandbox)
+        base = [*path, *base_options, *base_positionals]
         try:
             outcome, code, err = _run(base, capsys)
         except AssertionError as e:
@@ -209,7 +212,8 @@ def test_bad_values_for_every_flag(group, sandbox, capsys):
                 except AssertionError as e:
                     problems.append(str(e).splitlines()[0])
     assert not problems, f"{len(problems)} of {invocations} bad invocations misbehaved:\n" + "\n".join(problems[:60])
-    assert accepted_baselines > 0
+    if group not in NO_MODEL_GROUPS:  # else every bad value may have been refused for the baseline's sake
+        assert accepted_baselines > 0, f"no baseline of `hf-steer {group}` got as far as building a model"
     INVOCATIONS[group] = invocations
     assert _repo_state() == before, "a bad invocation wrote into the repository"
 
