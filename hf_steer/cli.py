@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import HfSteerError
@@ -24,12 +25,20 @@ COMMANDS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage block is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hf-steer",
         description="Steer what a language model writes: Elarablation, DRµGS, LoRA memory, abcGPT.",
     )
-    parser.add_argument("--verbose", action="store_true", help="show transformers' own logging and loading bars")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show every library's own logging, warnings and loading bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for module_name in COMMANDS.values():
@@ -40,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.verbose:
-        from .utils import quiet_transformers
+    if args.verbose:
+        os.environ["HF_STEER_VERBOSE"] = "1"  # worker processes started later keep everything too
+    else:
+        from .utils import quiet_third_party
 
-        quiet_transformers()
+        quiet_third_party()
     try:
         result = args.func(args)
     except HfSteerError as e:

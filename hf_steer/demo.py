@@ -12,25 +12,27 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-import torch
-
-from .elarablation.sampling import first_name, name_counts, sample_continuations
-
 DEMO_CONTEXT = 'The elf girl nods. "My name is'
-__all__ = ["DEMO_CONTEXT", "first_name", "next_token_table", "sample_names", "run", "register"]
+__all__ = ["DEMO_CONTEXT", "next_token_table", "sample_names", "run", "register"]
 
 
-@torch.no_grad()
 def next_token_table(model, tokenizer, context: str, k: int = 15) -> list[tuple[str, float]]:
     """The top-``k`` next tokens after ``context`` with their probabilities."""
+    import torch
+
     ids = tokenizer(context, return_tensors="pt").to(next(model.parameters()).device)
-    probs = model(**ids).logits[0, -1].float().softmax(-1)
+    with torch.no_grad():
+        probs = model(**ids).logits[0, -1].float().softmax(-1)
     values, indices = probs.topk(k)
     return [(tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, indices)]
 
 
 def sample_names(model, tokenizer, context: str, n: int = 20, temperature: float = 1.0, seed: int = 0) -> Counter:
     """Sample ``n`` continuations and count the first name in each (``None`` = no name)."""
+    import torch
+
+    from .elarablation.sampling import name_counts, sample_continuations
+
     generator = torch.Generator().manual_seed(seed)
     samples = sample_continuations(model, tokenizer, context, n=n, temperature=temperature, generator=generator)
     return name_counts(samples)
@@ -45,11 +47,13 @@ def print_table(rows: list[tuple[str, float]], title: str) -> None:
 def print_names(names: Counter, title: str) -> None:
     total = sum(names.values())
     el = sum(c for n, c in names.items() if n and n.startswith("El"))
-    print(f"{title}  ({el}/{total} start with 'El')")
-    print("  " + ", ".join(f"{n or '(no name)'}×{c}" for n, c in names.most_common(12)))
+    print(f"{title}: {len(names)} different, {el}/{total} start with 'El' (×N = said N times)")
+    print("  " + ", ".join(f"{n or '(no name)'}×{c}" for n, c in names.most_common()))
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from .elarablation.contexts import load_contexts
     from .elarablation.pipeline import train
     from .elarablation.plots import plot_token_probs
@@ -87,10 +91,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from .cli_args import positive
+
     p = sub.add_parser("demo", help="show the slop problem and its fix (Elarablation) on the bundled model")
     p.add_argument("--model", default=None, help="model folder or Hub id (default: bundled SmolLM2-135M-Instruct)")
-    p.add_argument("--samples", type=int, default=20, help="how many names to sample before and after")
-    p.add_argument("--epochs", type=float, default=8, help="training epochs over the 8 contexts (default: 8)")
-    p.add_argument("--output-dir", default="elarablation-demo", help="where the adapter and PNG go")
-    p.add_argument("--seed", type=int, default=0, help="random seed for training and sampling")
+    p.add_argument("--samples", type=positive(int), default=20, help="how many names to sample before and after (default: 20)")
+    p.add_argument("--epochs", type=positive(float), default=8, help="training epochs over the 8 contexts (default: 8)")
+    p.add_argument("--output-dir", default="elarablation-demo", help="where the adapter and PNG go (default: elarablation-demo)")
+    p.add_argument("--seed", type=positive(int, allow_zero=True), default=0, help="random seed for training and sampling (default: 0)")
     p.set_defaults(func=run)

@@ -21,19 +21,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .artifacts import (
+    BUNDLED_HUB_ID,
+    METADATA_FILE,
+    hub_model_id,
+    read_json_object,
+    read_metadata,
+)
 from .errors import HfSteerError
-from .models import BUNDLED_NAME
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
 
-BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-ARTIFACT_KINDS = ("adapter", "merged_model", "custom_code_model")
-METADATA_FILE = "hf_steer.json"
 LOGIN_HINT = "log in with `hf auth login` (or `huggingface-cli login`) or set HF_TOKEN"
 
-# Folder name of the converted bundled model (see models.bundled_model_path): its Hub id is known.
-_BUNDLED_FOLDER = re.compile(rf"^{re.escape(BUNDLED_NAME)}-v\d+-\d+$")
 _DATA_FILE_SUFFIXES = {".yaml", ".yml", ".json", ".jsonl", ".txt", ".csv", ".tsv", ".parquet", ".arrow"}
 _PEFT_NAMES = {"LORA": "LoRA", "ADALORA": "AdaLoRA", "LOHA": "LoHa", "LOKR": "LoKr", "IA3": "IA³"}
 _ARTIFACT_NAMES = {"adapter": "adapter", "merged_model": "merged model", "custom_code_model": "custom-code model"}
@@ -56,34 +57,6 @@ def templates_dir() -> Path:
 # -- reading the folder --------------------------------------------------------------------------
 
 
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise HfSteerError(f"{what} {path} is not valid JSON ({e.msg}, line {e.lineno}): fix or remove it") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise HfSteerError(f"{what} {path} cannot be read ({e}): check the file") from None
-    if not isinstance(data, dict):
-        raise HfSteerError(f"{what} {path} must hold a JSON object, not {type(data).__name__}: fix or remove it")
-    return data
-
-
-def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
-    """The folder's ``hf_steer.json`` (checked), or ``{}`` when it has none."""
-    path = Path(folder) / METADATA_FILE
-    if not path.is_file():
-        return {}
-    meta = _read_json(path, METADATA_FILE)
-    expected = {"method": str, "artifact": str, "base_model": str, "datasets": (list, str),
-                "hyperparameters": dict, "metrics": dict, "plots": list, "description": str}
-    for key, types in expected.items():
-        if meta.get(key) is not None and not isinstance(meta[key], types):
-            raise HfSteerError(f"{path} has a bad {key!r} ({type(meta[key]).__name__}): see docs/CONVENTIONS.md")
-    if meta.get("artifact") is not None and meta["artifact"] not in ARTIFACT_KINDS:
-        raise HfSteerError(f"{path} has artifact {meta['artifact']!r}: use one of {', '.join(ARTIFACT_KINDS)}")
-    return meta
-
-
 def detect_artifact(folder: Path, meta: dict) -> str:
     """``adapter``, ``merged_model`` or ``custom_code_model``, from the folder's files (and ``hf_steer.json``)."""
     has_adapter = (folder / "adapter_config.json").is_file()
@@ -95,31 +68,13 @@ def detect_artifact(folder: Path, meta: dict) -> str:
     if has_adapter:
         found = "adapter"
     else:
-        found = "custom_code_model" if _read_json(folder / "config.json", "config").get("auto_map") else "merged_model"
+        found = "custom_code_model" if read_json_object(folder / "config.json", "config").get("auto_map") else "merged_model"
     declared = meta.get("artifact")
     if declared and (declared == "adapter") != (found == "adapter"):
         raise HfSteerError(
             f"{folder / METADATA_FILE} says artifact {declared!r} but the folder holds a {_ARTIFACT_NAMES[found]}: fix it"
         )
     return declared or found
-
-
-def _hub_model_id(name: str | None) -> str | None:
-    """``name`` as a Hub repo id, or ``None`` when it is a local path (which the Hub cannot link to)."""
-    if not name:
-        return None
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    path = Path(name).expanduser()
-    if _BUNDLED_FOLDER.match(path.name):
-        return BUNDLED_HUB_ID  # the converted bundled SmolLM2: publish its Hub id, not a cache path
-    if path.is_absolute() or name.startswith((".", "~")) or path.exists():
-        return None
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return None
-    return name
 
 
 def _files_to_upload(folder: Path) -> Iterator[tuple[str, Path]]:
@@ -199,10 +154,10 @@ def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | 
     meta = {**read_metadata(folder), **(card_overrides or {})}
     artifact = detect_artifact(folder, meta)
     config_name = "adapter_config.json" if artifact == "adapter" else "config.json"
-    config = _read_json(folder / config_name, "config")
+    config = read_json_object(folder / config_name, "config")
 
     base_model = meta.get("base_model") or config.get("base_model_name_or_path")
-    base_model_id = _hub_model_id(base_model)
+    base_model_id = hub_model_id(base_model)
     # A local base path is shown by its folder name only: the full path says nothing to readers.
     base_model_shown = base_model_id or (Path(base_model).name if base_model else None)
 
@@ -219,7 +174,7 @@ def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | 
     datasets = meta.get("datasets") or []
     datasets = [datasets] if isinstance(datasets, str) else [str(d) for d in datasets]
     # The Hub only links to dataset repo ids; local files are listed by name only (no home paths).
-    dataset_ids = [d for d in datasets if _hub_model_id(d) == d and Path(d).suffix not in _DATA_FILE_SUFFIXES]
+    dataset_ids = [d for d in datasets if hub_model_id(d) == d and Path(d).suffix not in _DATA_FILE_SUFFIXES]
     datasets = [d if d in dataset_ids else Path(d).name for d in datasets]
 
     # Plots are uploaded with the folder, so the card embeds them by relative path.
@@ -282,7 +237,7 @@ def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | 
 
 def _check_custom_code(folder: Path) -> None:
     """A custom-code model is useless on the Hub without the modules its ``auto_map`` names."""
-    auto_map = _read_json(folder / "config.json", "config").get("auto_map") or {}
+    auto_map = read_json_object(folder / "config.json", "config").get("auto_map") or {}
     for value in auto_map.values():
         for reference in [value] if isinstance(value, str) else value:
             if not reference or "--" in reference:  # "--" points at code in another repo
@@ -304,9 +259,9 @@ def _commit_operations(folder: Path, card: ModelCard) -> list:
         if path_in_repo == "adapter_config.json" and card.data.base_model:
             # A local (or missing) base path in the adapter config means nothing to others; the Hub id lets
             # `AutoPeftModelForCausalLM.from_pretrained(repo_id)` find the base model. Upload only.
-            adapter_config = _read_json(local_path, "adapter config")
+            adapter_config = read_json_object(local_path, "adapter config")
             recorded = adapter_config.get("base_model_name_or_path")
-            if not recorded or _hub_model_id(recorded) != recorded:
+            if not recorded or hub_model_id(recorded) != recorded:
                 adapter_config["base_model_name_or_path"] = card.data.base_model
                 content = (json.dumps(adapter_config, indent=2, sort_keys=True) + "\n").encode()
         operations.append(CommitOperationAdd(path_in_repo=path_in_repo, path_or_fileobj=content))

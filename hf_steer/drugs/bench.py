@@ -28,7 +28,7 @@ import torch
 from ..errors import HfSteerError
 from .dose import TYPES, Dose, DrugsConfig, depth_profile
 from .explore import chat_inputs
-from .inject import inject, remove, sober
+from .injection import inject, remove, sober
 
 PROMPTS = [
     "Write the opening line of a story about a lighthouse keeper.",

@@ -130,7 +130,7 @@ def cmd_generate(args) -> int:
 
     from .dose import DrugsConfig
     from .explore import chat_inputs
-    from .inject import inject
+    from .injection import inject
 
     if not args.dose:
         raise HfSteerError("no --dose given: add e.g. --dose A=0.3 (types H, Q, K, V, A)")

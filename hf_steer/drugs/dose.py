@@ -138,7 +138,7 @@ def depth_profile(depth: float, spread: float = 0.0, ramp: float = 0.05) -> list
 
 @dataclass
 class DrugsConfig:
-    """Everything :func:`~hf_steer.drugs.inject.inject` needs.
+    """Everything :func:`~hf_steer.drugs.injection.inject` needs.
 
     Args:
         doses: one :class:`Dose` per type letter (``H``, ``Q``, ``K``, ``V``, ``A``); missing types are off.

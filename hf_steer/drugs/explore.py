@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from .dose import Dose, DrugsConfig, depth_profile
-from .inject import inject, remove, sober
+from .injection import inject, remove, sober
 
 
 def chat_inputs(tokenizer, prompts: Sequence[str], chat: bool = True, device=None):

@@ -1,6 +1,6 @@
 """Generation on a dosed model: stock ``generate()`` plus ``Dgenerate`` and cold showers.
 
-:func:`~hf_steer.drugs.inject.inject` makes the model's class a subclass of
+:func:`~hf_steer.drugs.injection.inject` makes the model's class a subclass of
 :class:`DrugsGenerationMixin` and of its own class, so everything ``generate()`` offers (logits
 processors, samplers, streamers, stopping criteria, beam search) runs on top of the noise. The mixin
 only adds three things around the stock loop:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from .dose import TYPES, Dose, DosePoint, DrugsConfig
-from .inject import inject, remove, sober, sober_before
+from .injection import inject, remove, sober, sober_before
 
 DEFAULT_RANGES = ((0.0, 0.33), (0.33, 0.67), (0.67, 1.0))
 DEFAULT_THETAS = (0.05, 0.1, 0.2, 0.4)

@@ -4,19 +4,18 @@ Public names: :class:`ElarablationConfig`, :class:`ElarablationTrainer`, :func:`
 :func:`train` and :func:`merge` (the API behind ``hf-steer elarablate``).
 """
 
-from .config import ElarablationConfig
-from .contexts import list_library, load_contexts
-from .loss import LOSS_TYPES, elarablation_loss
-from .pipeline import merge, train
-from .trainer import ElarablationTrainer
+from ..utils import lazy_exports
 
-__all__ = [
-    "LOSS_TYPES",
-    "ElarablationConfig",
-    "ElarablationTrainer",
-    "elarablation_loss",
-    "list_library",
-    "load_contexts",
-    "merge",
-    "train",
-]
+# public name -> submodule that defines it (imported on first use: ``import hf_steer.<method>.cli`` stays cheap)
+_EXPORTS = {
+    "ElarablationConfig": ".config",
+    "list_library": ".contexts",
+    "load_contexts": ".contexts",
+    "LOSS_TYPES": ".loss",
+    "elarablation_loss": ".loss",
+    "merge": ".pipeline",
+    "train": ".pipeline",
+    "ElarablationTrainer": ".trainer",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,14 @@ One folder per idea: ``catalog`` (files on disk), ``augment`` (chunk -> training
 (embeddings + top-k), ``worker`` (background training process), ``bench`` and ``cli``.
 """
 
-from .catalog import Catalog
-from .memory import LoraMemory
-from .train import PRESETS, TrainPreset
+from ..utils import lazy_exports
 
-__all__ = ["Catalog", "LoraMemory", "PRESETS", "TrainPreset"]
+# public name -> submodule that defines it (imported on first use: ``import hf_steer.<method>.cli`` stays cheap)
+_EXPORTS = {
+    "Catalog": ".catalog",
+    "LoraMemory": ".memory",
+    "PRESETS": ".train",
+    "TrainPreset": ".train",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

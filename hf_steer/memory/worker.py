@@ -29,9 +29,9 @@ def _worker_main(base_path: str, preset: dict, staging: str, seed: int, threads:
     import torch
 
     torch.set_num_threads(max(1, threads))
-    from ..utils import quiet_transformers
+    from ..utils import quiet_third_party
 
-    quiet_transformers()
+    quiet_third_party()
     from .memory import LoraMemory
 
     preset = TrainPreset(**{**preset, "target_modules": tuple(preset["target_modules"])})

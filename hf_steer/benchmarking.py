@@ -1,0 +1,186 @@
+"""What every ``hf-steer <method> bench`` shares: the machine block, peak memory, drift on held-out
+text, timers and the JSON + PNG report.
+
+Every method's bench has the same shape::
+
+    def run_bench(output_json, *, model=None, seed=0, log=print, **settings) -> dict
+
+It returns its figures, and writes them with :func:`write_report` (``output_json`` plus a PNG of the
+same stem beside it), with ``machine_info()`` under ``"machine"`` so a figure always says where it was
+measured and how busy the machine was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .utils import atomic_write_json
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a figure was measured: CPU, threads, accelerator, library versions and the load at the start.
+
+    ``load_average`` is the 1/5/15-minute load when the bench started: on a 2-core machine a 1-minute
+    load well above 0 means another job shared the CPU and times are pessimistic.
+    """
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in cpu_flags(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+    }
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("transformers", "peft", "trl", "bitsandbytes"):
+        try:
+            info[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return info
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+class Timer:
+    """Wall and CPU seconds of a block: ``with Timer() as t: ...; t.wall, t.cpu``.
+
+    CPU seconds (this process, all threads) beside wall seconds tell a slow machine from a busy one.
+    """
+
+    def __enter__(self) -> Timer:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self.wall = self.cpu = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+
+# -- drift on held-out text -----------------------------------------------------------------------
+
+# Ordinary prose no method trains on: what "unrelated ability" is measured on.
+HELDOUT_TEXT = (
+    "The history of the bicycle begins in the early nineteenth century. The first machines had no pedals: "
+    "riders pushed themselves along with their feet. Pedals were added to the front wheel in the 1860s, "
+    "and the chain drive to the rear wheel came two decades later, giving the safety bicycle that most "
+    "people ride today.\n\n"
+    "To make bread, mix flour, water, salt and yeast into a dough, knead it for ten minutes, and let it "
+    "rise until it has doubled in size. Shape the loaf, let it rise again, and bake it in a hot oven until "
+    "the crust is brown and the bottom sounds hollow when tapped.\n\n"
+    "Photosynthesis is the process by which green plants use sunlight, water and carbon dioxide to make "
+    "glucose and oxygen. It takes place mainly in the leaves, inside small structures called chloroplasts, "
+    "which contain the green pigment chlorophyll.\n\n"
+    "The train to the city leaves every half hour from platform two. Tickets can be bought at the machine "
+    "in the hall or from the conductor, and a return ticket costs a little less than two singles."
+)
+
+
+def token_logprobs(model, tokenizer, text: str | None = None, max_tokens: int = 512):
+    """``(logprobs, targets)``: next-token log-probabilities over ``text`` and the ids they predict."""
+    import torch
+
+    text = HELDOUT_TEXT if text is None else text
+    device = next(model.parameters()).device
+    ids = tokenizer(text, return_tensors="pt")["input_ids"][:, :max_tokens].to(device)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1].float()
+    return torch.log_softmax(logits, dim=-1).cpu(), ids[0, 1:].cpu()
+
+
+def kl_divergence(ref_logprobs, new_logprobs) -> float:
+    """Mean per-position KL(ref ‖ new) in nats, from two ``(positions, vocab)`` log-probability tensors."""
+    return float((ref_logprobs.exp() * (ref_logprobs - new_logprobs)).sum(-1).mean())
+
+
+def drift(ref_logprobs, new_logprobs, targets) -> dict[str, float]:
+    """How far a tuned model moved on held-out text: KL to the reference and the perplexity change."""
+    nll_ref = -float(ref_logprobs.gather(1, targets[:, None]).mean())
+    nll_new = -float(new_logprobs.gather(1, targets[:, None]).mean())
+    return {
+        "kl_nats": kl_divergence(ref_logprobs, new_logprobs),
+        "ppl_before": math.exp(nll_ref),
+        "ppl_after": math.exp(nll_new),
+        "ppl_change_pct": 100 * (math.exp(nll_new - nll_ref) - 1),
+        "positions": int(targets.numel()),
+    }
+
+
+def heldout_drift(model, tokenizer, reference: Callable[[], Any], text: str | None = None) -> dict[str, float]:
+    """:func:`drift` of ``model`` against the same model inside the ``reference()`` context manager.
+
+    ``reference`` turns the change off, e.g. ``peft_model.disable_adapter`` or a memory's ``base_only``::
+
+        heldout_drift(peft_model, tokenizer, peft_model.disable_adapter)
+    """
+    with reference():
+        ref, targets = token_logprobs(model, tokenizer, text)
+    new, _ = token_logprobs(model, tokenizer, text)
+    return drift(ref, new, targets)
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def write_report(
+    result: dict[str, Any],
+    output_json: str | os.PathLike,
+    plot: Callable[[dict[str, Any], Path], Any] | None = None,
+    partial: bool = False,
+) -> Path:
+    """Write a bench's figures: the PNG first (``plot(result, png_path)``), then the JSON, atomically.
+
+    Adds ``machine`` (when missing) and ``plot`` (the PNG's file name). ``partial=True`` writes the
+    figures so far without a plot, so an interrupted bench still leaves its numbers.
+    """
+    output_json = Path(output_json)
+    result.setdefault("machine", machine_info())
+    if partial:
+        return atomic_write_json(output_json, {**result, "partial": True})
+    result.pop("partial", None)
+    if plot is not None:
+        png = output_json.with_suffix(".png")
+        png.parent.mkdir(parents=True, exist_ok=True)
+        plot(result, png)
+        result["plot"] = png.name
+    return atomic_write_json(output_json, result)
