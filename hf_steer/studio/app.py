@@ -249,11 +249,15 @@ def launch(config: StudioConfig, *, block: bool = True, model=None, tokenizer=No
         )
     except OSError as e:
         raise HfSteerError(f"cannot listen on {config.host}:{config.port} ({e}): pick another --port or stop what uses it") from None
-    print(f"hf-steer studio on {url} (Ctrl-C to stop)", flush=True)
     if not block:
+        print(f"hf-steer studio on {url}", flush=True)
         return demo, url
-    try:
+    try:  # Ctrl-C is how a user stops a server: a clean exit, wherever it lands
+        print(f"hf-steer studio on {url} (Ctrl-C to stop)", flush=True)
         demo.block_thread()
+    except KeyboardInterrupt:
+        pass
     finally:
         studio.close()
+        demo.close()
     return demo, url

@@ -242,8 +242,12 @@ def build(backend: DrugsBackend) -> None:
     def on_generate(prompt_text, n, max_tokens, seed_value, *dose_values):
         doses = parse_doses(list(dose_values))
         n = number(n, "draws", 1, MAX_DRAWS, integer=True)
+        boxes = []
         for sober_text, texts in backend.generate(prompt_text, doses, n, max_tokens, seed_value):
-            yield sober_text, *[gr.update(value=texts[i] if i < n else "", visible=i < n) for i in range(MAX_DRAWS)]
+            boxes = [sober_text, *[gr.update(value=texts[i] if i < n else "", visible=i < n) for i in range(MAX_DRAWS)]]
+            yield *boxes, gr.skip()
+        # the vergence plot of this dose last, in the same event (the page is idle only when all is drawn)
+        yield *boxes, plot_vergence(backend.vergence(prompt_text, doses, seed_value))
 
     @guarded
     def on_vergence(prompt_text, seed_value, *dose_values):
@@ -251,6 +255,5 @@ def build(backend: DrugsBackend) -> None:
 
     # preprocess=False: the handlers check every raw value themselves (numbers() above), so a bad value sent
     # to the API gets our one-line message instead of a component's preprocessing traceback.
-    run.click(on_generate, [prompt, draws, tokens, seed, *sliders], [sober_box, *draw_boxes], preprocess=False).then(
-        on_vergence, [prompt, seed, *sliders], [plot], preprocess=False)
+    run.click(on_generate, [prompt, draws, tokens, seed, *sliders], [sober_box, *draw_boxes, plot], preprocess=False)
     plot_button.click(on_vergence, [prompt, seed, *sliders], [plot], preprocess=False)

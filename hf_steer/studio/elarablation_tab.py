@@ -109,8 +109,14 @@ class ElaraBackend:
                     counts[which] += name_counts(sample_continuations(m, tokenizer, tokenize_context(row, tokenizer),
                                                                       n=samples, generator=gen))
         names = sorted(set(counts["base"]) | set(counts["adapter"]), key=lambda n: -(counts["base"][n] + counts["adapter"][n]))
-        table = [[n or "(no name)", counts["base"][n], counts["adapter"][n] if self.adapter is not None else ""] for n in names]
-        return table[:25]
+        def row(label, ns):
+            return [label, sum(counts["base"][n] for n in ns),
+                    sum(counts["adapter"][n] for n in ns) if self.adapter is not None else ""]
+
+        table = [row(n or "(no name)", [n]) for n in names[:24]]
+        if len(names) > 24:  # the rest in one row, so each column still adds up to every sample drawn
+            table.append(row(f"({len(names) - 24} other names)", names[24:]))
+        return table
 
     # -- training, loading, pushing -------------------------------------------------------------------------------
     def default_output(self) -> str:

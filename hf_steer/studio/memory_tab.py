@@ -23,7 +23,9 @@ from ..errors import HfSteerError
 from .app import Studio, guarded, number, text
 
 ROLLUP_METHODS = ("cat", "svd", "ties", "dare_ties", "linear", "retrain")
-TABLE_HEADERS = ["name", "kind", "active", "turns", "facts", "created", "size (KB)", "roll-ups / members", "summary"]
+# name, kind, active (✓), turns, facts (statements), created, size of the adapter folder, roll-ups it is in
+# (chunk) or its members (roll-up), first statement
+TABLE_HEADERS = ["name", "kind", "on", "turns", "facts", "created", "KB", "links", "summary"]
 
 
 def _folder_kb(folder: Path) -> int:
@@ -189,7 +191,7 @@ class MemoryBackend:
             link = row.get("members") if row.get("kind") == "rollup" else m.rollups_containing(name)
             rows.append([
                 name, row.get("kind"), "✓" if name in m.active else "", len(row.get("turns") or []),
-                len(row.get("statements") or []), (row.get("created") or "")[:19].replace("T", " "),
+                len(row.get("statements") or []), (row.get("created") or "")[5:16].replace("T", " "),
                 _folder_kb(m.catalog.adapter_dir(name)), ", ".join(link or []),
                 (row.get("statements") or [""])[0][:60],
             ])

@@ -141,16 +141,20 @@ def wait_text(page, selector: str, expected: str, timeout_ms: int = TIMEOUT_MS) 
                            arg=[selector, expected], timeout=timeout_ms)
 
 
+# What Gradio shows on an output while its event runs: a pending/generating class, or a progress tracker.
+BUSY = "document.querySelectorAll('.pending, .generating, .progress-text, .eta-bar').length"
+
+
 def wait_idle(page, timeout_ms: int = TIMEOUT_MS) -> None:
-    page.wait_for_function("document.querySelectorAll('.pending, .generating').length === 0", timeout=timeout_ms)
+    page.wait_for_function(f"{BUSY} === 0", timeout=timeout_ms)
 
 
 def click_and_wait(page, locator, timeout_ms: int = TIMEOUT_MS) -> None:
     """Click, then wait until every output of the event (and any `.then`) has stopped pending."""
     locator.click()
     with contextlib.suppress(Exception):  # a fast event may be done before we look
-        page.wait_for_function("document.querySelectorAll('.pending, .generating').length > 0", timeout=3000)
-    page.wait_for_function("document.querySelectorAll('.pending, .generating').length === 0", timeout=timeout_ms)
+        page.wait_for_function(f"{BUSY} > 0", timeout=3000)
+    wait_idle(page, timeout_ms)
     time.sleep(0.3)  # the last streamed value lands just after the pending class goes
 
 

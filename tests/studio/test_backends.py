@@ -94,7 +94,7 @@ def test_memory_backend_chat_remember_forget_regenerate(studio):
     history, todo = backend.chat("Ana Brel has a red bicycle.", history, todo)  # memory_every=2: learned
     assert todo == [] and backend.names() == ["m001"] and "m001 switched in" in backend.status()
     row = backend.table()[0]
-    assert row[:5] == ["m001", "chunk", "✓", 2, 2] and row[6] > 0
+    assert row[:5] == ["m001", "chunk", "✓", 2, 2] and row[6] > 0  # name, kind, on, turns, facts; KB
     assert [i for _, i in backend.turns_of(["m001"])] == [0, 1]
     with pytest.raises(HfSteerError, match="no turn ticked"):
         backend.regenerate(["m001"], [])

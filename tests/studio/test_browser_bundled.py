@@ -11,7 +11,19 @@ import re
 
 import pytest
 
-from .conftest import TIMEOUT_MS, click_and_wait, drag_slider, screenshot, set_slider, textbox, wait_text
+from hf_steer.elarablation import load_contexts
+
+from .conftest import (
+    BUSY,
+    TIMEOUT_MS,
+    click_and_wait,
+    drag_slider,
+    screenshot,
+    set_slider,
+    textbox,
+    wait_idle,
+    wait_text,
+)
 
 QUESTION = "Where was Veltra Quosh born?"
 FACT = "Veltra Quosh was born in the town of Marbelin."
@@ -26,7 +38,7 @@ def ask(page, text: str) -> str:
     page.locator("#mem-input textarea").fill(text)
     page.locator("#mem-send").click()
     page.wait_for_function(f"document.querySelectorAll('#mem-chat .bot').length > {before}", timeout=TIMEOUT_MS)
-    page.wait_for_function("document.querySelectorAll('.pending, .generating').length === 0", timeout=TIMEOUT_MS)
+    wait_idle(page)
     return last_reply(page)
 
 
@@ -82,7 +94,7 @@ def test_drugs_tab_theta_zero_is_exactly_sober_and_a_dose_is_not(bundled_studio,
     assert textbox(page, "drugs-sober") == sober  # the sober column does not move
     draws = [textbox(page, "drugs-draw-1"), textbox(page, "drugs-draw-2")]
     assert all(draws) and any(d != sober for d in draws), draws
-    assert page.locator("#drugs-plot img, #drugs-plot svg, #drugs-plot canvas").count() > 0
+    assert page.locator("#drugs-plot img, #drugs-plot svg, #drugs-plot canvas").count() > 0  # the vergence plot
     screenshot(page, "drugs")
 
 
@@ -104,7 +116,7 @@ def test_abcgpt_tab_alpha_moves_the_voice(bundled_studio, page):
     drag_slider(page, "abc-alpha", 1.0)
     page.wait_for_function("document.querySelector('#abc-alpha input[type=number]').value === '1'")
     page.wait_for_function("(t) => document.querySelector('#abc-score').innerText !== t"
-                           " && document.querySelectorAll('.pending, .generating').length === 0", arg=at_zero_text)
+                           f" && {BUSY} === 0", arg=at_zero_text)
     at_one = source_score(page)
     assert at_one > at_zero, (at_zero, at_one)
     assert page.locator("#abc-plot img, #abc-plot svg, #abc-plot canvas").count() > 0
@@ -125,6 +137,8 @@ def test_elarablation_tab_trains_and_compares(bundled_studio, page, tmp_path):
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
     set_slider(page, "ela-samples", 10)
     click_and_wait(page, page.locator("#ela-names"))
-    table = page.locator("#ela-names-table").inner_text()
-    assert "base" in table and "adapter" in table
+    rows = page.locator("#ela-names-table tbody tr").all_inner_texts()
+    counts = [[int(x) for x in re.findall(r"\b\d+\b", r)[-2:]] for r in rows]
+    heldout = len(load_contexts("female_names", split="heldout"))  # 10 samples each, base and adapter
+    assert sum(c[0] for c in counts) == sum(c[1] for c in counts) == 10 * heldout, rows
     screenshot(page, "elarablation")
