@@ -33,8 +33,9 @@ from .app import Studio, guarded, number, text
 
 MAX_SOURCES = 6
 STARTER_NAME = "abcgpt-starter-v1"
-# The starter: small enough to train in about a minute on 2 CPU cores (96 wide, 3 blocks, 600 steps of
-# 16 x 64 characters), big enough that the dial visibly moves the voice from TinyStories to Shakespeare.
+# The starter: small enough to train on first use (96 wide, 3 blocks, 600 steps of 16 x 64 characters:
+# 30 s measured on 2 CPU cores shared with other jobs), big enough that the dial visibly moves the voice
+# from TinyStories to Shakespeare (bigram source score of 3 samples: -0.11 at α=0, +0.09 at α=1).
 STARTER = dict(n_embd=96, n_layer=3, n_head=4, block_size=64, batch_size=16, steps=600, learning_rate=3e-3,
                save_every=0, log_every=100, eval_batches=2)
 
@@ -168,7 +169,7 @@ class AbcBackend:
         tmp = Path(tempfile.mkdtemp(prefix=f".{STARTER_NAME}.tmp-", dir=folder.parent))
         try:
             if progress:
-                progress(0.05, desc="training the starter abcGPT once (TinyStories ↔ Shakespeare, about a minute)")
+                progress(0.05, desc="training the starter abcGPT once (TinyStories ↔ Shakespeare, about 30 s)")
             sources = {k: str(BUNDLED_SOURCES[k]) for k in ("tinystories", "shakespeare")}
             train(TrainConfig(sources=sources, output_dir=str(tmp), **STARTER))
             os.replace(tmp, folder)

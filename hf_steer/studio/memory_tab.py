@@ -348,7 +348,7 @@ def build(backend: MemoryBackend) -> None:
     def on_new_chat():
         return [], [], [], backend.status()
 
-    def on_tick(version):
+    def on_tick(version, ticked, dropped):
         if backend.lock.acquire(blocking=False):  # a long action holds the lock: just redraw the status
             try:
                 # open the catalog as soon as the base is loaded (once: after an error, a user action retries)
@@ -360,7 +360,12 @@ def build(backend: MemoryBackend) -> None:
                 backend.lock.release()
         if version == backend.version:
             return backend.status(), version, gr.skip(), gr.skip(), gr.skip()
-        return backend.status(), backend.version, *catalog_outputs()
+        # The catalog changed (here or in another browser tab): redraw it, keeping what this tab has ticked.
+        names = backend.names()
+        kept = [n for n in (ticked or []) if n in names]
+        drop_update = gr.skip() if kept == list(ticked or []) else gr.update(choices=backend.turns_of(kept), value=[])
+        return (backend.status(), backend.version, gr.update(value=backend.table() or None),
+                gr.update(choices=names, value=kept), drop_update)
 
     @guarded
     def on_forget(names):
@@ -399,5 +404,5 @@ def build(backend: MemoryBackend) -> None:
     switch.click(on_switch, [profile], [result, status, profile, chatbot, history, unlearned, *catalog_out],
                  preprocess=False)
     timer = gr.Timer(1.5)
-    timer.tick(on_tick, [seen_version], [status, seen_version, *catalog_out], show_progress="hidden",
+    timer.tick(on_tick, [seen_version, selected, drop], [status, seen_version, *catalog_out], show_progress="hidden",
                concurrency_limit=None, queue=False)

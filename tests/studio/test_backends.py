@@ -185,3 +185,23 @@ def test_elarablation_backend_bad_input_and_a_typed_context(studio, tmp_path, mo
     assert sum(r[1] for r in table) == 8 and sum(r[2] for r in table) == 8
     with pytest.raises(gr.Error, match="not logged in to the Hugging Face Hub"):
         backend.push("me/x", "", False)
+
+
+def test_abc_tab_builds_the_starter_once_and_reuses_it(studio, monkeypatch):
+    from hf_steer.abcgpt import training
+    from hf_steer.studio import abcgpt_tab
+
+    # The real starter trains 600 steps; the same code path with a tiny size keeps this test fast.
+    monkeypatch.setattr(abcgpt_tab, "STARTER", dict(n_embd=16, n_layer=1, n_head=2, block_size=24, batch_size=4,
+                                                    steps=3, save_every=0, log_every=1, eval_batches=1))
+    calls = []
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda cfg, *a, **k: calls.append(cfg) or real_train(cfg, *a, **k))
+    backend = abcgpt_tab.AbcBackend(studio)
+    assert "sources tinystories, shakespeare" in backend.load("")
+    assert backend.folder == studio.work_folder / abcgpt_tab.STARTER_NAME and len(calls) == 1
+    assert not [p for p in backend.folder.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+    again = abcgpt_tab.AbcBackend(studio)
+    again.load("")
+    assert len(calls) == 1  # cached: not trained again
+    assert again.scorer is not None and again.curves is not None

@@ -11,8 +11,6 @@ import re
 
 import pytest
 
-from hf_steer.elarablation import load_contexts
-
 from .conftest import (
     BUSY,
     TIMEOUT_MS,
@@ -135,10 +133,11 @@ def test_elarablation_tab_trains_and_compares(bundled_studio, page, tmp_path):
     click_and_wait(page, page.locator("#ela-train"))
     assert "Trained" in page.locator("#ela-status").inner_text()
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
-    set_slider(page, "ela-samples", 10)
+    # Names for one typed context (the family's held-out contexts work the same, 6 times slower).
+    page.locator("#ela-context textarea").fill('The elf girl nods. "My name is')
+    set_slider(page, "ela-samples", 20)
     click_and_wait(page, page.locator("#ela-names"))
     rows = page.locator("#ela-names-table tbody tr").all_inner_texts()
     counts = [[int(x) for x in re.findall(r"\b\d+\b", r)[-2:]] for r in rows]
-    heldout = len(load_contexts("female_names", split="heldout"))  # 10 samples each, base and adapter
-    assert sum(c[0] for c in counts) == sum(c[1] for c in counts) == 10 * heldout, rows
+    assert sum(c[0] for c in counts) == sum(c[1] for c in counts) == 20, rows  # base and adapter, 20 samples each
     screenshot(page, "elarablation")
