@@ -241,18 +241,13 @@ def launch(config: StudioConfig, *, block: bool = True, model=None, tokenizer=No
     demo.queue(default_concurrency_limit=1)
     if config.preload:
         studio.preload()
-    try:
-        _, url, _ = demo.launch(
-            server_name=config.host, server_port=config.port or None, prevent_thread_lock=True, show_error=True,
-            quiet=True, run_history=False, ssr_mode=False, footer_links=["api", "gradio"], theme=gr.themes.Soft(),
-            css=CSS,
-        )
-    except OSError as e:
-        raise HfSteerError(f"cannot listen on {config.host}:{config.port} ({e}): pick another --port or stop what uses it") from None
     if not block:
+        _, url, _ = _serve(demo, config, gr)
         print(f"hf-steer studio on {url}", flush=True)
         return demo, url
-    try:  # Ctrl-C is how a user stops a server: a clean exit, wherever it lands
+    url = None
+    try:  # Ctrl-C is how a user stops a server: a clean exit wherever it lands (even inside launch)
+        _, url, _ = _serve(demo, config, gr)
         print(f"hf-steer studio on {url} (Ctrl-C to stop)", flush=True)
         demo.block_thread()
     except KeyboardInterrupt:
@@ -261,3 +256,14 @@ def launch(config: StudioConfig, *, block: bool = True, model=None, tokenizer=No
         studio.close()
         demo.close()
     return demo, url
+
+
+def _serve(demo, config: StudioConfig, gr):
+    try:
+        return demo.launch(
+            server_name=config.host, server_port=config.port or None, prevent_thread_lock=True, show_error=True,
+            quiet=True, run_history=False, ssr_mode=False, footer_links=["api", "gradio"], theme=gr.themes.Soft(),
+            css=CSS,
+        )
+    except OSError as e:
+        raise HfSteerError(f"cannot listen on {config.host}:{config.port} ({e}): pick another --port or stop what uses it") from None

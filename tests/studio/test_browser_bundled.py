@@ -138,6 +138,7 @@ def test_elarablation_tab_trains_and_compares(bundled_studio, page, tmp_path):
     set_slider(page, "ela-samples", 20)
     click_and_wait(page, page.locator("#ela-names"))
     rows = page.locator("#ela-names-table tbody tr").all_inner_texts()
-    counts = [[int(x) for x in re.findall(r"\b\d+\b", r)[-2:]] for r in rows]
-    assert sum(c[0] for c in counts) == sum(c[1] for c in counts) == 20, rows  # base and adapter, 20 samples each
+    cells = [[c.strip() for c in re.split(r"[\t\n]+", r) if c.strip()] for r in rows]
+    counts = [(int(c[-2]), int(c[-1])) for c in cells if len(c) >= 3 and c[-1].isdigit() and c[-2].isdigit()]
+    assert counts and sum(b for b, _ in counts) == sum(a for _, a in counts) == 20, rows  # 20 samples each
     screenshot(page, "elarablation")
