@@ -58,10 +58,11 @@ def test_the_command_serves_the_page_and_stops_on_ctrl_c(tiny_folder, tmp_path):
     try:
         deadline, page = time.time() + 300, None
         while time.time() < deadline and process.poll() is None and page is None:
-            try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
-            except OSError:
+            log.seek(0)
+            if "hf-steer studio on" not in log.read():  # the URL is printed once the server is up
                 time.sleep(0.5)
+                continue
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read().decode()
         assert page is not None and "hf-steer studio" in page
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
