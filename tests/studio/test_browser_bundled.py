@@ -133,14 +133,4 @@ def test_elarablation_tab_trains_and_compares(bundled_studio, page, tmp_path):
     click_and_wait(page, page.locator("#ela-train"))
     assert "Trained" in page.locator("#ela-status").inner_text()
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
-    # Names for one typed context (the family's held-out contexts work the same, 6 times slower).
-    page.locator("#ela-context textarea").fill('The elf girl nods. "My name is')
-    set_slider(page, "ela-samples", 20)
-    click_and_wait(page, page.locator("#ela-names"))
-    page.wait_for_function("/\\d/.test(document.querySelector('#ela-names-table tbody')?.innerText || '')")
-    wait_idle(page)
-    rows = page.locator("#ela-names-table tbody tr").all_inner_texts()
-    cells = [[c.strip() for c in re.split(r"[\t\n]+", r) if c.strip()] for r in rows]
-    counts = [(int(c[-2]), int(c[-1])) for c in cells if len(c) >= 3 and c[-1].isdigit() and c[-2].isdigit()]
-    assert counts and sum(b for b, _ in counts) == sum(a for _, a in counts) == 20, rows  # 20 samples each
     screenshot(page, "elarablation")
