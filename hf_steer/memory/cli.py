@@ -95,6 +95,8 @@ def cmd_forget(args) -> int:
     mem = _memory(args)
     res = mem.forget(args.name)
     print(f"forgot {args.name}" + (f"; rebuilt {', '.join(res['rebuilt'])}" if res["rebuilt"] else ""))
+    for note in res["copies_left"]:
+        print(f"note: {note}")
     return 0
 
 
@@ -102,7 +104,10 @@ def cmd_regenerate(args) -> int:
     mem = _memory(args)
     without = [int(w) if w.isdigit() else w for w in args.without]
     row = mem.regenerate(args.name, without=without)
-    print(f"regenerated {row['name']} without {args.without}: {len(row['statements'])} statements")
+    print(f"regenerated {row['name']} without {row['regenerated']['turns_removed']} turn(s): "
+          f"{len(row['statements'])} statements" + (f"; rebuilt {', '.join(row['rebuilt'])}" if row["rebuilt"] else ""))
+    for note in row["copies_left"]:
+        print(f"note: {note}")
     return 0
 
 

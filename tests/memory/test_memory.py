@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_steer.errors import HfSteerError
-from hf_steer.memory import LoraMemory
+from hf_steer.memory import LoraMemory, learn
 from hf_steer.memory import memory as memory_mod
 from hf_steer.memory.train import get_preset
 
@@ -31,14 +31,14 @@ def _bigger(mem, names):
 def test_remember_trains_the_new_adapter_alone(memory, monkeypatch):
     memory.remember(CHUNK_A, name="ma")
     seen = {}
-    real = memory_mod.train_adapter
+    real = learn.train_adapter
 
     def spy(model, tok, name, examples, preset, seed=0):
         seen["active"] = list(model.base_model.active_adapters)
         seen["trainable"] = sorted({n.split(".")[-2] for n, p in model.named_parameters() if p.requires_grad})
         return real(model, tok, name, examples, preset, seed)
 
-    monkeypatch.setattr(memory_mod, "train_adapter", spy)
+    monkeypatch.setattr(learn, "train_adapter", spy)
     before = {n: p.clone() for n, p in memory.peft.named_parameters() if ".ma." in n}
     row = memory.remember(CHUNK_B, name="mb")
     assert seen == {"active": ["mb"], "trainable": ["mb"]}
@@ -96,7 +96,7 @@ def test_ties_rollups_build_a_new_adapter_that_moves_the_output(memory, method):
 
 
 def test_retrain_rollup_trains_one_adapter_on_all_members_turns(memory, monkeypatch):
-    import hf_steer.memory.memory as memory_mod
+    import hf_steer.memory.learn as memory_mod
 
     for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
         memory.remember(c, name=n)
@@ -138,7 +138,7 @@ def test_forget_rebuilds_rollups_from_survivors(memory):
     _bigger(memory, ["ma", "mb", "mc"])
     memory.rollup(["ma", "mb", "mc"], method="cat", name="r1")
     result = memory.forget("mb")
-    assert result == {"forgotten": "mb", "rebuilt": ["r1"]}
+    assert result == {"forgotten": "mb", "rebuilt": ["r1"], "dropped": [], "copies_left": []}
     assert "mb" not in memory.catalog and "mb" not in memory.peft.peft_config
     assert not memory.catalog.adapter_dir("mb").exists()
     assert memory.catalog.rows["r1"]["members"] == ["ma", "mc"]
@@ -156,8 +156,9 @@ def test_reload_from_disk_gives_the_same_outputs(memory, tiny_pair):
     memory.remember(CHUNK_A, name="ma")
     memory.remember(CHUNK_B, name="mb")
     _bigger(memory, ["ma", "mb"])
-    memory.catalog.write_adapter("ma", lambda t: memory_mod.save_adapter_folder(memory.peft, "ma", t, {}))
-    memory.catalog.write_adapter("mb", lambda t: memory_mod.save_adapter_folder(memory.peft, "mb", t, {}))
+    for n in ("ma", "mb"):
+        files = memory._files(n, memory.catalog.rows[n])
+        memory.catalog.write_adapter(n, lambda t, f=files: learn.write_adapter_files(t, f))
     expected = _logits(memory)
     from conftest import make_tiny_model
 
