@@ -58,6 +58,26 @@ def check_name(name: str, what: str = "adapter name") -> str:
     return name
 
 
+def profiles(folder: str | os.PathLike) -> list[str]:
+    """The profiles saved under a memory folder (subfolders holding a catalog)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / CATALOG_FILE).is_file())
+
+
+def require_profile(folder: str | os.PathLike, profile: str) -> None:
+    """One clear line when ``profile`` does not exist under ``folder`` (a typo must not answer from nothing)."""
+    check_name(profile, "profile name")
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise HfSteerError(f"memory folder {folder} is a file: pass a folder (--folder)")
+    if not (folder / profile / CATALOG_FILE).is_file():
+        known = ", ".join(profiles(folder)) or "none yet"
+        raise HfSteerError(f"profile {profile!r} does not exist in {folder} (profiles: {known}): check the name, "
+                           "or create it with `remember` or `chat`")
+
+
 def base_fingerprint(model) -> str:
     """A short id of a base model's weights: architecture sizes plus a hash of its first embedding rows.
 

@@ -163,6 +163,8 @@ class ChatSession:
             elif cmd == "/rollup":
                 row = self.memory.rollup(method=args[0] if args else "cat")
                 self.say(f"[memory] rolled {', '.join(row['members'])} into {row['name']} ({row['method']}, r={row['r']})")
+                if (row.get("recall_check") or {}).get("warning"):
+                    self.say(f"[memory] warning: {row['recall_check']['warning']}")
             elif cmd == "/profile":
                 if args:
                     if self.worker is not None:

@@ -30,17 +30,22 @@ def _overrides(args) -> dict:
     return {k: getattr(args, k, None) for k in ("steps", "r", "lr", "top_layers")}
 
 
-def _memory(args):
+def _memory(args, create: bool = False):
+    """The command's LoraMemory; only ``remember`` and ``chat`` may create a profile."""
     import torch
 
-    from .memory import LoraMemory
+    from .catalog import require_profile
+    from .memory import LoraMemory, default_folder
     from .train import get_preset
 
+    if not create:  # before loading any model: a typo in --profile answers in a second
+        require_profile(args.folder or default_folder(), args.profile)
     if args.threads:
         torch.set_num_threads(args.threads)
     preset = get_preset(getattr(args, "preset", "fast-cpu"), **_overrides(args))
     return LoraMemory(base_model=args.model, folder=args.folder, profile=args.profile, preset=preset,
-                      load_in_4bit=args.load_in_4bit, embedder=None if args.no_retrieval else "default", seed=args.seed)
+                      load_in_4bit=args.load_in_4bit, embedder=None if args.no_retrieval else "default", seed=args.seed,
+                      create=create)
 
 
 def _read_chunk(args) -> list[dict] | str:
@@ -56,7 +61,7 @@ def _read_chunk(args) -> list[dict] | str:
 
 
 def cmd_remember(args) -> int:
-    mem = _memory(args)
+    mem = _memory(args, create=True)
     row = mem.remember(_read_chunk(args), name=args.name)
     print(f"remembered {row['name']}: {len(row['statements'])} statements, {row['train']['steps']} steps, "
           f"{row['train']['seconds']:.1f} s; active: {', '.join(mem.active)}")
@@ -88,7 +93,17 @@ def cmd_rollup(args) -> int:
     row = mem.rollup(args.names or None, method=args.method, weights=args.weights, name=args.name,
                      svd_rank=args.svd_rank, density=args.density)
     print(f"rolled {', '.join(row['members'])} into {row['name']} ({row['method']}, r={row['r']})")
+    _print_check(row.get("recall_check"), "rollup")
     return 0
+
+
+def _print_check(check, what: str) -> None:
+    if not check or not check.get("questions"):
+        return
+    print(f"probe recall: {what} {check[what]:.2f}, chunk adapters alone {check['members']:.2f} "
+          f"({check['questions']} questions)")
+    if check.get("warning"):
+        print(f"warning: {check['warning']}", file=sys.stderr)
 
 
 def cmd_forget(args) -> int:
@@ -113,22 +128,35 @@ def cmd_regenerate(args) -> int:
 
 def cmd_ask(args) -> int:
     mem = _memory(args)
-    print(mem.ask(args.question, adapters=not args.no_adapters, retrieve=args.retrieve, k=args.k,
-                  max_new_tokens=args.max_new_tokens))
+    res = mem.answer(args.question, adapters=not args.no_adapters, retrieve=args.retrieve, k=args.k,
+                     max_new_tokens=args.max_new_tokens)
+    print(res["answer"])
+    if not args.quiet:
+        print(describe_answer(res))
     return 0
+
+
+def describe_answer(res: dict) -> str:
+    """The line under an answer that says what answered it (``--quiet`` hides it)."""
+    parts = [f"adapters: {', '.join(res['adapters'])}" if res["adapters"] else "no adapter"]
+    parts.append(f"notes: {' | '.join(res['notes'])}" if res["notes"] else "no note")
+    return "[" + "; ".join(parts) + "]"
 
 
 def cmd_merge(args) -> int:
     mem = _memory(args)
-    out = mem.save_merged(args.output, dtype=args.dtype)
-    print(f"merged {', '.join(mem.active)} into {out}")
+    res = mem.save_merged(args.output, dtype=args.dtype, names=args.names or None)
+    for note in res["notes"]:
+        print(f"note: {note}")
+    print(f"merged {', '.join(res['adapters'])} into {res['folder']}")
+    _print_check(res["recall_check"], "merged")
     return 0
 
 
 def cmd_chat(args) -> int:
     from .chat import run_chat
 
-    mem = _memory(args)
+    mem = _memory(args, create=True)
     return run_chat(mem, every=args.every, background=not args.inline, retrieve=args.retrieve,
                     learn_replies=args.learn_replies, max_new_tokens=args.max_new_tokens,
                     worker_threads=args.worker_threads)
@@ -204,10 +232,12 @@ def register(subparsers) -> None:
     p.add_argument("--no-adapters", action="store_true", help="answer with the bare base (retrieval only)")
     p.add_argument("-k", type=int, default=2)
     p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--quiet", action="store_true", help="print the answer only, not which adapters and notes answered")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("merge", help="write base + active adapters merged into a 16-bit copy (also for 4-bit bases)")
     _common(p)
+    p.add_argument("names", nargs="*", help="adapters to merge (default: the active ones; a roll-up stands for its members)")
     p.add_argument("--output", required=True)
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     p.set_defaults(func=cmd_merge)

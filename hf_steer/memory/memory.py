@@ -35,7 +35,7 @@ from ..errors import HfSteerError
 from ..utils import atomic_write_json
 from . import augment as aug
 from . import retrieval
-from .catalog import Catalog, base_fingerprint, check_name
+from .catalog import Catalog, base_fingerprint, check_name, profiles, require_profile
 from .learn import (
     ADAPTER_WEIGHTS,
     adapter_artifact,
@@ -85,6 +85,7 @@ class LoraMemory:
             embedder); False answers with the whole active stack.
         route_threshold: cosine above which a statement matches a question.
         seed: seed for each adapter's training (offset by the adapter's index).
+        create: create ``profile`` when it does not exist (False: one clear error instead).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class LoraMemory:
         device: str | None = None,
         route: bool = True,
         route_threshold: float = 0.5,
+        create: bool = True,
     ):
         from ..models import load_model, resolve_model_path
 
@@ -128,16 +130,26 @@ class LoraMemory:
         self.route_threshold = route_threshold
         self._module_names = linear_module_names(model)
         self.catalog: Catalog
-        self.use_profile(profile)
+        self.use_profile(profile, create=create)
 
     # -- profiles and loading ---------------------------------------------------------------------
     @property
     def profile(self) -> str:
         return self._profile
 
-    def use_profile(self, profile: str) -> None:
-        """Switch to another profile: unload every adapter, open (or create) its catalog, load its adapters."""
+    def profiles(self) -> list[str]:
+        """The profiles saved under this memory's folder."""
+        return profiles(self.folder)
+
+    def use_profile(self, profile: str, create: bool = True) -> None:
+        """Switch to another profile: unload every adapter, open its catalog, load its adapters.
+
+        ``create=False`` refuses a profile that does not exist yet (a typo must not answer from an
+        empty memory); ``create=True`` starts an empty one.
+        """
         check_name(profile, "profile name")
+        if not create:
+            require_profile(self.folder, profile)
         self._unload_all()
         self._profile = profile
         self.catalog = Catalog(self.folder / profile, self.base_path, self.fingerprint)
@@ -440,8 +452,13 @@ class LoraMemory:
         svd_rank: int | None = None,
         density: float = 0.5,
         activate: bool = True,
+        check: bool = True,
     ) -> dict[str, Any]:
         """Combine adapters into one new adapter; returns its row.
+
+        ``check`` measures, on the members' probe questions, the recall of each member alone and of the
+        roll-up alone, and puts both in ``row["recall_check"]`` with a one-line ``warning`` when the
+        roll-up answers fewer (a ``cat`` sum of sharp adapters often does: see docs/memory.md).
 
         ``cat``/``svd``/``ties``/``dare_ties``/``linear`` go through PEFT's ``add_weighted_adapter``
         (``cat`` is the exact sum of the members, like stacking them). ``retrain`` trains one fresh
@@ -477,6 +494,8 @@ class LoraMemory:
         if train_stats is not None:
             row["train"] = train_stats
         self._finish_row(name, row)
+        if check:
+            row["recall_check"] = self._recall_check(names, use=[name], what="rollup")
         if activate:
             self._activate([n for n in self.active if n not in names] + [name])
         self.catalog.save()
@@ -685,44 +704,54 @@ class LoraMemory:
         return out
 
     @torch.no_grad()
-    def ask_many(
+    def answer_many(
         self,
         questions: Sequence[str],
         *,
         adapters: bool = True,
         retrieve: bool = False,
         route: bool | None = None,
+        use: Sequence[str] | None = None,
         k: int = 2,
         max_new_tokens: int = 32,
         batch_size: int = 16,
-    ) -> list[str]:
-        """Greedy answers, using the active adapters (routed or all) and/or the top-k retrieved statements.
+    ) -> list[dict[str, Any]]:
+        """Greedy answers with what answered them: ``[{"answer", "adapters", "notes"}]``.
 
-        ``route`` (default ``self.route_default``) activates, per question, only the adapters whose
-        statements match it (see :meth:`route`); ``route=False`` answers with the whole active stack.
+        ``adapters`` uses the active adapters, routed per question when ``route`` (default
+        ``self.route_default``: only the adapters whose statements match the question, see :meth:`route`)
+        or the whole stack otherwise; ``use`` names an exact adapter set instead. ``retrieve`` puts the
+        top-``k`` remembered statements in the prompt as notes.
         """
         route = self.route_default if route is None else route
-        prompts = []
-        for q in questions:
-            context = retrieval.build_context(self.retrieve_statements(q, k)) if retrieve else None
-            prompts.append(aug.chat_prompt(self.tokenizer, q, context))
+        for n in use or ():
+            self.catalog.get(n)
+        notes = [self.retrieve_statements(q, k) if retrieve else [] for q in questions]
+        prompts = [aug.chat_prompt(self.tokenizer, q, retrieval.build_context(n) or None) for q, n in zip(questions, notes)]
         # Group questions by the adapter set they use, so each group is one batched generate.
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, q in enumerate(questions):
-            names = tuple(self.route(q) if (adapters and route) else (self.active if adapters else ()))
+            if use is not None:
+                names = tuple(use)
+            else:
+                names = tuple(self.route(q) if (adapters and route) else (self.active if adapters else ()))
             groups.setdefault(names, []).append(i)
-        answers: list[str] = [""] * len(prompts)
+        out: list[dict[str, Any]] = [{} for _ in questions]
         stack = self.active
         try:
             for names, idx in groups.items():
                 if self.peft is not None and names:
                     self.peft.base_model.set_adapter(list(names), inference_mode=True)
-                outs = self._generate([prompts[i] for i in idx], bool(names), max_new_tokens, batch_size)
-                for i, a in zip(idx, outs):
-                    answers[i] = a
+                answers = self._generate([prompts[i] for i in idx], bool(names), max_new_tokens, batch_size)
+                for i, a in zip(idx, answers):
+                    out[i] = {"answer": a, "adapters": list(names), "notes": notes[i]}
         finally:
             self._activate(stack)
-        return answers
+        return out
+
+    def ask_many(self, questions: Sequence[str], **kwargs) -> list[str]:
+        """Greedy answers only (see :meth:`answer_many` for the options and what answered)."""
+        return [r["answer"] for r in self.answer_many(questions, **kwargs)]
 
     @contextmanager
     def base_only(self):
@@ -739,8 +768,11 @@ class LoraMemory:
         finally:
             self._activate(stack)
 
-    def _generate(self, prompts: list[str], with_adapters: bool, max_new_tokens: int, batch_size: int) -> list[str]:
-        model = self.peft if self.peft is not None else self.model
+    def _generate(self, prompts: list[str], with_adapters: bool, max_new_tokens: int, batch_size: int,
+                  model=None) -> list[str]:
+        """Greedy continuations of ``prompts`` (``model``: another model with this tokenizer, e.g. a merged copy)."""
+        own = model is None
+        model = model if model is not None else (self.peft if self.peft is not None else self.model)
         out_texts: list[str] = []
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
         for i in range(0, len(prompts), batch_size):
@@ -748,7 +780,7 @@ class LoraMemory:
             enc = self.tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True,
                                  add_special_tokens=False, padding_side="left")
             enc = enc.to(next(model.parameters()).device)
-            if self.peft is not None and not with_adapters:
+            if own and self.peft is not None and not with_adapters:
                 with self.base_only():
                     out = self.peft.generate(**enc, **kwargs)
             else:
@@ -759,6 +791,52 @@ class LoraMemory:
 
     def ask(self, question: str, **kwargs) -> str:
         return self.ask_many([question], **kwargs)[0]
+
+    def answer(self, question: str, **kwargs) -> dict[str, Any]:
+        """One answer with what answered it: ``{"answer", "adapters", "notes"}`` (see :meth:`answer_many`)."""
+        return self.answer_many([question], **kwargs)[0]
+
+    # -- does a roll-up or a merged copy keep what its members knew? ------------------------------
+    def _probes(self, chunks: Sequence[str]) -> list[tuple[str, str, str]]:
+        """``(chunk, question, expected)`` for the probe questions the chunks' rows keep."""
+        return [(n, p["question"], p["expected"]) for n in chunks for p in self.catalog.rows[n].get("probes", [])]
+
+    def chunks_of(self, names: Sequence[str]) -> list[str]:
+        """The chunk adapters behind ``names`` (a roll-up stands for its members)."""
+        out = []
+        for n in names:
+            row = self.catalog.get(n)
+            out += (row.get("members") or [n]) if row.get("kind") == "rollup" else [n]
+        return list(dict.fromkeys(out))
+
+    def _recall_check(self, chunks: Sequence[str], *, use: Sequence[str] | None = None, model=None,
+                      what: str) -> dict[str, Any]:
+        """Probe recall of ``chunks`` by each member alone vs by ``use`` (a roll-up) or ``model`` (a merged copy).
+
+        Returns ``{"questions", "members", what, "warning"}``; ``warning`` is one line when the
+        combination answers fewer probe questions than the members did on their own.
+        """
+        probes = self._probes(chunks)
+        if not probes:
+            return {"questions": 0, "members": None, what: None, "warning": None}
+
+        def hit(answer: str, expected: str) -> bool:
+            return expected.lower() in answer.lower()
+
+        by_member = [hit(self.answer(q, use=[c], max_new_tokens=16)["answer"], e) for c, q, e in probes]
+        if model is not None:
+            prompts = [aug.chat_prompt(self.tokenizer, q) for _, q, _ in probes]
+            combined = [hit(a, e) for a, (_, _, e) in zip(self._generate(prompts, True, 16, 16, model=model), probes)]
+        else:
+            answers = self.ask_many([q for _, q, _ in probes], use=list(use), max_new_tokens=16)
+            combined = [hit(a, e) for a, (_, _, e) in zip(answers, probes)]
+        members, together = sum(by_member) / len(probes), sum(combined) / len(probes)
+        warning = None
+        if sum(combined) < sum(by_member):
+            warning = (f"the {what} answers {sum(combined)}/{len(probes)} probe questions of its chunks "
+                       f"({together:.2f}) where the chunk adapters alone answer {sum(by_member)} ({members:.2f}): "
+                       f"it lost part of what they knew")
+        return {"questions": len(probes), "members": round(members, 4), what: round(together, 4), "warning": warning}
 
     def chat(self, messages: list[dict[str, str]], *, retrieve: bool = False, k: int = 2, max_new_tokens: int = 96) -> str:
         """One assistant reply to a message list (the REPL's turn), with the active adapters."""
@@ -795,43 +873,67 @@ class LoraMemory:
         self.model = merged
         return merged
 
-    def save_merged(self, output_dir: str | os.PathLike, dtype: str = "bfloat16") -> Path:
-        """Write base + active adapters merged into a fresh 16-bit (or fp32) copy; works for 4-bit memories.
+    def save_merged(self, output_dir: str | os.PathLike, dtype: str = "bfloat16", names: Sequence[str] | None = None,
+                    check: bool = True) -> dict[str, Any]:
+        """Write the base with adapters merged in, as a fresh 16-bit (or fp32) copy; works for 4-bit memories.
 
-        The catalog records the copy (folder, adapters, the chunks they hold), so a later ``forget``
-        can say that this copy still holds a forgotten chunk.
+        ``names`` defaults to the active adapters. A roll-up and its own members are never merged
+        together (the facts would go in twice): the roll-up is merged instead of its members. Merged
+        weights have no routing -- every merged adapter acts on every question -- so ``check`` measures
+        the copy on the chunks' probe questions against each chunk adapter alone and warns when it
+        answers fewer. The catalog records the copy (folder, adapters, the chunks they hold), so a later
+        ``forget`` can say that this copy still holds a forgotten chunk.
+
+        Returns ``{"folder", "adapters", "left_out", "notes", "recall_check"}``.
         """
         from peft import PeftModel
 
         from ..models import load_model
 
-        if not self.active:
+        names = list(dict.fromkeys(names if names is not None else self.active))
+        if not names:
             raise HfSteerError("no active adapter to merge: remember or stack adapters first")
+        for n in names:
+            self.catalog.get(n)
         if dtype not in ("bfloat16", "float16", "float32"):
             raise HfSteerError(f"merge dtype {dtype!r} is not a 16/32-bit float: use bfloat16, float16 or float32")
         out = Path(output_dir)
         if out.exists() and not out.is_dir():
             raise HfSteerError(f"merge output {out} is a file: pass a folder")
+        covered = {m for n in names if self.catalog.rows[n].get("kind") == "rollup" for m in self.catalog.rows[n]["members"]}
+        left_out = [n for n in names if n in covered]
+        names = [n for n in names if n not in covered]
+        notes = []
+        if left_out:
+            notes.append(f"merged the roll-up(s) instead of their members {', '.join(left_out)} (never both: the facts "
+                         "would go in twice)")
+        if self.route_default and self.embedder is not None and len(names) > 1:
+            notes.append(f"routing has no meaning in merged weights: all {len(names)} adapters act on every question "
+                         "of the merged copy (`rollup --method retrain` first gives one adapter to merge)")
         base = load_model(self.base_path, dtype="float32", device="cpu", with_tokenizer=False)
         peft = None
-        for n in self.active:
+        for n in names:
             folder = str(self.catalog.adapter_dir(n))
             if peft is None:
                 peft = PeftModel.from_pretrained(base, folder, adapter_name=n)
             else:
                 peft.load_adapter(folder, adapter_name=n)
-        peft.base_model.set_adapter(self.active, inference_mode=True)
-        merged = peft.merge_and_unload(adapter_names=self.active).to(getattr(torch, dtype))
+        peft.base_model.set_adapter(names, inference_mode=True)
+        merged = peft.merge_and_unload(adapter_names=names).to(getattr(torch, dtype))
+        merged.eval()
+        chunks = self.chunks_of(names)
+        recall = self._recall_check(chunks, model=merged, what="merged") if check else None
         merged.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
         Artifact(
             method="lora_memory", artifact="merged_model", base_model=base_model_name(self.base_path),
-            description=f"Base model with LoRA memory adapters {', '.join(self.active)} merged in ({dtype}).",
-            hyperparameters={"adapters": self.active, "dtype": dtype},
+            description=f"Base model with LoRA memory adapters {', '.join(names)} merged in ({dtype}).",
+            hyperparameters={"adapters": names, "dtype": dtype},
+            metrics={"probe_recall_merged": recall["merged"], "probe_recall_chunk_adapters": recall["members"]}
+            if recall and recall["questions"] else {},
         ).save(out)
-        chunks = sorted({m for n in self.active for m in (self.catalog.rows[n].get("members") or [n])})
         self.catalog.merges = [m for m in self.catalog.merges if Path(m["folder"]) != out.resolve()]
-        self.catalog.merges.append({"folder": str(out.resolve()), "adapters": list(self.active), "chunks": chunks,
+        self.catalog.merges.append({"folder": str(out.resolve()), "adapters": names, "chunks": chunks,
                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
         self.catalog.save()
-        return out
+        return {"folder": out, "adapters": names, "left_out": left_out, "notes": notes, "recall_check": recall}

@@ -79,8 +79,8 @@ def test_forget_leaves_no_trace_anywhere(tiny_pair, tmp_path, monkeypatch):
     memory.rollup(["ma", "mb"], method="cat", name="rcat", activate=False)
     memory.rollup(["ma", "mb"], method="retrain", name="rtrain", activate=False)
     memory.stack(["ma", "mb"])
-    outside = memory.save_merged(tmp_path / "merged-outside", dtype="float32")
-    inside = memory.save_merged(memory.catalog.folder / "merged-inside", dtype="float32")
+    outside = memory.save_merged(tmp_path / "merged-outside", dtype="float32", check=False)["folder"]
+    inside = memory.save_merged(memory.catalog.folder / "merged-inside", dtype="float32", check=False)["folder"]
     from hf_steer.hub import _record_push
 
     _record_push(outside, "someone/merged-memory")

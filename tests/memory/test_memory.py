@@ -263,7 +263,7 @@ def test_merge_into_4bit_is_refused_but_16bit_copy_works(tmp_path, tiny_pair):
     with pytest.raises(HfSteerError, match="base model is 4-bit: merging would re-quantize") as e:
         mem.merge_in_place()
     _one_line(e)
-    out = mem.save_merged(tmp_path / "merged", dtype="float32")
+    out = mem.save_merged(tmp_path / "merged", dtype="float32")["folder"]
     from hf_steer.models import load_model
 
     merged = load_model(str(out), with_tokenizer=False)
@@ -301,3 +301,49 @@ def test_answers_after_forgetting_the_first_adapter(memory):
     memory.forget("ma")
     assert memory.ask_many(["Doran Pellick"], adapters=False, max_new_tokens=3) == base
     assert len(memory.ask_many(["Doran Pellick"], route=False, max_new_tokens=3)) == 1
+
+
+def test_merge_takes_a_rollup_instead_of_its_members_and_records_the_hub_id(tmp_path, tiny_pair):
+    from hf_steer.artifacts import BUNDLED_HUB_ID, Artifact
+
+    model, tok = tiny_pair
+    folder = tmp_path / "SmolLM2-135M-Instruct-v1-123"  # named like the bundled model's cache folder
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    mem = LoraMemory(model, tok, base_model=str(folder), folder=tmp_path / "mem", preset=get_preset("fast-cpu", **TINY),
+                     embedder=fake_embedder)
+    mem.remember(CHUNK_A, name="ma")
+    mem.remember(CHUNK_B, name="mb")
+    mem.rollup(["ma", "mb"], method="cat", name="r1", check=False)
+    mem.stack(["ma", "mb", "r1"])  # a roll-up together with its own members: the facts would go in twice
+    res = mem.save_merged(tmp_path / "merged", dtype="float32")
+    assert res["adapters"] == ["r1"] and res["left_out"] == ["ma", "mb"]
+    assert any("instead of their members ma, mb" in n for n in res["notes"])
+    assert res["recall_check"]["questions"] == 2 and set(res["recall_check"]) >= {"members", "merged", "warning"}
+    art = Artifact.load(tmp_path / "merged")
+    assert art.base_model == BUNDLED_HUB_ID and art.hyperparameters["adapters"] == ["r1"]
+    assert mem.catalog.merges[-1]["chunks"] == ["ma", "mb"]
+    # two separate chunk adapters merged: routing is lost, and the memory says so
+    mem.forget("r1")
+    res = mem.save_merged(tmp_path / "merged2", dtype="float32", names=["ma", "mb"], check=False)
+    assert any("routing has no meaning in merged weights" in n for n in res["notes"])
+
+
+def test_rollup_warns_with_the_measured_recall_when_it_loses_what_members_knew(memory, monkeypatch):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    probes = {p["question"]: p["expected"] for n in ("ma", "mb") for p in memory.catalog.rows[n]["probes"]}
+    real = LoraMemory.answer_many
+
+    def answers(self, questions, **kw):  # members alone know their facts; a cat roll-up of them does not
+        out = real(self, questions, **kw)
+        knows = kw.get("use") in (["ma"], ["mb"])
+        return [{**o, "answer": probes[q] if knows else "no idea"} for o, q in zip(out, questions)]
+
+    monkeypatch.setattr(LoraMemory, "answer_many", answers)
+    row = memory.rollup(["ma", "mb"], method="cat", name="r1")
+    check = row["recall_check"]
+    assert check["members"] == 1.0 and check["rollup"] == 0.0 and check["questions"] == 2
+    assert check["warning"].startswith("the rollup answers 0/2 probe questions of its chunks (0.00) where the chunk "
+                                       "adapters alone answer 2 (1.00)")
+    assert memory.catalog.rows["r1"]["recall_check"] == check  # kept in the catalog
