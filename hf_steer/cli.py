@@ -25,7 +25,9 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .cli_args import OneLineParser
+
+    parser = OneLineParser(
         prog="hf-steer",
         description="Steer what a language model writes: Elarablation, DRµGS, LoRA memory, abcGPT.",
     )

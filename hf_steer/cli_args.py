@@ -160,6 +160,21 @@ def config_from_args(config_cls: type, args: argparse.Namespace, **overrides: An
         raise HfSteerError(f"bad setting for {config_cls.__name__}: {str(e).splitlines()[0]}") from None
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``hf-steer: error: ...``), like every other bad input.
+
+    argparse prints the whole usage before its error message; subparsers inherit the class, so every
+    command group answers a bad flag, a bad value or a missing argument in one line and exit status 2.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"hf-steer: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# torch accepts any count and then starts that many threads per op: a typo must not do that.
+MAX_THREADS = 1024
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads, the same flag in every group."""
     parser.add_argument("--threads", type=_number(int, "threads"), default=None,
@@ -170,8 +185,8 @@ def apply_threads(threads: int | None) -> None:
     """Set torch's CPU threads from ``--threads`` (one line when the value is impossible)."""
     if threads is None:
         return
-    if threads < 1:
-        raise HfSteerError(f"--threads {threads} is not a thread count: use 1 or more")
+    if threads < 1 or threads > MAX_THREADS:
+        raise HfSteerError(f"--threads {threads} is not a usable thread count: use 1 to {MAX_THREADS}")
     import torch
 
     torch.set_num_threads(threads)

@@ -22,6 +22,7 @@ import sys
 from typing import TextIO
 
 from ..errors import HfSteerError
+from .config import AskConfig, ChatConfig
 from .memory import LoraMemory
 from .worker import BackgroundTrainer
 
@@ -29,27 +30,26 @@ HELP = "commands: /remember /list /forget NAME /rollup [METHOD] /profile [NAME] 
 
 
 class ChatSession:
-    """State of one REPL: the memory, the worker, the history and the turns not yet learned."""
+    """State of one REPL: the memory, the trainer, the history and the turns not yet learned.
 
-    def __init__(self, memory: LoraMemory, *, every: int = 4, background: bool = True, retrieve: bool = False,
-                 learn_replies: bool = False, max_new_tokens: int = 64, history_turns: int = 6,
-                 worker_threads: int = 1, out: TextIO = sys.stdout):
-        if every < 1:
-            raise HfSteerError(f"--every {every} must be at least 1 (user turns between two adapters)")
+    ``chat`` and ``ask`` hold the settings (:class:`~hf_steer.memory.config.ChatConfig`,
+    :class:`~hf_steer.memory.config.AskConfig`); their defaults are the CLI's.
+    """
+
+    def __init__(self, memory: LoraMemory, *, chat: ChatConfig | None = None, ask: AskConfig | None = None,
+                 out: TextIO = sys.stdout):
         self.memory = memory
-        self.every = every
-        self.retrieve = retrieve
-        self.learn_replies = learn_replies
-        self.max_new_tokens = max_new_tokens
-        self.history_turns = history_turns
+        self.cfg = chat or ChatConfig()
+        self.ask = ask or AskConfig(max_new_tokens=self.cfg.max_new_tokens)
         self.out = out
         self.history: list[dict[str, str]] = []
         self.unlearned: list[dict[str, str]] = []
         self.user_turns_since = 0
         self.worker = None
         self.retries: dict[str, int] = {}
-        if background:
-            self.worker = BackgroundTrainer(memory.base_path, threads=worker_threads, load_in_4bit=memory.quantized)
+        if not self.cfg.inline:
+            self.worker = BackgroundTrainer(memory.base_path, threads=self.cfg.worker_threads,
+                                            load_in_4bit=memory.quantized)
             for name, job in memory.queued().items():  # chunks a previous session did not finish
                 self._submit(name, job["turns"])
                 self.say(f"[memory] training {name} again (queued by an earlier session)")
@@ -66,7 +66,7 @@ class ChatSession:
                             "preset": mem.preset.to_dict(), "seed": mem.seed + len(mem.catalog)})
 
     def remember_now(self) -> None:
-        turns = [t for t in self.unlearned if self.learn_replies or t["role"] == "user"]
+        turns = [t for t in self.unlearned if self.cfg.learn_replies or t["role"] == "user"]
         self.unlearned, self.user_turns_since = [], 0
         if not turns:
             self.say("[memory] nothing new to remember")
@@ -121,13 +121,13 @@ class ChatSession:
             return self.command(line)
         self.history.append({"role": "user", "content": line})
         self.unlearned.append({"role": "user", "content": line})
-        reply = self.memory.chat(self.history[-self.history_turns :], retrieve=self.retrieve,
-                                 max_new_tokens=self.max_new_tokens)
+        reply = self.memory.chat(self.history[-self.cfg.history_turns :], retrieve=self.ask.retrieve,
+                                 route=self.ask.route, k=self.ask.k, max_new_tokens=self.cfg.max_new_tokens)
         self.history.append({"role": "assistant", "content": reply})
         self.unlearned.append({"role": "assistant", "content": reply})
         self.say(f"bot> {reply}")
         self.user_turns_since += 1
-        if self.user_turns_since >= self.every:
+        if self.user_turns_since >= self.cfg.every:
             self.remember_now()
         return True
 

@@ -143,7 +143,7 @@ class ChunkTrainer:
     def train(self, job: dict[str, Any]) -> dict[str, Any]:
         preset = job["preset"]
         if isinstance(preset, dict):
-            preset = TrainPreset(**{**preset, "target_modules": tuple(preset["target_modules"])})
+            preset = TrainPreset.from_dict(preset)
         name, turns = job["name"], aug.normalize_chunk(job["turns"])
         start = time.perf_counter()
         augmented = aug.augment(turns, self.tokenizer)

@@ -36,6 +36,7 @@ from ..utils import atomic_write_json
 from . import augment as aug
 from . import retrieval
 from .catalog import Catalog, base_fingerprint, check_name, profiles, require_profile
+from .config import AskConfig, ChatConfig, MemoryConfig, TrainPreset, get_preset
 from .learn import (
     ADAPTER_WEIGHTS,
     adapter_artifact,
@@ -48,7 +49,7 @@ from .learn import (
     train_alone,
     write_adapter_files,
 )
-from .train import TrainPreset, get_preset, lora_config, train_adapter  # noqa: F401  (train_adapter: tests spy on it)
+from .train import lora_config
 
 # PEFT's add_weighted_adapter methods, plus "retrain": a fresh adapter trained on all members' turns.
 ROLLUP_METHODS = ("cat", "svd", "ties", "dare_ties", "linear", "retrain")
@@ -95,14 +96,14 @@ class LoraMemory:
         *,
         base_model: str | None = None,
         folder: str | os.PathLike | None = None,
-        profile: str = "default",
-        preset: str | TrainPreset = "fast-cpu",
-        load_in_4bit: bool = False,
+        profile: str = MemoryConfig.profile,
+        preset: str | TrainPreset = TrainPreset.name,
+        load_in_4bit: bool = MemoryConfig.load_in_4bit,
         embedder: Any = "default",
-        seed: int = 0,
+        seed: int = MemoryConfig.seed,
         device: str | None = None,
-        route: bool = True,
-        route_threshold: float = 0.5,
+        route: bool = AskConfig.route,
+        route_threshold: float = MemoryConfig.route_threshold,
         create: bool = True,
     ):
         from ..models import load_model, resolve_model_path
@@ -413,8 +414,7 @@ class LoraMemory:
     @staticmethod
     def _row_preset(row: dict[str, Any], **overrides) -> TrainPreset:
         """The preset an adapter was trained with, from its catalog row."""
-        saved = {**row["preset"], "target_modules": tuple(row["preset"]["target_modules"])}
-        return get_preset(TrainPreset(**saved), **overrides)
+        return get_preset(TrainPreset.from_dict(row["preset"]), **overrides)
 
     def _build_rollup(self, name: str, members: list[str], method: str, weights: list[float], svd_rank, density) -> dict | None:
         """Build roll-up ``name`` from ``members``; returns the training figures for ``retrain``."""
@@ -708,12 +708,12 @@ class LoraMemory:
         self,
         questions: Sequence[str],
         *,
-        adapters: bool = True,
-        retrieve: bool = False,
+        adapters: bool = AskConfig.adapters,
+        retrieve: bool = AskConfig.retrieve,
         route: bool | None = None,
         use: Sequence[str] | None = None,
-        k: int = 2,
-        max_new_tokens: int = 32,
+        k: int = AskConfig.k,
+        max_new_tokens: int = AskConfig.max_new_tokens,
         batch_size: int = 16,
     ) -> list[dict[str, Any]]:
         """Greedy answers with what answered them: ``[{"answer", "adapters", "notes"}]``.
@@ -838,15 +838,17 @@ class LoraMemory:
                        f"it lost part of what they knew")
         return {"questions": len(probes), "members": round(members, 4), what: round(together, 4), "warning": warning}
 
-    def chat(self, messages: list[dict[str, str]], *, retrieve: bool = False, k: int = 2, max_new_tokens: int = 96) -> str:
+    def chat(self, messages: list[dict[str, str]], *, retrieve: bool = AskConfig.retrieve, route: bool | None = None,
+             k: int = AskConfig.k, max_new_tokens: int = ChatConfig.max_new_tokens) -> str:
         """One assistant reply to a message list (the REPL's turn), with the active adapters."""
         msgs = [{"role": "system", "content": aug.SYSTEM_PROMPT}, *messages]
         question = messages[-1]["content"]
         if retrieve and self.embedder is not None and self.names("chunk"):
             notes = retrieval.build_context(self.retrieve_statements(question, k))
             msgs[-1] = {"role": msgs[-1]["role"], "content": f"{notes}\n\n{question}"}
+        route = self.route_default if route is None else route
         stack = self.active
-        names = self.route(question) if self.route_default else stack
+        names = self.route(question) if route else stack
         if getattr(self.tokenizer, "chat_template", None):
             prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         else:

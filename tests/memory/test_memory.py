@@ -252,8 +252,14 @@ def test_catalog_from_another_base(memory):
     _one_line(e)
 
 
+# 64 wide (one quantization block) and multiples of 32: shapes every bitsandbytes CPU kernel accepts.
+SHAPES_4BIT = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2)
+
+
 def test_merge_into_4bit_is_refused_but_16bit_copy_works(tmp_path, tiny_pair):
-    model, tok = tiny_pair
+    from conftest import make_tiny_model
+
+    model, tok = make_tiny_model("llama", **SHAPES_4BIT), tiny_pair[1]
     model.save_pretrained(tmp_path / "tiny")
     tok.save_pretrained(tmp_path / "tiny")
     mem = LoraMemory(base_model=str(tmp_path / "tiny"), load_in_4bit=True, device="cpu", folder=tmp_path / "mem",
@@ -347,3 +353,32 @@ def test_rollup_warns_with_the_measured_recall_when_it_loses_what_members_knew(m
     assert check["warning"].startswith("the rollup answers 0/2 probe questions of its chunks (0.00) where the chunk "
                                        "adapters alone answer 2 (1.00)")
     assert memory.catalog.rows["r1"]["recall_check"] == check  # kept in the catalog
+
+
+def test_a_users_own_4bit_model_is_kept_off_the_packed_cpu_path(tmp_path, tiny_pair, monkeypatch):
+    """Pretend the CPU has AVX512-BF16: a 4-bit model passed in must still train and answer on the plain path."""
+    import bitsandbytes as bnb
+    from conftest import make_tiny_model
+
+    from hf_steer.models import load_model
+
+    monkeypatch.setattr(bnb.nn.modules, "has_avx512bf16", lambda: True)
+    tok = tiny_pair[1]
+    make_tiny_model("llama", **SHAPES_4BIT).save_pretrained(tmp_path / "tiny")
+    quantized = load_model(tmp_path / "tiny", load_in_4bit=True, device="cpu", with_tokenizer=False)
+    layers = [m for m in quantized.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for m in layers:  # as a model quantized outside hf_steer would be
+        m.support_avx512bf16_for_cpu = True
+    mem = LoraMemory(quantized, tok, base_model="tiny4", folder=tmp_path / "mem", embedder=None,
+                     preset=get_preset("fast-cpu", **TINY))
+    assert mem.quantized and not any(m.support_avx512bf16_for_cpu for m in layers)
+    row = mem.remember(CHUNK_A, name="ma")
+    assert row["train"]["last_loss"] == row["train"]["last_loss"]  # trained without the packed path's crash
+    assert len(mem.ask_many(["Where was Veltra Quosh born?"], max_new_tokens=3)) == 1
+
+
+def test_asking_leaves_the_callers_tokenizer_padding_side_alone(memory):
+    memory.tokenizer.padding_side = "right"
+    memory.remember(CHUNK_A, name="ma")
+    memory.ask_many(["Where was Veltra Quosh born?", "Who is the lighthouse keeper of Tessomund?"], max_new_tokens=3)
+    assert memory.tokenizer.padding_side == "right"
