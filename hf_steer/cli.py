@@ -24,10 +24,15 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .cli_args import OneLineParser
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage block is one ``--help`` away)."""
 
-    parser = OneLineParser(
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
         prog="hf-steer",
         description="Steer what a language model writes: Elarablation, DRµGS, LoRA memory, abcGPT.",
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -48,15 +47,15 @@ def _preset(args) -> TrainPreset:
     return get_preset(getattr(args, "preset", TrainPreset.name), **{f: getattr(args, f, None) for f in PRESET_FLAGS})
 
 
-def _writable_folder(path: Path, flag: str) -> None:
-    """One line unless ``path`` is (or can become) a writable folder; creates nothing."""
+def _make_folder(path: Path, flag: str) -> None:
+    """Create ``path`` (a folder the command writes into anyway), or say in one line why it cannot be."""
     if path.exists() and not path.is_dir():
         raise HfSteerError(f"{flag} {path} is a file: pass a folder")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise HfSteerError(f"{flag} {path} cannot be created under {parent}: pass a writable folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HfSteerError(f"{flag} {path} cannot be created ({e.strerror or type(e).__name__}): pass a writable "
+                           "folder") from None
 
 
 def _folder_arg(cfg: MemoryConfig, create: bool) -> Path:
@@ -67,7 +66,7 @@ def _folder_arg(cfg: MemoryConfig, create: bool) -> Path:
     if folder.exists() and not folder.is_dir():
         raise HfSteerError(f"--folder {folder} is a file: pass a folder for the memory")
     if create:
-        _writable_folder(folder / cfg.profile, "--folder")
+        _make_folder(folder / cfg.profile, "--folder")
     else:
         require_profile(folder, cfg.profile)
     return folder
@@ -83,18 +82,24 @@ def _check_model(cfg: MemoryConfig) -> None:
         resolve_model_path(cfg.model)  # a missing folder or a malformed name: one line, before any loading
 
 
-def _memory(args, create: bool = False, preset: TrainPreset | None = None):
-    """The command's LoraMemory, opened after every flag was checked; only ``remember``/``chat`` create a profile."""
+def _prepare(args, create: bool = False) -> dict:
+    """Check every memory flag (one line each, nothing loaded yet); the keyword arguments of LoraMemory."""
     cfg = config_from_args(MemoryConfig, args)
-    preset = preset or (_preset(args) if hasattr(args, "preset") else get_preset(TrainPreset.name))
+    preset = _preset(args) if hasattr(args, "preset") else get_preset(TrainPreset.name)
     _check_model(cfg)
-    folder = _folder_arg(cfg, create)  # before loading any model: a typo in --profile answers in a second
     apply_threads(args.threads)
+    return dict(base_model=cfg.model, profile=cfg.profile, preset=preset, load_in_4bit=cfg.load_in_4bit,
+                embedder="default" if cfg.retrieval else None, seed=cfg.seed, route_threshold=cfg.route_threshold,
+                create=create, _cfg=cfg)
+
+
+def _memory(args, create: bool = False, prepared: dict | None = None):
+    """The command's LoraMemory, opened after every flag was checked; only ``remember``/``chat`` create a profile."""
+    kwargs = dict(prepared or _prepare(args, create))
+    folder = _folder_arg(kwargs.pop("_cfg"), kwargs["create"])  # a typo in --profile answers in a second
     from .memory import LoraMemory
 
-    return LoraMemory(base_model=cfg.model, folder=folder, profile=cfg.profile, preset=preset,
-                      load_in_4bit=cfg.load_in_4bit, embedder="default" if cfg.retrieval else None, seed=cfg.seed,
-                      route_threshold=cfg.route_threshold, create=create)
+    return LoraMemory(folder=folder, **kwargs)
 
 
 def _read_chunk(args) -> list[dict] | str:
@@ -212,9 +217,13 @@ def describe_answer(res: dict) -> str:
 
 
 def cmd_merge(args) -> int:
+    prepared = _prepare(args)
     out = Path(args.output).expanduser()
-    _writable_folder(out, "--output")
-    mem = _memory(args)
+    if out.exists() and not out.is_dir():
+        raise HfSteerError(f"--output {out} is a file: pass a folder for the merged model")
+    _folder_arg(prepared["_cfg"], create=False)
+    _make_folder(out, "--output")
+    mem = _memory(args, prepared=prepared)
     res = mem.save_merged(out, dtype=args.dtype, names=args.names or None)
     for note in res["notes"]:
         print(f"note: {note}")
@@ -240,10 +249,16 @@ def cmd_bench(args) -> int:
     out = Path(args.output_json).expanduser()
     if out.is_dir():
         raise HfSteerError(f"--output-json {out} is a folder: pass a file name such as bench.json")
-    _writable_folder(out.parent, "--output-json's folder")
     if args.model is not None:
         _check_model(MemoryConfig(model=args.model))
     apply_threads(args.threads)
+    _make_folder(out.parent, "--output-json's folder")
+    try:
+        probe = out.with_name(f".{out.name}.probe")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise HfSteerError(f"--output-json {out} cannot be written ({e.strerror}): pass a writable path") from None
     result = run_bench(out, model=args.model, seed=args.seed, log=lambda s: print(s, file=sys.stderr, flush=True),
                        **settings.to_dict())
     print(json.dumps({k: result[k] for k in result.get("summary_keys", []) if k in result}, indent=1))
@@ -307,7 +322,8 @@ def register(subparsers) -> None:
     _common(p)
     p.add_argument("names", nargs="*", help="adapters to merge (default: the active ones; a roll-up replaces its members)")
     p.add_argument("--output", required=True, help="folder for the merged model")
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"], help="weights' dtype")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+                   help="weights' dtype (default: bfloat16)")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("chat", help="chat; every N turns (and on /remember) learn them in the background")
