@@ -175,6 +175,10 @@ def positive(kind: type = int, allow_zero: bool = False):
     return parse
 
 
+# torch accepts any count and then starts that many threads per op: a typo must not do that.
+MAX_THREADS = 1024
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads, the same flag in every group."""
     parser.add_argument("--threads", type=positive(int), default=None,
@@ -185,8 +189,8 @@ def apply_threads(threads: int | None) -> None:
     """Set torch's CPU threads from ``--threads`` (one line when the value is impossible)."""
     if threads is None:
         return
-    if threads < 1:
-        raise HfSteerError(f"--threads {threads} is not a thread count: use 1 or more")
+    if threads < 1 or threads > MAX_THREADS:
+        raise HfSteerError(f"--threads {threads} is not a usable thread count: use 1 to {MAX_THREADS}")
     import torch
 
     torch.set_num_threads(threads)
