@@ -26,6 +26,7 @@ from ..errors import HfSteerError
 
 TYPES = "HQKVA"
 METHODS = ("ceil", "floor", "interpolate")
+MAX_COUNT = 1_000_000  # sinks and cold-shower periods: larger is a typo (and overflows int64 masks)
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,12 @@ class Dose:
     method: str = "ceil"
 
     def __post_init__(self):
-        if not isinstance(self.theta, (int, float)) or math.isnan(self.theta) or self.theta < 0:
+        if isinstance(self.theta, bool) or not isinstance(self.theta, (int, float)) or math.isnan(self.theta) \
+                or self.theta < 0:
             raise HfSteerError(f"dose theta {self.theta!r} is not a number >= 0: give an angle in radians, e.g. 0.1")
-        if math.isinf(self.theta):
-            raise HfSteerError("dose theta inf is not finite: give an angle in radians, e.g. 0.1")
+        if self.theta > math.pi:
+            # Angles are drawn from U[0, θ): past π a rotation only comes back towards where it started.
+            raise HfSteerError(f"dose theta {self.theta!r} is above π: give an angle from 0 to 3.14159 radians")
         if self.method not in METHODS:
             raise HfSteerError(f"dose method {self.method!r} is unknown: use one of {', '.join(METHODS)}")
         if self.profile is not None:
@@ -151,11 +154,15 @@ class DrugsConfig:
         cold_shower_every: during ``generate``, recompute the KV cache sober every this many new tokens.
     """
 
-    doses: dict[str, Dose] = field(default_factory=dict)
-    sinks: int = 4
-    dose_prompt: bool = False
-    persist_kv: bool = False
-    cold_shower_every: int | None = None
+    doses: dict[str, Dose] = field(default_factory=dict, metadata={
+        "help": "one Dose (or θ) per type letter H, Q, K, V, A; missing types are off"})
+    sinks: int = field(default=4, metadata={"help": "first positions of every sequence never dosed"})
+    dose_prompt: bool = field(default=False, metadata={
+        "help": "dose the prompt too (off: the prompt is read sober, noise starts at its last position)"})
+    persist_kv: bool = field(default=False, metadata={
+        "help": "keep the K/V noise of each new position in the cache (off: it touches one step only)"})
+    cold_shower_every: int | None = field(default=None, metadata={
+        "help": "during generation, recompute the KV cache sober every this many new tokens"})
 
     def __post_init__(self):
         doses = {}
@@ -171,10 +178,12 @@ class DrugsConfig:
                 raise HfSteerError(f"dose for type {key} is a {type(dose).__name__}: give a Dose or a θ number")
             doses[key] = dose
         self.doses = doses
-        if not isinstance(self.sinks, int) or self.sinks < 0:
-            raise HfSteerError(f"sinks {self.sinks!r} is not a count >= 0: give how many first tokens stay sober")
+        if isinstance(self.sinks, bool) or not isinstance(self.sinks, int) or not 0 <= self.sinks <= MAX_COUNT:
+            raise HfSteerError(f"sinks {self.sinks!r} is not a count from 0 to {MAX_COUNT}: give how many first "
+                               "tokens stay sober")
         if self.cold_shower_every is not None and (
-            not isinstance(self.cold_shower_every, int) or self.cold_shower_every < 1
+            isinstance(self.cold_shower_every, bool) or not isinstance(self.cold_shower_every, int)
+            or not 1 <= self.cold_shower_every <= MAX_COUNT
         ):
             raise HfSteerError(
                 f"cold_shower_every {self.cold_shower_every!r} is not a count >= 1: give a number of tokens or None"
