@@ -13,6 +13,7 @@ from .config import (
     BenchConfig,
     DoseArguments,
     ExploreArguments,
+    ExportArguments,
     GenerateArguments,
     RunArguments,
     VergenceArguments,
@@ -52,13 +53,19 @@ def register(subparsers) -> None:
     add_threads_argument(ben)
     ben.set_defaults(func=cmd_bench)
 
+    ex = sub.add_parser("export", help="write DRµGS as a transformers custom_generate repo folder (runs without "
+                        "hf_steer: model.generate(custom_generate=..., drugs={...}))")
+    ex.add_argument("output_dir", help="folder to write (README.md, hf_steer.json, custom_generate/); publish it "
+                    "with `hf-steer push OUTPUT_DIR user/name`")
+    add_config_arguments(ex, ExportArguments)
+    ex.set_defaults(func=cmd_export)
+
 
 def cmd_generate(args) -> int:
     settings = config_from_args(GenerateArguments, args)
     run = config_from_args(RunArguments, args)
     doses = config_from_args(DoseArguments, args)
-    config = doses.to_config(sinks=args.sinks, dose_prompt=args.dose_prompt, persist_kv=args.persist_kv,
-                             cold_shower_every=args.cold_shower_every)
+    config = doses.to_config(sinks=args.sinks, dose_prompt=args.dose_prompt, persist_kv=args.persist_kv)
     apply_threads(args.threads)
 
     from transformers import TextStreamer
@@ -78,7 +85,7 @@ def cmd_generate(args) -> int:
             print(f"--- seed {run.seed + i} ---", flush=True)
         streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         model.Dgenerate(**enc, max_new_tokens=settings.max_new_tokens, seed=run.seed + i, streamer=streamer,
-                        pad_token_id=tokenizer.pad_token_id, **sampling)
+                        cold_shower_every=settings.cold_shower_every, pad_token_id=tokenizer.pad_token_id, **sampling)
         print(flush=True)
     return 0
 
@@ -146,4 +153,15 @@ def cmd_bench(args) -> int:
         print(f"tokens/s ratio (dosed / plain greedy) {speed['ratio']:.3f}, 95% interval {low:.3f}-{high:.3f}")
     print(f"verdict {result['verdict']}")
     print(f"wrote {output} and {output.with_suffix('.png')} in {result['seconds']:.0f} s")
+    return 0
+
+
+def cmd_export(args) -> int:
+    settings = config_from_args(ExportArguments, args)
+
+    from .export import export_custom_generate
+
+    folder = export_custom_generate(args.output_dir, overwrite=settings.overwrite, repo_id=settings.repo_id)
+    print(f"wrote {folder}: model.generate(..., custom_generate={str(folder)!r}, trust_remote_code=True, "
+          "drugs={'A': 0.3, 'depth': 0.5}); publish with `hf-steer push " + f"{folder} user/name`")
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import HfSteerError
-from .dose import TYPES, DrugsConfig, depth_profile
+from .dose import DEFAULT_SPREAD, TYPES, DrugsConfig, depth_profile
 
 MAX_SEED = 2**32 - 1  # numpy's limit, and set_seed seeds numpy too
 MAX_NEW_TOKENS = 8192
@@ -127,7 +127,7 @@ class DoseArguments:
                 "A (head outputs); θ in radians, e.g. --dose A=0.3 --dose H=0.1"})
     depth: float | None = field(default=None, metadata={
         "help": "centre of the dosed layers, 0 (first) .. 1 (last) (default: every layer)"})
-    spread: float = field(default=0.17, metadata={
+    spread: float = field(default=DEFAULT_SPREAD, metadata={
         "help": "half-width of the full-dose band around --depth, as a fraction of the layers"})
     method: Literal["ceil", "floor", "interpolate"] = field(default="ceil", metadata={
         "help": "θ of a layer between two profile points: the larger, the smaller, or linear"})
@@ -156,12 +156,16 @@ class GenerateArguments:
         "help": "sample at this temperature on top of the noise (default: greedy)"})
     min_p: float | None = field(default=None, metadata={"help": "min-p when sampling (needs --temperature)"})
     chat: bool = field(default=True, metadata={"help": "wrap the prompt in the model's chat template"})
+    cold_shower_every: int | None = field(default=None, metadata={
+        "help": "recompute the KV cache sober every this many new tokens (default: never)"})
 
     def __post_init__(self):
         if not self.prompt.strip():
             raise HfSteerError("prompt is empty: give the text to answer with --prompt")
         check_number("seeds", self.seeds, 1, MAX_SAMPLES, integer=True)
         check_number("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS, integer=True)
+        if self.cold_shower_every is not None:
+            check_number("cold_shower_every", self.cold_shower_every, 1, MAX_NEW_TOKENS, integer=True)
         if self.temperature is not None:
             check_number("temperature", self.temperature, 1e-3, 100.0)
         if self.min_p is not None:
@@ -201,7 +205,7 @@ class ExploreArguments:
     types: str = field(default=TYPES, metadata={"help": "injection types to try, e.g. HA"})
     thetas: list[float] = field(default_factory=lambda: [0.1, 0.3], metadata={"help": "θ values in radians"})
     depth: float = field(default=0.5, metadata={"help": "centre of the dosed layers, 0..1"})
-    spread: float = field(default=0.17, metadata={"help": "half-width of the full-dose band, 0..1"})
+    spread: float = field(default=DEFAULT_SPREAD, metadata={"help": "half-width of the full-dose band, 0..1"})
     samples: int = field(default=3, metadata={"help": "generations per prompt × type × θ"})
     max_new_tokens: int = field(default=48, metadata={"help": "new tokens per generation"})
     output: str = field(default="drugs_explore.html", metadata={"help": "HTML page to write"})
@@ -227,7 +231,7 @@ class BenchConfig:
     thetas: list[str] = field(default_factory=list, metadata={
         "help": "θ sweep of one type, TYPE=θ1,θ2,..., repeatable (default: a built-in sweep of all five)"})
     depths: list[float] = field(default_factory=lambda: [0.5], metadata={"help": "injection depths to sweep"})
-    spread: float = field(default=0.17, metadata={"help": "half-width of the dosed band around each depth"})
+    spread: float = field(default=DEFAULT_SPREAD, metadata={"help": "half-width of the dosed band around each depth"})
     temperatures: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7, 1.0], metadata={
         "help": "temperature baseline sweep"})
     min_ps: list[float] = field(default_factory=lambda: [0.2, 0.1, 0.05], metadata={"help": "min-p baseline sweep"})
@@ -260,3 +264,22 @@ class BenchConfig:
             if not Path(str(self.judge)).expanduser().exists() and hub_model_id(self.judge) is None:
                 raise HfSteerError(f"judge {self.judge!r} is neither auto, gemma, none, an existing model folder "
                                    "nor a Hub id: check the path")
+
+
+EXAMPLE_REPO_ID = "your-name/drugs"
+
+
+@dataclass
+class ExportArguments:
+    """``hf-steer drugs export OUTPUT_DIR``."""
+
+    overwrite: bool = field(default=False, metadata={
+        "help": "replace a previous export in OUTPUT_DIR (files an export does not write are never touched)"})
+    repo_id: str = field(default=EXAMPLE_REPO_ID, metadata={
+        "help": "repo id the README's usage shows (hf-steer push renders the card again with the real one)"})
+
+    def __post_init__(self):
+        from ..artifacts import hub_model_id
+
+        if hub_model_id(self.repo_id) != self.repo_id or "/" not in self.repo_id:
+            raise HfSteerError(f"repo_id {self.repo_id!r} is not a Hub repo id: write it as user/name")

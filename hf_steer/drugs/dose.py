@@ -26,6 +26,7 @@ from ..errors import HfSteerError
 
 TYPES = "HQKVA"
 METHODS = ("ceil", "floor", "interpolate")
+DEFAULT_SPREAD = 0.17  # half-width of the usual full-dose band: the middle third of the layers
 MAX_COUNT = 1_000_000  # sinks and cold-shower periods: larger is a typo (and overflows int64 masks)
 
 
@@ -151,7 +152,6 @@ class DrugsConfig:
             last position, which predicts the first new token).
         persist_kv: write the noisy K/V of each new position into the KV cache (default: the noise
             touches the current forward only and the cache keeps the sober K/V).
-        cold_shower_every: during ``generate``, recompute the KV cache sober every this many new tokens.
     """
 
     doses: dict[str, Dose] = field(default_factory=dict, metadata={
@@ -161,8 +161,6 @@ class DrugsConfig:
         "help": "dose the prompt too (off: the prompt is read sober, noise starts at its last position)"})
     persist_kv: bool = field(default=False, metadata={
         "help": "keep the K/V noise of each new position in the cache (off: it touches one step only)"})
-    cold_shower_every: int | None = field(default=None, metadata={
-        "help": "during generation, recompute the KV cache sober every this many new tokens"})
 
     def __post_init__(self):
         doses = {}
@@ -173,6 +171,9 @@ class DrugsConfig:
             if isinstance(dose, (int, float)):
                 dose = Dose(theta=dose)
             elif isinstance(dose, Mapping):
+                unknown = set(dose) - {"theta", "profile", "method"}
+                if unknown:
+                    raise HfSteerError(f"dose for type {key} has unknown keys {sorted(unknown)}: use theta, profile, method")
                 dose = Dose(**dose)
             elif not isinstance(dose, Dose):
                 raise HfSteerError(f"dose for type {key} is a {type(dose).__name__}: give a Dose or a θ number")
@@ -181,13 +182,6 @@ class DrugsConfig:
         if isinstance(self.sinks, bool) or not isinstance(self.sinks, int) or not 0 <= self.sinks <= MAX_COUNT:
             raise HfSteerError(f"sinks {self.sinks!r} is not a count from 0 to {MAX_COUNT}: give how many first "
                                "tokens stay sober")
-        if self.cold_shower_every is not None and (
-            isinstance(self.cold_shower_every, bool) or not isinstance(self.cold_shower_every, int)
-            or not 1 <= self.cold_shower_every <= MAX_COUNT
-        ):
-            raise HfSteerError(
-                f"cold_shower_every {self.cold_shower_every!r} is not a count >= 1: give a number of tokens or None"
-            )
 
     def dose(self, letter: str) -> Dose:
         return self.doses.get(letter, Dose())
@@ -195,6 +189,34 @@ class DrugsConfig:
     def layer_thetas(self, num_layers: int) -> dict[str, list[float]]:
         """Per type, θ of every layer (resolved once at injection)."""
         return {letter: self.dose(letter).layer_thetas(num_layers) for letter in TYPES}
+
+    @classmethod
+    def from_dict(cls, drugs: Mapping) -> DrugsConfig:
+        """Build from one flat mapping, the shape ``generate(..., drugs={...})`` takes.
+
+        Type letters map to θ (a number, sharing the ``depth``/``spread``/``method`` bump) or to a full
+        dose ``{"theta", "profile", "method"}``; ``sinks``, ``dose_prompt`` and ``persist_kv`` are the
+        config's own fields::
+
+            DrugsConfig.from_dict({"A": 0.3, "Q": 0.8, "depth": 0.5, "spread": 0.17})
+        """
+        if isinstance(drugs, DrugsConfig):
+            return drugs
+        if not isinstance(drugs, Mapping):
+            raise HfSteerError(f"drugs is a {type(drugs).__name__}: give a dict such as {{'A': 0.3, 'depth': 0.5}}")
+        bump_keys, config_keys = ("depth", "spread", "method"), ("sinks", "dose_prompt", "persist_kv")
+        unknown = [k for k in drugs if str(k).upper() not in TYPES and k not in bump_keys + config_keys]
+        if unknown:
+            raise HfSteerError(f"drugs has unknown keys {unknown}: use type letters {', '.join(TYPES)} and "
+                               f"{', '.join(bump_keys + config_keys)}")
+        depth = drugs.get("depth")
+        profile = depth_profile(depth, drugs.get("spread", DEFAULT_SPREAD)) if depth is not None else None
+        method = drugs.get("method", "ceil")
+        doses = {}
+        for key, value in drugs.items():
+            if str(key).upper() in TYPES:
+                doses[key] = value if isinstance(value, (Dose, Mapping)) else Dose(value, profile, method)
+        return cls(doses=doses, **{k: drugs[k] for k in config_keys if k in drugs})
 
     @classmethod
     def from_flags(
