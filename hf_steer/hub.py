@@ -68,8 +68,8 @@ def detect_artifact(folder: Path, meta: dict) -> str:
         return "custom_generate"  # a decoding method alone, for any model
     if not has_adapter and not has_config:
         raise HfSteerError(
-            f"folder {folder} has neither config.json, adapter_config.json nor {CUSTOM_GENERATE_FILE}: push a folder "
-            "written by save_pretrained (or by hf-steer drugs export)"
+            f"folder {folder} has neither config.json nor adapter_config.json (nor {CUSTOM_GENERATE_FILE}): push a "
+            "folder written by save_pretrained (or by hf-steer drugs export)"
         )
     if has_adapter:
         found = "adapter"
