@@ -27,7 +27,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import HfSteerError
 
-MAX_THREADS = 1024  # torch.set_num_threads overflows (a traceback) on absurd counts
+MAX_THREADS = 1024  # torch.set_num_threads overflows (a traceback) on absurd counts, and a typo must not start 10k threads
 
 # Older spellings kept working after the flags were unified (field name -> extra flags).
 ALIASES: dict[str, list[str]] = {
@@ -180,10 +180,6 @@ def positive(kind: type = int, allow_zero: bool = False):
 
     parse.__name__ = kind.__name__
     return parse
-
-
-# torch accepts any count and then starts that many threads per op: a typo must not do that.
-MAX_THREADS = 1024
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
