@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
@@ -170,8 +171,10 @@ def apply_threads(threads: int | None) -> None:
     """Set torch's CPU threads from ``--threads`` (one line when the value is impossible)."""
     if threads is None:
         return
-    if threads < 1:
-        raise HfSteerError(f"--threads {threads} is not a thread count: use 1 or more")
+    cpus = os.cpu_count() or 1
+    if not 1 <= threads <= cpus:
+        # More threads than CPUs never helps, and torch crashes (segfault) on absurd counts such as 100000.
+        raise HfSteerError(f"--threads {threads} is not a thread count for this machine: use 1 to {cpus}")
     import torch
 
     torch.set_num_threads(threads)

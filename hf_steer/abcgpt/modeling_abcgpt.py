@@ -361,5 +361,31 @@ class AbcGPTForCausalLM(AbcGPTPreTrainedModel, GenerationMixin):
             )
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache)
 
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, attention_mask=None,
+                                      inputs_embeds=None, **kwargs):
+        """The stock preparation, plus nanoGPT's sliding window once the text outgrows ``n_positions``.
+
+        The position table is learned and absolute, so cached keys cannot be shifted: when the next forward
+        would reach past ``n_positions``, the cache is emptied and the last ``n_positions`` tokens are
+        encoded again from position 0, exactly what nanoGPT's ``idx[:, -block_size:]`` does. Until then
+        every step costs one position; afterwards every step re-reads one block.
+        """
+        n = self.config.n_positions
+        total = attention_mask.shape[1] if attention_mask is not None else input_ids.shape[1]
+        if inputs_embeds is None and total > n and input_ids.shape[1] >= n:
+            if cache is not None:
+                cache.reset()
+            input_ids = input_ids[:, -n:]
+            if attention_mask is not None:
+                attention_mask = attention_mask[:, -n:]
+                kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+            else:
+                kwargs["position_ids"] = torch.arange(n, device=input_ids.device)[None].expand(input_ids.shape[0], n)
+            next_sequence_length = None
+        return super().prepare_inputs_for_generation(
+            input_ids, next_sequence_length=next_sequence_length, cache=cache, attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds, **kwargs,
+        )
+
 
 __all__ = ["AbcGPTForCausalLM", "AbcGPTModel", "AbcGPTPreTrainedModel", "draw_source_positions", "gate_values"]

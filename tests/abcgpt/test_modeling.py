@@ -38,6 +38,31 @@ def test_kv_cache_matches_full_forward_and_generate_uses_alpha():
     assert not torch.equal(cached, other)
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_slides_the_window_like_nanogpt(use_cache):
+    """Past n_positions every step sees the last n_positions tokens from position 0 (nanoGPT's idx[:, -block:])."""
+    model = tiny_model(n_positions=12)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # larger than init, so a wrong window changes the argmax
+    x = torch.randint(1, 40, (2, 5))
+    mask = torch.ones_like(x)
+    mask[0, :2] = 0  # row 0 is left-padded
+    n, new = model.config.n_positions, 20
+    out = model.generate(x, attention_mask=mask, alpha=0.3, max_new_tokens=new, do_sample=False, pad_token_id=0,
+                         eos_token_id=None, use_cache=use_cache)
+    assert out.shape == (2, 5 + new)
+    for row, start in ((0, 2), (1, 0)):
+        ids = x[row : row + 1, start:]
+        with torch.no_grad():
+            for _ in range(new):
+                logits = model(ids[:, -n:], alpha=0.3, use_cache=False).logits[:, -1]
+                ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+        assert torch.equal(out[row, start:], ids[0])
+    with pytest.raises(HfSteerError, match=f"input of {n + 1} tokens is longer than n_positions={n}"):
+        model(torch.zeros(1, n + 1, dtype=torch.long), alpha=0.3)  # a plain forward still says so
+
+
 def test_left_padding_gives_the_same_next_token_logits():
     model = tiny_model()
     x = torch.randint(1, 40, (1, 8))
