@@ -32,6 +32,7 @@ from . import registration  # noqa: F401  (Auto classes; one-line α errors)
 from .config import TrainConfig
 from .configuration_abcgpt import AbcGPTConfig
 from .modeling_abcgpt import AbcGPTForCausalLM
+from .sampling import sample_mixtures, sample_sources
 from .tokenization_abcgpt import build_char_tokenizer, encode
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -116,18 +117,6 @@ def build_corpus(sources: dict[str, Path], tokenizer, val_fraction: float, block
 
 
 # ------------------------------------------------------------------------------------------ sampling
-
-
-def sample_mixtures(rng: np.random.Generator, n_rows: int, n_sources: int, concentration: float = 0.5) -> np.ndarray:
-    """(n_rows, N) mixtures ~ Dirichlet(concentration); for N=2, column 1 is α ~ Beta(c, c)."""
-    return rng.dirichlet([concentration] * n_sources, size=n_rows)
-
-
-def sample_sources(rng: np.random.Generator, mixtures: np.ndarray) -> np.ndarray:
-    """One source index per row ~ Categorical(row's mixture); for N=2, Bernoulli(α)."""
-    cdf = np.cumsum(mixtures, axis=1)
-    u = rng.random((mixtures.shape[0], 1))
-    return np.minimum((u > cdf).sum(axis=1), mixtures.shape[1] - 1)
 
 
 def sample_batch(
