@@ -11,7 +11,15 @@ import argparse
 import json
 
 from ..cli_args import add_config_arguments, add_threads_argument, apply_threads, config_from_args
-from .config import GATE_FAMILIES, BenchConfig, GenerateConfig, TrainConfig
+from .config import (
+    BUNDLED_SOURCES,
+    GATE_FAMILIES,
+    BenchConfig,
+    GenerateConfig,
+    TrainConfig,
+    check_model_folder,
+    parse_source_specs,
+)
 
 # The TrainConfig fields that set a model's size and gates: `train` and `bench` both take them.
 SIZE_FIELDS = ["steps", "n_embd", "n_layer", "n_head", "block_size", "batch_size", "learning_rate",
@@ -34,7 +42,7 @@ def _add_gate_flags(p: argparse.ArgumentParser, ungated: bool) -> None:
                    help=f"gated unit families, comma-separated from {','.join(GATE_FAMILIES)} (default: {','.join(on)})")
     if ungated:
         p.add_argument("--ungated", dest="gated", action="store_false", default=defaults["gated"].default,
-                       help="train the plain GPT baseline (gates off)")
+                       help="train the plain GPT baseline (default: gated, as --gates says)")
 
 
 def _gates(text: str) -> dict[str, bool]:
@@ -48,17 +56,16 @@ def _gates(text: str) -> dict[str, bool]:
 
 
 def _sources(args) -> dict[str, str] | None:
-    from .training import parse_source_specs
-
     return {k: str(v) for k, v in parse_source_specs(args.source).items()} if args.source else None
 
 
 def cmd_train(args) -> int:
-    from .training import BUNDLED_SOURCES, train
-
-    apply_threads(args.threads)
+    # Every setting is checked before torch is imported: a bad value costs no seconds.
     sources = _sources(args) or {n: str(BUNDLED_SOURCES[n]) for n in ("tinystories", "shakespeare")}
     cfg = config_from_args(TrainConfig, args, sources=sources, **_gates(args.gates))
+    apply_threads(args.threads)
+    from .training import train
+
     result = train(cfg)
     if result.is_main_process:
         print(f"saved {result.output_dir} ({result.tokens_per_second:.0f} tokens/s, final train loss {result.final_train_loss:.3f})")
@@ -66,11 +73,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .generation import generate_text, load_abcgpt
-
-    apply_threads(args.threads)
     prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t")
     config = config_from_args(GenerateConfig, args, prompt=prompt)
+    check_model_folder(args.model)  # before torch is imported: a mistyped path costs no seconds
+    apply_threads(args.threads)
+    from .generation import generate_text, load_abcgpt
+
     model, tokenizer = load_abcgpt(args.model)
     texts = generate_text(model, tokenizer, config)
     for i, text in enumerate(texts):
@@ -81,14 +89,14 @@ def cmd_generate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
-
-    apply_threads(args.threads)
     wanted = (set(SIZE_FIELDS) | set(BENCH_FIELDS)) - {"seed"}
     settings = {k: v for k, v in vars(args).items() if k in wanted}
     settings.update(_gates(args.gates))
     if args.source:
         settings["sources"] = _sources(args)
+    apply_threads(args.threads)
+    from .bench import run_bench
+
     report = run_bench(args.output_json, seed=args.seed, **settings)
     keys = ["loss_by_alpha", "specialist_loss", "mixture_loss", "spearman", "throughput_ratio", "goals"]
     print(json.dumps({k: report[k] for k in keys}, indent=2))

@@ -9,7 +9,9 @@ and the fix. This file imports nothing heavy (no torch), so ``hf-steer --help`` 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Literal
 
 from ..errors import HfSteerError
@@ -42,6 +44,37 @@ def check_float(name: str, value, low: float, high: float, *, low_open: bool = F
     if not math.isfinite(x) or x < low or x > high or (low_open and x == low) or (high_open and x == high):
         raise HfSteerError(f"{name} is {value}: use a number in {interval}")
     return x
+
+
+DATA_DIR = Path(__file__).parent / "data"
+# The bundled sources, by the names the CLI and the bench use by default.
+BUNDLED_SOURCES = {
+    "tinystories": DATA_DIR / "tinystories.txt",
+    "shakespeare": DATA_DIR / "tinyshakespeare.txt",
+    "names": DATA_DIR / "names.txt",
+}
+
+
+def parse_source_specs(specs: list[str]) -> dict[str, Path]:
+    """``["tinystories=path.txt", "shakespeare"]`` -> {name: path}; a bare name picks a bundled source."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        name = name.strip()
+        if not sep:
+            if name not in BUNDLED_SOURCES:
+                raise HfSteerError(
+                    f"--source {spec!r} has no path: write NAME=PATH, or one of the bundled names {', '.join(BUNDLED_SOURCES)}"
+                )
+            path = str(BUNDLED_SOURCES[name])
+        if not name or not path.strip():
+            raise HfSteerError(f"--source {spec!r} is not NAME=PATH: write e.g. shakespeare=data/shakespeare.txt")
+        if name in out:
+            raise HfSteerError(f"--source name {name!r} is given twice: give each source its own name")
+        out[name] = Path(path.strip()).expanduser()
+    if len(out) < 2:
+        raise HfSteerError(f"{len(out)} source(s) given: abcGPT needs two or more, e.g. --source tinystories --source shakespeare")
+    return out
 
 
 @dataclass
@@ -168,6 +201,28 @@ class BenchConfig:
         self.n_samples = check_int("n_samples", self.n_samples, 1, 100_000)
         self.sample_length = check_int("sample_length", self.sample_length, 1, MAX_SIZE)
         self.throughput_rounds = check_int("throughput_rounds", self.throughput_rounds, 1, 10_000)
+
+
+def check_model_folder(path: str | os.PathLike) -> Path | None:
+    """The abcGPT folder at ``path``, ``None`` for a Hub id, or one line saying what is wrong (no torch needed)."""
+    from ..artifacts import hub_model_id, read_json_object
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        if hub_model_id(str(path)) is None:
+            raise HfSteerError(
+                f"model folder {path} does not exist: pass a folder written by `hf-steer abc train` (or a Hub id)")
+        return None
+    if not p.is_dir():
+        raise HfSteerError(f"model {path} is a file: pass the folder written by `hf-steer abc train`")
+    if not (p / "config.json").is_file():
+        raise HfSteerError(f"model folder {path} has no config.json: pass a folder written by `hf-steer abc train`")
+    model_type = read_json_object(p / "config.json", "model config").get("model_type")
+    if model_type != "abcgpt":
+        raise HfSteerError(
+            f"model folder {path} holds a {model_type!r} model, not abcGPT: pass a folder written by `hf-steer abc train`"
+        )
+    return p
 
 
 def field_names(cls) -> set[str]:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import hub_model_id, read_json_object
 from ..errors import HfSteerError
 from . import registration  # noqa: F401  (Auto classes; one-line α errors)
-from .config import GenerateConfig
+from .config import GenerateConfig, check_model_folder
 from .modeling_abcgpt import AbcGPTForCausalLM
 
 
@@ -18,25 +17,16 @@ def load_abcgpt(path: str | Path, device: str | None = None):
     """(model, tokenizer) from a folder written by ``train`` (or pushed to the Hub); one line when it cannot."""
     from transformers import AutoTokenizer
 
-    p = Path(path).expanduser()
-    if p.exists():
-        if not p.is_dir():
-            raise HfSteerError(f"model {path} is a file: pass the folder written by `hf-steer abc train`")
-        if not (p / "config.json").is_file():
-            raise HfSteerError(f"model folder {path} has no config.json: pass a folder written by `hf-steer abc train`")
-        model_type = read_json_object(p / "config.json", "model config").get("model_type")
-        if model_type != "abcgpt":
-            raise HfSteerError(
-                f"model folder {path} holds a {model_type!r} model, not abcGPT: pass a folder written by `hf-steer abc train`"
-            )
-        source = str(p)
-    elif hub_model_id(str(path)) is None:
-        raise HfSteerError(f"model folder {path} does not exist: pass a folder written by `hf-steer abc train` (or a Hub id)")
+    folder = check_model_folder(path)
+    if folder is not None:
+        source, hub_kwargs = str(folder), {}
     else:
-        source = str(path)
+        from ..models import _check_hub_model  # a Hub id: one line at once when neither cached nor reachable
+
+        source, hub_kwargs = str(path), _check_hub_model(str(path))
     try:
-        model = AbcGPTForCausalLM.from_pretrained(source)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AbcGPTForCausalLM.from_pretrained(source, **hub_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
     except (OSError, ValueError) as e:
         if isinstance(e, HfSteerError):
             raise

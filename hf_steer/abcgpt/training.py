@@ -29,44 +29,13 @@ from ..artifacts import Artifact, read_json_object
 from ..errors import HfSteerError
 from ..utils import atomic_write_json, set_seed
 from . import registration  # noqa: F401  (Auto classes; one-line α errors)
-from .config import TrainConfig
+from .config import BUNDLED_SOURCES, DATA_DIR, TrainConfig, parse_source_specs  # noqa: F401  (re-exported)
 from .configuration_abcgpt import AbcGPTConfig
 from .modeling_abcgpt import AbcGPTForCausalLM
 from .sampling import sample_mixtures, sample_sources
 from .tokenization_abcgpt import build_char_tokenizer, encode
 
-DATA_DIR = Path(__file__).parent / "data"
-# The bundled sources, by the names the CLI and the bench use by default.
-BUNDLED_SOURCES = {
-    "tinystories": DATA_DIR / "tinystories.txt",
-    "shakespeare": DATA_DIR / "tinyshakespeare.txt",
-    "names": DATA_DIR / "names.txt",
-}
-
-
 # ------------------------------------------------------------------------------------------ sources
-
-
-def parse_source_specs(specs: list[str]) -> dict[str, Path]:
-    """``["tinystories=path.txt", "shakespeare"]`` -> {name: path}; a bare name picks a bundled source."""
-    out: dict[str, Path] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        name = name.strip()
-        if not sep:
-            if name not in BUNDLED_SOURCES:
-                raise HfSteerError(
-                    f"--source {spec!r} has no path: write NAME=PATH, or one of the bundled names {', '.join(BUNDLED_SOURCES)}"
-                )
-            path = str(BUNDLED_SOURCES[name])
-        if not name or not path.strip():
-            raise HfSteerError(f"--source {spec!r} is not NAME=PATH: write e.g. shakespeare=data/shakespeare.txt")
-        if name in out:
-            raise HfSteerError(f"--source name {name!r} is given twice: give each source its own name")
-        out[name] = Path(path.strip()).expanduser()
-    if len(out) < 2:
-        raise HfSteerError(f"{len(out)} source(s) given: abcGPT needs two or more, e.g. --source tinystories --source shakespeare")
-    return out
 
 
 def read_source(name: str, path: Path) -> str:

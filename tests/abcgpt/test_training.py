@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hf_steer.abcgpt import training
-from hf_steer.abcgpt.tokenization_abcgpt import build_char_tokenizer
-from hf_steer.abcgpt.training import sample_mixtures, sample_sources, split_text, train
+from hf_steer.abcgpt.tokenization_abcgpt import build_char_tokenizer, encode
+from hf_steer.abcgpt.training import BUNDLED_SOURCES, sample_mixtures, sample_sources, split_text, train
 from hf_steer.errors import HfSteerError
 
 from .conftest import tiny_train_config
@@ -57,6 +57,16 @@ def test_char_tokenizer_keeps_case_and_round_trips(tmp_path):
     assert again(text, add_special_tokens=False)["input_ids"] == ids
     lower = build_char_tokenizer(["Hello"], lowercase=True)
     assert lower.decode(lower("HeLLo", add_special_tokens=False)["input_ids"]) == "hello"
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_fast_encode_gives_the_tokenizers_ids(lowercase):
+    texts = [BUNDLED_SOURCES[n].read_text(encoding="utf-8")[:20000] for n in ("tinystories", "shakespeare", "names")]
+    tok = build_char_tokenizer(texts[:2], lowercase=lowercase)
+    for text in [*texts, "Ünïcode → ✓ and characters never seen: Ωж漢 \t\r\n"]:
+        want = tok(text, add_special_tokens=False)["input_ids"]
+        assert encode(tok, text).tolist() == want
+    assert encode(tok, "").tolist() == []
 
 
 def test_tiny_training_writes_a_pushable_folder(tiny_sources, tmp_path):
