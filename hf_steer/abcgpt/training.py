@@ -203,7 +203,9 @@ def check_output_dir(path: str | os.PathLike) -> Path:
 def estimated_training_bytes(cfg: TrainConfig, vocab_size: int) -> int:
     """Rough peak memory of one training process: fp32 weights, gradients and two AdamW moments, plus the
     activations kept for backward (about 10·C + 3·inner floats per token per layer, the attention
-    probabilities H·T when they are materialised, and the logits). Within 2x of measured peaks."""
+    probabilities H·T when they are materialised, and the logits). Measured on CPU (3 steps, growth of
+    peak RSS during ``train``): 118 MiB estimated vs 119 MiB at 4x128, batch 16x128; 2044 vs 1721 MiB at
+    6x384, batch 32x256."""
     c, layers, t, b, h = cfg.n_embd, cfg.n_layer, cfg.block_size, cfg.batch_size, cfg.n_head
     inner = 4 * c
     params = vocab_size * c + t * c + layers * (4 * c * c + 2 * c * inner + 11 * c + inner) + 2 * c

@@ -145,3 +145,10 @@ def test_resume_without_a_checkpoint_says_so(tiny_sources, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"hf-steer: error: no checkpoint in {tmp_path / 'empty'}") and err.count("\n") == 1
     assert not (tmp_path / "never_made").exists()  # a refused run leaves nothing behind
+
+
+def test_a_model_too_big_for_this_machine_is_refused_before_anything_is_allocated(tiny_sources, tmp_path):
+    cfg = tiny_train_config(tiny_sources, tmp_path / "huge", n_embd=1 << 16, n_head=1, n_layer=64)
+    with pytest.raises(HfSteerError, match=r"a 64x65536 model with batch 4x24 needs about \d+\.\d GiB but"):
+        train(cfg)
+    assert not (tmp_path / "huge").exists()
