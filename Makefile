@@ -8,7 +8,7 @@ STAMP := $(VENV)/.hf_steer-installed
 
 .PHONY: install browser demo test lint bench clean
 
-install: $(STAMP) browser
+install: $(STAMP)
 
 # The studio's browser tests drive Debian's Chromium (Playwright's own browser download is never used).
 # Installed only when missing and only as root with apt-get; elsewhere those tests skip with one line
@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/hf-steer demo
 
-test: install
+test: install browser
 	$(PY) -m pytest -q -ra
 
 lint: install
