@@ -57,6 +57,11 @@ class ElarablationArguments:
         keep_weight (`float`, *optional*, defaults to `1.0`):
             Weight of the loss at *keep* slots (a name introduced earlier must come back): KL to the reference
             there plus a floor on the expected name (see `loss.keep_loss`).
+        neutral_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the hold on the total probability of neutral candidates (neither good nor bad: non-names at
+            a name slot) at its reference value (`margin` only), so the slot stays as name-like as it was.
+        auto_keep (`int`, *optional*, defaults to `2`):
+            Keep contexts generated per training context whose rules ban stock names (see `keep.py`).
 
         anchor_weight (`float`, *optional*, defaults to `100.0`):
             Weight of the anchor term: KL(reference || model) of the next-token distributions over ordinary text
@@ -92,8 +97,12 @@ class ElarablationArguments:
     keep_weight: float = field(
         default=1.0, metadata={"help": "Weight of the loss at keep slots (an introduced name must come back)."}
     )
+    neutral_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the hold on the neutral mass at a slot (non-names at a name slot) (margin)."},
+    )
     auto_keep: int = field(
-        default=0,
+        default=2,
         metadata={"help": "Keep contexts generated per training context whose rules ban stock names: the context, "
                   "the name introduced, then a slot that refers back to it (0: none)."},
     )
@@ -125,7 +134,7 @@ class ElarablationArguments:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise HfSteerError(f"{name}={value} must be a positive number: e.g. {ElarablationArguments.__dataclass_fields__[name].default}")
-        for name in ("tether_weight", "keep_weight", "anchor_weight"):
+        for name in ("tether_weight", "keep_weight", "neutral_weight", "anchor_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise HfSteerError(f"{name}={value} must be a number >= 0: 0 turns it off")

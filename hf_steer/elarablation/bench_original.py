@@ -13,6 +13,7 @@ measured on every alternative and averaged.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,6 +62,8 @@ def run_original_bench(
     seed: int = 0,
     log: Callable[[str], None] = print,
     chat_template: str | None = None,
+    config=None,
+    lora=None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Train one fresh adapter per context file of ``folder`` and report the bad mass before/after.
@@ -70,6 +73,8 @@ def run_original_bench(
         folder: a folder of original elarablate YAML files (searched recursively).
         model: a model folder / ``.gguf`` / Hub id, or ``None`` for the bundled model.
         chat_template: a chat template for a model without one (see :func:`~hf_steer.elarablation.chat.chat_template`).
+        config, lora: an :class:`ElarablationConfig` (its :class:`ElarablationArguments` fields are used: a
+            fresh config is made per file) / :class:`LoraArguments` (what the CLI passes).
         **settings: :class:`ElarablationConfig` fields (default: 8 epochs, the config's loss and rates).
     """
     from peft import get_peft_model
@@ -102,12 +107,24 @@ def run_original_bench(
         except HfSteerError as e:
             unreadable.append({"file": str(path.relative_to(folder)), "error": str(e)})
             log(f"  not readable: {e}")
+    if not datasets:
+        raise HfSteerError(f"--folder {folder}: no readable elarablate YAML file in it (see the lines above): fix them")
     set_seed(seed)
     base, tokenizer = load_model(model)
     apply_chat_template(tokenizer, chat_template)
-    base = get_peft_model(base, default_lora_config(base))
+    if lora is None:
+        from .arguments import LoraArguments
+
+        lora = LoraArguments()
+    base = get_peft_model(base, default_lora_config(base, lora.lora_r, lora.lora_alpha, lora.layers()))
     texts = TokenTexts(tokenizer)
     vocab = [texts(i) for i in range(base.get_output_embeddings().weight.shape[0])]
+    if config is not None:  # a fresh config per file: take the fields a user sets from the one passed
+        from .arguments import ElarablationArguments
+
+        own = ("seed", "save_strategy", "report_to")  # set per file below
+        settings = {**{f.name: getattr(config, f.name) for f in dataclasses.fields(ElarablationArguments)
+                       if f.name not in own}, **settings}
     config = {**SETTINGS, **settings}
     results = []
     for path, dataset in tqdm(datasets, desc="context files", unit="file"):

@@ -14,7 +14,7 @@ from ..cli_args import add_config_arguments, add_threads_argument, apply_threads
 # ElarablationConfig fields a training command shows (a TrainingArguments subclass has ~150).
 TRAIN_FIELDS = ["loss_type", "learning_rate", "num_train_epochs", "per_device_train_batch_size", "top_k",
                 "max_threshold", "min_threshold", "temperature", "bad_ratio", "tree_depth", "tree_width",
-                "keep_weight", "auto_keep", "anchor_weight", "load_in_4bit", "seed"]
+                "keep_weight", "neutral_weight", "auto_keep", "anchor_weight", "load_in_4bit", "seed"]
 TRAIN_ALIASES = {"num_train_epochs": ["--epochs"], "per_device_train_batch_size": ["--batch-size"]}
 
 
@@ -199,7 +199,7 @@ def register(sub) -> None:
     s = group.add_parser("bench-stories", help="story bench: `auto` on training prompts, then held-out prompts "
                          "before/after (patterns, slop index, distinct-2, loops, judge perplexity): JSON + PNG")
     s.add_argument("--output-json", required=True, help="where the figures go (a PNG is written beside it)")
-    s.add_argument("--judge", default="auto", help="auto (Gemma-3-270M if installed) | gemma | none | model path")
+    s.add_argument("--judge", default="auto", help="auto (Gemma-3-270M if installed) | gemma | none | model path (default: %(default)s)")
     _add_model(s)
     add_config_arguments(s, AutoArguments)
     _add_training(s, exclude=("seed",))

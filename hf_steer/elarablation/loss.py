@@ -90,6 +90,7 @@ def elarablation_loss(
     bad_ratio: float = 0.1,
     vocab_bad: torch.Tensor | None = None,
     vocab_neutral: torch.Tensor | None = None,
+    neutral_weight: float = 1.0,
 ) -> LossOutput:
     """Loss at the slop point for a batch of rows.
 
@@ -108,7 +109,7 @@ def elarablation_loss(
             hinges see only the top-k; when a dominant good token is pushed down, its mass would otherwise
             spread over every other token, the bad tail beyond the top-k included.
         vocab_neutral: (B, V) bool, the tokens each row's rules call neither good nor bad (``margin`` only): their
-            total probability is held at the reference's (squared log-ratio, ``tether_weight``), so a slot keeps
+            total probability is held at the reference's (squared log-ratio, ``neutral_weight``), so a slot keeps
             its shape (a name slot stays as often a name slot: rewarding dozens of rare names otherwise drew
             the mass of every non-name there, and the named rate rose 9 points).
 
@@ -169,7 +170,7 @@ def elarablation_loss(
             mass = torch.where(vocab_neutral, logprobs, neg).logsumexp(-1)
             ref_mass = torch.where(vocab_neutral, ref_all, neg).logsumexp(-1)
             held = ref_mass > math.log(1e-4)  # a slot with (almost) no neutral mass has none to hold
-            row_loss = row_loss + tether_weight * torch.where(held, (mass - ref_mass).pow(2), 0.0)
+            row_loss = row_loss + neutral_weight * torch.where(held, (mass - ref_mass).pow(2), 0.0)
         loss = row_loss.mean()
 
     with torch.no_grad():

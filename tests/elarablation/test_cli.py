@@ -140,3 +140,21 @@ def test_fuzz_every_numeric_and_path_flag_rejects_bad_values_with_one_line(tmp_p
                     assert rc == 2 and len(lines) == 1, (argv, captured.err)
     assert tried >= 150
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.txt", "names.yaml", "originals"]
+
+
+def test_bench_original_from_the_cli_writes_json_and_png(tmp_path, tiny_folder, capsys):
+    """`hf-steer elarablate bench-original` with the CLI's settings (it once crashed: config= was not accepted)."""
+    import json
+
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    (folder / "names.yaml").write_text(  # shaped like the published files: a block scalar ending in a newline
+        "response_text: |\n  The elf girl nods. \"My name is\nhyperparameters: {top_k: 20}\n"
+        "token_rules: {good_token_regexes: ['^ [A-Z]'], bad_token_regexes: ['^ ?El']}\n")
+    out = tmp_path / "original.json"
+    assert main(["elarablate", "bench-original", "--folder", str(folder), "--output-json", str(out),
+                 "--model", str(tiny_folder), "--epochs", "1", "--learning-rate", "0.01", "--lora-r", "4"]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["files"] == 1 and figures["settings"]["num_train_epochs"] == 1.0
+    assert figures["settings"]["learning_rate"] == 0.01 and figures["results"][0]["steps"] >= 1
+    assert out.with_suffix(".png").is_file() and "readable files" in capsys.readouterr().out

@@ -74,7 +74,7 @@ def test_metaspace_tokenizer_and_full_finetune(tmp_path):
     tok = make_tokenizer("metaspace")
     model = make_tiny_model("llama")
     before = model.lm_head.weight.detach().clone()
-    trainer = ElarablationTrainer(model, _config(tmp_path), load_contexts(ROWS), tok)
+    trainer = ElarablationTrainer(model, _config(tmp_path, auto_keep=0), load_contexts(ROWS), tok)
     trainer.train()
     assert not torch.equal(before, model.lm_head.weight.detach())
     assert len(trainer._ref_cache) == 3  # full fine-tune: reference read before training
@@ -98,7 +98,8 @@ def test_tree_depth_two_adds_rows_that_see_the_whole_word(tmp_path):
 
 def test_checkpoint_and_resume(tmp_path):
     tok = make_tokenizer("bytelevel")
-    args = _config(tmp_path, num_train_epochs=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2)
+    args = _config(tmp_path, num_train_epochs=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2,
+                   auto_keep=0)  # no generated keep rows: 2 steps an epoch
     ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(ROWS[:2]), tok, peft_config=_lora()).train()
     checkpoint = Path(args.output_dir) / "checkpoint-2"
     assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
