@@ -131,3 +131,7 @@ def register(subparsers) -> None:
     b.add_argument("--sample-length", type=int, default=120, help="characters per sample (default %(default)s)")
     _add_size_flags(b, steps=600)
     b.set_defaults(func=cmd_bench)
+
+    from .adapter.cli import register_adapt  # the abc adapter: the dial on a pretrained model
+
+    register_adapt(sub)
