@@ -131,6 +131,9 @@ class AbcAdapterBenchConfig:
     gate_function: Literal["cos2", "gaussian"] = _train_default("gate_function")
     gate_width: float = _train_default("gate_width")
     gate_floor: float = _train_default("gate_floor")
+    sources: dict[str, str] | None = field(
+        default=None, metadata={"help": "exactly two sources, name -> text file (default: the bundled tinystories and shakespeare)"}
+    )
     heldout_windows: int = field(default=16, metadata={"help": "held-out windows per source (and per alpha)"})
     n_samples: int = field(default=16, metadata={"help": "samples per alpha for the source score"})
     sample_length: int = field(default=48, metadata={"help": "tokens per sample"})
@@ -149,5 +152,7 @@ class AbcAdapterBenchConfig:
         for key in ("heldout_windows", "n_samples", "sample_length", "chat_tokens", "speed_new_tokens", "speed_rounds"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise HfSteerError(f"{key} is {getattr(self, key)!r}: use a positive integer")
+        if self.sources is not None and len(self.sources) != 2:
+            raise HfSteerError(f"the bench takes exactly two sources, got {len(self.sources)}: the source score compares two specialists")
         if not self.sample_prompt:
             raise HfSteerError("sample_prompt is empty: give at least one character, e.g. a newline")

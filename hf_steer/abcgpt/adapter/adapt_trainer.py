@@ -153,26 +153,29 @@ def prepare_corpus(cfg: AbcAdaptConfig, tokenizer) -> Corpus:
     return build_corpus({n: Path(p) for n, p in cfg.sources.items()}, tokenizer, cfg.val_fraction, cfg.block_size)
 
 
-def train_adapter(cfg: AbcAdaptConfig, model=None, tokenizer=None, corpus: Corpus | None = None, log=print):
+def train_adapter(cfg: AbcAdaptConfig, model=None, tokenizer=None, corpus: Corpus | None = None, log=print,
+                  callbacks: list | None = None):
     """Train (or resume) one adapter; saves it, the tokenizer, ``training_log.json`` and ``hf_steer.json``.
 
     ``model`` / ``tokenizer`` / ``corpus`` may be passed in (the bench loads the base once and passes a copy);
-    by default the base is loaded from ``cfg.base_model``. Returns the trained ``PeftModel``.
+    by default the base is loaded from ``cfg.base_model``. ``callbacks``: extra ``TrainerCallback``s.
+    Returns the trained ``PeftModel``.
     """
     if model is None:
         model, tokenizer = load_model(cfg.base_model, load_in_4bit=cfg.load_in_4bit)
     elif tokenizer is None:
         raise HfSteerError("train_adapter got a model without its tokenizer: pass both")
+    peft_model = wrap_model(model, cfg, list(cfg.sources))  # a bad target fails before the sources are read
     corpus = corpus or prepare_corpus(cfg, tokenizer)
     if list(corpus.names) != list(cfg.sources):
         raise HfSteerError(f"corpus sources {corpus.names} differ from the config's {list(cfg.sources)}: build it from cfg")
-    peft_model = wrap_model(model, cfg, corpus.names)
     out = Path(cfg.output_dir)
     resume = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
     if resume:
         log(f"resuming from {resume}")
     trainer = AbcAdaptTrainer(
         model=peft_model, args=training_arguments(cfg), train_dataset=DialRows(corpus, cfg, with_alpha=cfg.gated),
+        callbacks=callbacks,
     )
     result = trainer.train(resume_from_checkpoint=resume)
     peft_model.eval()

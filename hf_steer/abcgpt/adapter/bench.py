@@ -58,7 +58,7 @@ CHAT_QUESTIONS = [
 
 
 def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int) -> dict[str, AbcAdaptConfig]:
-    sources = {"tinystories": str(BUNDLED_SOURCES["tinystories"]), "shakespeare": str(BUNDLED_SOURCES["shakespeare"])}
+    sources = s.sources or {n: str(BUNDLED_SOURCES[n]) for n in ("tinystories", "shakespeare")}
     base = AbcAdaptConfig(
         sources=sources, output_dir=str(work / "abc"), r=s.r, unit_size=s.unit_size, layers=s.layers,
         block_size=s.block_size, batch_size=s.batch_size, steps=s.steps, learning_rate=s.learning_rate,
@@ -205,8 +205,9 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
     log("== sampling along the dial")
     scores = []
     with Timer() as t:
-        for i, a in enumerate(ALPHA_GRID):
-            samples = sample(abc, tokenizer, a, s.n_samples, s.sample_length, prompt=s.sample_prompt, seed=seed + i)
+        for a in ALPHA_GRID:
+            # One seed for every α (common random numbers): the dial is the only thing that changes between points.
+            samples = sample(abc, tokenizer, a, s.n_samples, s.sample_length, prompt=s.sample_prompt, seed=seed)
             scores.append({"alpha": a, **source_score(samples, spec[names[0]], spec[names[1]])})
     wall["source_score"] = round(t.wall, 1)
     values = [row["score"] for row in scores]
@@ -216,7 +217,8 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         "source_score_by_alpha": scores,
         "source_score_definition": (
             f"mean per-token log p_{names[1]}(x) - log p_{names[0]}(x) under the two specialist LoRAs, "
-            f"{s.n_samples} samples x {s.sample_length} tokens per alpha, temperature 1, prompt {s.sample_prompt!r}"
+            f"{s.n_samples} samples x {s.sample_length} tokens per alpha, temperature 1, prompt {s.sample_prompt!r}, "
+            "the same sampling seed at every alpha"
         ),
         "spearman": round(rho, 4),
         "monotone": bool((steps_between >= 0).all()),

@@ -61,7 +61,10 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     apply_threads(args.threads)
-    settings = vars(config_from_args(AbcAdapterBenchConfig, args))
+    from ..training import parse_source_specs
+
+    sources = {k: str(v) for k, v in parse_source_specs(args.source).items()} if args.source else None
+    settings = vars(config_from_args(AbcAdapterBenchConfig, args, sources=sources))
     report = run_bench(args.output_json, model=args.base_model, seed=args.seed, **settings)
     keys = ["endpoint_gap_vs_specialist", "middle_gap_vs_mixture_lora", "spearman", "max_step_fraction",
             "kl_at_alpha_0.5", "chat_correct", "generation_speed_ratio", "wall_seconds", "goals"]
@@ -100,6 +103,8 @@ def register_adapt(subparsers) -> None:
     b.add_argument("--output-json", required=True, help="where to write the figures; the PNG goes beside it")
     b.add_argument("--base-model", default=None, help="base model (default: the bundled SmolLM2-135M-Instruct)")
     b.add_argument("--seed", type=int, default=0, help="seed of rows, inits, positions m and samples")
-    add_config_arguments(b, AbcAdapterBenchConfig, exclude=["sample_prompt"])
+    b.add_argument("--source", action="append", metavar="NAME=PATH",
+                   help="exactly two sources (default: the bundled tinystories and shakespeare)")
+    add_config_arguments(b, AbcAdapterBenchConfig, exclude=["sample_prompt", "sources"])
     add_threads_argument(b)
     b.set_defaults(func=cmd_bench)
