@@ -81,11 +81,12 @@ class AbcAdapterLayer(BaseTunerLayer):
 
     # -- gates -----------------------------------------------------------------------------------------
 
-    def set_gate(self, adapter_name: str, unit_gates: torch.Tensor) -> None:
-        """Store this layer's gates, (G, n_units) in [0, 1], as rank-component factors (G, 1, r) times s."""
+    def set_gate(self, adapter_name: str, gate: torch.Tensor) -> None:
+        """Store this layer's gate factors: (G, r) = each rank component's unit gate times ``s``."""
         A = self.abc_A[adapter_name].weight
-        gate = unit_gates.repeat_interleave(self.unit_size[adapter_name], dim=1) * self.scaling[adapter_name]
-        self._abc_gates[adapter_name] = {0: gate.to(device=A.device, dtype=A.dtype)[:, None, :]}
+        if gate.device != A.device or gate.dtype != A.dtype:
+            gate = gate.to(device=A.device, dtype=A.dtype)
+        self._abc_gates[adapter_name] = {0: gate[:, None, :]}
 
     def _gate(self, adapter_name: str, x: torch.Tensor) -> torch.Tensor:
         gates = self._abc_gates.get(adapter_name)

@@ -102,6 +102,7 @@ class AbcAdapterModel(BaseTuner):
     def __init__(self, model, config, adapter_name: str = "default", low_cpu_mem_usage: bool = False, state_dict=None):
         self._alpha = None  # the default dial, as the user gave it (None = equal parts)
         self._applied: tuple | None = None  # (mixtures by adapter, state of the m buffers) the layers' gates are for
+        self._layer_cache: list[AbcAdapterLayer] | None = None
         super().__init__(model, config, adapter_name, low_cpu_mem_usage=low_cpu_mem_usage, state_dict=state_dict)
 
     # -- PEFT tuner hooks ------------------------------------------------------------------------------
@@ -143,7 +144,9 @@ class AbcAdapterModel(BaseTuner):
     def _unload_and_optionally_merge(self, merge: bool = True, **kwargs):
         if merge:
             self._ensure_dial()
-        return super()._unload_and_optionally_merge(merge=merge, **kwargs)
+        model = super()._unload_and_optionally_merge(merge=merge, **kwargs)
+        self._layer_cache = self._applied = None
+        return model
 
     def merge_adapter(self, adapter_names=None, safe_merge: bool = False) -> None:
         self._ensure_dial()
@@ -177,30 +180,49 @@ class AbcAdapterModel(BaseTuner):
         return {name: c for name, c in self.peft_config.items() if isinstance(c, AbcAdapterConfig)}
 
     def _layers(self) -> list[AbcAdapterLayer]:
-        return [m for m in self.model.modules() if isinstance(m, AbcAdapterLayer)]
+        """The adapter layers, found once and again only after PEFT adds, deletes or unloads layers."""
+        if self._layer_cache is None:
+            self._layer_cache = [m for m in self.model.modules() if isinstance(m, AbcAdapterLayer)]
+        return self._layer_cache
+
+    def inject_adapter(self, *args, **kwargs):
+        self._layer_cache = None
+        return super().inject_adapter(*args, **kwargs)
+
+    def delete_adapter(self, adapter_name: str) -> None:
+        self._layer_cache = self._applied = None
+        super().delete_adapter(adapter_name)
 
     @torch.no_grad()
     def _ensure_dial(self, alpha=_UNSET) -> None:
-        """Make the layers hold the gates for ``alpha`` (default: the dial set by :meth:`set_alpha`)."""
+        """Make the layers hold the gates for ``alpha`` (default: the dial set by :meth:`set_alpha`).
+
+        The gates of every layer come from one :func:`gate_values` call over all units, expanded to rank
+        components and scaled once; each layer gets a view of its slice.
+        """
         target = self._alpha if alpha is _UNSET else alpha
-        mixtures = {name: alpha_to_mixture(target, c.source_names) for name, c in self._abc_configs().items()}
+        configs = self._abc_configs()
+        mixtures = {name: alpha_to_mixture(target, c.source_names) for name, c in configs.items()}
         layers = self._layers()
-        state = tuple((id(layer), name, m.data_ptr(), m._version) for layer in layers for name, m in layer.abc_m.items())
+        state = tuple((m.data_ptr(), m._version) for layer in layers for m in layer.abc_m.values())
         if self._applied is not None and self._applied[1] == state and self._applied[0].keys() == mixtures.keys():
             if all(torch.equal(mixtures[n], self._applied[0][n]) for n in mixtures):
                 return
         for name, mixture in mixtures.items():
-            config = self.peft_config[name]
+            config = configs[name]
             owners = [layer for layer in layers if name in layer.abc_m]
             if not owners:
                 continue
             positions = [layer.abc_m[name] for layer in owners]
             device = positions[0].device
-            gates = gate_values(
+            units = gate_values(
                 mixture.to(device), torch.cat([m.to(device) for m in positions]),
                 config.gate_function, config.gate_width, config.gate_floor,
             )
-            for layer, piece in zip(owners, gates.split([m.shape[0] for m in positions], dim=1)):
+            factors = units.repeat_interleave(config.unit_size, dim=1) * config.scaling
+            factors = factors.to(owners[0].abc_A[name].weight.dtype)
+            sizes = [m.shape[0] * config.unit_size for m in positions]
+            for layer, piece in zip(owners, factors.split(sizes, dim=1)):
                 layer.set_gate(name, piece)
         self._applied = (mixtures, state)
 

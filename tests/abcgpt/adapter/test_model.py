@@ -191,3 +191,16 @@ def test_bad_config_values_are_one_line_errors():
         with pytest.raises(HfSteerError, match=None) as info:
             AbcAdapterConfig(**kwargs)
         assert needle in str(info.value)
+
+
+def test_a_second_adapter_gets_its_own_units_and_dial():
+    model = tiny_abc()
+    first = logits(model, alpha=1.0)
+    model.add_adapter("three", AbcAdapterConfig(r=4, source_names=["a", "b", "c"], m_seed=9))
+    model.set_adapter("three")
+    assert torch.equal(logits(model, alpha=[0.0, 0.0, 1.0]), logits(model.get_base_model()))  # fresh B = 0
+    with pytest.raises(HfSteerError, match="pass a mixture of 3 weights"):
+        logits(model, alpha=0.3)  # every adapter checks the dial against its own sources
+    model.set_adapter("default")
+    model.delete_adapter("three")
+    assert torch.allclose(logits(model, alpha=1.0), first, atol=1e-6)
