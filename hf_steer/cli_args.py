@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -69,7 +70,7 @@ def _field_default(field: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
-def _number(kind: type, flag: str):
+def number(kind: type, flag: str = ""):
     """An argparse type that turns a bad value into one line naming the flag (argparse exits 2)."""
 
     def parse(text: str):
@@ -77,8 +78,8 @@ def _number(kind: type, flag: str):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if kind is float and value != value:  # NaN is never a setting
-            raise argparse.ArgumentTypeError("nan is not a number a setting can take")
+        if kind is float and not math.isfinite(value):  # nan and inf are never a setting
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         return value
 
     parse.__name__ = kind.__name__
@@ -133,9 +134,9 @@ def add_config_arguments(
             item = (get_args(tp) or (str,))[0]
             item, _ = _unwrap_optional(item)
             kwargs["nargs"] = "+"
-            kwargs["type"] = _number(item, name) if item in (int, float) else str
+            kwargs["type"] = number(item, name) if item in (int, float) else str
         elif tp in (int, float):
-            kwargs["type"] = _number(tp, name)
+            kwargs["type"] = number(tp, name)
         else:
             kwargs["type"] = str
         parser.add_argument(*flag_names(name, aliases.get(name, ())), **kwargs)
@@ -160,9 +161,23 @@ def config_from_args(config_cls: type, args: argparse.Namespace, **overrides: An
         raise HfSteerError(f"bad setting for {config_cls.__name__}: {str(e).splitlines()[0]}") from None
 
 
+def positive(kind: type = int, allow_zero: bool = False):
+    """An argparse type for a count or size: ``positive(int)``, ``positive(float, allow_zero=True)``."""
+    parse_number = number(kind)
+
+    def parse(text: str):
+        value = parse_number(text)
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'0 or more' if allow_zero else 'above 0'}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads, the same flag in every group."""
-    parser.add_argument("--threads", type=_number(int, "threads"), default=None,
+    parser.add_argument("--threads", type=positive(int), default=None,
                         help="torch CPU threads (default: torch's choice)")
 
 
