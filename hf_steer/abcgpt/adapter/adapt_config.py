@@ -14,6 +14,15 @@ from typing import Literal
 
 from ...errors import HfSteerError
 
+
+def _check_numbers(config) -> None:
+    """No setting is NaN or infinite (one line naming the first that is)."""
+    for name, value in vars(config).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise HfSteerError(f"{name} is {value}: use a finite number")
+
+
 # Every linear layer of a Llama-style block (SmolLM2, Llama, Qwen, Mistral, Gemma...).
 LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -64,6 +73,9 @@ class AbcAdaptConfig:
     progress: bool = field(default=False, metadata={"help": "show the Trainer's progress bar"})
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
+        if self.seed < 0:
+            raise HfSteerError(f"seed is {self.seed}: use 0 or more")
         if len(self.sources) < 2 and self.fixed_mixture is None:
             raise HfSteerError(f"{len(self.sources)} source(s) given: the dial needs two or more, e.g. --source tinystories --source shakespeare")
         if not self.output_dir:
@@ -77,12 +89,18 @@ class AbcAdaptConfig:
                 raise HfSteerError(f"{key} is {getattr(self, key)}: use 0 or more")
         if self.r % self.unit_size:
             raise HfSteerError(f"unit_size {self.unit_size} does not divide r={self.r}: use a divisor, e.g. 1")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+        if not self.learning_rate > 0:
             raise HfSteerError(f"learning_rate is {self.learning_rate}: use a positive number such as 2e-3")
         if not 0.0 < self.val_fraction < 0.5:
             raise HfSteerError(f"val_fraction is {self.val_fraction}: use a fraction in (0, 0.5), e.g. 0.1")
         if not self.concentration > 0:
             raise HfSteerError(f"concentration is {self.concentration}: use a positive number such as 0.5")
+        if not self.lora_alpha > 0 or not self.gate_width > 0:
+            raise HfSteerError(f"lora_alpha ({self.lora_alpha}) and gate_width ({self.gate_width}) must be positive")
+        if not 0.0 <= self.gate_floor < 1.0 or not 0.0 <= self.lora_dropout < 1.0:
+            raise HfSteerError(f"gate_floor ({self.gate_floor}) and lora_dropout ({self.lora_dropout}) must lie in [0, 1)")
+        if self.weight_decay < 0:
+            raise HfSteerError(f"weight_decay is {self.weight_decay}: use 0 or more")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise HfSteerError(f"min_lr_ratio is {self.min_lr_ratio}: use a fraction in [0, 1]")
         if self.fixed_mixture is not None:
@@ -116,6 +134,10 @@ def _train_default(name: str):
                  metadata=AbcAdaptConfig.__dataclass_fields__[name].metadata)
 
 
+_SHARED = ("steps", "r", "unit_size", "layers", "block_size", "batch_size", "learning_rate", "gate_function",
+           "gate_width", "gate_floor")
+
+
 @dataclass
 class AbcAdapterBenchConfig:
     """Settings of ``hf-steer abc adapt bench``: the training settings shared by its four runs (defaults from
@@ -146,6 +168,8 @@ class AbcAdapterBenchConfig:
     work_dir: str | None = field(default=None, metadata={"help": "where the four runs live (default: beside the JSON); resumable"})
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
+        AbcAdaptConfig(sources={"a": "", "b": ""}, output_dir="-", **{k: getattr(self, k) for k in _SHARED})  # same checks
         self.parts = list(self.parts)
         if not self.parts or set(self.parts) - {"quality", "speed"}:
             raise HfSteerError(f"parts {self.parts!r}: use quality, speed or both")

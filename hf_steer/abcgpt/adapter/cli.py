@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import json
 
-from ...cli_args import add_config_arguments, add_threads_argument, apply_threads, config_from_args
+from ...cli_args import (
+    add_config_arguments,
+    add_threads_argument,
+    apply_threads,
+    config_from_args,
+    number,
+    positive,
+)
 from .adapt_config import AbcAdaptConfig, AbcAdapterBenchConfig
 
 SOURCE_HELP = ("a training source NAME=PATH (repeat; a bare bundled name works: tinystories, shakespeare, names). "
@@ -37,10 +44,6 @@ def cmd_generate(args) -> int:
     model, tokenizer = load_adapter(args.adapter, base_model=args.base_model)
     dial = args.alpha if args.mix is None else args.mix
     alpha_to_mixture(dial, model.source_names)  # one-line error before any work
-    if not args.temperature > 0:
-        from ...errors import HfSteerError
-
-        raise HfSteerError(f"--temperature is {args.temperature}: use a positive number such as 0.8")
     prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t")
     if args.chat:
         prompt = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
@@ -88,21 +91,22 @@ def register_adapt(subparsers) -> None:
     g.add_argument("--adapter", required=True, help="folder written by `hf-steer abc adapt train`")
     g.add_argument("--base-model", default=None, help="base model (default: the one the adapter records)")
     dial = g.add_mutually_exclusive_group(required=True)
-    dial.add_argument("--alpha", type=float, help="two-source dial in [0, 1] (0 = first source)")
+    dial.add_argument("--alpha", type=number(float), help="two-source dial in [0, 1] (0 = first source)")
     dial.add_argument("--mix", help="mixture over sources, e.g. shakespeare=0.7,tinystories=0.3")
     g.add_argument("--prompt", default="\\n", help="text to continue (escapes like \\n work; default a newline)")
     g.add_argument("--chat", action="store_true", help="send the prompt as a chat message (chat template)")
-    g.add_argument("--max-new-tokens", type=int, default=60, help="tokens to write (default %(default)s)")
-    g.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default %(default)s)")
-    g.add_argument("--num-samples", type=int, default=1, help="samples to write (default %(default)s)")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed")
+    g.add_argument("--max-new-tokens", type=positive(int), default=60, help="tokens to write (default %(default)s)")
+    g.add_argument("--temperature", type=positive(float), default=0.8, help="sampling temperature (default %(default)s)")
+    g.add_argument("--num-samples", type=positive(int), default=1, help="samples to write (default %(default)s)")
+    g.add_argument("--seed", type=positive(int, allow_zero=True), default=0, help="sampling seed (default %(default)s)")
     add_threads_argument(g)
     g.set_defaults(func=cmd_generate)
 
     b = sub.add_parser("bench", help="abc adapter vs specialist and mixture LoRAs on the bundled model (JSON + PNG)")
     b.add_argument("--output-json", required=True, help="where to write the figures; the PNG goes beside it")
     b.add_argument("--base-model", default=None, help="base model (default: the bundled SmolLM2-135M-Instruct)")
-    b.add_argument("--seed", type=int, default=0, help="seed of rows, inits, positions m and samples")
+    b.add_argument("--seed", type=positive(int, allow_zero=True), default=0,
+                   help="seed of rows, inits, positions m and samples (default %(default)s)")
     b.add_argument("--source", action="append", metavar="NAME=PATH",
                    help="exactly two sources (default: the bundled tinystories and shakespeare)")
     add_config_arguments(b, AbcAdapterBenchConfig, exclude=["sample_prompt", "sources"])
