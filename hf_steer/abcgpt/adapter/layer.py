@@ -51,6 +51,7 @@ class AbcAdapterLayer(BaseTunerLayer):
         # adapter -> {key: gate}; key 0 is the gate as set, (rows, 3-D input?) its per-batch shapes
         self._abc_gates: dict[str, dict] = {}
         self._merged_gates: dict[str, torch.Tensor] = {}
+        self._abc_dropout_on: dict[str, bool] = {}
         self._disable_adapters = False
         self.merged_adapters = []
         in_features, out_features = _get_in_out_features(self.get_base_layer())
@@ -65,6 +66,7 @@ class AbcAdapterLayer(BaseTunerLayer):
         self.unit_size[adapter_name] = config.unit_size
         self.scaling[adapter_name] = config.scaling
         self.abc_dropout[adapter_name] = nn.Dropout(config.lora_dropout) if config.lora_dropout > 0 else nn.Identity()
+        self._abc_dropout_on[adapter_name] = config.lora_dropout > 0
         self.abc_A[adapter_name] = nn.Linear(self.in_features, r, bias=False)
         self.abc_B[adapter_name] = nn.Linear(r, self.out_features, bias=False)
         if config.init_lora_weights:
@@ -89,17 +91,22 @@ class AbcAdapterLayer(BaseTunerLayer):
         self._abc_gates[adapter_name] = {0: gate[:, None, :]}
 
     def _gate(self, adapter_name: str, x: torch.Tensor) -> torch.Tensor:
+        """The gate factors for input ``x``: (rows, 1, r) for (batch, tokens, features), (1, r) for 2-D inputs;
+        a new batch size is expanded once and kept (``generate`` calls every layer once per token)."""
         gates = self._abc_gates.get(adapter_name)
         if gates is None:
             raise HfSteerError("the abc adapter has no dial set: run it through its PeftModel (get_peft_model)")
-        batch = x.shape[0] if x.ndim >= 3 else 1
-        gate = gates.get((batch, x.ndim >= 3))
+        key = (x.shape[0], True) if x.ndim >= 3 else (1, False)
+        gate = gates.get(key)
         if gate is None:
-            gate = gates[0] if x.ndim >= 3 else gates[0][:, 0, :]
-            if x.ndim < 3 and gate.shape[0] != 1:
+            gate = gates[0]
+            if x.ndim >= 3:
+                gate = rows_for_batch(gate, x.shape[0])
+            elif gate.shape[0] != 1:
                 raise HfSteerError("alpha per row needs inputs shaped (batch, tokens, features): pass one alpha")
-            gate = rows_for_batch(gate, batch) if x.ndim >= 3 else gate
-            gates[(batch, x.ndim >= 3)] = gate
+            else:
+                gate = gate[:, 0, :]
+            gates[key] = gate
         return gate
 
     # -- merging at a fixed dial -------------------------------------------------------------------------
@@ -158,17 +165,21 @@ class Linear(nn.Module, AbcAdapterLayer):
             if self.merged:
                 self.unmerge()
             return self.base_layer(x, *args, **kwargs)
-        if self.merged:
-            return self.base_layer(x, *args, **kwargs)
         result = self.base_layer(x, *args, **kwargs)
-        previous_dtype = result.dtype
+        if self.merged:
+            return result
+        # Kept lean: this runs for every adapted layer at every generated token (one multiply more than
+        # LoRA's output scaling would cost: none, the gate factor carries the scaling).
         for name in self.active_adapters:
             if name not in self.abc_A:
                 continue
             A = self.abc_A[name]
-            h = A(self.abc_dropout[name](self._cast_input_dtype(x, A.weight.dtype)))
-            result = result + self.abc_B[name](h * self._gate(name, x))
-        return result.to(previous_dtype)
+            h = x if x.dtype == A.weight.dtype else x.to(A.weight.dtype)
+            if self._abc_dropout_on.get(name):
+                h = self.abc_dropout[name](h)
+            out = self.abc_B[name](A(h) * self._gate(name, x))
+            result = result + (out if out.dtype == result.dtype else out.to(result.dtype))
+        return result
 
     def __repr__(self) -> str:
         return "abc_adapter." + super().__repr__()
