@@ -57,10 +57,10 @@ CHAT_QUESTIONS = [
 ]
 
 
-def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int) -> dict[str, AbcAdaptConfig]:
+def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | None) -> dict[str, AbcAdaptConfig]:
     sources = s.sources or {n: str(BUNDLED_SOURCES[n]) for n in ("tinystories", "shakespeare")}
     base = AbcAdaptConfig(
-        sources=sources, output_dir=str(work / "abc"), r=s.r, unit_size=s.unit_size, layers=s.layers,
+        sources=sources, output_dir=str(work / "abc"), base_model=base_model, r=s.r, unit_size=s.unit_size, layers=s.layers,
         block_size=s.block_size, batch_size=s.batch_size, steps=s.steps, learning_rate=s.learning_rate,
         gate_function=s.gate_function, gate_width=s.gate_width, gate_floor=s.gate_floor, seed=seed, eval_windows=0,
         save_steps=max(1, s.steps // 4), logging_steps=max(1, s.steps // 8), resume=True,
@@ -144,7 +144,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
     with Timer() as t:
         base, tokenizer = load_model(model)
     wall["load"] = round(t.wall, 1)
-    runs = _configs(work, s, seed)
+    runs = _configs(work, s, seed, str(model) if model else None)
     names = list(runs["abc"].sources)
 
     if "speed" in parts and parts == {"speed"}:
