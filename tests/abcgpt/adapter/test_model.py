@@ -204,3 +204,18 @@ def test_a_second_adapter_gets_its_own_units_and_dial():
     model.set_adapter("default")
     model.delete_adapter("three")
     assert torch.allclose(logits(model, alpha=1.0), first, atol=1e-6)
+
+
+def test_gradients_with_per_row_dials_survive_gradient_checkpointing():
+    def grads(checkpointing: bool):
+        model = tiny_abc()
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.train()
+        model(input_ids=IDS, labels=IDS, alpha=[0.0, 0.4, 1.0]).loss.backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+
+    plain, recomputed = grads(False), grads(True)
+    assert plain.keys() == recomputed.keys() and all(g.abs().sum() > 0 for g in plain.values())
+    for name in plain:
+        assert torch.allclose(plain[name], recomputed[name], atol=1e-6), name
