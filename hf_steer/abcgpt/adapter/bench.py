@@ -141,9 +141,11 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
     result: dict = {"machine": machine_info(), "settings": asdict(s),
                     "seed": seed, "base_model": str(model) if model else "bundled SmolLM2-135M-Instruct"}
     wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # process CPU seconds (all threads): with one thread, the wall time of an idle machine
+    cpu_started = time.process_time()
     with Timer() as t:
         base, tokenizer = load_model(model)
-    wall["load"] = round(t.wall, 1)
+    wall["load"], cpu["load"] = round(t.wall, 1), round(t.cpu, 1)
     runs = _configs(work, s, seed, str(model) if model else None)
     names = list(runs["abc"].sources)
 
@@ -154,6 +156,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         result["generation_speed_ratio"] = round(tps["abc"] / tps["lora"], 4)
         result["goals"] = {"generation_speed_at_least_0.85": result["generation_speed_ratio"] >= 0.85}
         result["wall_seconds"] = {**wall, "total": round(time.perf_counter() - started, 1)}
+        result["cpu_seconds"] = {**cpu, "total": round(time.process_time() - cpu_started, 1)}
         write_report(result, output_json)
         return result
 
@@ -167,8 +170,8 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         log(f"== training {key} ({cfg.steps} steps of {cfg.batch_size}x{cfg.block_size} tokens)")
         with Timer() as t:
             trained[key] = train_adapter(cfg, copy.deepcopy(base), tokenizer, corpus, log=log).eval()
-        wall[f"train_{key}"] = round(t.wall, 1)
-        write_report({**result, "wall_seconds": wall}, output_json, partial=True)
+        wall[f"train_{key}"], cpu[f"train_{key}"] = round(t.wall, 1), round(t.cpu, 1)
+        write_report({**result, "wall_seconds": wall, "cpu_seconds": cpu}, output_json, partial=True)
     abc = trained["abc"]
     spec = {n: trained[f"lora_{n}"] for n in names}
     mix = trained["lora_mix"]
@@ -188,7 +191,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         cross_loss = {n: {o: heldout(spec[o], n) for o in names if o != n} for n in names}
         with abc.disable_adapter():
             base_loss = {n: heldout(abc, n) for n in names}
-    wall["eval_loss"] = round(t.wall, 1)
+    wall["eval_loss"], cpu["eval_loss"] = round(t.wall, 1), round(t.cpu, 1)
     endpoint = {names[0]: curves[names[0]][0], names[1]: curves[names[1]][-1]}
     endpoint_gap = {n: round(endpoint[n] / specialist_loss[n] - 1, 4) for n in names}
     middle = {n: curves[n][ALPHA_GRID.index(0.5)] for n in names}
@@ -200,7 +203,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         "endpoint_gap_vs_specialist": endpoint_gap, "middle_gap_vs_mixture_lora": middle_gap,
         "heldout_windows_per_source": nb * bs,
     })
-    write_report({**result, "wall_seconds": wall}, output_json, partial=True)
+    write_report({**result, "wall_seconds": wall, "cpu_seconds": cpu}, output_json, partial=True)
 
     log("== sampling along the dial")
     scores = []
@@ -209,7 +212,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
             # One seed for every α (common random numbers): the dial is the only thing that changes between points.
             samples = sample(abc, tokenizer, a, s.n_samples, s.sample_length, prompt=s.sample_prompt, seed=seed)
             scores.append({"alpha": a, **source_score(samples, spec[names[0]], spec[names[1]])})
-    wall["source_score"] = round(t.wall, 1)
+    wall["source_score"], cpu["source_score"] = round(t.wall, 1), round(t.cpu, 1)
     values = [row["score"] for row in scores]
     rho = spearman(ALPHA_GRID, values)
     steps_between = np.diff(values)
@@ -238,7 +241,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         for a in (0.0, 0.5, 1.0):
             chat[f"abc alpha={a}"] = chat_answers(abc, tokenizer, s.chat_tokens, alpha=a)
         chat["lora_mix"] = chat_answers(mix, tokenizer, s.chat_tokens)
-    wall["unrelated"] = round(t.wall, 1)
+    wall["unrelated"], cpu["unrelated"] = round(t.wall, 1), round(t.cpu, 1)
     result["heldout_drift"] = {k: {m: round(v, 5) if isinstance(v, float) else v for m, v in d.items()} for k, d in drift.items()}
     result["kl_at_alpha_0.5"] = result["heldout_drift"]["abc alpha=0.5"]["kl_nats"]
     result["chat_correct"] = {k: sum(r["correct"] for r in v) for k, v in chat.items()}
@@ -249,7 +252,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         log("== timing generation")
         with Timer() as t:
             tps = generation_speed({"abc": (abc, True), "lora": (mix, False)}, tokenizer, s.speed_new_tokens, s.speed_rounds)
-        wall["speed"] = round(t.wall, 1)
+        wall["speed"], cpu["speed"] = round(t.wall, 1), round(t.cpu, 1)
         result["generation_tokens_per_second"] = tps
         result["generation_speed_ratio"] = round(tps["abc"] / tps["lora"], 4)
 
@@ -263,7 +266,8 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
     if "generation_speed_ratio" in result:
         result["goals"]["generation_speed_at_least_0.85"] = bool(result["generation_speed_ratio"] >= 0.85)
     wall["total"] = round(time.perf_counter() - started, 1)
-    result["wall_seconds"] = wall
+    cpu["total"] = round(time.process_time() - cpu_started, 1)
+    result["wall_seconds"], result["cpu_seconds"] = wall, cpu
     result["goals"]["bench_within_30_minutes"] = bool(wall["total"] <= 1800)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["train_log"] = {k: json.loads((Path(c.output_dir) / "training_log.json").read_text())["log"] for k, c in runs.items()}
