@@ -150,7 +150,20 @@ def wrap_model(model, cfg: AbcAdaptConfig, names: list[str]):
 
 def prepare_corpus(cfg: AbcAdaptConfig, tokenizer) -> Corpus:
     """Token ids of every source with the base model's tokenizer, split into training / held-out (the END)."""
-    return build_corpus({n: Path(p) for n, p in cfg.sources.items()}, tokenizer, cfg.val_fraction, cfg.block_size)
+    return build_corpus(
+        {n: Path(p) for n, p in cfg.sources.items()}, tokenizer, cfg.val_fraction, cfg.block_size, encoder=encode_text
+    )
+
+
+def encode_text(tokenizer, text: str) -> torch.Tensor:
+    """Whole text -> 1-D LongTensor of the tokenizer's ids (no special tokens); 100k-character chunks keep
+    memory flat on megabyte files. (abcGPT's own encoder is a character lookup; a pretrained model's
+    tokenizer is subword, so the adapter encodes through it.)"""
+    ids: list[int] = []
+    step = 100_000
+    for start in range(0, len(text), step):
+        ids.extend(tokenizer(text[start : start + step], add_special_tokens=False)["input_ids"])
+    return torch.tensor(ids, dtype=torch.long)
 
 
 def train_adapter(cfg: AbcAdaptConfig, model=None, tokenizer=None, corpus: Corpus | None = None, log=print,

@@ -12,12 +12,12 @@ from typing import Any, Literal
 from peft.config import PeftConfig
 
 from ...errors import HfSteerError
+from ..gates import GATE_FUNCTIONS
 
 # PEFT's ``PeftType`` is a closed enum (``register_peft_method`` refuses a name that is not one of its
 # members), while ``PeftConfig.peft_type`` is typed ``str | PeftType`` and PEFT supports plain-string types for
 # methods that live outside the library (huggingface/peft#2635). This string is what adapter_config.json says.
 ABC_ADAPTER_PEFT_TYPE = "ABC_ADAPTER"
-GATE_FUNCTIONS = ("cos2", "gaussian")
 
 
 @dataclass

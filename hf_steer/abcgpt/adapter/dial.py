@@ -14,25 +14,21 @@ With two sources a 1-D list is one α per row (as in abcGPT); write a two-source
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 
 from ...errors import HfSteerError
-
-
-def _short(t: torch.Tensor) -> str:
-    values = [round(v, 4) if math.isfinite(v) else v for v in t.flatten().tolist()[:6]]
-    return str(values[0] if t.ndim == 0 else values)
+from .. import gates
 
 
 def alpha_to_mixture(alpha, source_names: Sequence[str]) -> torch.Tensor:
-    """``alpha`` -> float32 CPU tensor (G, N): one mixture per row (G = 1 for one dial for every row)."""
+    """``alpha`` -> float32 CPU tensor (G, N): one mixture per row (G = 1 for one dial for every row).
+
+    Numbers and tensors go through abcGPT's own check (:func:`hf_steer.abcgpt.gates.alpha_to_mixture`) with
+    as many rows as the dial gives; names (a dict or ``"name=w,..."``) through :func:`~hf_steer.abcgpt.generation.parse_mix`.
+    """
     names = list(source_names)
-    n = len(names)
-    if alpha is None:
-        return torch.full((1, n), 1.0 / n)
     if isinstance(alpha, (str, Mapping)):
         from ..generation import parse_mix
 
@@ -41,33 +37,19 @@ def alpha_to_mixture(alpha, source_names: Sequence[str]) -> torch.Tensor:
         except HfSteerError as e:  # parse_mix speaks of --mix (its CLI flag); here the input is alpha
             raise HfSteerError(str(e).replace("--mix", "alpha mixture")) from None
         return torch.tensor([weights], dtype=torch.float32)
-    try:
-        a = torch.as_tensor(alpha, dtype=torch.float32).detach().cpu()
-    except (TypeError, ValueError, RuntimeError):
-        raise HfSteerError(
-            f"alpha {alpha!r} is not a number, a list of numbers or a mixture: pass e.g. 0.3 or {{'{names[-1]}': 0.3}}"
-        ) from None
-    if not torch.isfinite(a).all():
-        raise HfSteerError(f"alpha contains NaN or inf ({_short(a)}): pass numbers in [0, 1]")
-    if n == 2 and a.ndim <= 1:
-        if a.ndim == 1 and a.shape[0] == 0:
+    if alpha is not None:
+        try:
+            alpha = torch.as_tensor(alpha, dtype=torch.float32).detach().cpu()
+        except (TypeError, ValueError, RuntimeError):
+            raise HfSteerError(
+                f"alpha {alpha!r} is not a number, a list of numbers or a mixture: pass e.g. 0.3 or {{'{names[-1]}': 0.3}}"
+            ) from None
+        if alpha.numel() == 0:
             raise HfSteerError("alpha is an empty list: pass a number in [0, 1] or one per batch row")
-        if (a < 0).any() or (a > 1).any():
-            raise HfSteerError(f"alpha is {_short(a)}: it must lie in [0, 1] (0 = {names[0]}, 1 = {names[1]})")
-        a = a.reshape(-1, 1)
-        return torch.cat([1.0 - a, a], dim=1)
-    if a.ndim == 1:
-        a = a[None]
-    if a.ndim != 2 or a.shape[1] != n or a.shape[0] == 0:
-        want = "a number, one per row (B,), or a mixture (1, 2)" if n == 2 else f"a mixture of {n} weights"
-        raise HfSteerError(
-            f"alpha has shape {tuple(a.shape)}: pass {want} over ({', '.join(names)}), shape ({n},) or (B, {n})"
-        )
-    if (a < 0).any() or (a > 1).any():
-        raise HfSteerError(f"alpha mixture {_short(a)} has weights outside [0, 1]: use non-negative weights summing to 1")
-    if ((a.sum(-1) - 1.0).abs() > 1e-4).any():
-        raise HfSteerError(f"alpha mixture {_short(a)} does not sum to 1: divide each weight by their sum")
-    return a.contiguous()
+    rows = 1
+    if alpha is not None and ((len(names) == 2 and alpha.ndim == 1) or alpha.ndim == 2):
+        rows = alpha.shape[0]
+    return gates.alpha_to_mixture(alpha, names, rows, device="cpu", error=HfSteerError).contiguous()
 
 
 def rows_for_batch(gate: torch.Tensor, batch: int) -> torch.Tensor:

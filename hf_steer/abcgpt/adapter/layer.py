@@ -23,7 +23,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from ...errors import HfSteerError
-from ..modeling_abcgpt import draw_source_positions
+from ..gates import draw_source_positions
 from .config import AbcAdapterConfig
 from .dial import rows_for_batch
 

@@ -13,7 +13,7 @@
 How α reaches the layers: PEFT routes ``PeftModel.forward`` / ``generate`` through this tuner's ``forward`` /
 ``generate``, which take ``alpha=`` off the call and make sure the layers hold the gates for it; the base
 model never sees the argument. Gates are recomputed only when the dial (compared by value) or a unit's m
-changes, all layers' gates in one batched :func:`~hf_steer.abcgpt.modeling_abcgpt.gate_values` call, so
+changes, all layers' gates in one batched :func:`~hf_steer.abcgpt.gates.gate_values` call, so
 ``generate`` pays for the dial once, not once per token. In training mode the gates of the last call stay
 in place until the next call, which is what a gradient-checkpointing recompute in the backward pass needs.
 """
@@ -29,7 +29,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from ...errors import HfSteerError
-from ..modeling_abcgpt import gate_values
+from ..gates import gate_values
 from .config import AbcAdapterConfig
 from .dial import alpha_to_mixture
 from .layer import AbcAdapterLayer, Linear

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from hf_steer.abcgpt.adapter import AbcAdapterConfig
 from hf_steer.abcgpt.adapter.dial import alpha_to_mixture
 from hf_steer.abcgpt.adapter.layer import AbcAdapterLayer
-from hf_steer.abcgpt.modeling_abcgpt import gate_values
+from hf_steer.abcgpt.gates import gate_values
 from hf_steer.errors import HfSteerError
 
 from .conftest import tiny_abc
