@@ -74,7 +74,7 @@ class MemoryBackend:
                     from ..memory.worker import BackgroundTrainer
 
                     m = self._memory
-                    self.worker = BackgroundTrainer(m.base_path, m.preset, seed=m.seed, threads=1)
+                    self.worker = BackgroundTrainer(m.base_path, threads=1, load_in_4bit=m.quantized)
                 self.open_error = None
                 self.version += 1
             return self._memory
@@ -97,11 +97,14 @@ class MemoryBackend:
     def _collect_messages(self, msgs: list[dict]) -> None:
         for msg in msgs:
             self.jobs.pop(msg["name"], None)
+            if msg["name"] not in self.memory.queued():  # forgotten while it trained: not wanted
+                self._event(f"dropped {msg['name']}: it was forgotten while it trained")
+                continue
             if msg["event"] == "error":
                 self._event(f"✗ training {msg['name']} failed: {msg['error']}")
                 continue
             try:
-                self.memory.add_trained(msg["folder"], msg["row"])
+                self.memory.add_trained(msg["files"], msg["row"])
             except HfSteerError as e:
                 self._event(f"✗ could not add {msg['name']}: {e}")
                 continue
@@ -109,12 +112,7 @@ class MemoryBackend:
             self._event(f"✓ {msg['name']} switched in after {msg['seconds']:.1f} s of training")
 
     def _new_name(self) -> str:
-        name = self.memory.catalog.new_name()
-        i = int(name[1:])
-        while name in self.jobs:
-            i += 1
-            name = f"m{i:03d}"
-        return name
+        return self.memory.catalog.new_name(taken=list(self.jobs))
 
     # -- chat ------------------------------------------------------------------------------------------------
     def chat(self, message: str, history: list[dict], unlearned: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -141,7 +139,10 @@ class MemoryBackend:
             memory = self.memory
             name = self._new_name()
             if self.worker is not None:
-                self.worker.submit(name, turns, memory.anchors(memory.preset.anchors))
+                # The chunk is checked and kept on disk before the worker sees it (it survives a crash).
+                name = memory.queue_chunk(turns, name=name)
+                self.worker.submit({"name": name, "turns": turns, "anchors": memory.anchors(memory.preset.anchors),
+                                    "preset": memory.preset.to_dict(), "seed": memory.seed + len(memory.catalog)})
                 self.jobs[name] = {"submitted": time.time(), "turns": len(turns)}
             else:
                 row = memory.remember(turns, name=name)

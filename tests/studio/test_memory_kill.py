@@ -48,7 +48,7 @@ def seeded(tiny_folder, tmp_path):
         mem.remember(chunk)
     mem.rollup(["m001", "m002", "m003"], method="retrain")
     for name in ("m001", "m002", "m003"):  # what regenerate / the roll-up rebuild will train with
-        mem.catalog.rows[name]["preset"]["steps"] = 10**7
+        mem.catalog.rows[name]["preset"]["steps"] = 10_000  # a minute or more here; a roll-up turns it into 10 000 epochs, the most allowed
     mem.catalog.save()
     return folder
 
