@@ -86,22 +86,30 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-@torch.no_grad()
 def continuation_nll(model, tokenizer, contexts: Sequence[str], continuations: Sequence[str], batch_size: int = 8,
                      add_bos: bool = False) -> float:
-    """Mean per-token NLL of each continuation given its context text, pooled over all tokens.
+    """Mean per-token NLL of each continuation given its context text, pooled over all tokens."""
+    rows = continuation_nll_rows(model, tokenizer, contexts, continuations, batch_size, add_bos)
+    count = sum(n for _, n in rows)
+    return sum(total for total, _ in rows) / count if count else float("nan")
+
+
+@torch.no_grad()
+def continuation_nll_rows(model, tokenizer, contexts: Sequence[str], continuations: Sequence[str],
+                          batch_size: int = 8, add_bos: bool = False) -> list[tuple[float, int]]:
+    """``(summed NLL, tokens)`` of each continuation given its context text (``(0.0, 0)`` for an empty one).
 
     Rows are left-padded (with matching ``position_ids``) so every continuation ends at the last
     position, and only the last positions' logits are computed: a judge with a 262k vocabulary would
     otherwise need gigabytes for logits of the context it never scores.
     """
-    total, count = 0.0, 0
-    pairs = [(c, t) for c, t in zip(contexts, continuations) if t.strip()]
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(continuations)
+    pairs = [(i, c, t) for i, (c, t) in enumerate(zip(contexts, continuations)) if t.strip()]
     bos = [tokenizer.bos_token_id] if add_bos and tokenizer.bos_token_id is not None else []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(pairs), batch_size):
         rows, lengths = [], []
-        for context, text in pairs[start : start + batch_size]:
+        for _, context, text in pairs[start : start + batch_size]:
             cont = tokenizer(text, add_special_tokens=False)["input_ids"]
             rows.append(bos + tokenizer(context, add_special_tokens=False)["input_ids"] + cont)
             lengths.append(len(cont))
@@ -119,9 +127,8 @@ def continuation_nll(model, tokenizer, contexts: Sequence[str], continuations: S
         targets = ids[:, width - keep + 1 :]
         token_nll = -logprobs.gather(-1, targets[..., None]).squeeze(-1)
         for i, n in enumerate(lengths):
-            total += token_nll[i, keep - 1 - n :].sum().item()
-            count += n
-    return total / count if count else float("nan")
+            out[pairs[start + i][0]] = (token_nll[i, keep - 1 - n :].sum().item(), n)
+    return out
 
 
 # --- the judge ------------------------------------------------------------------------------------
@@ -312,9 +319,10 @@ def _generate_set(model, tokenizer, texts, config: BenchConfig, thetas: dict, re
     runs: list[dict] = []
 
     def record(method: str, knob: float, outputs: list[str], **extra):
-        by_prompt = [outputs[i * seeds : (i + 1) * seeds] for i in range(prompts)]
-        d2 = sum(distinct_n(group) for group in by_prompt) / prompts
-        runs.append({"method": method, "knob": knob, "distinct2": d2, "texts": outputs, **extra})
+        by_prompt = [distinct_n(outputs[i * seeds : (i + 1) * seeds]) for i in range(prompts)]
+        d2 = sum(by_prompt) / prompts
+        runs.append({"method": method, "knob": knob, "distinct2": d2, "texts": outputs,
+                     "per_prompt": {"distinct2": [round(x, 4) for x in by_prompt]}, **extra})
         log(f"  {method:12s} knob={knob:<6g} {' '.join(f'{k}={v}' for k, v in extra.items())} distinct-2 {d2:.3f}")
 
     sample = dict(do_sample=True, top_k=None, top_p=None)
@@ -356,9 +364,16 @@ def _score(runs: list[dict], model, tokenizer, texts, seeds: int, key: str, judg
         memo_key = (key, tuple(texts), tuple(run["texts"]))
         if memo_key not in memo:  # the greedy texts appear in every curve: score each list once
             continuations = [" " + t for t in run["texts"]] if judge else run["texts"]
-            memo[memo_key] = continuation_nll(model, tokenizer, contexts, continuations, batch_size=8 if judge else 16,
-                                              add_bos=judge)
-        run[key] = memo[memo_key]
+            memo[memo_key] = continuation_nll_rows(model, tokenizer, contexts, continuations,
+                                                   batch_size=8 if judge else 16, add_bos=judge)
+        rows = memo[memo_key]
+        count = sum(n for _, n in rows)
+        run[key] = sum(t for t, _ in rows) / count if count else float("nan")
+        # Per prompt (its seeds pooled): what the bootstrap over prompts resamples.
+        run["per_prompt"][f"{key}_sum"] = [round(sum(t for t, _ in rows[i * seeds : (i + 1) * seeds]), 4)
+                                           for i in range(len(texts))]
+        run["per_prompt"][f"{key}_tokens"] = [sum(n for _, n in rows[i * seeds : (i + 1) * seeds])
+                                              for i in range(len(texts))]
 
 
 def _curves(model, tokenizer, config: BenchConfig, thetas: dict, seed: int, log) -> dict:
@@ -388,7 +403,7 @@ def _curves(model, tokenizer, config: BenchConfig, thetas: dict, seed: int, log)
         for run in runs[name]:
             point = {"knob": run["knob"], "distinct2": round(run["distinct2"], 4),
                      "judge_nll": _round(run.get("judge_nll")), "self_nll": _round(run["self_nll"])}
-            for extra in ("depth", "recipe"):
+            for extra in ("depth", "recipe", "per_prompt"):
                 if extra in run:
                     point[extra] = run[extra]
             curves.setdefault(run["method"], []).append(point)
@@ -446,6 +461,41 @@ def _label(method: str, point: dict) -> str:
     return f"{method.removeprefix('drugs-')}={point['knob']:g}{depth}"
 
 
+def _bootstrap_margins(curves: dict[str, list[dict]], point: dict, key: str, resamples: int = 2000,
+                       seed: int = 0) -> dict:
+    """95% intervals of a point's margins, resampling the prompts (every curve with the same prompts)."""
+    import numpy as np
+
+    def arrays(p):
+        pp = p["per_prompt"]
+        return np.array(pp["distinct2"]), np.array(pp[f"{key}_sum"]), np.array(pp[f"{key}_tokens"])
+
+    prompts = len(point["per_prompt"]["distinct2"])
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, prompts, size=(resamples, prompts))
+    d2, sums, tokens = arrays(point)
+    own_d2 = d2[picks].mean(1)
+    own_nll = sums[picks].sum(1) / np.maximum(tokens[picks].sum(1), 1)
+    out = {}
+    for base in ("temperature", "min_p"):
+        curve = [p for p in curves.get(base, []) if "per_prompt" in p and f"{key}_sum" in p["per_prompt"]]
+        if len(curve) < 2:
+            continue
+        stats = [arrays(p) for p in curve]
+        base_d2 = np.stack([s[0][picks].mean(1) for s in stats], 1)  # (resamples, points)
+        base_nll = np.stack([s[1][picks].sum(1) / np.maximum(s[2][picks].sum(1), 1) for s in stats], 1)
+        margins = []
+        for r in range(resamples):
+            order = np.argsort(base_d2[r])
+            xs, ys = base_d2[r][order], base_nll[r][order]
+            if xs[0] <= own_d2[r] <= xs[-1]:
+                margins.append(float(np.interp(own_d2[r], xs, ys)) - own_nll[r])
+        if len(margins) >= resamples // 2:  # the point lies inside the baseline's range in most resamples
+            low, high = np.percentile(margins, [2.5, 97.5])
+            out[f"margin_{base}_ci95"] = [round(float(low), 4), round(float(high), 4)]
+    return out
+
+
 def frontier(curves: dict[str, list[dict]], threshold: float = FRONTIER_DISTINCT2, key: str | None = None) -> dict:
     """The DRµGS settings at distinct-2 >= ``threshold``, each with its NLL margin over temperature and min-p.
 
@@ -465,6 +515,8 @@ def frontier(curves: dict[str, list[dict]], threshold: float = FRONTIER_DISTINCT
             for base in ("temperature", "min_p"):
                 b = interpolate(curves.get(base, []), p["distinct2"], key)
                 margins[f"margin_{base}"] = None if b is None else round(b - p[key], 4)
+            if "per_prompt" in p and f"{key}_sum" in p["per_prompt"]:
+                margins.update(_bootstrap_margins(curves, p, key))
             points.append({"setting": _label(method, p), "distinct2": p["distinct2"], key: p[key], **margins})
 
     def worst(point):

@@ -96,6 +96,7 @@ def test_bench_end_to_end_on_tiny_model(tiny_folder, tmp_path, capsys):
     point = bench["curves"]["drugs-A"][1]
     assert point["knob"] == 0.5 and 0 <= point["distinct2"] <= 1 and point["self_nll"] > 0
     assert point["judge_nll"] is None and bench["frontier"]["nll"] == "self_nll"
+    assert len(point["per_prompt"]["distinct2"]) == 2 and len(point["per_prompt"]["self_nll_sum"]) == 2
 
 
 def test_distinct_2():
@@ -143,6 +144,17 @@ def test_verdict_frontier_and_plot(tmp_path):
     assert front["best"]["margin_min_p"] == pytest.approx(m - 3.0, abs=1e-4)
     assert [p["setting"] for p in front["points"]] == ["K=1.2", "A=0.3,temperature=0.5"]
     assert frontier(curves, threshold=0.95)["best"] is None and not frontier(curves, threshold=0.95)["goal_met"]
+    # With per-prompt figures the margins get a 95% interval from resampling the prompts.
+    for method, curve in curves.items():
+        spread = 0.3 if method == "recipes" else 0.1  # prompts disagree more about the recipes
+        for point in curve:
+            nll = point["judge_nll"]
+            point["per_prompt"] = {"distinct2": [point["distinct2"] - 0.05, point["distinct2"] + 0.05],
+                                   "judge_nll_sum": [10 * (nll - spread), 10 * (nll + spread)],
+                                   "judge_nll_tokens": [10, 10]}
+    best = frontier(curves)["best"]
+    low, high = best["margin_temperature_ci95"]
+    assert low <= best["margin_temperature"] <= high and 0 < high - low < 1.0
     assert interpolate(curves["temperature"], 0.95, "judge_nll") is None  # beyond the baseline: no claim
     result = {"prompt_sets": {name: {"curves": curves, "frontier": front} for name in ("bench", "heldout")},
               "judge": "gemma", "speed": {"ratio": 0.97, "ratio_ci95": [0.95, 0.99]}}
