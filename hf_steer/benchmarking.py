@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import HfSteerError
 from .utils import atomic_write_json
 
 
@@ -187,6 +188,26 @@ def heldout_drift(model, tokenizer, reference: Callable[[], Any], text: str | No
 
 
 # -- the report -----------------------------------------------------------------------------------
+
+
+def check_output_json(output_json: str | os.PathLike) -> Path:
+    """Where a bench will write its JSON (and its PNG beside it), checked before any work starts.
+
+    One line when the path is a folder, would put the PNG over the JSON, or sits where no folder can be
+    made or written; the folder is created when missing.
+    """
+    out = Path(output_json).expanduser()
+    if out.is_dir():
+        raise HfSteerError(f"--output-json {out} is a folder: name a file in it, e.g. {out / 'bench.json'}")
+    if out.suffix.lower() == ".png":
+        raise HfSteerError(f"--output-json {out} ends in .png, the name of the plot beside it: use a .json name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HfSteerError(f"--output-json {out}: its folder cannot be created ({e.strerror}); pick a writable path") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise HfSteerError(f"--output-json {out}: its folder is not writable; pick a writable path")
+    return out
 
 
 def write_report(

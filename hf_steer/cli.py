@@ -21,11 +21,19 @@ COMMANDS = {
     "drugs": "hf_steer.drugs.cli",
     "memory": "hf_steer.memory.cli",
     "abc": "hf_steer.abcgpt.cli",
+    "studio": "hf_steer.studio.cli",
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage block is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hf-steer",
         description="Steer what a language model writes: Elarablation, DRµGS, LoRA memory, abcGPT.",
     )

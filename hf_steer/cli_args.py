@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -26,7 +27,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import HfSteerError
 
-MAX_THREADS = 1024  # torch.set_num_threads overflows (a traceback) on absurd counts
+MAX_THREADS = 1024  # torch.set_num_threads overflows (a traceback) on absurd counts, and a typo must not start 10k threads
 
 # Older spellings kept working after the flags were unified (field name -> extra flags).
 ALIASES: dict[str, list[str]] = {
@@ -71,7 +72,7 @@ def _field_default(field: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
-def _number(kind: type, flag: str):
+def number(kind: type, flag: str = ""):
     """An argparse type that turns a bad value into one line naming the flag (argparse exits 2)."""
 
     def parse(text: str):
@@ -79,8 +80,8 @@ def _number(kind: type, flag: str):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if kind is float and value != value:  # NaN is never a setting
-            raise argparse.ArgumentTypeError("nan is not a number a setting can take")
+        if kind is float and not math.isfinite(value):  # nan and inf are never a setting
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         return value
 
     parse.__name__ = kind.__name__
@@ -136,13 +137,13 @@ def add_config_arguments(
             item = (get_args(tp) or (str,))[0]
             item, _ = _unwrap_optional(item)
             kwargs["nargs"] = "+"
-            kwargs["type"] = _number(item, name) if item in (int, float) else str
+            kwargs["type"] = number(item, name) if item in (int, float) else str
             if default is not dataclasses.MISSING and not default:
                 # An empty default: repeating the flag adds to the list (``--dose A=0.3 --dose H=0.1``),
                 # as ``action="append"`` did before. A non-empty default is replaced, never extended.
                 kwargs["action"] = "extend"
         elif tp in (int, float):
-            kwargs["type"] = _number(tp, name)
+            kwargs["type"] = number(tp, name)
         else:
             kwargs["type"] = str
         parser.add_argument(*flag_names(name, aliases.get(name, ())), **kwargs)
@@ -167,9 +168,23 @@ def config_from_args(config_cls: type, args: argparse.Namespace, **overrides: An
         raise HfSteerError(f"bad setting for {config_cls.__name__}: {str(e).splitlines()[0]}") from None
 
 
+def positive(kind: type = int, allow_zero: bool = False):
+    """An argparse type for a count or size: ``positive(int)``, ``positive(float, allow_zero=True)``."""
+    parse_number = number(kind)
+
+    def parse(text: str):
+        value = parse_number(text)
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'0 or more' if allow_zero else 'above 0'}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads, the same flag in every group."""
-    parser.add_argument("--threads", type=_number(int, "threads"), default=None,
+    parser.add_argument("--threads", type=positive(int), default=None,
                         help="torch CPU threads (default: torch's choice)")
 
 

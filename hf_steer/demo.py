@@ -91,10 +91,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from .cli_args import positive
+
     p = sub.add_parser("demo", help="show the slop problem and its fix (Elarablation) on the bundled model")
     p.add_argument("--model", default=None, help="model folder or Hub id (default: bundled SmolLM2-135M-Instruct)")
-    p.add_argument("--samples", type=int, default=20, help="how many names to sample before and after")
-    p.add_argument("--epochs", type=float, default=8, help="training epochs over the 8 contexts (default: 8)")
-    p.add_argument("--output-dir", default="elarablation-demo", help="where the adapter and PNG go")
-    p.add_argument("--seed", type=int, default=0, help="random seed for training and sampling")
+    p.add_argument("--samples", type=positive(int), default=20, help="how many names to sample before and after (default: 20)")
+    p.add_argument("--epochs", type=positive(float), default=8, help="training epochs over the 8 contexts (default: 8)")
+    p.add_argument("--output-dir", default="elarablation-demo", help="where the adapter and PNG go (default: elarablation-demo)")
+    p.add_argument("--seed", type=positive(int, allow_zero=True), default=0, help="random seed for training and sampling (default: 0)")
     p.set_defaults(func=run)

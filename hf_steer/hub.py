@@ -368,7 +368,49 @@ def push_to_hub(
             commit_message=commit_message or f"Upload {_ARTIFACT_NAMES[artifact]} with hf_steer",
             repo_type="model",
         )
+    _record_push(folder, repo_url.repo_id)
     return str(repo_url)
+
+
+# -- which local folders went to the Hub ------------------------------------------------------------
+# LoRA memory's ``forget`` must tell a user that a merged copy holding a forgotten chunk was published:
+# the Hub copy is out of hf_steer's reach. The record lives in the hf_steer cache, not in the pushed
+# folder (push never modifies the folder it publishes).
+
+
+def _pushes_file() -> Path:
+    from .models import cache_dir
+
+    return cache_dir() / "pushes.json"
+
+
+def _record_push(folder: Path, repo_id: str) -> None:
+    from .utils import atomic_write_json
+
+    path = _pushes_file()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    repos = data.setdefault(str(Path(folder).resolve()), [])
+    if repo_id not in repos:
+        repos.append(repo_id)
+    try:
+        atomic_write_json(path, data)
+    except OSError:
+        pass  # the push itself succeeded; the record is a courtesy
+
+
+def pushes_of(folder: str | os.PathLike) -> list[str]:
+    """Hub repos that ``hf-steer push`` published ``folder`` to from this machine (newest last)."""
+    try:
+        data = json.loads(_pushes_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    repos = data.get(str(Path(folder).resolve()), []) if isinstance(data, dict) else []
+    return [r for r in repos if isinstance(r, str)]
 
 
 # -- CLI ------------------------------------------------------------------------------------------

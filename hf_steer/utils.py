@@ -13,6 +13,10 @@ from typing import Any
 
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA) in one call."""
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        from .errors import HfSteerError
+
+        raise HfSteerError(f"seed {seed!r} is out of range: use a whole number from 0 to 4294967295")
     import numpy as np
     import torch
 

@@ -11,8 +11,10 @@ from ..utils import lazy_exports
 _EXPORTS = {
     "Catalog": ".catalog",
     "LoraMemory": ".memory",
-    "PRESETS": ".train",
-    "TrainPreset": ".train",
+    "AskConfig": ".config",
+    "ChatConfig": ".config",
+    "PRESETS": ".config",
+    "TrainPreset": ".config",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

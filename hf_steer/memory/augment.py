@@ -173,6 +173,17 @@ def answer_suffix(tokenizer) -> str:
     return "\n"
 
 
+def check_chunk(chunk: str | Sequence[Turn] | Sequence[str]) -> list[Turn]:
+    """The chunk's turns, or one line when it is empty or states nothing to learn (no model needed)."""
+    turns = normalize_chunk(chunk)
+    if not sentences(turns):
+        raise HfSteerError(
+            "chunk has no statement to learn (no sentence naming a person, place, thing or number): "
+            "pass turns that state facts"
+        )
+    return turns
+
+
 def augment(
     chunk: str | Sequence[Turn] | Sequence[str],
     tokenizer,

@@ -22,20 +22,24 @@ adapter stacked on every question -- the raw stacking figure).
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..utils import atomic_write_json, set_seed
+from ..benchmarking import heldout_drift, machine_info, write_report
+from ..utils import set_seed
 from . import bench_data as data
+from .config import BenchConfig
 from .memory import LoraMemory
 
 GOALS = {"seconds_per_chunk": 10.0, "recall": 0.90, "locality": 0.95, "recall_after_stack_last": 0.85,
          "recall_after_rollup": 0.80}
+SUMMARY_KEYS = ["seconds_per_chunk", "train_cpu_seconds_per_chunk", "base_recall", "recall", "reversed_recall",
+                "locality", "recall_all_active", "locality_all_active", "kl_heldout_nats", "recall_after_stack",
+                "recall_after_rollup_cat", "recall_after_rollup_svd", "recall_after_rollup_ties",
+                "recall_after_rollup_retrain", "forgotten_recall", "others_after_forget", "retrieval_only_recall",
+                "retrieval_adapters_recall"]
 
 
 def _contains(answer: str, expected: str) -> bool:
@@ -49,19 +53,6 @@ def _recall(mem: LoraMemory, qa: list[tuple[str, str]], **kw) -> tuple[float, li
     return sum(_contains(a, e) for a, (_, e) in zip(answers, qa)) / len(qa), answers
 
 
-@torch.no_grad()
-def _heldout_kl(mem: LoraMemory, text: str) -> float:
-    """Mean per-token KL(base || memory) in nats over a held-out text."""
-    ids = mem.tokenizer(text, return_tensors="pt")["input_ids"]
-    model = mem.peft if mem.peft is not None else mem.model
-    if mem.peft is None:
-        return 0.0
-    with mem.base_only():
-        base = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
-    new = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
-    return float((base.exp() * (base - new)).sum(-1).mean())
-
-
 def questions(facts) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(paraphrased questions, reversed questions), each as (question, expected word)."""
     para = [(q, f[1]) for f in facts for q in f[2]]
@@ -70,46 +61,42 @@ def questions(facts) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
 
 def run_bench(
+    output_json: str | os.PathLike | None,
     *,
     model: str | None = None,
-    n_facts: int = 20,
-    facts_per_chunk: int = 4,
-    preset: str = "fast-cpu",
-    overrides: dict[str, Any] | None = None,
-    svd_rank: int | None = None,
-    retrieval_k: int = 1,
-    use_retrieval: bool = True,
-    max_new_tokens: int = 16,
-    all_active_curve: bool = False,
     seed: int = 0,
-    output_json: str | os.PathLike | None = None,
     log=print,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Run the benchmark and return (and optionally write) its figures."""
+    """Run the benchmark, write ``output_json`` (+ PNG) and return its figures.
+
+    ``settings`` are :class:`~hf_steer.memory.config.BenchConfig` fields (``facts``,
+    ``facts_per_chunk``, ``preset``, ``steps``/``r``/``learning_rate``/``top_layers``, ``svd_rank``,
+    ``retrieval``, ``max_new_tokens``, ``all_active_curve``).
+    """
     from ..models import load_model
 
+    cfg = BenchConfig(**settings)
     set_seed(seed)
+    n_facts, facts_per_chunk, max_new_tokens = cfg.facts, cfg.facts_per_chunk, cfg.max_new_tokens
+    use_retrieval, all_active_curve, svd_rank, retrieval_k = cfg.retrieval, cfg.all_active_curve, cfg.svd_rank, 1
     facts = data.FACTS[:n_facts]
     chunks = data.chunks(facts_per_chunk, n_facts)
     per_chunk = [facts[i : i + facts_per_chunk] for i in range(0, len(facts), facts_per_chunk)]
     t0 = time.perf_counter()
+    machine = machine_info()  # the load at the start says whether times were measured on an idle machine
     base_model, tok = load_model(model, device="cpu")
-    workdir = tempfile.mkdtemp(prefix="hf_steer_memory_bench_")
-    mem = LoraMemory(base_model, tok, base_model=model or "bundled", folder=workdir, preset=preset,
+    workdir = tempfile.TemporaryDirectory(prefix="hf_steer_memory_bench_")
+    mem = LoraMemory(base_model, tok, base_model=model or "bundled", folder=workdir.name, preset=cfg.train_preset(),
                      embedder="default" if use_retrieval else None, seed=seed)
-    if overrides:
-        from .train import get_preset
-
-        mem.preset = get_preset(mem.preset, **overrides)
     ask = dict(max_new_tokens=max_new_tokens)
     para, rev = questions(facts)
     loc_q = [q for q, _ in data.LOCALITY]
     result: dict[str, Any] = {
-        "model": model or "bundled SmolLM2-135M-Instruct", "n_facts": len(facts), "n_chunks": len(chunks),
+        "model": model or "bundled SmolLM2-135M-Instruct", "settings": cfg.to_dict(), "seed": seed,
+        "n_facts": len(facts), "n_chunks": len(chunks),
         "n_paraphrased_questions": len(para), "n_reversed_questions": len(rev), "n_locality_questions": len(loc_q),
-        "preset": mem.preset.to_dict(),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "preset": mem.preset.to_dict(), "machine": machine, "summary_keys": SUMMARY_KEYS,
     }
     log(f"bench: {len(facts)} facts in {len(chunks)} chunks, preset {mem.preset.name}")
 
@@ -120,7 +107,7 @@ def run_bench(
 
     def checkpoint() -> None:  # figures so far, so an interrupted run still leaves its numbers
         if output_json:
-            atomic_write_json(output_json, {**result, "partial": True})
+            write_report(result, output_json, partial=True)
 
 
     seconds, train_seconds, cpu_seconds, curve, curve_all = [], [], [], [], []
@@ -156,7 +143,8 @@ def run_bench(
     result["reversed_recall_all_active"], _ = _recall(mem, rev, route=False, **ask)
     loc_all = mem.ask_many(loc_q, route=False, **ask)
     result["locality_all_active"] = sum(a == b for a, b in zip(base_loc, loc_all)) / len(loc_q)
-    result["kl_heldout_nats"] = round(_heldout_kl(mem, data.HELDOUT), 5)
+    model_now = mem.peft if mem.peft is not None else mem.model
+    result["kl_heldout_nats"] = round(heldout_drift(model_now, tok, mem.base_only)["kl_nats"], 5)
     result["examples"] = [{"question": q, "expected": e, "base": b, "memory": a}
                           for (q, e), b, a in list(zip(para, base_answers, answers))[:: max(1, len(para) // 8)]]
     log(f"routed: recall {result['recall']:.3f}, reversed {result['reversed_recall']:.3f}, locality "
@@ -174,7 +162,7 @@ def run_bench(
     chunk_names = mem.names("chunk")
     for method in ("cat", "svd", "ties", "retrain"):
         kw = {"svd_rank": svd_rank} if method == "svd" else {}
-        row = mem.rollup(chunk_names, method=method, **kw)
+        row = mem.rollup(chunk_names, method=method, check=False, **kw)
         result[f"recall_after_rollup_{method}"], _ = _recall(mem, para, **ask)
         result[f"rollup_{method}_rank"] = row["r"]
         if "train" in row:
@@ -201,9 +189,9 @@ def run_bench(
 
     result["goals"] = GOALS
     result["total_seconds"] = round(time.perf_counter() - t0, 1)
+    workdir.cleanup()
     if output_json:
-        atomic_write_json(output_json, result)
-        _plot(result, Path(output_json).with_suffix(".png"))
+        write_report(result, output_json, plot=_plot)
     return result
 
 

@@ -3,8 +3,8 @@
 Each fact has a statement (said by the user in a chunk), three paraphrased questions and one reversed
 question (asking for the subject from the object), each with the word an answer must contain. The
 questions are written independently of the augmentation templates in ``augment.py``: none of them is a
-training prompt. Locality questions are ordinary knowledge the adapters must not disturb; the held-out
-text measures the drift of the next-token distribution (KL) on unrelated prose.
+training prompt. Locality questions are ordinary knowledge the adapters must not disturb; the drift of
+the next-token distribution (KL) is measured on the shared held-out prose (hf_steer.benchmarking).
 """
 
 from __future__ import annotations
@@ -97,14 +97,6 @@ LOCALITY = [
     ("Give me one word that rhymes with cat.", ""),
     ("What is the chemical symbol for gold?", "Au"),
 ]
-
-HELDOUT = (
-    "The history of bread goes back thousands of years. Early farmers ground wheat and barley between "
-    "stones, mixed the flour with water and baked flat loaves on hot rocks. Later, people noticed that "
-    "dough left out for a while would rise, and leavened bread spread across the ancient world. Today "
-    "bakers use yeast, sourdough starters and modern ovens, but the basic recipe has hardly changed."
-)
-
 
 def chunks(facts_per_chunk: int = 4, n_facts: int | None = None) -> list[list[dict]]:
     """The facts grouped into conversation chunks: user states a fact, assistant acknowledges."""

@@ -22,6 +22,7 @@ import sys
 from typing import TextIO
 
 from ..errors import HfSteerError
+from .config import AskConfig, ChatConfig
 from .memory import LoraMemory
 from .worker import BackgroundTrainer
 
@@ -29,70 +30,85 @@ HELP = "commands: /remember /list /forget NAME /rollup [METHOD] /profile [NAME] 
 
 
 class ChatSession:
-    """State of one REPL: the memory, the worker, the history and the turns not yet learned."""
+    """State of one REPL: the memory, the trainer, the history and the turns not yet learned.
 
-    def __init__(self, memory: LoraMemory, *, every: int = 4, background: bool = True, retrieve: bool = False,
-                 learn_replies: bool = False, max_new_tokens: int = 64, history_turns: int = 6,
-                 worker_threads: int = 1, out: TextIO = sys.stdout):
-        if every < 1:
-            raise HfSteerError(f"--every {every} must be at least 1 (user turns between two adapters)")
+    ``chat`` and ``ask`` hold the settings (:class:`~hf_steer.memory.config.ChatConfig`,
+    :class:`~hf_steer.memory.config.AskConfig`); their defaults are the CLI's.
+    """
+
+    def __init__(self, memory: LoraMemory, *, chat: ChatConfig | None = None, ask: AskConfig | None = None,
+                 out: TextIO = sys.stdout):
         self.memory = memory
-        self.every = every
-        self.retrieve = retrieve
-        self.learn_replies = learn_replies
-        self.max_new_tokens = max_new_tokens
-        self.history_turns = history_turns
+        self.cfg = chat or ChatConfig()
+        self.ask = ask or AskConfig(max_new_tokens=self.cfg.max_new_tokens)
         self.out = out
         self.history: list[dict[str, str]] = []
         self.unlearned: list[dict[str, str]] = []
         self.user_turns_since = 0
         self.worker = None
-        if background:
-            self.worker = BackgroundTrainer(memory.base_path, memory.preset, seed=memory.seed, threads=worker_threads)
+        self.retries: dict[str, int] = {}
+        if not self.cfg.inline:
+            self.worker = BackgroundTrainer(memory.base_path, threads=self.cfg.worker_threads,
+                                            load_in_4bit=memory.quantized)
+            for name, job in memory.queued().items():  # chunks a previous session did not finish
+                self._submit(name, job["turns"])
+                self.say(f"[memory] training {name} again (queued by an earlier session)")
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
     # -- training -------------------------------------------------------------------------------
-    def _name(self) -> str:
-        taken = set(self.worker.pending) if self.worker else set()
-        name = self.memory.catalog.new_name()
-        i = int(name[1:])
-        while name in taken:
-            i += 1
-            name = f"m{i:03d}"
-        return name
+    MAX_RETRIES = 2
+
+    def _submit(self, name: str, turns: list[dict[str, str]]) -> None:
+        mem = self.memory
+        self.worker.submit({"name": name, "turns": turns, "anchors": mem.anchors(mem.preset.anchors),
+                            "preset": mem.preset.to_dict(), "seed": mem.seed + len(mem.catalog)})
 
     def remember_now(self) -> None:
-        turns = [t for t in self.unlearned if self.learn_replies or t["role"] == "user"]
+        turns = [t for t in self.unlearned if self.cfg.learn_replies or t["role"] == "user"]
         self.unlearned, self.user_turns_since = [], 0
         if not turns:
             self.say("[memory] nothing new to remember")
             return
-        name = self._name()
         if self.worker is None:
             try:
-                row = self.memory.remember(turns, name=name)
-                self.say(f"[memory] learned {name} ({row['train']['seconds']:.1f} s); active: {', '.join(self.memory.active)}")
+                row = self.memory.remember(turns)
+                self.say(f"[memory] learned {row['name']} ({row['train']['seconds']:.1f} s); active: {', '.join(self.memory.active)}")
             except HfSteerError as e:
                 self.say(f"[memory] not learned: {e}")
             return
-        self.worker.submit(name, turns, self.memory.anchors(self.memory.preset.anchors))
+        try:  # checked and kept on disk before the worker sees it
+            name = self.memory.queue_chunk(turns, taken=list(self.worker.pending))
+        except HfSteerError as e:
+            self.say(f"[memory] not learned: {e}")
+            return
+        self._submit(name, turns)
         self.say(f"[memory] training {name} in the background ({len(turns)} turns)")
 
     def collect(self, results=None) -> None:
-        """Switch in every adapter the worker has finished."""
+        """Switch in every adapter the worker has finished; a failed chunk stays queued and is retried."""
         if self.worker is None:
             return
         for msg in results if results is not None else self.worker.poll():
+            name = msg["name"]
+            queued = self.memory.queued()
+            if name not in queued:  # forgotten while it trained: its adapter is not wanted
+                self.say(f"[memory] dropped {name}: it was forgotten while it trained")
+                continue
             if msg["event"] == "error":
-                self.say(f"[memory] training {msg['name']} failed: {msg['error']}")
+                tries = self.retries[name] = self.retries.get(name, 0) + 1
+                if tries <= self.MAX_RETRIES and self.worker.failed is None and self.worker.process.is_alive():
+                    self.say(f"[memory] training {name} failed ({msg['error']}); retrying ({tries}/{self.MAX_RETRIES})")
+                    self._submit(name, queued[name]["turns"])
+                else:
+                    self.say(f"[memory] training {name} failed: {msg['error']}; it stays queued for the next session")
                 continue
             try:
-                self.memory.add_trained(msg["folder"], msg["row"])
-                self.say(f"[memory] learned {msg['name']} ({msg['seconds']:.1f} s); active: {', '.join(self.memory.active)}")
+                self.memory.add_trained(msg["files"], msg["row"])
+                self.say(f"[memory] learned {name} ({msg['seconds']:.1f} s); active: {', '.join(self.memory.active)}")
             except HfSteerError as e:
-                self.say(f"[memory] could not add {msg['name']}: {e}")
+                self.say(f"[memory] could not add {name}: {e}")
 
     # -- one line of input ----------------------------------------------------------------------
     def handle(self, line: str) -> bool:
@@ -105,13 +121,13 @@ class ChatSession:
             return self.command(line)
         self.history.append({"role": "user", "content": line})
         self.unlearned.append({"role": "user", "content": line})
-        reply = self.memory.chat(self.history[-self.history_turns :], retrieve=self.retrieve,
-                                 max_new_tokens=self.max_new_tokens)
+        reply = self.memory.chat(self.history[-self.cfg.history_turns :], retrieve=self.ask.retrieve,
+                                 route=self.ask.route, k=self.ask.k, max_new_tokens=self.cfg.max_new_tokens)
         self.history.append({"role": "assistant", "content": reply})
         self.unlearned.append({"role": "assistant", "content": reply})
         self.say(f"bot> {reply}")
         self.user_turns_since += 1
-        if self.user_turns_since >= self.every:
+        if self.user_turns_since >= self.cfg.every:
             self.remember_now()
         return True
 
@@ -142,9 +158,13 @@ class ChatSession:
                 res = self.memory.forget(args[0])
                 rebuilt = f"; rebuilt {', '.join(res['rebuilt'])}" if res["rebuilt"] else ""
                 self.say(f"[memory] forgot {args[0]}{rebuilt}")
+                for note in res["copies_left"]:
+                    self.say(f"[memory] note: {note}")
             elif cmd == "/rollup":
                 row = self.memory.rollup(method=args[0] if args else "cat")
                 self.say(f"[memory] rolled {', '.join(row['members'])} into {row['name']} ({row['method']}, r={row['r']})")
+                if (row.get("recall_check") or {}).get("warning"):
+                    self.say(f"[memory] warning: {row['recall_check']['warning']}")
             elif cmd == "/profile":
                 if args:
                     if self.worker is not None:

@@ -1,4 +1,8 @@
-"""`hf-steer memory ...`: remember, list, stack, rollup, forget, regenerate, ask, merge, chat, bench."""
+"""`hf-steer memory ...`: remember, list, stack, rollup, forget, regenerate, ask, merge, chat, bench.
+
+Flags come from the config dataclasses in :mod:`hf_steer.memory.config` (help, default and range live
+there, once). Every value is checked before a model is loaded: a bad one is one line and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +11,126 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli_args import add_config_arguments, add_threads_argument, apply_threads, config_from_args
 from ..errors import HfSteerError
+from .config import (
+    PRESET_FLAGS,
+    PRESETS,
+    AskConfig,
+    BenchConfig,
+    ChatConfig,
+    MemoryConfig,
+    RollupConfig,
+    TrainPreset,
+    check_seed,
+    finite_weights,
+    get_preset,
+)
+
+ROLLUP_METHODS = ("cat", "svd", "ties", "dare_ties", "linear", "retrain")
+
+
+# -- shared flags ---------------------------------------------------------------------------------------
 
 
 def _common(p: argparse.ArgumentParser, train: bool = False) -> None:
-    p.add_argument("--model", default=None, help="base model folder or Hub id (default: the bundled SmolLM2-135M-Instruct)")
-    p.add_argument("--folder", default=None, help="where profiles live (default: $HF_STEER_MEMORY or the hf_steer cache)")
-    p.add_argument("--profile", default="default", help="catalog to use: one per behaviour (work, personal, ...)")
-    p.add_argument("--4bit", dest="load_in_4bit", action="store_true", help="load the base in nf4 4-bit")
-    p.add_argument("--no-retrieval", action="store_true", help="do not embed chunks (no sentence-transformers)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=0)
+    add_config_arguments(p, MemoryConfig)
+    add_threads_argument(p)
     if train:
-        p.add_argument("--preset", default="fast-cpu", help="training preset: fast-cpu (default) or author")
-        p.add_argument("--steps", type=int, default=None, help="override the preset's optimizer steps")
-        p.add_argument("--r", type=int, default=None, help="override the preset's LoRA rank")
-        p.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
-        p.add_argument("--top-layers", type=int, default=None, help="adapt only the last N layers (0 = all)")
+        g = p.add_argument_group("training (each flag overrides the preset's value)")
+        g.add_argument("--preset", default=TrainPreset.name, choices=list(PRESETS),
+                       help=f"training preset (default: {TrainPreset.name})")
+        add_config_arguments(g, TrainPreset, include=list(PRESET_FLAGS), defaults={f: None for f in PRESET_FLAGS})
 
 
-def _overrides(args) -> dict:
-    return {k: getattr(args, k, None) for k in ("steps", "r", "lr", "top_layers")}
+def _preset(args) -> TrainPreset:
+    return get_preset(getattr(args, "preset", TrainPreset.name), **{f: getattr(args, f, None) for f in PRESET_FLAGS})
 
 
-def _memory(args):
-    import torch
+def _make_folder(path: Path, flag: str) -> None:
+    """Create ``path`` (a folder the command writes into anyway), or say in one line why it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise HfSteerError(f"{flag} {path} is a file: pass a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HfSteerError(f"{flag} {path} cannot be created ({e.strerror or type(e).__name__}): pass a writable "
+                           "folder") from None
 
+
+def _folder_arg(cfg: MemoryConfig, create: bool) -> Path:
+    from .catalog import require_profile
+    from .memory import default_folder
+
+    folder = Path(cfg.folder).expanduser() if cfg.folder else default_folder()
+    if folder.exists() and not folder.is_dir():
+        raise HfSteerError(f"--folder {folder} is a file: pass a folder for the memory")
+    if create:
+        _make_folder(folder / cfg.profile, "--folder")
+    else:
+        require_profile(folder, cfg.profile)
+    return folder
+
+
+def _check_model(cfg: MemoryConfig) -> None:
+    from ..models import resolve_model_path
+
+    if cfg.model is not None:
+        path = Path(cfg.model).expanduser()
+        if path.is_file() and path.suffix != ".gguf":
+            raise HfSteerError(f"--model {path} is a file: pass a model folder, a .gguf file or a Hub id")
+        resolve_model_path(cfg.model)  # a missing folder or a malformed name: one line, before any loading
+
+
+def _prepare(args, create: bool = False) -> dict:
+    """Check every memory flag (one line each, nothing loaded yet); the keyword arguments of LoraMemory."""
+    cfg = config_from_args(MemoryConfig, args)
+    preset = _preset(args) if hasattr(args, "preset") else get_preset(TrainPreset.name)
+    _check_model(cfg)
+    apply_threads(args.threads)
+    return dict(base_model=cfg.model, profile=cfg.profile, preset=preset, load_in_4bit=cfg.load_in_4bit,
+                embedder="default" if cfg.retrieval else None, seed=cfg.seed, route_threshold=cfg.route_threshold,
+                create=create, _cfg=cfg)
+
+
+def _memory(args, create: bool = False, prepared: dict | None = None):
+    """The command's LoraMemory, opened after every flag was checked; only ``remember``/``chat`` create a profile."""
+    kwargs = dict(prepared or _prepare(args, create))
+    folder = _folder_arg(kwargs.pop("_cfg"), kwargs["create"])  # a typo in --profile answers in a second
     from .memory import LoraMemory
-    from .train import get_preset
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    preset = get_preset(getattr(args, "preset", "fast-cpu"), **_overrides(args))
-    return LoraMemory(base_model=args.model, folder=args.folder, profile=args.profile, preset=preset,
-                      load_in_4bit=args.load_in_4bit, embedder=None if args.no_retrieval else "default", seed=args.seed)
+    return LoraMemory(folder=folder, **kwargs)
 
 
 def _read_chunk(args) -> list[dict] | str:
     if args.file:
         path = Path(args.file)
         if not path.is_file():
-            raise HfSteerError(f"--file {path} does not exist: pass a text file of 'user: ...' lines or a JSON list of turns")
-        text = path.read_text(encoding="utf-8")
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise HfSteerError(f"--file {path} {what}: pass a text file of 'user: ...' lines or a JSON list of turns")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise HfSteerError(f"--file {path} cannot be read as UTF-8 text ({type(e).__name__}): pass a text file") from None
         if path.suffix == ".json":
-            return json.loads(text)
+            try:
+                return json.loads(text)
+            except ValueError as e:
+                raise HfSteerError(f"--file {path} is not valid JSON ({e}): pass a JSON list of turns") from None
         return text
     return args.text or ""
 
 
+# -- commands -------------------------------------------------------------------------------------------
+
+
 def cmd_remember(args) -> int:
-    mem = _memory(args)
-    row = mem.remember(_read_chunk(args), name=args.name)
+    from . import augment
+
+    chunk = _read_chunk(args)
+    augment.check_chunk(chunk)  # nothing to learn: one line before any model is loaded
+    mem = _memory(args, create=True)
+    row = mem.remember(chunk, name=args.name)
     print(f"remembered {row['name']}: {len(row['statements'])} statements, {row['train']['steps']} steps, "
           f"{row['train']['seconds']:.1f} s; active: {', '.join(mem.active)}")
     return 0
@@ -73,7 +146,9 @@ def cmd_list(args) -> int:
         print(f"profile {mem.profile}: no adapters")
     for r in rows:
         what = f"roll-up of {','.join(r['members'])}" if r["kind"] == "rollup" else r["summary"]
-        print(f"{'*' if r['active'] else ' '} {r['name']:<8} {r['kind']:<6} r={r['r']:<3} {r['created']}  {what}")
+        print(f"{'*' if r['active'] else ' '} {r['name']:<8} {r['kind']:<9} r={r['r']:<3} {r['created']}  {what}")
+    for name, job in mem.queued().items():
+        print(f"  {name:<8} {'queued':<9}       not learned yet ({len(job.get('turns', []))} turns)")
     return 0
 
 
@@ -84,69 +159,113 @@ def cmd_stack(args) -> int:
 
 
 def cmd_rollup(args) -> int:
+    cfg = config_from_args(RollupConfig, args)
+    weights = finite_weights(args.weights)
     mem = _memory(args)
-    row = mem.rollup(args.names or None, method=args.method, weights=args.weights, name=args.name,
-                     svd_rank=args.svd_rank, density=args.density)
+    row = mem.rollup(args.names or None, method=cfg.method, weights=weights, name=args.name,
+                     svd_rank=cfg.svd_rank, density=cfg.density)
     print(f"rolled {', '.join(row['members'])} into {row['name']} ({row['method']}, r={row['r']})")
+    _print_check(row.get("recall_check"), "rollup")
     return 0
+
+
+def _print_check(check, what: str) -> None:
+    if not check or not check.get("questions"):
+        return
+    print(f"probe recall: {what} {check[what]:.2f}, chunk adapters alone {check['members']:.2f} "
+          f"({check['questions']} questions)")
+    if check.get("warning"):
+        print(f"warning: {check['warning']}", file=sys.stderr)
 
 
 def cmd_forget(args) -> int:
     mem = _memory(args)
     res = mem.forget(args.name)
     print(f"forgot {args.name}" + (f"; rebuilt {', '.join(res['rebuilt'])}" if res["rebuilt"] else ""))
+    for note in res["copies_left"]:
+        print(f"note: {note}")
     return 0
 
 
 def cmd_regenerate(args) -> int:
-    mem = _memory(args)
     without = [int(w) if w.isdigit() else w for w in args.without]
+    mem = _memory(args)
     row = mem.regenerate(args.name, without=without)
-    print(f"regenerated {row['name']} without {args.without}: {len(row['statements'])} statements")
+    print(f"regenerated {row['name']} without {row['regenerated']['turns_removed']} turn(s): "
+          f"{len(row['statements'])} statements" + (f"; rebuilt {', '.join(row['rebuilt'])}" if row["rebuilt"] else ""))
+    for note in row["copies_left"]:
+        print(f"note: {note}")
     return 0
 
 
 def cmd_ask(args) -> int:
+    ask = config_from_args(AskConfig, args)
     mem = _memory(args)
-    print(mem.ask(args.question, adapters=not args.no_adapters, retrieve=args.retrieve, k=args.k,
-                  max_new_tokens=args.max_new_tokens))
+    res = mem.answer(args.question, adapters=ask.adapters, retrieve=ask.retrieve and mem.embedder is not None,
+                     route=ask.route, k=ask.k, max_new_tokens=ask.max_new_tokens)
+    print(res["answer"])
+    if not args.quiet:
+        print(describe_answer(res))
     return 0
 
 
+def describe_answer(res: dict) -> str:
+    """The line under an answer that says what answered it (``--quiet`` hides it)."""
+    parts = [f"adapters: {', '.join(res['adapters'])}" if res["adapters"] else "no adapter"]
+    parts.append(f"notes: {' | '.join(res['notes'])}" if res["notes"] else "no note")
+    return "[" + "; ".join(parts) + "]"
+
+
 def cmd_merge(args) -> int:
-    mem = _memory(args)
-    out = mem.save_merged(args.output, dtype=args.dtype)
-    print(f"merged {', '.join(mem.active)} into {out}")
+    prepared = _prepare(args)
+    out = Path(args.output).expanduser()
+    if out.exists() and not out.is_dir():
+        raise HfSteerError(f"--output {out} is a file: pass a folder for the merged model")
+    _folder_arg(prepared["_cfg"], create=False)
+    _make_folder(out, "--output")
+    mem = _memory(args, prepared=prepared)
+    res = mem.save_merged(out, dtype=args.dtype, names=args.names or None)
+    for note in res["notes"]:
+        print(f"note: {note}")
+    print(f"merged {', '.join(res['adapters'])} into {res['folder']}")
+    _print_check(res["recall_check"], "merged")
     return 0
 
 
 def cmd_chat(args) -> int:
+    chat = config_from_args(ChatConfig, args)
+    ask = config_from_args(AskConfig, args, max_new_tokens=chat.max_new_tokens)
+    mem = _memory(args, create=True)
     from .chat import run_chat
 
-    mem = _memory(args)
-    return run_chat(mem, every=args.every, background=not args.inline, retrieve=args.retrieve,
-                    learn_replies=args.learn_replies, max_new_tokens=args.max_new_tokens,
-                    worker_threads=args.worker_threads)
+    return run_chat(mem, chat=chat, ask=ask)
 
 
 def cmd_bench(args) -> int:
-    import torch
-
     from .bench import run_bench
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    result = run_bench(model=args.model, n_facts=args.facts, facts_per_chunk=args.facts_per_chunk,
-                       preset=args.preset, overrides=_overrides(args), svd_rank=args.svd_rank,
-                       use_retrieval=not args.no_retrieval, max_new_tokens=args.max_new_tokens,
-                       all_active_curve=args.all_active_curve, seed=args.seed,
-                       output_json=args.output_json, log=lambda s: print(s, file=sys.stderr, flush=True))
-    keys = ["seconds_per_chunk", "train_cpu_seconds_per_chunk", "base_recall", "recall", "reversed_recall",
-            "locality", "recall_all_active", "locality_all_active", "kl_heldout_nats",
-            "recall_after_stack", "recall_after_rollup_cat", "recall_after_rollup_svd", "recall_after_rollup_ties", "recall_after_rollup_retrain", "forgotten_recall",
-            "others_after_forget", "retrieval_only_recall", "retrieval_adapters_recall"]
-    print(json.dumps({k: result[k] for k in keys if k in result}, indent=1))
+    settings = config_from_args(BenchConfig, args)
+    check_seed(args.seed)
+    out = Path(args.output_json).expanduser()
+    if out.is_dir():
+        raise HfSteerError(f"--output-json {out} is a folder: pass a file name such as bench.json")
+    if args.model is not None:
+        _check_model(MemoryConfig(model=args.model))
+    apply_threads(args.threads)
+    _make_folder(out.parent, "--output-json's folder")
+    try:
+        probe = out.with_name(f".{out.name}.probe")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise HfSteerError(f"--output-json {out} cannot be written ({e.strerror}): pass a writable path") from None
+    result = run_bench(out, model=args.model, seed=args.seed, log=lambda s: print(s, file=sys.stderr, flush=True),
+                       **settings.to_dict())
+    print(json.dumps({k: result[k] for k in result.get("summary_keys", []) if k in result}, indent=1))
     return 0
+
+
+# -- the parser -----------------------------------------------------------------------------------------
 
 
 def register(subparsers) -> None:
@@ -160,77 +279,63 @@ def register(subparsers) -> None:
     p.add_argument("--name", default=None, help="adapter name (default: next m001-style name)")
     p.set_defaults(func=cmd_remember)
 
-    p = sub.add_parser("list", help="show the catalog of a profile")
+    p = sub.add_parser("list", help="show the catalog of a profile (and chunks still queued)")
     _common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("stack", help="activate exactly these adapters at once (default: all, roll-ups for their members)")
     _common(p)
-    p.add_argument("names", nargs="*")
+    p.add_argument("names", nargs="*", help="adapter names")
     p.set_defaults(func=cmd_stack)
 
-    p = sub.add_parser("rollup", help="combine adapters into one new adapter (PEFT add_weighted_adapter)")
+    p = sub.add_parser("rollup", help="combine adapters into one new adapter (PEFT add_weighted_adapter or retrain)")
     _common(p)
     p.add_argument("names", nargs="*", help="chunk adapters (default: every active chunk adapter)")
-    p.add_argument("--method", default="cat", choices=["cat", "svd", "ties", "dare_ties", "linear", "retrain"],
-                   help="cat/svd/ties/dare_ties/linear: PEFT weighted merge; retrain: one adapter trained on all members' turns")
-    p.add_argument("--weights", type=float, nargs="*", default=None)
+    add_config_arguments(p, RollupConfig)
+    for action in p._actions:  # the method's choices come from the memory itself
+        if action.dest == "method":
+            action.choices = list(ROLLUP_METHODS)
+    p.add_argument("--weights", type=float, nargs="*", default=None, help="one weight per adapter (default: 1 each)")
     p.add_argument("--name", default=None, help="name of the roll-up (must be new)")
-    p.add_argument("--svd-rank", type=int, default=None)
-    p.add_argument("--density", type=float, default=0.5, help="kept fraction for ties / dare_ties")
     p.set_defaults(func=cmd_rollup)
 
-    p = sub.add_parser("forget", help="delete an adapter, its row and retrieval entry; rebuild roll-ups without it")
+    p = sub.add_parser("forget", help="forget an adapter everywhere on disk; rebuild roll-ups without it")
     _common(p)
-    p.add_argument("name")
+    p.add_argument("name", help="adapter (or queued chunk) name")
     p.set_defaults(func=cmd_forget)
 
-    p = sub.add_parser("regenerate", help="retrain a chunk adapter without some turns")
+    p = sub.add_parser("regenerate", help="retrain a chunk adapter without some turns (they leave every file)")
     _common(p, train=True)
-    p.add_argument("name")
+    p.add_argument("name", help="chunk adapter name")
     p.add_argument("--without", nargs="+", required=True, help="turn indices or text: turns containing it are dropped")
     p.set_defaults(func=cmd_regenerate)
 
-    p = sub.add_parser("ask", help="answer one question with the active adapters and/or retrieval")
+    p = sub.add_parser("ask", help="answer one question (retrieved notes + routed adapters by default)")
     _common(p)
-    p.add_argument("question")
-    p.add_argument("--retrieve", action="store_true", help="add the top-k remembered chunks to the prompt")
-    p.add_argument("--no-adapters", action="store_true", help="answer with the bare base (retrieval only)")
-    p.add_argument("-k", type=int, default=2)
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("question", help="the question")
+    add_config_arguments(p, AskConfig, aliases={"k": ["-k"]})
+    p.add_argument("--quiet", action="store_true", help="print the answer only, not which adapters and notes answered")
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("merge", help="write base + active adapters merged into a 16-bit copy (also for 4-bit bases)")
+    p = sub.add_parser("merge", help="write base + adapters merged into a 16-bit copy (also for 4-bit bases)")
     _common(p)
-    p.add_argument("--output", required=True)
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    p.add_argument("names", nargs="*", help="adapters to merge (default: the active ones; a roll-up replaces its members)")
+    p.add_argument("--output", required=True, help="folder for the merged model")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"],
+                   help="weights' dtype (default: bfloat16)")
     p.set_defaults(func=cmd_merge)
 
-    p = sub.add_parser("chat", help="chat; every N turns (and on /remember) learn them in a background process")
+    p = sub.add_parser("chat", help="chat; every N turns (and on /remember) learn them in the background")
     _common(p, train=True)
-    p.add_argument("--every", type=int, default=4, help="user turns per adapter (default 4)")
-    p.add_argument("--inline", action="store_true", help="train in this process (chat waits) instead of a worker")
-    p.add_argument("--retrieve", action="store_true", help="also put the top-k remembered chunks in the prompt")
-    p.add_argument("--learn-replies", action="store_true", help="learn the model's replies too, not only your turns")
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--worker-threads", type=int, default=1, help="CPU threads of the training process")
+    add_config_arguments(p, ChatConfig)
+    add_config_arguments(p, AskConfig, include=["retrieve", "route", "k"], aliases={"k": ["-k"]})
     p.set_defaults(func=cmd_chat)
 
-    p = sub.add_parser("bench", help="recall / locality / stacking / roll-up / forgetting benchmark (JSON + PNG)")
-    p.add_argument("--output-json", required=True)
-    p.add_argument("--model", default=None)
-    p.add_argument("--facts", type=int, default=20, help="number of built-in facts (<= 20)")
-    p.add_argument("--facts-per-chunk", type=int, default=4, help="facts per conversation chunk (1 gives 20 adapters)")
-    p.add_argument("--preset", default="fast-cpu")
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--r", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--top-layers", type=int, default=None)
-    p.add_argument("--svd-rank", type=int, default=None, help="rank of the svd roll-up (default: largest member rank)")
-    p.add_argument("--no-retrieval", action="store_true")
-    p.add_argument("--max-new-tokens", type=int, default=16, help="answer length (the expected word comes early)")
-    p.add_argument("--all-active-curve", action="store_true", help="also measure the all-active recall after each adapter")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("bench", help="recall / locality / corrections / behaviour / speed benchmark (JSON + PNG)")
+    p.add_argument("--output-json", required=True, help="where the figures go (a PNG of the same name beside it)")
+    p.add_argument("--model", default=None, help="base model (default: the bundled SmolLM2-135M-Instruct)")
+    add_config_arguments(p, BenchConfig)
+    p.add_argument("--seed", type=int, default=0, help="seed of the run (default: 0)")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_bench)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -29,12 +30,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..artifacts import Artifact, base_model_name
 from ..errors import HfSteerError
 from ..utils import atomic_write_json
 from . import augment as aug
 from . import retrieval
-from .catalog import Catalog, base_fingerprint, check_name
-from .train import TrainPreset, get_preset, lora_config, train_adapter
+from .catalog import Catalog, base_fingerprint, check_name, profiles, require_profile
+from .config import AskConfig, ChatConfig, MemoryConfig, TrainPreset, get_preset
+from .learn import (
+    ADAPTER_WEIGHTS,
+    adapter_artifact,
+    adapter_files,
+    add_adapter,
+    chunk_row,
+    files_metadata,
+    linear_module_names,
+    num_layers,
+    train_alone,
+    write_adapter_files,
+)
+from .train import lora_config
 
 # PEFT's add_weighted_adapter methods, plus "retrain": a fresh adapter trained on all members' turns.
 ROLLUP_METHODS = ("cat", "svd", "ties", "dare_ties", "linear", "retrain")
@@ -49,36 +64,11 @@ def default_folder() -> Path:
     return cache_dir() / "memory"
 
 
-def linear_module_names(model) -> set[str]:
-    """Short names of the model's Linear layers (what ``target_modules`` may name)."""
-    names = set()
-    for full, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt", "Conv1D"):
-            names.add(full.rsplit(".", 1)[-1])
-    names.discard("lm_head")
-    return names
-
-
 def is_4bit(model) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return bool(getattr(base, "is_loaded_in_4bit", False)) or any(
         type(m).__name__ == "Linear4bit" for m in base.modules()
     )
-
-
-def save_adapter_folder(peft_model, name: str, folder: Path, meta: dict[str, Any]) -> None:
-    """Write one adapter as ``adapter_model.safetensors`` + ``adapter_config.json`` + ``hf_steer.json``.
-
-    PEFT's ``save_pretrained`` puts a non-default adapter in a subfolder; writing the state dict
-    ourselves keeps one flat folder per adapter that ``load_adapter(folder, name)`` reads back.
-    """
-    from peft import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    state = get_peft_model_state_dict(peft_model, adapter_name=name)
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(folder / "adapter_model.safetensors"))
-    peft_model.peft_config[name].save_pretrained(str(folder))
-    atomic_write_json(folder / "hf_steer.json", meta)
 
 
 class LoraMemory:
@@ -96,6 +86,7 @@ class LoraMemory:
             embedder); False answers with the whole active stack.
         route_threshold: cosine above which a statement matches a question.
         seed: seed for each adapter's training (offset by the adapter's index).
+        create: create ``profile`` when it does not exist (False: one clear error instead).
     """
 
     def __init__(
@@ -105,14 +96,15 @@ class LoraMemory:
         *,
         base_model: str | None = None,
         folder: str | os.PathLike | None = None,
-        profile: str = "default",
-        preset: str | TrainPreset = "fast-cpu",
-        load_in_4bit: bool = False,
+        profile: str = MemoryConfig.profile,
+        preset: str | TrainPreset = TrainPreset.name,
+        load_in_4bit: bool = MemoryConfig.load_in_4bit,
         embedder: Any = "default",
-        seed: int = 0,
+        seed: int = MemoryConfig.seed,
         device: str | None = None,
-        route: bool = True,
-        route_threshold: float = 0.5,
+        route: bool = AskConfig.route,
+        route_threshold: float = MemoryConfig.route_threshold,
+        create: bool = True,
     ):
         from ..models import load_model, resolve_model_path
 
@@ -123,6 +115,9 @@ class LoraMemory:
             if tokenizer is None:
                 raise HfSteerError("tokenizer is missing: pass the tokenizer that goes with the model")
             self.base_path = base_model or getattr(model.config, "name_or_path", "") or "unknown"
+            from ..models import keep_4bit_weights_unpacked
+
+            keep_4bit_weights_unpacked(model)  # a user's own 4-bit model: keep every CPU on the autograd path
         self.model = model
         self.tokenizer = tokenizer
         self.peft = None  # the PeftModel, created with the first adapter
@@ -136,27 +131,41 @@ class LoraMemory:
         self.route_threshold = route_threshold
         self._module_names = linear_module_names(model)
         self.catalog: Catalog
-        self.use_profile(profile)
+        self.use_profile(profile, create=create)
 
     # -- profiles and loading ---------------------------------------------------------------------
     @property
     def profile(self) -> str:
         return self._profile
 
-    def use_profile(self, profile: str) -> None:
-        """Switch to another profile: unload every adapter, open (or create) its catalog, load its adapters."""
+    def profiles(self) -> list[str]:
+        """The profiles saved under this memory's folder."""
+        return profiles(self.folder)
+
+    def use_profile(self, profile: str, create: bool = True) -> None:
+        """Switch to another profile: unload every adapter, open its catalog, load its adapters.
+
+        ``create=False`` refuses a profile that does not exist yet (a typo must not answer from an
+        empty memory); ``create=True`` starts an empty one.
+        """
         check_name(profile, "profile name")
+        if not create:
+            require_profile(self.folder, profile)
         self._unload_all()
         self._profile = profile
         self.catalog = Catalog(self.folder / profile, self.base_path, self.fingerprint)
         for name in self.catalog.rows:
             folder = self.catalog.adapter_dir(name)
-            if not (folder / "adapter_model.safetensors").is_file():
+            if not (folder / ADAPTER_WEIGHTS).is_file():
                 raise HfSteerError(
                     f"adapter folder {folder} named in the catalog is missing: restore it or remove row {name!r}"
                 )
             self._load_folder(name, folder)
         self._activate(self.catalog.active)
+
+    def _reload(self) -> None:
+        """Back to what is on disk (after a change failed half-way in memory)."""
+        self.use_profile(self.profile)
 
     def _unload_all(self) -> None:
         if self.peft is not None:
@@ -170,14 +179,6 @@ class LoraMemory:
             self.peft = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name, is_trainable=False)
         else:
             self.peft.load_adapter(str(folder), adapter_name=name, is_trainable=False)
-
-    def _add_fresh(self, name: str, config) -> None:
-        from peft import get_peft_model
-
-        if self.peft is None:
-            self.peft = get_peft_model(self.model, config, adapter_name=name)
-        else:
-            self.peft.add_adapter(name, config)
 
     def _delete(self, name: str) -> None:
         self.catalog.active = [n for n in self.catalog.active if n != name]
@@ -229,8 +230,7 @@ class LoraMemory:
 
     # -- remember -------------------------------------------------------------------------------
     def _config_for(self, preset: TrainPreset):
-        num_layers = getattr(self.model.config, "num_hidden_layers", None) or getattr(self.model.config, "n_layer", 1)
-        return lora_config(preset, num_layers, self._module_names)
+        return lora_config(preset, num_layers(self.model), self._module_names)
 
     def remember(
         self,
@@ -263,7 +263,10 @@ class LoraMemory:
         return row
 
     def anchors(self, n: int) -> list[tuple[str, str]]:
-        """``n`` (prompt, base answer) replay pairs; generated once per base model and cached on disk."""
+        """``n`` (prompt, base answer) replay pairs; generated once per base model and cached on disk.
+
+        The cache holds the base's answers to built-in questions only, never anything a user said.
+        """
         if n <= 0:
             return []
         path = self.folder / f"anchors-{self.fingerprint}.json"
@@ -281,62 +284,94 @@ class LoraMemory:
         anchors: list[tuple[str, str]] = (),
     ) -> dict:
         previous = list(self.catalog.active)
-        self._add_fresh(name, self._config_for(preset))
+        self.peft = add_adapter(self.peft, self.model, name, self._config_for(preset))
         try:
-            # The new adapter alone: active and trainable; every other adapter inactive and frozen.
-            self.peft.base_model.set_adapter([name], inference_mode=False)
-            stats = train_adapter(
-                self.peft, self.tokenizer, name, augmented.examples + list(anchors), preset,
-                seed=self.seed + len(self.catalog),
-            )
+            stats = train_alone(self.peft, self.tokenizer, name, augmented.examples + list(anchors), preset,
+                                seed=self.seed + len(self.catalog))
         except BaseException:
             self._delete(name)
             self._activate(previous)
             raise
         self._activate(previous)
-        cfg = self.peft.peft_config[name]
-        return {
-            "name": name, "kind": "chunk", "turns": turns, "statements": augmented.statements,
-            "probes": augmented.probes, "tokens": stats["tokens"], "preset": preset.to_dict(),
-            "r": cfg.r, "target_modules": sorted(cfg.target_modules), "layers": cfg.layers_to_transform,
-            "train": stats,
-        }
+        return chunk_row(name, turns, augmented, preset, stats, self.peft.peft_config[name])
 
-    def _finish_row(self, name: str, row: dict[str, Any]) -> None:
-        """Save the adapter folder, embed the chunk, then add the row (folder first: a row never dangles)."""
-        meta = {
-            "method": "lora_memory", "artifact": "adapter", "base_model": self.base_path,
-            "base_fingerprint": self.fingerprint, "datasets": [], "hyperparameters": row.get("preset", {}),
-            "metrics": row.get("train", {}), "plots": [],
-            "description": f"LoRA memory adapter {name!r} ({row['kind']}) of profile {self.profile!r}.",
-        }
-        self.catalog.write_adapter(name, lambda tmp: save_adapter_folder(self.peft, name, tmp, meta))
+    def _files(self, name: str, row: dict[str, Any]) -> dict[str, bytes]:
+        art = adapter_artifact(name, row["kind"], self.base_path, self.fingerprint, profile=self.profile,
+                               preset=row.get("preset"), metrics=row.get("train"))
+        return adapter_files(self.peft, name, art)
+
+    def _finish_row(self, name: str, row: dict[str, Any], stage: bool = False) -> Path | None:
+        """Write the adapter folder, embed the chunk, add the row (folder first: a row never dangles).
+
+        ``stage``: build the folder under a temporary name and return it for :meth:`Catalog.commit`
+        (the adapter replaces one of the same name in the same journaled step).
+        """
+        files = self._files(name, row)
+        staged = None
+        if stage:
+            staged = self.catalog.stage_adapter(name, lambda tmp: write_adapter_files(tmp, files))
+        else:
+            self.catalog.write_adapter(name, lambda tmp: write_adapter_files(tmp, files))
         if row["kind"] == "chunk" and self.embedder is not None:
             vecs = self.embedder([retrieval.chunk_text(row), *row["statements"]])
             row["embedding"] = [round(float(x), 5) for x in vecs[0]]
             row["statement_embeddings"] = [[round(float(x), 5) for x in v] for v in vecs[1:]]
         self.catalog.add(row, save=False)
+        return staged
 
-    def add_trained(self, folder: str | os.PathLike, row: dict[str, Any], activate: bool = True) -> dict[str, Any]:
-        """Take in an adapter trained elsewhere (the background worker): check it, load it, catalog it."""
-        folder = Path(folder)
+    def add_trained(self, files: dict[str, bytes] | str | os.PathLike, row: dict[str, Any],
+                    activate: bool = True) -> dict[str, Any]:
+        """Take in an adapter trained elsewhere (background worker, Ray task): check it, load it, catalog it.
+
+        ``files`` is ``{file name: bytes}`` (as :class:`~hf_steer.memory.learn.ChunkTrainer` returns) or
+        a folder holding them. The chunk's queue entry (if any) goes in the same step.
+        """
+        if not isinstance(files, dict):
+            folder = Path(files)
+            files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
         name = check_name(row["name"])
         if name in self.catalog:
             raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
-        meta_file = folder / "hf_steer.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        if ADAPTER_WEIGHTS not in files:
+            raise HfSteerError(f"adapter {name!r} came back without {ADAPTER_WEIGHTS}: it stays queued; retry it")
+        meta = files_metadata(files)
         if meta.get("base_fingerprint") and meta["base_fingerprint"] != self.fingerprint:
             raise HfSteerError(
-                f"adapter {folder} was trained on base {meta.get('base_model')!r} ({meta['base_fingerprint']}), "
-                f"not on this memory's base ({self.fingerprint}): train it on the same base model"
+                f"adapter {name!r} was trained on base {meta.get('base_model')!r} ({meta['base_fingerprint']}), "
+                f"not on this memory's base ({self.fingerprint}): it stays queued; train it on the same base model"
             )
+        folder = self.catalog.write_adapter(name, lambda tmp: write_adapter_files(tmp, files))
         self._load_folder(name, folder)
         row = dict(row)
-        self._finish_row(name, row)
+        if row.get("kind") == "chunk" and self.embedder is not None:
+            vecs = self.embedder([retrieval.chunk_text(row), *row["statements"]])
+            row["embedding"] = [round(float(x), 5) for x in vecs[0]]
+            row["statement_embeddings"] = [[round(float(x), 5) for x in v] for v in vecs[1:]]
+        self.catalog.add(row, save=False)
         if activate:
             self._activate([*self.catalog.active, name])
-        self.catalog.save()
+        queued = self.catalog.queue_path(name)
+        self.catalog.commit(delete_paths=[queued] if queued.exists() else [])
         return row
+
+    # -- the queue: chunks said, not learned yet ---------------------------------------------------
+    def queue_chunk(self, chunk, name: str | None = None, taken: Sequence[str] = ()) -> str:
+        """Keep a chunk on disk until an adapter trained elsewhere comes back for it; returns its name.
+
+        The chunk is checked first (one line when there is nothing to learn), so only learnable chunks
+        wait in the queue. :meth:`add_trained` and :meth:`forget` remove the entry.
+        """
+        turns = aug.normalize_chunk(chunk)
+        aug.augment(turns, self.tokenizer)
+        name = check_name(name) if name is not None else self.catalog.new_name(taken=taken)
+        if name in self.catalog:
+            raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
+        self.catalog.enqueue(name, turns)
+        return name
+
+    def queued(self) -> dict[str, dict[str, Any]]:
+        """Chunks waiting for their adapter: ``{name: {"name", "turns"}}``, oldest first."""
+        return self.catalog.queued()
 
     # -- stack ----------------------------------------------------------------------------------
     def stack(self, names: Sequence[str] | None = None) -> list[str]:
@@ -379,8 +414,7 @@ class LoraMemory:
     @staticmethod
     def _row_preset(row: dict[str, Any], **overrides) -> TrainPreset:
         """The preset an adapter was trained with, from its catalog row."""
-        saved = {**row["preset"], "target_modules": tuple(row["preset"]["target_modules"])}
-        return get_preset(TrainPreset(**saved), **overrides)
+        return get_preset(TrainPreset.from_dict(row["preset"]), **overrides)
 
     def _build_rollup(self, name: str, members: list[str], method: str, weights: list[float], svd_rank, density) -> dict | None:
         """Build roll-up ``name`` from ``members``; returns the training figures for ``retrain``."""
@@ -403,7 +437,8 @@ class LoraMemory:
         if method in ("ties", "dare_ties"):
             kwargs["density"] = density
         # A fresh name is essential: on an existing name add_weighted_adapter returns without doing anything.
-        assert name not in self.peft.peft_config
+        if name in self.peft.peft_config:
+            raise HfSteerError(f"adapter name {name!r} is still loaded: roll-ups need a fresh name")
         self.peft.add_weighted_adapter(members, weights, name, combination_type=method, **kwargs)
         return None
 
@@ -417,8 +452,13 @@ class LoraMemory:
         svd_rank: int | None = None,
         density: float = 0.5,
         activate: bool = True,
+        check: bool = True,
     ) -> dict[str, Any]:
         """Combine adapters into one new adapter; returns its row.
+
+        ``check`` measures, on the members' probe questions, the recall of each member alone and of the
+        roll-up alone, and puts both in ``row["recall_check"]`` with a one-line ``warning`` when the
+        roll-up answers fewer (a ``cat`` sum of sharp adapters often does: see docs/memory.md).
 
         ``cat``/``svd``/``ties``/``dare_ties``/``linear`` go through PEFT's ``add_weighted_adapter``
         (``cat`` is the exact sum of the members, like stacking them). ``retrain`` trains one fresh
@@ -439,7 +479,11 @@ class LoraMemory:
             raise HfSteerError(f"adapter name {name!r} already exists: roll-ups need a fresh name")
         if svd_rank is None and method == "svd":
             svd_rank = max(self.catalog.rows[n]["r"] for n in names)
-        train_stats = self._build_rollup(name, names, method, weights, svd_rank, density)
+        try:
+            train_stats = self._build_rollup(name, names, method, weights, svd_rank, density)
+        except BaseException:
+            self._reload()
+            raise
         cfg = self.peft.peft_config[name]
         first = self.catalog.rows[names[0]]
         row = {
@@ -450,94 +494,178 @@ class LoraMemory:
         if train_stats is not None:
             row["train"] = train_stats
         self._finish_row(name, row)
+        if check:
+            row["recall_check"] = self._recall_check(names, use=[name], what="rollup")
         if activate:
             self._activate([n for n in self.active if n not in names] + [name])
         self.catalog.save()
         return row
 
     # -- forget / regenerate ----------------------------------------------------------------------
-    def _rebuild_rollups(self, removed: str) -> list[str]:
-        """Rebuild every roll-up that contained ``removed`` from its surviving members (same name)."""
-        rebuilt = []
-        for rname in self.rollups_containing(removed):
+    def _rebuild_rollups(self, changed: str, removed: bool) -> tuple[list[str], dict[str, Path], list[str]]:
+        """Rebuild, under the same names, every roll-up that holds ``changed`` -- the one path for
+        ``forget`` (``removed``: the roll-up loses that member) and ``regenerate`` (the member's new
+        weights or turns go in). Returns ``(rebuilt, staged folders, dropped)``; nothing is on disk yet:
+        the caller commits the staged folders in one journaled step.
+        """
+        rebuilt, staged, dropped = [], {}, []
+        for rname in self.rollups_containing(changed):
             row = self.catalog.rows[rname]
-            keep = [(m, w) for m, w in zip(row["members"], row["weights"]) if m != removed]
+            keep = [(m, w) for m, w in zip(row["members"], row["weights"]) if not (removed and m == changed)]
             was_active = rname in self.active
             self._delete(rname)
             if not keep:  # nothing left to roll up: the roll-up goes too
-                self.catalog.remove(rname, save=False)
+                del self.catalog.rows[rname]
+                dropped.append(rname)
                 continue
             members, weights = [m for m, _ in keep], [w for _, w in keep]
-            method = row["method"] if len(members) > 1 else "cat"
-            self._build_rollup(rname, members, method, weights, row.get("svd_rank"), row.get("density", 0.5))
-            row.update(members=members, weights=weights, r=self.peft.peft_config[rname].r, rebuilt=time.strftime("%Y-%m-%dT%H:%M:%S"))
-            meta = {"method": "lora_memory", "artifact": "adapter", "base_model": self.base_path,
-                    "base_fingerprint": self.fingerprint, "hyperparameters": {}, "metrics": {}, "plots": [],
-                    "datasets": [], "description": f"roll-up {rname!r} rebuilt without {removed!r}."}
-            self.catalog.write_adapter(rname, lambda tmp, n=rname, m=meta: save_adapter_folder(self.peft, n, tmp, m))
+            method = row["method"] if len(members) > 1 or row["method"] == "retrain" else "cat"
+            stats = self._build_rollup(rname, members, method, weights, row.get("svd_rank"), row.get("density", 0.5))
+            row.update(members=members, weights=weights, method=method, r=self.peft.peft_config[rname].r,
+                       rebuilt=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            if stats is not None:
+                row["train"] = stats
+            files = self._files(rname, row)
+            staged[rname] = self.catalog.stage_adapter(rname, lambda tmp, f=files: write_adapter_files(tmp, f))
             if was_active:
                 self._activate([*self.active, rname])
             rebuilt.append(rname)
-        return rebuilt
+        return rebuilt, staged, dropped
+
+    def _copies_elsewhere(self, names: Sequence[str]) -> tuple[list[Path], list[str]]:
+        """Merged copies that hold what ``names`` taught: ``(folders to delete, one line per copy kept)``.
+
+        A merged folder inside the profile goes with the change; one outside the memory (where ``merge``
+        wrote it) is the user's to delete, and a copy pushed to the Hub only its owner can remove there.
+        """
+        from ..hub import pushes_of
+
+        deletes, notes, keep = [], [], []
+        inside = self.catalog.folder.resolve()
+        for record in self.catalog.merges:
+            held = {*record.get("adapters", []), *record.get("chunks", [])}
+            if not held.intersection(names):
+                keep.append(record)
+                continue
+            folder = Path(record["folder"])
+            if not folder.exists():
+                continue  # deleted already: the record goes
+            if inside in folder.resolve().parents:
+                deletes.append(folder)
+                continue
+            keep.append(record)
+            what = ", ".join(sorted(held.intersection(names)))
+            notes.append(f"merged model {folder} (written by `merge` on {record.get('created', '?')}) still holds what "
+                         f"{what} taught: hf_steer does not delete folders outside the memory; delete it yourself")
+            for repo in pushes_of(folder):
+                notes.append(f"merged model {folder} was pushed to the Hub as {repo}: a pushed copy cannot be removed "
+                             f"from here; delete the repo (`hf repo delete {repo}`) or push a new version over it")
+        self.catalog.merges = keep
+        return deletes, notes
+
+    @staticmethod
+    def _texts(row: dict[str, Any]) -> list[str]:
+        return [t["content"] for t in row.get("turns", [])] + list(row.get("statements") or [])
+
+    def _discard(self, staged: dict[str, Path]) -> None:
+        for folder in staged.values():
+            shutil.rmtree(folder, ignore_errors=True)
 
     def forget(self, name: str) -> dict[str, Any]:
-        """Delete an adapter, its catalog row, its retrieval entry and folder; rebuild roll-ups that held it.
+        """Forget an adapter: its weights, catalog row, retrieval entry and every copy hf_steer keeps.
 
-        Returns ``{"forgotten": name, "rebuilt": [...]}``.
+        Roll-ups that held it are rebuilt from the survivors (or dropped when none is left); the backup
+        catalog, queued chunks and damaged-catalog copies lose its text too, all in one journaled step
+        (see :mod:`hf_steer.memory.catalog`). Returns ``{"forgotten", "rebuilt", "dropped", "copies_left"}``;
+        ``copies_left`` says, one line each, where a copy is out of reach (a merged folder outside the
+        memory, a model pushed to the Hub).
         """
+        if name not in self.catalog and name in self.catalog.queued():
+            job = self.catalog.queued()[name]
+            self.catalog.commit(delete_paths=[self.catalog.queue_path(name)])
+            self.catalog.scrub_copies([t["content"] for t in job.get("turns", [])])
+            return {"forgotten": name, "queued": True, "rebuilt": [], "dropped": [], "copies_left": []}
         row = self.catalog.get(name)
-        was_active = name in self.active
-        self._delete(name)
-        self.catalog.rows.pop(name)
-        rebuilt = self._rebuild_rollups(name) if row.get("kind") == "chunk" else []
-        if row.get("kind") == "rollup" and was_active:
-            # forgetting a roll-up forgets the summary, not the facts: its members take its place
-            self._activate([*self.active, *[m for m in row.get("members", []) if m in self.catalog]])
-        self._activate(self.active)
-        self.catalog.save()
-        import shutil
-
-        shutil.rmtree(self.catalog.adapter_dir(name), ignore_errors=True)
-        return {"forgotten": name, "rebuilt": rebuilt}
+        staged: dict[str, Path] = {}
+        try:
+            was_active = name in self.active
+            self._delete(name)
+            del self.catalog.rows[name]
+            rebuilt, dropped = [], []
+            if row.get("kind") != "rollup":
+                rebuilt, staged, dropped = self._rebuild_rollups(name, removed=True)
+            elif was_active:
+                # forgetting a roll-up forgets the summary, not the facts: its members take its place
+                self._activate([*self.active, *[m for m in row.get("members", []) if m in self.catalog]])
+            self._activate(self.active)
+            deletes, notes = self._copies_elsewhere([name])
+            queued = self.catalog.queue_path(name)
+            self.catalog.commit(remove=[name, *dropped], install=staged,
+                                delete_paths=[*deletes, *([queued] if queued.exists() else [])])
+        except BaseException:
+            self._discard(staged)
+            self._reload()
+            raise
+        self.catalog.scrub_copies(self._texts(row))
+        return {"forgotten": name, "rebuilt": rebuilt, "dropped": dropped, "copies_left": notes}
 
     def regenerate(self, name: str, without: Sequence[int | str] = (), **overrides) -> dict[str, Any]:
-        """Retrain a chunk adapter minus unwanted turns (by index, or any turn containing a string).
+        """Retrain a chunk adapter minus unwanted turns (by index, or every turn containing a text).
 
-        The adapter keeps its name; roll-ups containing it are rebuilt with the new weights.
+        The adapter keeps its name; roll-ups containing it are rebuilt with the new weights, in the same
+        journaled step as the catalog change, and the removed turns leave every file (as in
+        :meth:`forget`). An index or text that matches no turn is an error, not a silent no-op. The row
+        records how many turns were removed, never which words were asked for. Returns the new row plus
+        ``rebuilt`` and ``copies_left``.
         """
         row = self.catalog.get(name)
-        if row.get("kind") != "chunk":
+        if row.get("kind") == "rollup":
             raise HfSteerError(f"adapter {name!r} is a roll-up: regenerate its members, the roll-up follows")
-        drop_idx = {w for w in without if isinstance(w, int)}
-        drop_txt = [w.lower() for w in without if isinstance(w, str)]
-        turns = [
-            t for i, t in enumerate(row["turns"])
-            if i not in drop_idx and not any(s in t["content"].lower() for s in drop_txt)
-        ]
-        if not turns:
+        turns = row["turns"]
+        if not without:
+            raise HfSteerError(f"regenerate {name!r} needs turns to drop: pass indices (0..{len(turns) - 1}) or text")
+        drop: set[int] = set()
+        for w in without:
+            if isinstance(w, bool) or not isinstance(w, (int, str)):
+                raise HfSteerError(f"regenerate {name!r}: {w!r} is neither a turn index nor a text")
+            if isinstance(w, int):
+                if not 0 <= w < len(turns):
+                    raise HfSteerError(f"adapter {name!r} has no turn {w}: it has {len(turns)} turns "
+                                       f"(0..{len(turns) - 1}); see `hf-steer memory list --json`")
+                drop.add(w)
+            else:
+                hits = {i for i, t in enumerate(turns) if w.lower() in t["content"].lower()}
+                if not w.strip() or not hits:
+                    raise HfSteerError(f"no turn of adapter {name!r} contains {w!r}: nothing to drop; check the text")
+                drop |= hits
+        keep = [t for i, t in enumerate(turns) if i not in drop]
+        if not keep:
             raise HfSteerError(f"regenerate {name!r} without {list(without)} leaves no turn: forget the adapter instead")
-        augmented = aug.augment(turns, self.tokenizer)
+        augmented = aug.augment(keep, self.tokenizer)
         preset = self._row_preset(row, **overrides)
-        was_active = name in self.active
-        self._delete(name)
-        self.catalog.rows.pop(name)
-        new_row = self._train_new(name, turns, augmented, preset, self.anchors(preset.anchors))
-        new_row["regenerated_without"] = [str(w) for w in without]
-        self._finish_row(name, new_row)
-        # roll-ups containing it: rebuild from the (new) members, same names
-        for rname in self.rollups_containing(name):
-            rrow = self.catalog.rows[rname]
-            r_active = rname in self.active
-            self._delete(rname)
-            self._build_rollup(rname, rrow["members"], rrow["method"], rrow["weights"], rrow.get("svd_rank"), rrow.get("density", 0.5))
-            self.catalog.write_adapter(
-                rname, lambda tmp, n=rname: save_adapter_folder(self.peft, n, tmp, {"method": "lora_memory", "artifact": "adapter", "base_fingerprint": self.fingerprint})
-            )
-            if r_active:
-                self.catalog.active.append(rname)
-        self._activate([*self.active, name] if was_active else self.active)
-        self.catalog.save()
-        return new_row
+        anchors = self.anchors(preset.anchors)
+        staged: dict[str, Path] = {}
+        try:
+            was_active = name in self.active
+            self._delete(name)
+            del self.catalog.rows[name]
+            new_row = self._train_new(name, keep, augmented, preset, anchors)
+            new_row["regenerated"] = {"turns_removed": len(drop), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            if row.get("created"):
+                new_row["created"] = row["created"]
+            staged[name] = self._finish_row(name, new_row, stage=True)
+            if was_active:
+                self._activate([*self.active, name])
+            rebuilt, more, dropped = self._rebuild_rollups(name, removed=False)
+            staged.update(more)
+            deletes, notes = self._copies_elsewhere([name])
+            self.catalog.commit(remove=dropped, install=staged, delete_paths=deletes)
+        except BaseException:
+            self._discard(staged)
+            self._reload()
+            raise
+        self.catalog.scrub_copies([turns[i]["content"] for i in sorted(drop)])
+        return {**new_row, "rebuilt": rebuilt, "copies_left": notes}
 
     # -- asking ---------------------------------------------------------------------------------
     def retrieve(self, question: str, k: int = 2) -> list[dict[str, Any]]:
@@ -576,44 +704,54 @@ class LoraMemory:
         return out
 
     @torch.no_grad()
-    def ask_many(
+    def answer_many(
         self,
         questions: Sequence[str],
         *,
-        adapters: bool = True,
-        retrieve: bool = False,
+        adapters: bool = AskConfig.adapters,
+        retrieve: bool = AskConfig.retrieve,
         route: bool | None = None,
-        k: int = 2,
-        max_new_tokens: int = 32,
+        use: Sequence[str] | None = None,
+        k: int = AskConfig.k,
+        max_new_tokens: int = AskConfig.max_new_tokens,
         batch_size: int = 16,
-    ) -> list[str]:
-        """Greedy answers, using the active adapters (routed or all) and/or the top-k retrieved statements.
+    ) -> list[dict[str, Any]]:
+        """Greedy answers with what answered them: ``[{"answer", "adapters", "notes"}]``.
 
-        ``route`` (default ``self.route_default``) activates, per question, only the adapters whose
-        statements match it (see :meth:`route`); ``route=False`` answers with the whole active stack.
+        ``adapters`` uses the active adapters, routed per question when ``route`` (default
+        ``self.route_default``: only the adapters whose statements match the question, see :meth:`route`)
+        or the whole stack otherwise; ``use`` names an exact adapter set instead. ``retrieve`` puts the
+        top-``k`` remembered statements in the prompt as notes.
         """
         route = self.route_default if route is None else route
-        prompts = []
-        for q in questions:
-            context = retrieval.build_context(self.retrieve_statements(q, k)) if retrieve else None
-            prompts.append(aug.chat_prompt(self.tokenizer, q, context))
+        for n in use or ():
+            self.catalog.get(n)
+        notes = [self.retrieve_statements(q, k) if retrieve else [] for q in questions]
+        prompts = [aug.chat_prompt(self.tokenizer, q, retrieval.build_context(n) or None) for q, n in zip(questions, notes)]
         # Group questions by the adapter set they use, so each group is one batched generate.
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, q in enumerate(questions):
-            names = tuple(self.route(q) if (adapters and route) else (self.active if adapters else ()))
+            if use is not None:
+                names = tuple(use)
+            else:
+                names = tuple(self.route(q) if (adapters and route) else (self.active if adapters else ()))
             groups.setdefault(names, []).append(i)
-        answers: list[str] = [""] * len(prompts)
+        out: list[dict[str, Any]] = [{} for _ in questions]
         stack = self.active
         try:
             for names, idx in groups.items():
                 if self.peft is not None and names:
                     self.peft.base_model.set_adapter(list(names), inference_mode=True)
-                outs = self._generate([prompts[i] for i in idx], bool(names), max_new_tokens, batch_size)
-                for i, a in zip(idx, outs):
-                    answers[i] = a
+                answers = self._generate([prompts[i] for i in idx], bool(names), max_new_tokens, batch_size)
+                for i, a in zip(idx, answers):
+                    out[i] = {"answer": a, "adapters": list(names), "notes": notes[i]}
         finally:
             self._activate(stack)
-        return answers
+        return out
+
+    def ask_many(self, questions: Sequence[str], **kwargs) -> list[str]:
+        """Greedy answers only (see :meth:`answer_many` for the options and what answered)."""
+        return [r["answer"] for r in self.answer_many(questions, **kwargs)]
 
     @contextmanager
     def base_only(self):
@@ -630,15 +768,19 @@ class LoraMemory:
         finally:
             self._activate(stack)
 
-    def _generate(self, prompts: list[str], with_adapters: bool, max_new_tokens: int, batch_size: int) -> list[str]:
-        model = self.peft if self.peft is not None else self.model
+    def _generate(self, prompts: list[str], with_adapters: bool, max_new_tokens: int, batch_size: int,
+                  model=None) -> list[str]:
+        """Greedy continuations of ``prompts`` (``model``: another model with this tokenizer, e.g. a merged copy)."""
+        own = model is None
+        model = model if model is not None else (self.peft if self.peft is not None else self.model)
         out_texts: list[str] = []
-        self.tokenizer.padding_side = "left"
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
         for i in range(0, len(prompts), batch_size):
-            enc = self.tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            # left padding for this call only: the caller's tokenizer keeps its own padding side
+            enc = self.tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True,
+                                 add_special_tokens=False, padding_side="left")
             enc = enc.to(next(model.parameters()).device)
-            if self.peft is not None and not with_adapters:
+            if own and self.peft is not None and not with_adapters:
                 with self.base_only():
                     out = self.peft.generate(**enc, **kwargs)
             else:
@@ -650,15 +792,63 @@ class LoraMemory:
     def ask(self, question: str, **kwargs) -> str:
         return self.ask_many([question], **kwargs)[0]
 
-    def chat(self, messages: list[dict[str, str]], *, retrieve: bool = False, k: int = 2, max_new_tokens: int = 96) -> str:
+    def answer(self, question: str, **kwargs) -> dict[str, Any]:
+        """One answer with what answered it: ``{"answer", "adapters", "notes"}`` (see :meth:`answer_many`)."""
+        return self.answer_many([question], **kwargs)[0]
+
+    # -- does a roll-up or a merged copy keep what its members knew? ------------------------------
+    def _probes(self, chunks: Sequence[str]) -> list[tuple[str, str, str]]:
+        """``(chunk, question, expected)`` for the probe questions the chunks' rows keep."""
+        return [(n, p["question"], p["expected"]) for n in chunks for p in self.catalog.rows[n].get("probes", [])]
+
+    def chunks_of(self, names: Sequence[str]) -> list[str]:
+        """The chunk adapters behind ``names`` (a roll-up stands for its members)."""
+        out = []
+        for n in names:
+            row = self.catalog.get(n)
+            out += (row.get("members") or [n]) if row.get("kind") == "rollup" else [n]
+        return list(dict.fromkeys(out))
+
+    def _recall_check(self, chunks: Sequence[str], *, use: Sequence[str] | None = None, model=None,
+                      what: str) -> dict[str, Any]:
+        """Probe recall of ``chunks`` by each member alone vs by ``use`` (a roll-up) or ``model`` (a merged copy).
+
+        Returns ``{"questions", "members", what, "warning"}``; ``warning`` is one line when the
+        combination answers fewer probe questions than the members did on their own.
+        """
+        probes = self._probes(chunks)
+        if not probes:
+            return {"questions": 0, "members": None, what: None, "warning": None}
+
+        def hit(answer: str, expected: str) -> bool:
+            return expected.lower() in answer.lower()
+
+        by_member = [hit(self.answer(q, use=[c], max_new_tokens=16)["answer"], e) for c, q, e in probes]
+        if model is not None:
+            prompts = [aug.chat_prompt(self.tokenizer, q) for _, q, _ in probes]
+            combined = [hit(a, e) for a, (_, _, e) in zip(self._generate(prompts, True, 16, 16, model=model), probes)]
+        else:
+            answers = self.ask_many([q for _, q, _ in probes], use=list(use), max_new_tokens=16)
+            combined = [hit(a, e) for a, (_, _, e) in zip(answers, probes)]
+        members, together = sum(by_member) / len(probes), sum(combined) / len(probes)
+        warning = None
+        if sum(combined) < sum(by_member):
+            warning = (f"the {what} answers {sum(combined)}/{len(probes)} probe questions of its chunks "
+                       f"({together:.2f}) where the chunk adapters alone answer {sum(by_member)} ({members:.2f}): "
+                       f"it lost part of what they knew")
+        return {"questions": len(probes), "members": round(members, 4), what: round(together, 4), "warning": warning}
+
+    def chat(self, messages: list[dict[str, str]], *, retrieve: bool = AskConfig.retrieve, route: bool | None = None,
+             k: int = AskConfig.k, max_new_tokens: int = ChatConfig.max_new_tokens) -> str:
         """One assistant reply to a message list (the REPL's turn), with the active adapters."""
         msgs = [{"role": "system", "content": aug.SYSTEM_PROMPT}, *messages]
         question = messages[-1]["content"]
         if retrieve and self.embedder is not None and self.names("chunk"):
             notes = retrieval.build_context(self.retrieve_statements(question, k))
             msgs[-1] = {"role": msgs[-1]["role"], "content": f"{notes}\n\n{question}"}
+        route = self.route_default if route is None else route
         stack = self.active
-        names = self.route(question) if self.route_default else stack
+        names = self.route(question) if route else stack
         if getattr(self.tokenizer, "chat_template", None):
             prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         else:
@@ -685,32 +875,67 @@ class LoraMemory:
         self.model = merged
         return merged
 
-    def save_merged(self, output_dir: str | os.PathLike, dtype: str = "bfloat16") -> Path:
-        """Write base + active adapters merged into a fresh 16-bit (or fp32) copy; works for 4-bit memories."""
+    def save_merged(self, output_dir: str | os.PathLike, dtype: str = "bfloat16", names: Sequence[str] | None = None,
+                    check: bool = True) -> dict[str, Any]:
+        """Write the base with adapters merged in, as a fresh 16-bit (or fp32) copy; works for 4-bit memories.
+
+        ``names`` defaults to the active adapters. A roll-up and its own members are never merged
+        together (the facts would go in twice): the roll-up is merged instead of its members. Merged
+        weights have no routing -- every merged adapter acts on every question -- so ``check`` measures
+        the copy on the chunks' probe questions against each chunk adapter alone and warns when it
+        answers fewer. The catalog records the copy (folder, adapters, the chunks they hold), so a later
+        ``forget`` can say that this copy still holds a forgotten chunk.
+
+        Returns ``{"folder", "adapters", "left_out", "notes", "recall_check"}``.
+        """
         from peft import PeftModel
 
         from ..models import load_model
 
-        if not self.active:
+        names = list(dict.fromkeys(names if names is not None else self.active))
+        if not names:
             raise HfSteerError("no active adapter to merge: remember or stack adapters first")
+        for n in names:
+            self.catalog.get(n)
         if dtype not in ("bfloat16", "float16", "float32"):
             raise HfSteerError(f"merge dtype {dtype!r} is not a 16/32-bit float: use bfloat16, float16 or float32")
+        out = Path(output_dir)
+        if out.exists() and not out.is_dir():
+            raise HfSteerError(f"merge output {out} is a file: pass a folder")
+        covered = {m for n in names if self.catalog.rows[n].get("kind") == "rollup" for m in self.catalog.rows[n]["members"]}
+        left_out = [n for n in names if n in covered]
+        names = [n for n in names if n not in covered]
+        notes = []
+        if left_out:
+            notes.append(f"merged the roll-up(s) instead of their members {', '.join(left_out)} (never both: the facts "
+                         "would go in twice)")
+        if self.route_default and self.embedder is not None and len(names) > 1:
+            notes.append(f"routing has no meaning in merged weights: all {len(names)} adapters act on every question "
+                         "of the merged copy (`rollup --method retrain` first gives one adapter to merge)")
         base = load_model(self.base_path, dtype="float32", device="cpu", with_tokenizer=False)
         peft = None
-        for n in self.active:
+        for n in names:
             folder = str(self.catalog.adapter_dir(n))
             if peft is None:
                 peft = PeftModel.from_pretrained(base, folder, adapter_name=n)
             else:
                 peft.load_adapter(folder, adapter_name=n)
-        peft.base_model.set_adapter(self.active, inference_mode=True)
-        merged = peft.merge_and_unload(adapter_names=self.active).to(getattr(torch, dtype))
-        out = Path(output_dir)
+        peft.base_model.set_adapter(names, inference_mode=True)
+        merged = peft.merge_and_unload(adapter_names=names).to(getattr(torch, dtype))
+        merged.eval()
+        chunks = self.chunks_of(names)
+        recall = self._recall_check(chunks, model=merged, what="merged") if check else None
         merged.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
-        atomic_write_json(out / "hf_steer.json", {
-            "method": "lora_memory", "artifact": "merged_model", "base_model": self.base_path, "datasets": [],
-            "hyperparameters": {"adapters": self.active, "dtype": dtype}, "metrics": {}, "plots": [],
-            "description": f"Base model with LoRA memory adapters {', '.join(self.active)} merged in ({dtype}).",
-        })
-        return out
+        Artifact(
+            method="lora_memory", artifact="merged_model", base_model=base_model_name(self.base_path),
+            description=f"Base model with LoRA memory adapters {', '.join(names)} merged in ({dtype}).",
+            hyperparameters={"adapters": names, "dtype": dtype},
+            metrics={"probe_recall_merged": recall["merged"], "probe_recall_chunk_adapters": recall["members"]}
+            if recall and recall["questions"] else {},
+        ).save(out)
+        self.catalog.merges = [m for m in self.catalog.merges if Path(m["folder"]) != out.resolve()]
+        self.catalog.merges.append({"folder": str(out.resolve()), "adapters": names, "chunks": chunks,
+                                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        self.catalog.save()
+        return {"folder": out, "adapters": names, "left_out": left_out, "notes": notes, "recall_check": recall}

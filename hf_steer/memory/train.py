@@ -25,72 +25,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import HfSteerError
+from .config import PRESETS, TrainPreset, get_preset
 
-LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@dataclass(frozen=True)
-class TrainPreset:
-    """How one chunk becomes one adapter.
-
-    ``top_layers`` > 0 adapts only the last that many decoder layers (enables frozen-prefix caching);
-    0 adapts every layer. ``anchors`` base-model answers to ordinary questions are replayed in each
-    chunk's training to keep unrelated answers unchanged. ``steps`` counts optimizer steps; ``epochs`` (when set) overrides it with
-    ``epochs * ceil(n_examples / batch_size)``. ``batch_size`` 0 means "all examples in one batch".
-    """
-
-    name: str = "fast-cpu"
-    r: int = 16
-    alpha: float = 32.0
-    dropout: float = 0.0
-    lr: float = 5e-3
-    steps: int = 12
-    epochs: int | None = None
-    batch_size: int = 0
-    max_length: int = 96
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    top_layers: int = 6
-    anchors: int = 8
-    weight_decay: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["target_modules"] = list(self.target_modules)
-        return d
-
-
-PRESETS: dict[str, TrainPreset] = {
-    # Tuned on SmolLM2-135M on CPU: small rank on the top layers, a high learning rate and every
-    # augmented text in one batch, so a chunk takes a dozen cheap steps.
-    "fast-cpu": TrainPreset(),
-    # The issue author's GPU settings (text-generation-webui defaults: q_proj + v_proj, every layer).
-    "author": TrainPreset(
-        name="author", r=64, alpha=128.0, dropout=0.05, lr=1e-4, epochs=10, batch_size=2, max_length=256,
-        target_modules=("q_proj", "v_proj"), top_layers=0, anchors=0,
-    ),
-}
-
-
-def get_preset(preset: str | TrainPreset, **overrides) -> TrainPreset:
-    """Look a preset up by name (or pass one through) and apply keyword overrides."""
-    if isinstance(preset, str):
-        if preset not in PRESETS:
-            raise HfSteerError(f"preset {preset!r} is unknown: use one of {', '.join(PRESETS)}")
-        preset = PRESETS[preset]
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if "target_modules" in overrides:
-        overrides["target_modules"] = tuple(overrides["target_modules"])
-    preset = replace(preset, **overrides)
-    if preset.r < 1 or preset.lr <= 0 or (preset.epochs is None and preset.steps < 1):
-        raise HfSteerError(f"preset {preset.name!r} has r={preset.r}, lr={preset.lr}, steps={preset.steps}: all must be positive")
-    return preset
+# The preset lives in config.py (no torch: the CLI reads its fields for flags and help).
+__all__ = ["PRESETS", "TrainPreset", "get_preset", "lora_config", "train_adapter"]
 
 
 def lora_config(preset: TrainPreset, num_layers: int, module_names: set[str]):
@@ -224,7 +167,7 @@ def train_adapter(
     params = [p for n, p in model.named_parameters() if p.requires_grad and f".{adapter_name}." in n]
     if not params:
         raise HfSteerError(f"adapter {adapter_name!r} has no trainable weights: it must be added and set active first")
-    optimizer = torch.optim.AdamW(params, lr=preset.lr, weight_decay=preset.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=preset.learning_rate, weight_decay=preset.weight_decay)
     # Short cosine decay: a high rate early to move fast, a low one late so the last steps settle.
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
 

@@ -1,85 +1,77 @@
 """Background training: a separate process (multiprocessing, ``spawn``) with its own copy of the base.
 
-The chat process never trains. It hands a job (name + turns + replay anchors) to the worker and keeps
-chatting; the worker trains the adapter on its own base copy with the same code as
-``LoraMemory.remember`` (so results are identical), writes the adapter folder into a staging area and
-reports back. The chat process then loads that folder into its PeftModel and adds the catalog row --
-the catalog has a single writer, so there is no cross-process locking to get wrong.
+The chat process never trains. It keeps each chunk in its profile's queue on disk (so nothing said is
+lost if anything dies), hands a job (name + turns + replay anchors + preset) to the worker and keeps
+chatting; the worker trains the adapter with the same code as ``LoraMemory.remember``
+(:class:`~hf_steer.memory.learn.ChunkTrainer`) and sends it back as bytes. The chat process writes it
+into the catalog -- one writer, so there is no cross-process locking to get wrong, and the worker
+writes nothing to disk: no scratch catalog or staging folder keeps a copy of the user's words.
 
 ``device`` lets the worker train somewhere else than the chat runs (e.g. chat on CPU, train on
-``cuda``); the adapter files are device-independent.
+``cuda``); the adapter files are device-independent. For another machine, see
+:mod:`hf_steer.memory.offload` (Ray).
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import queue
-import shutil
-import tempfile
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
-from .train import TrainPreset
 
-
-def _worker_main(base_path: str, preset: dict, staging: str, seed: int, threads: int, device: str | None,
-                 jobs, results) -> None:
+def _worker_main(base_path: str, threads: int, device: str | None, load_in_4bit: bool, jobs, results) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
     from ..utils import quiet_third_party
 
     quiet_third_party()
-    from .memory import LoraMemory
+    from ..models import load_model
+    from .learn import ChunkTrainer
 
-    preset = TrainPreset(**{**preset, "target_modules": tuple(preset["target_modules"])})
-    scratch = Path(staging) / "scratch"
-    # A private scratch memory: same training code, no retrieval, its own throwaway catalog.
-    mem = LoraMemory(base_model=base_path, folder=scratch, profile="worker", preset=preset, embedder=None,
-                     seed=seed, device=device)
-    results.put({"event": "ready"})
+    try:
+        model, tokenizer = load_model(base_path, device=device, load_in_4bit=load_in_4bit)
+        trainer = ChunkTrainer(model, tokenizer, base_path)
+    except Exception as e:
+        results.put({"event": "failed", "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+        return
+    results.put({"event": "ready", "fingerprint": trainer.fingerprint})
     while True:
         job = jobs.get()
         if job is None:
             break
-        name = job["name"]
-        start = time.perf_counter()
         try:
-            row = mem.remember(job["turns"], name=name, activate=False, anchors=job.get("anchors") or [])
-            out = Path(staging) / name
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.copytree(mem.catalog.adapter_dir(name), out)
-            mem.forget(name)
-            row.pop("embedding", None)
-            results.put({"event": "done", "name": name, "folder": str(out), "row": row,
-                         "seconds": round(time.perf_counter() - start, 2)})
+            results.put({"event": "done", **trainer.train(job)})
         except Exception as e:  # report, keep serving: one bad chunk must not kill the memory
-            results.put({"event": "error", "name": name, "error": f"{type(e).__name__}: {e}",
+            first = str(e).splitlines()[0] if str(e) else ""
+            results.put({"event": "error", "name": job["name"], "error": f"{type(e).__name__}: {first}",
                          "trace": traceback.format_exc(limit=3)})
 
 
 class BackgroundTrainer:
-    """Owns the worker process and its two queues; ``submit`` never blocks, ``poll`` never waits."""
+    """Owns the worker process and its two queues; ``submit`` never blocks, ``poll`` never waits.
 
-    def __init__(self, base_path: str, preset: TrainPreset, *, seed: int = 0, threads: int = 1,
-                 device: str | None = None, staging: str | None = None):
+    Messages from :meth:`poll` / :meth:`wait`: ``{"event": "done", "name", "row", "files", "seconds"}``
+    or ``{"event": "error", "name", "error"}``.
+    """
+
+    def __init__(self, base_path: str, *, threads: int = 1, device: str | None = None, load_in_4bit: bool = False):
         ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and locks mid-state
-        self.staging = Path(staging or tempfile.mkdtemp(prefix="hf_steer_memory_worker_"))
         self.jobs, self.results = ctx.Queue(), ctx.Queue()
         self.pending: dict[str, float] = {}
         self.ready = False
+        self.failed: str | None = None
         self.process = ctx.Process(
-            target=_worker_main,
-            args=(base_path, preset.to_dict(), str(self.staging), seed, threads, device, self.jobs, self.results),
-            daemon=True,
+            target=_worker_main, args=(base_path, threads, device, load_in_4bit, self.jobs, self.results), daemon=True,
         )
         self.process.start()
 
-    def submit(self, name: str, turns: list[dict], anchors: list[tuple[str, str]] = ()) -> None:
-        self.pending[name] = time.time()
-        self.jobs.put({"name": name, "turns": turns, "anchors": [list(a) for a in anchors]})
+    def submit(self, job: dict[str, Any]) -> None:
+        """Queue ``{"name", "turns", "anchors", "preset", "seed"}`` for training (returns at once)."""
+        self.pending[job["name"]] = time.time()
+        self.jobs.put(job)
 
     def _take(self, block: bool, timeout: float | None) -> list[dict[str, Any]]:
         out = []
@@ -91,20 +83,33 @@ class BackgroundTrainer:
             if msg["event"] == "ready":
                 self.ready = True
                 continue
+            if msg["event"] == "failed":  # the worker could not even load the base model
+                self.failed = msg["error"]
+                out += [{"event": "error", "name": n, "error": f"the training process failed: {msg['error']}"}
+                        for n in self.pending]
+                self.pending.clear()
+                continue
             self.pending.pop(msg.get("name"), None)
             out.append(msg)
 
     def poll(self) -> list[dict[str, Any]]:
-        """Finished jobs so far (``{"event": "done" | "error", ...}``); never waits."""
-        return self._take(block=False, timeout=None)
+        """Finished jobs so far; never waits."""
+        out = self._take(block=False, timeout=None)
+        if self.pending and not self.process.is_alive():
+            out += self._died()
+        return out
+
+    def _died(self) -> list[dict[str, Any]]:
+        out = [{"event": "error", "name": n, "error": "the training process died"} for n in self.pending]
+        self.pending.clear()
+        return out
 
     def wait(self, timeout: float = 600.0) -> list[dict[str, Any]]:
         """Block until every submitted job has reported (or ``timeout`` seconds passed)."""
         out, deadline = [], time.time() + timeout
         while self.pending and time.time() < deadline:
             if not self.process.is_alive():
-                out.append({"event": "error", "name": ",".join(self.pending), "error": "the training process died"})
-                self.pending.clear()
+                out += self._take(block=False, timeout=None) + self._died()
                 break
             out += self._take(block=True, timeout=min(1.0, max(0.01, deadline - time.time())))
         return out
@@ -116,4 +121,3 @@ class BackgroundTrainer:
             if self.process.is_alive():
                 self.process.terminate()
                 self.process.join(timeout=5)
-        shutil.rmtree(self.staging, ignore_errors=True)

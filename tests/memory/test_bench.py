@@ -16,8 +16,8 @@ def test_bench_writes_every_figure(tmp_path):
     make_tiny_model("llama").save_pretrained(folder)
     make_tokenizer("bytelevel").save_pretrained(folder)
     out = tmp_path / "bench.json"
-    result = run_bench(model=str(folder), n_facts=3, facts_per_chunk=1, overrides=TINY, use_retrieval=False,
-                       max_new_tokens=4, output_json=out, log=lambda *_: None)
+    result = run_bench(out, model=str(folder), facts=3, facts_per_chunk=1, steps=TINY["steps"], r=TINY["r"],
+                       top_layers=TINY["top_layers"], retrieval=False, max_new_tokens=4, log=lambda *_: None)
     saved = json.loads(out.read_text())
     assert saved == json.loads(json.dumps(result))
     for key in ("seconds_per_chunk", "base_recall", "recall", "locality", "kl_heldout_nats", "recall_after_stack",
@@ -27,4 +27,5 @@ def test_bench_writes_every_figure(tmp_path):
     assert len(saved["recall_after_stack"]) == 3 and saved["n_chunks"] == 3
     assert saved["rollup_cat_rank"] == 3 * TINY["r"] and saved["rollup_retrain_train_seconds"] > 0
     assert all(0.0 <= saved[k] <= 1.0 for k in ("recall", "locality", "forgotten_recall"))
-    assert out.with_suffix(".png").stat().st_size > 1000
+    assert out.with_suffix(".png").stat().st_size > 1000 and saved["plot"] == "bench.png"
+    assert saved["machine"]["cpus"] and "load_average" in saved["machine"] and "partial" not in saved

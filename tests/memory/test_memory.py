@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_steer.errors import HfSteerError
-from hf_steer.memory import LoraMemory
+from hf_steer.memory import LoraMemory, learn
 from hf_steer.memory import memory as memory_mod
 from hf_steer.memory.train import get_preset
 
@@ -31,14 +31,14 @@ def _bigger(mem, names):
 def test_remember_trains_the_new_adapter_alone(memory, monkeypatch):
     memory.remember(CHUNK_A, name="ma")
     seen = {}
-    real = memory_mod.train_adapter
+    real = learn.train_adapter
 
     def spy(model, tok, name, examples, preset, seed=0):
         seen["active"] = list(model.base_model.active_adapters)
         seen["trainable"] = sorted({n.split(".")[-2] for n, p in model.named_parameters() if p.requires_grad})
         return real(model, tok, name, examples, preset, seed)
 
-    monkeypatch.setattr(memory_mod, "train_adapter", spy)
+    monkeypatch.setattr(learn, "train_adapter", spy)
     before = {n: p.clone() for n, p in memory.peft.named_parameters() if ".ma." in n}
     row = memory.remember(CHUNK_B, name="mb")
     assert seen == {"active": ["mb"], "trainable": ["mb"]}
@@ -96,7 +96,7 @@ def test_ties_rollups_build_a_new_adapter_that_moves_the_output(memory, method):
 
 
 def test_retrain_rollup_trains_one_adapter_on_all_members_turns(memory, monkeypatch):
-    import hf_steer.memory.memory as memory_mod
+    import hf_steer.memory.learn as memory_mod
 
     for n, c in zip(("ma", "mb", "mc"), (CHUNK_A, CHUNK_B, CHUNK_C)):
         memory.remember(c, name=n)
@@ -138,7 +138,7 @@ def test_forget_rebuilds_rollups_from_survivors(memory):
     _bigger(memory, ["ma", "mb", "mc"])
     memory.rollup(["ma", "mb", "mc"], method="cat", name="r1")
     result = memory.forget("mb")
-    assert result == {"forgotten": "mb", "rebuilt": ["r1"]}
+    assert result == {"forgotten": "mb", "rebuilt": ["r1"], "dropped": [], "copies_left": []}
     assert "mb" not in memory.catalog and "mb" not in memory.peft.peft_config
     assert not memory.catalog.adapter_dir("mb").exists()
     assert memory.catalog.rows["r1"]["members"] == ["ma", "mc"]
@@ -156,8 +156,9 @@ def test_reload_from_disk_gives_the_same_outputs(memory, tiny_pair):
     memory.remember(CHUNK_A, name="ma")
     memory.remember(CHUNK_B, name="mb")
     _bigger(memory, ["ma", "mb"])
-    memory.catalog.write_adapter("ma", lambda t: memory_mod.save_adapter_folder(memory.peft, "ma", t, {}))
-    memory.catalog.write_adapter("mb", lambda t: memory_mod.save_adapter_folder(memory.peft, "mb", t, {}))
+    for n in ("ma", "mb"):
+        files = memory._files(n, memory.catalog.rows[n])
+        memory.catalog.write_adapter(n, lambda t, f=files: learn.write_adapter_files(t, f))
     expected = _logits(memory)
     from conftest import make_tiny_model
 
@@ -251,8 +252,14 @@ def test_catalog_from_another_base(memory):
     _one_line(e)
 
 
+# 64 wide (one quantization block) and multiples of 32: shapes every bitsandbytes CPU kernel accepts.
+SHAPES_4BIT = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2)
+
+
 def test_merge_into_4bit_is_refused_but_16bit_copy_works(tmp_path, tiny_pair):
-    model, tok = tiny_pair
+    from conftest import make_tiny_model
+
+    model, tok = make_tiny_model("llama", **SHAPES_4BIT), tiny_pair[1]
     model.save_pretrained(tmp_path / "tiny")
     tok.save_pretrained(tmp_path / "tiny")
     mem = LoraMemory(base_model=str(tmp_path / "tiny"), load_in_4bit=True, device="cpu", folder=tmp_path / "mem",
@@ -262,7 +269,7 @@ def test_merge_into_4bit_is_refused_but_16bit_copy_works(tmp_path, tiny_pair):
     with pytest.raises(HfSteerError, match="base model is 4-bit: merging would re-quantize") as e:
         mem.merge_in_place()
     _one_line(e)
-    out = mem.save_merged(tmp_path / "merged", dtype="float32")
+    out = mem.save_merged(tmp_path / "merged", dtype="float32")["folder"]
     from hf_steer.models import load_model
 
     merged = load_model(str(out), with_tokenizer=False)
@@ -300,3 +307,78 @@ def test_answers_after_forgetting_the_first_adapter(memory):
     memory.forget("ma")
     assert memory.ask_many(["Doran Pellick"], adapters=False, max_new_tokens=3) == base
     assert len(memory.ask_many(["Doran Pellick"], route=False, max_new_tokens=3)) == 1
+
+
+def test_merge_takes_a_rollup_instead_of_its_members_and_records_the_hub_id(tmp_path, tiny_pair):
+    from hf_steer.artifacts import BUNDLED_HUB_ID, Artifact
+
+    model, tok = tiny_pair
+    folder = tmp_path / "SmolLM2-135M-Instruct-v1-123"  # named like the bundled model's cache folder
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    mem = LoraMemory(model, tok, base_model=str(folder), folder=tmp_path / "mem", preset=get_preset("fast-cpu", **TINY),
+                     embedder=fake_embedder)
+    mem.remember(CHUNK_A, name="ma")
+    mem.remember(CHUNK_B, name="mb")
+    mem.rollup(["ma", "mb"], method="cat", name="r1", check=False)
+    mem.stack(["ma", "mb", "r1"])  # a roll-up together with its own members: the facts would go in twice
+    res = mem.save_merged(tmp_path / "merged", dtype="float32")
+    assert res["adapters"] == ["r1"] and res["left_out"] == ["ma", "mb"]
+    assert any("instead of their members ma, mb" in n for n in res["notes"])
+    assert res["recall_check"]["questions"] == 2 and set(res["recall_check"]) >= {"members", "merged", "warning"}
+    art = Artifact.load(tmp_path / "merged")
+    assert art.base_model == BUNDLED_HUB_ID and art.hyperparameters["adapters"] == ["r1"]
+    assert mem.catalog.merges[-1]["chunks"] == ["ma", "mb"]
+    # two separate chunk adapters merged: routing is lost, and the memory says so
+    mem.forget("r1")
+    res = mem.save_merged(tmp_path / "merged2", dtype="float32", names=["ma", "mb"], check=False)
+    assert any("routing has no meaning in merged weights" in n for n in res["notes"])
+
+
+def test_rollup_warns_with_the_measured_recall_when_it_loses_what_members_knew(memory, monkeypatch):
+    memory.remember(CHUNK_A, name="ma")
+    memory.remember(CHUNK_B, name="mb")
+    probes = {p["question"]: p["expected"] for n in ("ma", "mb") for p in memory.catalog.rows[n]["probes"]}
+    real = LoraMemory.answer_many
+
+    def answers(self, questions, **kw):  # members alone know their facts; a cat roll-up of them does not
+        out = real(self, questions, **kw)
+        knows = kw.get("use") in (["ma"], ["mb"])
+        return [{**o, "answer": probes[q] if knows else "no idea"} for o, q in zip(out, questions)]
+
+    monkeypatch.setattr(LoraMemory, "answer_many", answers)
+    row = memory.rollup(["ma", "mb"], method="cat", name="r1")
+    check = row["recall_check"]
+    assert check["members"] == 1.0 and check["rollup"] == 0.0 and check["questions"] == 2
+    assert check["warning"].startswith("the rollup answers 0/2 probe questions of its chunks (0.00) where the chunk "
+                                       "adapters alone answer 2 (1.00)")
+    assert memory.catalog.rows["r1"]["recall_check"] == check  # kept in the catalog
+
+
+def test_a_users_own_4bit_model_is_kept_off_the_packed_cpu_path(tmp_path, tiny_pair, monkeypatch):
+    """Pretend the CPU has AVX512-BF16: a 4-bit model passed in must still train and answer on the plain path."""
+    import bitsandbytes as bnb
+    from conftest import make_tiny_model
+
+    from hf_steer.models import load_model
+
+    monkeypatch.setattr(bnb.nn.modules, "has_avx512bf16", lambda: True)
+    tok = tiny_pair[1]
+    make_tiny_model("llama", **SHAPES_4BIT).save_pretrained(tmp_path / "tiny")
+    quantized = load_model(tmp_path / "tiny", load_in_4bit=True, device="cpu", with_tokenizer=False)
+    layers = [m for m in quantized.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for m in layers:  # as a model quantized outside hf_steer would be
+        m.support_avx512bf16_for_cpu = True
+    mem = LoraMemory(quantized, tok, base_model="tiny4", folder=tmp_path / "mem", embedder=None,
+                     preset=get_preset("fast-cpu", **TINY))
+    assert mem.quantized and not any(m.support_avx512bf16_for_cpu for m in layers)
+    row = mem.remember(CHUNK_A, name="ma")
+    assert row["train"]["last_loss"] == row["train"]["last_loss"]  # trained without the packed path's crash
+    assert len(mem.ask_many(["Where was Veltra Quosh born?"], max_new_tokens=3)) == 1
+
+
+def test_asking_leaves_the_callers_tokenizer_padding_side_alone(memory):
+    memory.tokenizer.padding_side = "right"
+    memory.remember(CHUNK_A, name="ma")
+    memory.ask_many(["Where was Veltra Quosh born?", "Who is the lighthouse keeper of Tessomund?"], max_new_tokens=3)
+    assert memory.tokenizer.padding_side == "right"
