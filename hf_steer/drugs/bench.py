@@ -303,7 +303,10 @@ def run_bench(
                 f"{sp['ratio']:.3f} (95% {sp['ratio_ci95'][0]:.3f}-{sp['ratio_ci95'][1]:.3f}); CPU-time ratio "
                 f"{sp['cpu_ratio']:.3f}")
         write_report(result, output_json, partial=True)
-        result.update(_curves(generator, tokenizer, config, thetas, seed, log))
+        if config.curves:
+            result.update(_curves(generator, tokenizer, config, thetas, seed, log))
+        else:
+            result.update({"judge": None, "prompt_sets": {}})
     result["seconds"] = round(total.wall, 1)
     result["cpu_seconds"] = round(total.cpu, 1)
     write_report(result, output_json, plot=plot_bench)
@@ -536,6 +539,9 @@ def plot_bench(result: dict, path) -> None:
 
     sets = result["prompt_sets"]
     key = "judge_nll" if result.get("judge") else "self_nll"
+    if not sets:  # --no-curves: the per-round speed ratios instead
+        plot_speed(result, path)
+        return
     fig, axes = plt.subplots(1, len(sets), figsize=(7 * len(sets), 5.5), squeeze=False)
     colors = {"temperature": "black", "min_p": "0.5", "recipes": "tab:red",
               **{f"drugs-{t}": c for t, c in zip(TYPES, plt.cm.tab10.colors)}}
@@ -568,4 +574,27 @@ def plot_bench(result: dict, path) -> None:
         title += (f" — greedy tokens/s ratio {speed['ratio']:.3f} "
                   f"(95% {speed['ratio_ci95'][0]:.3f}–{speed['ratio_ci95'][1]:.3f})")
     fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def plot_speed(result: dict, path) -> None:
+    """The per-round dosed/plain ratios (wall and CPU time) with the geometric mean and its 95% interval."""
+    from ..plotting import pyplot, save_figure
+
+    plt = pyplot()
+    speed = result["speed"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for kind, color in (("wall", "tab:blue"), ("cpu", "tab:orange")):
+        ratios = [r[f"plain_{kind}"] / r[f"dosed_{kind}"] for r in speed["per_round"]]
+        mean = speed["ratio" if kind == "wall" else "cpu_ratio"]
+        low, high = speed["ratio_ci95" if kind == "wall" else "cpu_ratio_ci95"]
+        ax.plot(range(1, len(ratios) + 1), ratios, "o", color=color, alpha=0.6, label=f"{kind} time per round")
+        ax.axhline(mean, color=color, label=f"{kind}: {mean:.3f} (95% {low:.3f}-{high:.3f})")
+        ax.axhspan(low, high, color=color, alpha=0.15)
+    ax.axhline(0.95, color="0.5", ls="--", lw=0.8, label="goal 0.95")
+    ax.set_xlabel("interleaved round")
+    ax.set_ylabel("dosed / plain greedy tokens per second")
+    ax.set_title(f"DRµGS speed: {speed['rounds']} rounds x {speed['tokens']} tokens", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     save_figure(fig, path)

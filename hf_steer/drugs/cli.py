@@ -150,7 +150,9 @@ def cmd_bench(args) -> int:
     speed = result.get("speed") or {}
     if speed:
         low, high = speed["ratio_ci95"]
-        print(f"tokens/s ratio (dosed / plain greedy) {speed['ratio']:.3f}, 95% interval {low:.3f}-{high:.3f}")
+        print(f"tokens/s ratio (dosed / plain greedy) {speed['ratio']:.3f}, 95% interval {low:.3f}-{high:.3f}; "
+              f"CPU-time ratio {speed['cpu_ratio']:.3f}, 95% interval {speed['cpu_ratio_ci95'][0]:.3f}-"
+              f"{speed['cpu_ratio_ci95'][1]:.3f}")
     for name, data in result["prompt_sets"].items():
         best = data["frontier"]["best"]
         if best is None:

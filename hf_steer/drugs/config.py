@@ -283,6 +283,8 @@ class BenchConfig:
     speed_rounds: int = field(default=30, metadata={
         "help": "interleaved plain/dosed rounds of the speed ratio (more rounds: a tighter 95%% interval)"})
     speed_tokens: int = field(default=32, metadata={"help": "greedy tokens per speed round"})
+    curves: bool = field(default=True, metadata={
+        "help": "measure the variety/coherence curves (--no-curves: the speed ratio alone, e.g. under flock -x)"})
 
     def __post_init__(self):
         check_number("prompts", self.prompts, 1, 12, integer=True)
@@ -307,6 +309,8 @@ class BenchConfig:
             raise HfSteerError(f"prompt_sets {self.prompt_sets!r} must name bench and/or heldout, once each")
         check_number("speed_rounds", self.speed_rounds, 0, 10_000, integer=True)
         check_number("speed_tokens", self.speed_tokens, 1, MAX_NEW_TOKENS, integer=True)
+        if not self.curves and not self.speed_rounds:
+            raise HfSteerError("nothing to measure: --no-curves needs --speed-rounds 1 or more")
         if self.judge not in ("auto", "gemma", "none"):
             from ..artifacts import hub_model_id
 

@@ -89,6 +89,8 @@ class DrugsState:
         # The last forward's cache (weakly) and attention mask: what a cold shower during generate washes.
         self.last_cache: weakref.ref | None = None
         self.last_mask: torch.Tensor | None = None
+        # The model's own forward kwargs of that forward (e.g. abcGPT's ``alpha``): a cold shower re-reads with them.
+        self.last_model_kwargs: dict = {}
         self.shower_every: int | None = None  # model.cold_shower(every=t): Dgenerate's default schedule
         self.sites: list = []  # (attention module, _Site) per layer, filled by inject
         # Set by inject: what remove() undoes.
@@ -286,7 +288,17 @@ def _model_pre_hook(model: nn.Module, args: tuple, kwargs: dict):
     if cache is not None:
         state.last_cache = _weak(cache)
         state.last_mask = kwargs.get("attention_mask")
+        state.last_model_kwargs = {k: v for k, v in kwargs.items() if k not in _PER_FORWARD_KWARGS}
     return None
+
+
+# What generate() recomputes for every forward (or what a cold shower sets itself); every other keyword a
+# forward gets is the model's own (abcGPT's ``alpha``, ...) and goes into the cold shower's re-read too.
+_PER_FORWARD_KWARGS = frozenset({
+    "input_ids", "inputs_embeds", "attention_mask", "position_ids", "cache", "past_key_values", "use_cache",
+    "cache_position", "logits_to_keep", "num_logits_to_keep", "labels", "output_attentions",
+    "output_hidden_states", "return_dict",
+})
 
 
 def _weak(obj) -> weakref.ref | None:

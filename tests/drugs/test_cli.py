@@ -99,6 +99,18 @@ def test_bench_end_to_end_on_tiny_model(tiny_folder, tmp_path, capsys):
     assert len(point["per_prompt"]["distinct2"]) == 2 and len(point["per_prompt"]["self_nll_sum"]) == 2
 
 
+def test_bench_speed_alone(tiny_folder, tmp_path, capsys):
+    output = tmp_path / "speed.json"
+    rc = main(["drugs", "bench", "--output-json", str(output), "--model", tiny_folder, "--no-curves",
+               "--speed-rounds", "3", "--speed-tokens", "2"])
+    result = json.loads(output.read_text())
+    out = capsys.readouterr().out
+    assert rc == 0 and result["prompt_sets"] == {} and result["speed"]["rounds"] == 3
+    assert "tokens/s ratio" in out and "CPU-time ratio" in out and output.with_suffix(".png").is_file()
+    assert main(["drugs", "bench", "--output-json", str(output), "--no-curves", "--speed-rounds", "0"]) == 2
+    assert "nothing to measure" in capsys.readouterr().err
+
+
 def test_distinct_2():
     assert distinct_n(["a b c", "a b c"]) == 0.5
     assert distinct_n(["a b", "c d"]) == 1.0
