@@ -6,9 +6,18 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hf_steer-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint bench clean
 
 install: $(STAMP)
+
+# The studio's browser tests drive Debian's Chromium (Playwright's own browser download is never used).
+# Installed only when missing and only as root with apt-get; elsewhere those tests skip with one line
+# (CI sets HF_STEER_REQUIRE_BROWSER=1 in .ci/run, where a missing browser fails them instead).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  echo "installing chromium (apt-get) for the studio's browser tests" && \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is not installed: the studio's browser tests will skip"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +32,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/hf-steer demo
 
-test: install
+test: install browser
 	$(PY) -m pytest -q -ra
 
 lint: install

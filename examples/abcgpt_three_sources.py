@@ -29,7 +29,7 @@ names = ["tinystories", "shakespeare", "names"]
 cfg = TrainConfig(
     sources={n: str(BUNDLED_SOURCES[n]) for n in names}, output_dir=args.output_dir, steps=args.steps,
     n_embd=args.n_embd, n_layer=args.n_layer, n_head=4, block_size=args.block_size, seed=args.seed,
-    log_every=max(1, args.steps // 5),
+    log_every=max(1, args.steps // 5), save_every=0,  # no checkpoints: rerunning the example trains afresh
 )
 result = train(cfg)
 model, tok, corpus = result.model, result.tokenizer, result.corpus

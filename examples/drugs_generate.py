@@ -18,7 +18,8 @@ messages = [{"role": "user", "content": "Write the opening line of a story about
 inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
 for seed in range(3):
     print(f"--- seed {seed} ---")
-    model.Dgenerate(**inputs, max_new_tokens=40, seed=seed, streamer=TextStreamer(tokenizer, skip_prompt=True))
+    model.Dgenerate(**inputs, max_new_tokens=40, seed=seed,
+                    streamer=TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True))
 
 # Chat: between turns, wash the noise out of the cache while the user types.
 #   model.cold_shower(cache, all_token_ids_so_far)

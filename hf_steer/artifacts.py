@@ -26,7 +26,7 @@ from .errors import HfSteerError
 from .utils import atomic_write_json
 
 METADATA_FILE = "hf_steer.json"
-ARTIFACT_KINDS = ("adapter", "merged_model", "custom_code_model")
+ARTIFACT_KINDS = ("adapter", "merged_model", "custom_code_model", "custom_generate")
 METHODS = ("elarablation", "drugs", "lora_memory", "abcgpt", "abc_adapter")
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # Folder name of the converted bundled model (see models.bundled_model_path): its Hub id is known.
@@ -74,7 +74,8 @@ class Artifact:
 
     Args:
         method: which hf_steer method wrote the folder (``elarablation``, ``lora_memory``, ...).
-        artifact: ``adapter``, ``merged_model`` or ``custom_code_model``.
+        artifact: ``adapter``, ``merged_model``, ``custom_code_model`` or ``custom_generate`` (a decoding
+            method for ``model.generate(custom_generate=...)``, no weights).
         base_model: Hub id (or path) of the base model; ``None`` for a model trained from scratch.
         description: the card's first paragraph: what this is and how to use it.
         datasets: data the artifact was trained on (Hub ids, or file names).

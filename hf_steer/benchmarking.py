@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import HfSteerError
 from .utils import atomic_write_json
 
 
@@ -97,6 +98,33 @@ class Timer:
         self.cpu = time.process_time() - self._cpu
 
 
+# 97.5% quantiles of Student's t for 1..30 degrees of freedom (two-sided 95% intervals).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def mean_ci95(values) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``values`` and its two-sided 95% t-interval.
+
+    For a ratio of speeds pass the logs of the per-round ratios and ``exp`` the three numbers: the
+    geometric mean and its interval (a ratio's spread is symmetric in log space, not in linear space).
+    """
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        raise ValueError("mean_ci95 needs at least one value")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, float("-inf"), float("inf")
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    df = n - 1
+    z = 1.959964
+    t = _T975[df - 1] if df <= len(_T975) else z + (z**3 + z) / (4 * df)  # Cornish-Fisher beyond 30
+    half = t * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
 # -- drift on held-out text -----------------------------------------------------------------------
 
 # Ordinary prose no method trains on: what "unrelated ability" is measured on.
@@ -160,6 +188,26 @@ def heldout_drift(model, tokenizer, reference: Callable[[], Any], text: str | No
 
 
 # -- the report -----------------------------------------------------------------------------------
+
+
+def check_output_json(output_json: str | os.PathLike) -> Path:
+    """Where a bench will write its JSON (and its PNG beside it), checked before any work starts.
+
+    One line when the path is a folder, would put the PNG over the JSON, or sits where no folder can be
+    made or written; the folder is created when missing.
+    """
+    out = Path(output_json).expanduser()
+    if out.is_dir():
+        raise HfSteerError(f"--output-json {out} is a folder: name a file in it, e.g. {out / 'bench.json'}")
+    if out.suffix.lower() == ".png":
+        raise HfSteerError(f"--output-json {out} ends in .png, the name of the plot beside it: use a .json name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HfSteerError(f"--output-json {out}: its folder cannot be created ({e.strerror}); pick a writable path") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise HfSteerError(f"--output-json {out}: its folder is not writable; pick a writable path")
+    return out
 
 
 def write_report(

@@ -21,6 +21,7 @@ COMMANDS = {
     "drugs": "hf_steer.drugs.cli",
     "memory": "hf_steer.memory.cli",
     "abc": "hf_steer.abcgpt.cli",
+    "studio": "hf_steer.studio.cli",
 }
 
 

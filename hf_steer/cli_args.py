@@ -27,6 +27,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import HfSteerError
 
+MAX_THREADS = 1024  # torch.set_num_threads overflows (a traceback) on absurd counts, and a typo must not start 10k threads
+
 # Older spellings kept working after the flags were unified (field name -> extra flags).
 ALIASES: dict[str, list[str]] = {
     "load_in_4bit": ["--4bit"],
@@ -119,7 +121,8 @@ def add_config_arguments(
         field = by_name[name]
         default = defaults.get(name, _field_default(field))
         tp, _ = _unwrap_optional(hints.get(name, str))
-        kwargs: dict[str, Any] = {"dest": name, "help": _positive_help(field.metadata.get("help", ""), default)}
+        shown = dataclasses.MISSING if name in required else default  # a required flag has no default to show
+        kwargs: dict[str, Any] = {"dest": name, "help": _positive_help(field.metadata.get("help", ""), shown)}
         if name in required:
             kwargs["required"] = True
         elif default is not dataclasses.MISSING:
@@ -135,6 +138,10 @@ def add_config_arguments(
             item, _ = _unwrap_optional(item)
             kwargs["nargs"] = "+"
             kwargs["type"] = number(item, name) if item in (int, float) else str
+            if default is not dataclasses.MISSING and not default:
+                # An empty default: repeating the flag adds to the list (``--dose A=0.3 --dose H=0.1``),
+                # as ``action="append"`` did before. A non-empty default is replaced, never extended.
+                kwargs["action"] = "extend"
         elif tp in (int, float):
             kwargs["type"] = number(tp, name)
         else:
@@ -175,10 +182,6 @@ def positive(kind: type = int, allow_zero: bool = False):
     return parse
 
 
-# torch accepts any count and then starts that many threads per op: a typo must not do that.
-MAX_THREADS = 1024
-
-
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads, the same flag in every group."""
     parser.add_argument("--threads", type=positive(int), default=None,
@@ -189,8 +192,8 @@ def apply_threads(threads: int | None) -> None:
     """Set torch's CPU threads from ``--threads`` (one line when the value is impossible)."""
     if threads is None:
         return
-    if threads < 1 or threads > MAX_THREADS:
-        raise HfSteerError(f"--threads {threads} is not a usable thread count: use 1 to {MAX_THREADS}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise HfSteerError(f"--threads {threads} is not a thread count: use 1 to {MAX_THREADS}")
     import torch
 
     torch.set_num_threads(threads)

@@ -37,7 +37,9 @@ LOGIN_HINT = "log in with `hf auth login` (or `huggingface-cli login`) or set HF
 
 _DATA_FILE_SUFFIXES = {".yaml", ".yml", ".json", ".jsonl", ".txt", ".csv", ".tsv", ".parquet", ".arrow"}
 _PEFT_NAMES = {"LORA": "LoRA", "ADALORA": "AdaLoRA", "LOHA": "LoHa", "LOKR": "LoKr", "IA3": "IA³"}
-_ARTIFACT_NAMES = {"adapter": "adapter", "merged_model": "merged model", "custom_code_model": "custom-code model"}
+_ARTIFACT_NAMES = {"adapter": "adapter", "merged_model": "merged model", "custom_code_model": "custom-code model",
+                   "custom_generate": "custom generate method"}
+CUSTOM_GENERATE_FILE = "custom_generate/generate.py"  # what transformers' generate(custom_generate=...) loads
 
 
 def templates_dir() -> Path:
@@ -58,12 +60,16 @@ def templates_dir() -> Path:
 
 
 def detect_artifact(folder: Path, meta: dict) -> str:
-    """``adapter``, ``merged_model`` or ``custom_code_model``, from the folder's files (and ``hf_steer.json``)."""
+    """``adapter``, ``merged_model``, ``custom_code_model`` or ``custom_generate``, from the folder's files
+    (and ``hf_steer.json``)."""
     has_adapter = (folder / "adapter_config.json").is_file()
     has_config = (folder / "config.json").is_file()
+    if not has_adapter and not has_config and (folder / CUSTOM_GENERATE_FILE).is_file():
+        return "custom_generate"  # a decoding method alone, for any model
     if not has_adapter and not has_config:
         raise HfSteerError(
-            f"folder {folder} has neither config.json nor adapter_config.json: push a folder written by save_pretrained"
+            f"folder {folder} has neither config.json nor adapter_config.json (nor {CUSTOM_GENERATE_FILE}): push a "
+            "folder written by save_pretrained (or by hf-steer drugs export)"
         )
     if has_adapter:
         found = "adapter"
@@ -154,7 +160,7 @@ def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | 
     meta = {**read_metadata(folder), **(card_overrides or {})}
     artifact = detect_artifact(folder, meta)
     config_name = "adapter_config.json" if artifact == "adapter" else "config.json"
-    config = read_json_object(folder / config_name, "config")
+    config = read_json_object(folder / config_name, "config") if artifact != "custom_generate" else {}
 
     base_model = meta.get("base_model") or config.get("base_model_name_or_path")
     base_model_id = hub_model_id(base_model)
@@ -169,7 +175,9 @@ def render_card(folder: str | os.PathLike, repo_id: str, card_overrides: dict | 
         tags.append(str(config.get("peft_type", "lora")).lower())
     if artifact == "custom_code_model":
         tags.append("custom_code")
-    tags += list(meta.get("tags") or [])
+    if artifact == "custom_generate":
+        tags.append("custom_generate")  # the Hub lists custom generation methods by this tag
+    tags += [t for t in meta.get("tags") or [] if t not in tags]
 
     datasets = meta.get("datasets") or []
     datasets = [datasets] if isinstance(datasets, str) else [str(d) for d in datasets]
@@ -343,6 +351,9 @@ def push_to_hub(
     artifact = detect_artifact(folder, {**read_metadata(folder), **(card_overrides or {})})
     if artifact == "custom_code_model":
         _check_custom_code(folder)
+    if artifact == "custom_generate" and "def generate(" not in (folder / CUSTOM_GENERATE_FILE).read_text(errors="replace"):
+        raise HfSteerError(f"{folder / CUSTOM_GENERATE_FILE} defines no generate(model, ...): transformers would not "
+                           "find the method; export the folder again")
     if token is None and get_token() is None:
         raise HfSteerError(f"not logged in to the Hugging Face Hub: {LOGIN_HINT}")
 

@@ -12,7 +12,9 @@ from ..utils import lazy_exports
 _EXPORTS = {
     "AbcGPTConfig": ".configuration_abcgpt",
     "AbcGPTForCausalLM": ".modeling_abcgpt",
-    "TrainConfig": ".training",
+    "BenchConfig": ".config",
+    "GenerateConfig": ".config",
+    "TrainConfig": ".config",
     "build_char_tokenizer": ".tokenization_abcgpt",
     "generate_text": ".generation",
     "load_abcgpt": ".generation",

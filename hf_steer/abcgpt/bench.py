@@ -12,17 +12,17 @@ Goals from the issue are checked and reported as booleans, never tuned away.
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..benchmarking import check_output_json, machine_info, write_report
 from ..errors import HfSteerError
-from ..utils import atomic_write_json
+from .config import BenchConfig, TrainConfig, field_names
 from .evaluation import (
     ALPHA_GRID,
     evaluate_loss,
@@ -32,7 +32,7 @@ from .evaluation import (
     source_score,
     spearman,
 )
-from .training import TrainConfig, prepare_data, sample_batch, train, write_artifact_files
+from .training import prepare_data, sample_batch, train, write_artifact_files
 
 
 def measure_throughput(models: dict, corpus, cfg: TrainConfig, rounds: int = 5, steps: int = 5) -> dict:
@@ -63,48 +63,43 @@ def measure_throughput(models: dict, corpus, cfg: TrainConfig, rounds: int = 5, 
     return {name: statistics.median(v) for name, v in timings.items()}
 
 
-def run_bench(
-    output_json: str | Path,
-    sources: dict[str, str] | None = None,
-    steps: int = 600,
-    n_embd: int = 128,
-    n_layer: int = 4,
-    n_head: int = 4,
-    block_size: int = 128,
-    batch_size: int = 16,
-    learning_rate: float = 3e-3,
-    gate_function: str = "cos2",
-    gate_width: float = 0.35,
-    gate_floor: float = 0.0,
-    gate_residual: bool = True,
-    gate_mlp: bool = True,
-    gate_heads: bool = True,
-    eval_batches: int = 8,
-    n_samples: int = 24,
-    sample_length: int = 120,
-    seed: int = 0,
-    work_dir: str | Path | None = None,
-    throughput_rounds: int = 5,
-    log=print,
-) -> dict:
-    """Run the benchmark, write JSON (+ PNG beside it) and return the figures."""
+def run_bench(output_json: str | Path, *, model=None, seed: int = 0, log=print, **settings) -> dict:
+    """Run the benchmark, write JSON (+ PNG beside it) and return the figures.
+
+    ``settings`` are :class:`~hf_steer.abcgpt.config.TrainConfig` fields for the four models (``steps``,
+    ``n_embd``, ``sources`` ...; default: the bundled tinystories and shakespeare) and
+    :class:`~hf_steer.abcgpt.config.BenchConfig` fields (``n_samples``, ``sample_length`` ...).
+    ``model`` is part of every bench's signature; abcGPT's bench trains its models from scratch, so it
+    must stay ``None``.
+    """
     from .training import BUNDLED_SOURCES
 
-    sources = sources or {"tinystories": str(BUNDLED_SOURCES["tinystories"]), "shakespeare": str(BUNDLED_SOURCES["shakespeare"])}
+    if model is not None:
+        raise HfSteerError("abcGPT's bench trains its four models from scratch: call run_bench without model")
+    train_fields, bench_fields = field_names(TrainConfig) - {"output_dir", "seed"}, field_names(BenchConfig)
+    unknown = sorted(set(settings) - train_fields - bench_fields)
+    if unknown:
+        raise HfSteerError(f"run_bench got unknown setting(s) {', '.join(unknown)}: use TrainConfig or BenchConfig fields")
+    bench = BenchConfig(**{k: v for k, v in settings.items() if k in bench_fields})
+    sources = settings.pop("sources", None) or {
+        "tinystories": str(BUNDLED_SOURCES["tinystories"]), "shakespeare": str(BUNDLED_SOURCES["shakespeare"])}
     if len(sources) != 2:
         raise HfSteerError(f"bench takes exactly two sources, got {len(sources)}: the source score compares two specialists")
-    if sample_length + 1 > block_size:
-        raise HfSteerError(f"sample_length={sample_length} does not fit block_size={block_size}: use a shorter sample")
-    output_json = Path(output_json)
-    work = Path(work_dir) if work_dir else output_json.parent / (output_json.stem + "_models")
+    output_json = check_output_json(output_json)
+    work = Path(bench.work_dir).expanduser() if bench.work_dir else output_json.parent / (output_json.stem + "_models")
     names = list(sources)
-    base = TrainConfig(
-        sources=sources, output_dir=str(work / "gated"), n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-        block_size=block_size, batch_size=batch_size, steps=steps, learning_rate=learning_rate,
-        gate_function=gate_function, gate_width=gate_width, gate_floor=gate_floor, gate_residual=gate_residual,
-        gate_mlp=gate_mlp, gate_heads=gate_heads, eval_batches=eval_batches, seed=seed,
-        log_every=max(1, steps // 5), save_every=0, write_artifacts=False,
-    )
+    train_settings = {k: v for k, v in settings.items() if k in train_fields}
+    train_settings.update(output_dir=str(work / "gated"), eval_batches=bench.eval_batches, seed=seed, save_every=0,
+                          write_artifacts=False)
+    base = TrainConfig(sources=sources, **train_settings)
+    base = replace(base, log_every=max(1, base.steps // 5))
+    if bench.sample_length + 1 > base.block_size:
+        raise HfSteerError(
+            f"sample_length={bench.sample_length} does not fit block_size={base.block_size}: use a sample of at most "
+            f"{base.block_size - 1} characters (the specialists score it in one window)"
+        )
+    steps, block_size, batch_size, eval_batches = base.steps, base.block_size, base.batch_size, bench.eval_batches
+    n_samples, sample_length = bench.n_samples, bench.sample_length
     runs = {"gated": base, "ungated": replace(base, output_dir=str(work / "ungated"), gated=False)}
     for k, name in enumerate(names):
         onehot = [1.0 if j == k else 0.0 for j in range(len(names))]
@@ -144,7 +139,7 @@ def run_bench(
     gradual = bool(span > 0 and max_jump <= 0.5)
 
     log("== timing")
-    tps = measure_throughput({"gated": gated, "ungated": ungated}, corpus, base, rounds=throughput_rounds)
+    tps = measure_throughput({"gated": gated, "ungated": ungated}, corpus, base, rounds=bench.throughput_rounds)
     throughput_ratio = round(tps["gated"] / tps["ungated"], 4)
 
     n_params = sum(p.numel() for p in gated.parameters())
@@ -172,14 +167,13 @@ def run_bench(
             "throughput_at_least_0.85": bool(throughput_ratio >= 0.85),
         },
         "config": {
-            "steps": steps, "n_embd": n_embd, "n_layer": n_layer, "n_head": n_head, "block_size": block_size,
-            "batch_size": batch_size, "learning_rate": learning_rate, "gate_function": gate_function,
-            "gate_width": gate_width, "gate_floor": gate_floor, "gates": [f for f, on in (("residual", gate_residual), ("mlp", gate_mlp),
-                                                                  ("heads", gate_heads)) if on],
-            "params": n_params, "seed": seed, "eval_windows_per_source": eval_batches * batch_size,
+            **{k: v for k, v in asdict(base).items() if k not in ("sources", "output_dir", "extra", "write_artifacts",
+                                                                   "fixed_mixture", "resume", "save_every")},
+            "gates": [f for f, on in base.gates.items() if on], "params": n_params,
+            "eval_windows_per_source": eval_batches * batch_size, "n_samples": n_samples, "sample_length": sample_length,
         },
         "wall_seconds": wall,
-        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
+        "machine": machine_info(),
     }
     # The gated model's folder becomes a pushable artifact whose card carries the bench's α curves.
     # Card table: one row per source, columns α=0..1 then the two references.
@@ -188,10 +182,7 @@ def run_bench(
         metrics_extra={"specialist": specialist_loss, "ungated mix": mixture_loss}, curves=curves,
         reference={"specialist": specialist_loss, "mixture": mixture_loss},
     )
-    png = output_json.with_suffix(".png")
-    _plot(report, png)
-    report["plot"] = png.name
-    atomic_write_json(output_json, report)
+    write_report(report, output_json, plot=_plot)
     return report
 
 

@@ -1,58 +1,71 @@
-"""``hf-steer abc {train,generate,bench}``: parse, call the abcgpt API, print."""
+"""``hf-steer abc {train,generate,bench}``: parse, call the abcgpt API, print.
+
+The flags come from the fields of :mod:`hf_steer.abcgpt.config` (help and default written once, there);
+only what has no field of its own is added here: ``--source``, ``--gates``/``--ungated``, ``--model``,
+``--output-json`` and ``--threads``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from ..cli_args import add_config_arguments, add_threads_argument, apply_threads, config_from_args
+from .config import (
+    BUNDLED_SOURCES,
+    GATE_FAMILIES,
+    BenchConfig,
+    GenerateConfig,
+    TrainConfig,
+    check_model_folder,
+    parse_source_specs,
+)
 
-def _threads(args) -> None:
-    if getattr(args, "threads", None):
-        import torch
+# The TrainConfig fields that set a model's size and gates: `train` and `bench` both take them.
+SIZE_FIELDS = ["steps", "n_embd", "n_layer", "n_head", "block_size", "batch_size", "learning_rate",
+               "gate_function", "gate_width", "gate_floor", "seed"]
+TRAIN_FIELDS = ["output_dir", *SIZE_FIELDS, "resume", "save_every", "keep_checkpoints", "log_every", "eval_batches",
+                "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip", "dropout", "concentration",
+                "val_fraction", "lowercase", "fixed_mixture"]
+BENCH_FIELDS = ["n_samples", "sample_length", "eval_batches", "throughput_rounds", "work_dir"]
 
-        torch.set_num_threads(args.threads)
+
+def _add_source_flag(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--source", action="append", metavar="NAME=PATH", help=help_text)
 
 
-def _add_size_flags(p: argparse.ArgumentParser, steps: int) -> None:
-    p.add_argument("--steps", type=int, default=steps, help="optimizer steps (default %(default)s)")
-    p.add_argument("--n-embd", type=int, default=128, help="width (default %(default)s)")
-    p.add_argument("--n-layer", type=int, default=4, help="blocks (default %(default)s)")
-    p.add_argument("--n-head", type=int, default=4, help="attention heads (default %(default)s)")
-    p.add_argument("--block-size", type=int, default=128, help="context in characters (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=16, help="rows per step per process (default %(default)s)")
-    p.add_argument("--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default %(default)s)")
-    p.add_argument("--gate-function", choices=["cos2", "gaussian"], default="cos2", help="spotlight shape (default %(default)s)")
-    p.add_argument("--gate-width", type=float, default=0.35, help="Gaussian gate width (default %(default)s)")
-    p.add_argument("--gate-floor", type=float, default=0.0,
-                   help="least any gate lets through, in [0, 1): more capacity at the dial's ends (default %(default)s)")
-    p.add_argument("--gates", default="residual,mlp,heads",
-                   help="gated unit families, comma-separated from residual,mlp,heads (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data, init and the units' source positions m")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
+def _add_gate_flags(p: argparse.ArgumentParser, ungated: bool) -> None:
+    """``--gates a,b`` sets the gate_* fields; ``--ungated`` (train only) clears ``gated``."""
+    defaults = TrainConfig.__dataclass_fields__
+    on = [f for f in GATE_FAMILIES if defaults[f"gate_{f}"].default]
+    p.add_argument("--gates", default=",".join(on),
+                   help=f"gated unit families, comma-separated from {','.join(GATE_FAMILIES)} (default: {','.join(on)})")
+    if ungated:
+        p.add_argument("--ungated", dest="gated", action="store_false", default=defaults["gated"].default,
+                       help="train the plain GPT baseline (default: gated, as --gates says)")
 
 
 def _gates(text: str) -> dict[str, bool]:
     from ..errors import HfSteerError
 
     families = {g.strip() for g in text.split(",") if g.strip()}
-    unknown = families - {"residual", "mlp", "heads"}
+    unknown = families - set(GATE_FAMILIES)
     if unknown or not families:
         raise HfSteerError(f"--gates {text!r} is not a list of residual,mlp,heads: e.g. --gates mlp,heads (or --ungated)")
-    return {f"gate_{f}": f in families for f in ("residual", "mlp", "heads")}
+    return {f"gate_{f}": f in families for f in GATE_FAMILIES}
+
+
+def _sources(args) -> dict[str, str] | None:
+    return {k: str(v) for k, v in parse_source_specs(args.source).items()} if args.source else None
 
 
 def cmd_train(args) -> int:
-    from .training import TrainConfig, parse_source_specs, train
+    # Every setting is checked before torch is imported: a bad value costs no seconds.
+    sources = _sources(args) or {n: str(BUNDLED_SOURCES[n]) for n in ("tinystories", "shakespeare")}
+    cfg = config_from_args(TrainConfig, args, sources=sources, **_gates(args.gates))
+    apply_threads(args.threads)
+    from .training import train
 
-    _threads(args)
-    sources = parse_source_specs(args.source or ["tinystories", "shakespeare"])
-    cfg = TrainConfig(
-        sources={k: str(v) for k, v in sources.items()}, output_dir=args.output_dir, steps=args.steps,
-        n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head, block_size=args.block_size,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, gate_function=args.gate_function,
-        gate_width=args.gate_width, gate_floor=args.gate_floor, seed=args.seed, resume=args.resume, save_every=args.save_every,
-        gated=not args.ungated, lowercase=args.lowercase, **_gates(args.gates),
-    )
     result = train(cfg)
     if result.is_main_process:
         print(f"saved {result.output_dir} ({result.tokens_per_second:.0f} tokens/s, final train loss {result.final_train_loss:.3f})")
@@ -60,14 +73,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t")
+    config = config_from_args(GenerateConfig, args, prompt=prompt)
+    check_model_folder(args.model)  # before torch is imported: a mistyped path costs no seconds
+    apply_threads(args.threads)
     from .generation import generate_text, load_abcgpt
 
-    _threads(args)
     model, tokenizer = load_abcgpt(args.model)
-    texts = generate_text(
-        model, tokenizer, prompt=args.prompt.replace("\\n", "\n").replace("\\t", "\t"), alpha=args.alpha, mix=args.mix,
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, num_samples=args.num_samples, seed=args.seed,
-    )
+    texts = generate_text(model, tokenizer, config)
     for i, text in enumerate(texts):
         if len(texts) > 1:
             print(f"--- sample {i + 1}")
@@ -76,18 +89,15 @@ def cmd_generate(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    wanted = (set(SIZE_FIELDS) | set(BENCH_FIELDS)) - {"seed"}
+    settings = {k: v for k, v in vars(args).items() if k in wanted}
+    settings.update(_gates(args.gates))
+    if args.source:
+        settings["sources"] = _sources(args)
+    apply_threads(args.threads)
     from .bench import run_bench
-    from .training import parse_source_specs
 
-    _threads(args)
-    sources = parse_source_specs(args.source) if args.source else None
-    report = run_bench(
-        args.output_json, sources={k: str(v) for k, v in sources.items()} if sources else None, steps=args.steps,
-        n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head, block_size=args.block_size,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, gate_function=args.gate_function,
-        gate_width=args.gate_width, gate_floor=args.gate_floor, seed=args.seed, n_samples=args.n_samples, sample_length=args.sample_length,
-        **_gates(args.gates),
-    )
+    report = run_bench(args.output_json, seed=args.seed, **settings)
     keys = ["loss_by_alpha", "specialist_loss", "mixture_loss", "spearman", "throughput_ratio", "goals"]
     print(json.dumps({k: report[k] for k in keys}, indent=2))
     print(f"wrote {args.output_json} and {report['plot']}")
@@ -99,35 +109,28 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="abc_command", metavar="SUBCOMMAND", required=True)
 
     t = sub.add_parser("train", help="train an abcGPT on two or more sources")
-    t.add_argument("--source", action="append", metavar="NAME=PATH",
-                   help="a training source (repeat; a bare bundled name works: tinystories, shakespeare, names). "
+    _add_source_flag(t, "a training source (repeat; a bare bundled name works: tinystories, shakespeare, names). "
                         "Default: tinystories and shakespeare")
-    t.add_argument("--output-dir", required=True, help="folder for the model, checkpoints and hf_steer.json")
-    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output-dir")
-    t.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (default %(default)s)")
-    t.add_argument("--ungated", action="store_true", help="train the plain GPT baseline (gates off)")
-    t.add_argument("--lowercase", action="store_true", help="lower-case all text (case is kept by default)")
-    _add_size_flags(t, steps=600)
+    add_config_arguments(t, TrainConfig, include=TRAIN_FIELDS, required=["output_dir"])
+    _add_gate_flags(t, ungated=True)
+    add_threads_argument(t)
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="write text at a dial setting")
     g.add_argument("--model", required=True, help="folder written by `hf-steer abc train` (or a Hub id)")
     dial = g.add_mutually_exclusive_group(required=True)
-    dial.add_argument("--alpha", type=float, help="two-source dial in [0, 1] (0 = first source)")
-    dial.add_argument("--mix", help="mixture over sources, e.g. shakespeare=0.7,tinystories=0.3")
-    g.add_argument("--prompt", default="\\n", help="text to continue (escapes like \\n work; default a newline)")
-    g.add_argument("--max-new-tokens", type=int, default=200, help="characters to write (default %(default)s)")
-    g.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default %(default)s)")
-    g.add_argument("--num-samples", type=int, default=1, help="samples to write (default %(default)s)")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_config_arguments(dial, GenerateConfig, include=["alpha", "mix"])
+    # The command line spells the default newline prompt as the escape it decodes.
+    add_config_arguments(g, GenerateConfig, include=["prompt", "max_new_tokens", "temperature", "num_samples", "seed"],
+                         defaults={"prompt": "\\n"})
+    add_threads_argument(g)
     g.set_defaults(func=cmd_generate)
 
     b = sub.add_parser("bench", help="gated vs ungated vs specialists: the dial benchmark (JSON + PNG)")
     b.add_argument("--output-json", required=True, help="where to write the figures; the PNG goes beside it")
-    b.add_argument("--source", action="append", metavar="NAME=PATH",
-                   help="exactly two sources (default: tinystories and shakespeare, bundled)")
-    b.add_argument("--n-samples", type=int, default=24, help="samples per α for the source score (default %(default)s)")
-    b.add_argument("--sample-length", type=int, default=120, help="characters per sample (default %(default)s)")
-    _add_size_flags(b, steps=600)
+    _add_source_flag(b, "exactly two sources (default: tinystories and shakespeare, bundled)")
+    add_config_arguments(b, TrainConfig, include=SIZE_FIELDS)
+    _add_gate_flags(b, ungated=False)
+    add_config_arguments(b, BenchConfig, include=BENCH_FIELDS)
+    add_threads_argument(b)
     b.set_defaults(func=cmd_bench)

@@ -35,7 +35,6 @@ class AbcGPTConfig(PreTrainedConfig):
     keys_to_ignore_at_inference = ["cache"]
     attribute_map = {
         "hidden_size": "n_embd",
-        "max_position_embeddings": "n_positions",
         "num_attention_heads": "n_head",
         "num_hidden_layers": "n_layer",
     }

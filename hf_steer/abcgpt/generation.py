@@ -9,20 +9,28 @@ import torch
 
 from ..errors import HfSteerError
 from . import registration  # noqa: F401  (Auto classes; one-line α errors)
+from .config import GenerateConfig, check_model_folder
 from .modeling_abcgpt import AbcGPTForCausalLM
 
 
 def load_abcgpt(path: str | Path, device: str | None = None):
-    """(model, tokenizer) from a folder written by ``train`` (or pushed to the Hub)."""
+    """(model, tokenizer) from a folder written by ``train`` (or pushed to the Hub); one line when it cannot."""
     from transformers import AutoTokenizer
 
-    from . import AbcGPTConfig  # noqa: F401  (registers the Auto classes)
+    folder = check_model_folder(path)
+    if folder is not None:
+        source, hub_kwargs = str(folder), {}
+    else:
+        from ..models import _check_hub_model  # a Hub id: one line at once when neither cached nor reachable
 
-    p = Path(path)
-    if p.exists() and not (p / "config.json").is_file():
-        raise HfSteerError(f"model folder {p} has no config.json: pass a folder written by `hf-steer abc train`")
-    model = AbcGPTForCausalLM.from_pretrained(str(path))
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+        source, hub_kwargs = str(path), _check_hub_model(str(path))
+    try:
+        model = AbcGPTForCausalLM.from_pretrained(source, **hub_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
+    except (OSError, ValueError) as e:
+        if isinstance(e, HfSteerError):
+            raise
+        raise HfSteerError(f"abcGPT {path} cannot be loaded: {str(e).strip().splitlines()[0]}") from None
     if device:
         model.to(device)
     return model.eval(), tokenizer
@@ -72,43 +80,31 @@ def parse_mix(mix: str | dict, source_names: list[str]) -> list[float]:
 
 
 @torch.no_grad()
-def generate_text(
-    model,
-    tokenizer,
-    prompt: str = "\n",
-    alpha: float | None = None,
-    mix: str | dict | None = None,
-    max_new_tokens: int = 200,
-    temperature: float = 0.8,
-    num_samples: int = 1,
-    seed: int = 0,
-) -> list[str]:
-    """Sampled continuations of ``prompt`` at the dial given by ``alpha`` (two sources) or ``mix`` (any N)."""
+def generate_text(model, tokenizer, config: GenerateConfig | None = None, **settings) -> list[str]:
+    """Sampled continuations of ``prompt`` at the dial given by ``alpha`` (two sources) or ``mix`` (any N).
+
+    ``settings`` are :class:`~hf_steer.abcgpt.config.GenerateConfig` fields (``prompt``, ``alpha``, ``mix``,
+    ``max_new_tokens``, ``temperature``, ``num_samples``, ``seed``), or pass a whole ``config``. Text longer
+    than the model's context is written with a sliding window (see ``AbcGPTForCausalLM.prepare_inputs_for_generation``).
+    """
+    if config is None:
+        config = GenerateConfig(**settings)
+    elif settings:
+        raise HfSteerError("generate_text got both a config and settings: put the settings in the GenerateConfig")
     names = list(model.config.source_names)
-    if (alpha is None) == (mix is None):
-        raise HfSteerError("give exactly one of alpha (two sources) or mix (NAME=WEIGHT,...)")
-    dial = validate_alpha(alpha, names) if mix is None else parse_mix(mix, names)
+    dial = validate_alpha(config.alpha, names) if config.mix is None else parse_mix(config.mix, names)
     if isinstance(dial, list) and len(names) == 2:
         dial = dial[1]  # a two-source mixture is the scalar dial; a list of two would read as one α per row
-    if not prompt:
-        raise HfSteerError("prompt is empty: give at least one character, e.g. a newline")
-    room = model.config.n_positions - len(prompt)
-    if max_new_tokens < 1 or max_new_tokens > room:
-        raise HfSteerError(
-            f"max_new_tokens is {max_new_tokens}: use 1..{max(room, 0)} (the model sees {model.config.n_positions} characters)"
-        )
-    if not temperature > 0:
-        raise HfSteerError(f"temperature is {temperature}: use a positive number such as 0.8")
-    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
-    torch.manual_seed(seed)
+    ids = tokenizer(config.prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+    torch.manual_seed(config.seed)
     out = model.generate(
-        ids.repeat(num_samples, 1),
+        ids.repeat(config.num_samples, 1),
         alpha=dial,
         do_sample=True,
-        temperature=temperature,
+        temperature=config.temperature,
         top_k=None,
         top_p=None,
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=config.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=None,
     )

@@ -37,11 +37,23 @@ def build_char_tokenizer(texts: Iterable[str], lowercase: bool = False) -> PreTr
 
 
 def encode(tokenizer: PreTrainedTokenizerFast, text: str):
-    """Whole text -> 1-D LongTensor of ids (no special tokens); chunks keep memory flat on megabyte files."""
+    """Whole text -> 1-D LongTensor of ids (no special tokens), one id per character.
+
+    The same ids as ``tokenizer(text, add_special_tokens=False)`` (tested on the bundled corpora), looked up
+    with numpy: the tokenizers pipeline (regex split per character, then the vocabulary) took 12 s for the
+    2 MB of the two bundled sources on a busy 2-core machine, this takes about 0.1 s. Text is read literally:
+    a "<unk>" written in a corpus is five characters, not the unknown token.
+    """
+    import numpy as np
     import torch
 
-    ids: list[int] = []
-    step = 100_000
-    for start in range(0, len(text), step):
-        ids.extend(tokenizer(text[start : start + step], add_special_tokens=False)["input_ids"])
-    return torch.tensor(ids, dtype=torch.long)
+    if tokenizer.backend_tokenizer.normalizer is not None:  # build_char_tokenizer(lowercase=True)
+        text = text.lower()
+    chars = {tok: i for tok, i in tokenizer.get_vocab().items() if len(tok) == 1}
+    keys = np.array(sorted(ord(c) for c in chars), dtype=np.uint32)
+    ids = np.array([chars[chr(k)] for k in keys], dtype=np.int64)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    where = np.searchsorted(keys, codes).clip(max=max(len(keys) - 1, 0))
+    known = keys[where] == codes if len(keys) else np.zeros(len(codes), dtype=bool)
+    out = np.where(known, ids[where] if len(keys) else 0, tokenizer.unk_token_id)
+    return torch.from_numpy(out)

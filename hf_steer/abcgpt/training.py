@@ -15,64 +15,42 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..artifacts import Artifact, read_json_object
 from ..errors import HfSteerError
 from ..utils import atomic_write_json, set_seed
 from . import registration  # noqa: F401  (Auto classes; one-line α errors)
+from .config import BUNDLED_SOURCES, DATA_DIR, TrainConfig, parse_source_specs  # noqa: F401  (re-exported)
 from .configuration_abcgpt import AbcGPTConfig
 from .modeling_abcgpt import AbcGPTForCausalLM
+from .sampling import sample_mixtures, sample_sources
 from .tokenization_abcgpt import build_char_tokenizer, encode
 
-DATA_DIR = Path(__file__).parent / "data"
-# The bundled sources, by the names the CLI and the bench use by default.
-BUNDLED_SOURCES = {
-    "tinystories": DATA_DIR / "tinystories.txt",
-    "shakespeare": DATA_DIR / "tinyshakespeare.txt",
-    "names": DATA_DIR / "names.txt",
-}
-
-
 # ------------------------------------------------------------------------------------------ sources
-
-
-def parse_source_specs(specs: list[str]) -> dict[str, Path]:
-    """``["tinystories=path.txt", "shakespeare"]`` -> {name: path}; a bare name picks a bundled source."""
-    out: dict[str, Path] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        name = name.strip()
-        if not sep:
-            if name not in BUNDLED_SOURCES:
-                raise HfSteerError(
-                    f"--source {spec!r} has no path: write NAME=PATH, or one of the bundled names {', '.join(BUNDLED_SOURCES)}"
-                )
-            path = str(BUNDLED_SOURCES[name])
-        if not name or not path.strip():
-            raise HfSteerError(f"--source {spec!r} is not NAME=PATH: write e.g. shakespeare=data/shakespeare.txt")
-        if name in out:
-            raise HfSteerError(f"--source name {name!r} is given twice: give each source its own name")
-        out[name] = Path(path.strip()).expanduser()
-    if len(out) < 2:
-        raise HfSteerError(f"{len(out)} source(s) given: abcGPT needs two or more, e.g. --source tinystories --source shakespeare")
-    return out
 
 
 def read_source(name: str, path: Path) -> str:
     """The text of one source file, with a clear error for a missing, unreadable or empty file."""
     path = Path(path)
+    if path.is_dir():
+        raise HfSteerError(f"corpus file for source {name!r} is a folder: {path}; point at a text file")
     if not path.is_file():
         raise HfSteerError(f"corpus file for source {name!r} is missing: {path} does not exist; check the path")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise HfSteerError(f"corpus file for source {name!r} is not UTF-8 text ({path}): convert it to UTF-8") from e
+    except OSError as e:
+        raise HfSteerError(f"corpus file for source {name!r} cannot be read ({path}: {e.strerror}): check it") from None
     if not text.strip():
         raise HfSteerError(f"corpus file for source {name!r} is empty: {path} has no text; point at a file with text")
     return text
@@ -110,18 +88,6 @@ def build_corpus(sources: dict[str, Path], tokenizer, val_fraction: float, block
 # ------------------------------------------------------------------------------------------ sampling
 
 
-def sample_mixtures(rng: np.random.Generator, n_rows: int, n_sources: int, concentration: float = 0.5) -> np.ndarray:
-    """(n_rows, N) mixtures ~ Dirichlet(concentration); for N=2, column 1 is α ~ Beta(c, c)."""
-    return rng.dirichlet([concentration] * n_sources, size=n_rows)
-
-
-def sample_sources(rng: np.random.Generator, mixtures: np.ndarray) -> np.ndarray:
-    """One source index per row ~ Categorical(row's mixture); for N=2, Bernoulli(α)."""
-    cdf = np.cumsum(mixtures, axis=1)
-    u = rng.random((mixtures.shape[0], 1))
-    return np.minimum((u > cdf).sum(axis=1), mixtures.shape[1] - 1)
-
-
 def sample_batch(
     corpus: Corpus,
     rng: np.random.Generator,
@@ -148,64 +114,6 @@ def sample_batch(
 # ------------------------------------------------------------------------------------------ training
 
 
-@dataclass
-class TrainConfig:
-    """Everything one training run needs; validated once in ``__post_init__``."""
-
-    sources: dict[str, str]
-    output_dir: str
-    n_embd: int = 128
-    n_layer: int = 4
-    n_head: int = 4
-    block_size: int = 128
-    batch_size: int = 16
-    steps: int = 600
-    learning_rate: float = 3e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 30
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    dropout: float = 0.0
-    gated: bool = True
-    gate_residual: bool = True
-    gate_mlp: bool = True
-    gate_heads: bool = True
-    gate_function: str = "cos2"
-    gate_width: float = 0.35
-    gate_floor: float = 0.0
-    concentration: float = 0.5
-    fixed_mixture: list[float] | None = None  # a specialist: always this mixture (e.g. one-hot)
-    val_fraction: float = 0.1
-    lowercase: bool = False
-    eval_batches: int = 4
-    log_every: int = 50
-    save_every: int = 200
-    keep_checkpoints: int = 1
-    seed: int = 0
-    resume: bool = False
-    write_artifacts: bool = True  # hf_steer.json + α-curve PNG beside the weights
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        for key in ("n_embd", "n_layer", "n_head", "block_size", "batch_size", "steps", "eval_batches"):
-            if int(getattr(self, key)) < 1:
-                raise HfSteerError(f"{key} is {getattr(self, key)}: use a positive integer")
-        if self.n_embd % self.n_head:
-            raise HfSteerError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: pick a multiple")
-        if not 0.0 < self.val_fraction < 0.5:
-            raise HfSteerError(f"val_fraction is {self.val_fraction}: use a fraction in (0, 0.5), e.g. 0.1")
-        if self.gate_function not in ("cos2", "gaussian"):
-            raise HfSteerError(f"gate_function is {self.gate_function!r}: use cos2 or gaussian")
-        if not 0.0 <= self.gate_floor < 1.0:
-            raise HfSteerError(f"gate_floor is {self.gate_floor}: use a value in [0, 1), e.g. 0 or 0.2")
-        if self.fixed_mixture is not None:
-            w = np.asarray(self.fixed_mixture, dtype=float)
-            if w.shape != (len(self.sources),) or (w < 0).any() or abs(w.sum() - 1) > 1e-6:
-                raise HfSteerError(
-                    f"fixed_mixture is {self.fixed_mixture}: give {len(self.sources)} non-negative weights summing to 1"
-                )
-
-
 def make_model_config(cfg: TrainConfig, vocab_size: int, names: list[str]) -> AbcGPTConfig:
     return AbcGPTConfig(
         vocab_size=vocab_size,
@@ -222,7 +130,9 @@ def make_model_config(cfg: TrainConfig, vocab_size: int, names: list[str]) -> Ab
         gate_width=cfg.gate_width,
         gate_floor=cfg.gate_floor,
         m_seed=cfg.seed,
-        eos_token_id=0,
+        # No end of text: training reads windows of running text, so the model never learns to stop, and an
+        # eos id would only cut generation short when <|endoftext|> is sampled by chance. nanoGPT has none.
+        eos_token_id=None,
         pad_token_id=0,
         bos_token_id=0,
     )
@@ -237,10 +147,87 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.learning_rate * ratio
 
 
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# The model settings a checkpoint must share with the run that resumes it (else its weights do not fit).
+_RESUME_KEYS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "source_names", "gate_residual",
+                "gate_mlp", "gate_heads", "gate_function", "gate_width", "gate_floor", "m_seed")
+
+
 def _latest_checkpoint(output_dir: Path) -> Path | None:
-    ckpts = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    ckpts = [p for p in ckpts if (p / "abc_state.json").is_file()]  # a half-written one has no state file yet
-    return ckpts[-1] if ckpts else None
+    ckpts = [(int(m.group(1)), p) for p in output_dir.glob("checkpoint-*") if (m := _CHECKPOINT.match(p.name))]
+    ckpts = [(n, p) for n, p in sorted(ckpts) if (p / "abc_state.json").is_file()]  # half-written: no state file yet
+    return ckpts[-1][1] if ckpts else None
+
+
+def _resume_state(out: Path, cfg: TrainConfig, model_config: AbcGPTConfig) -> tuple[Path, dict]:
+    """(checkpoint, its abc_state.json) to resume from, or one line saying why the run cannot resume."""
+    ckpt = _latest_checkpoint(out) if out.is_dir() else None
+    if ckpt is None:
+        raise HfSteerError(
+            f"no checkpoint in {out}: run once without --resume (a run saves checkpoint-N every --save-every steps "
+            "and at its last step)"
+        )
+    state = read_json_object(ckpt / "abc_state.json", "checkpoint state")
+    step = state.get("step")
+    if not isinstance(step, int) or not isinstance(state.get("log"), list):
+        raise HfSteerError(f"checkpoint state {ckpt / 'abc_state.json'} has no step and log: remove {ckpt.name}")
+    saved = state.get("model") or {}
+    now = model_config.to_dict()
+    differ = [f"{k}={saved[k]!r} (now {now[k]!r})" for k in _RESUME_KEYS if k in saved and saved[k] != now[k]]
+    if differ:
+        raise HfSteerError(
+            f"{ckpt} was trained with {', '.join(differ)}: resume with the same sources and size flags "
+            f"(see {out / 'training_args.json'}) or train into a new --output-dir"
+        )
+    if step >= cfg.steps:
+        raise HfSteerError(
+            f"{ckpt} is already at step {step} of --steps {cfg.steps}: pass a larger --steps to train on"
+        )
+    return ckpt, state
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """The output folder, created if missing, or one line when it is a file or cannot be written."""
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise HfSteerError(f"output_dir {out} is a file: pass a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HfSteerError(f"output_dir {out} cannot be created ({e.strerror}): pick a folder you can write") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise HfSteerError(f"output_dir {out} is not writable: pick a folder you can write")
+    return out
+
+
+def estimated_training_bytes(cfg: TrainConfig, vocab_size: int) -> int:
+    """Rough peak memory of one training process: fp32 weights, gradients and two AdamW moments, plus the
+    activations kept for backward (about 10·C + 3·inner floats per token per layer, the attention
+    probabilities H·T when they are materialised, and the logits). Measured on CPU (3 steps, growth of
+    peak RSS during ``train``): 118 MiB estimated vs 119 MiB at 4x128, batch 16x128; 2044 vs 1721 MiB at
+    6x384, batch 32x256."""
+    c, layers, t, b, h = cfg.n_embd, cfg.n_layer, cfg.block_size, cfg.batch_size, cfg.n_head
+    inner = 4 * c
+    params = vocab_size * c + t * c + layers * (4 * c * c + 2 * c * inner + 11 * c + inner) + 2 * c
+    per_token = layers * (10 * c + 3 * inner + h * t) + 3 * vocab_size
+    return 16 * params + 4 * b * t * per_token
+
+
+def check_memory(cfg: TrainConfig, vocab_size: int) -> None:
+    """One line, before anything is allocated, when the model cannot fit in the memory this machine has free."""
+    import psutil  # an accelerate dependency
+
+    need = estimated_training_bytes(cfg, vocab_size)
+    if torch.cuda.is_available():
+        free, where = torch.cuda.mem_get_info()[0], "GPU"
+    else:
+        free, where = psutil.virtual_memory().available, "RAM"
+    if need > free:
+        raise HfSteerError(
+            f"a {cfg.n_layer}x{cfg.n_embd} model with batch {cfg.batch_size}x{cfg.block_size} needs about "
+            f"{need / 2**30:.1f} GiB but {free / 2**30:.1f} GiB of {where} is free: lower --n-embd, --n-layer, "
+            "--batch-size or --block-size"
+        )
 
 
 @dataclass
@@ -275,13 +262,23 @@ def train(cfg: TrainConfig, prepared: tuple | None = None) -> TrainResult:
     """
     from accelerate import Accelerator
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    set_seed(cfg.seed)
-    out = Path(cfg.output_dir)
+    out = Path(cfg.output_dir).expanduser()
     tokenizer, corpus = prepared if prepared is not None else prepare_data(cfg)
     names = corpus.names
+    model_config = make_model_config(cfg, len(tokenizer), names)
+    ckpt, state = _resume_state(out, cfg, model_config) if cfg.resume else (None, None)
+    if not cfg.resume and out.is_dir() and (old := _latest_checkpoint(out)) is not None:
+        # Training over it would leave a checkpoint of another run for a later --resume to pick up.
+        raise HfSteerError(
+            f"{out} already holds {old.name} of an earlier run: pass --resume to continue it, or train into a new "
+            "--output-dir (or delete the old run first)"
+        )
+    check_memory(cfg, len(tokenizer))
+    check_output_dir(out)
 
-    model = AbcGPTForCausalLM(make_model_config(cfg, len(tokenizer), names))
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    set_seed(cfg.seed)
+    model = AbcGPTForCausalLM(model_config)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -292,10 +289,8 @@ def train(cfg: TrainConfig, prepared: tuple | None = None) -> TrainResult:
     model, optimizer = accelerator.prepare(model, optimizer)
 
     start_step, log = 0, []
-    ckpt = _latest_checkpoint(out) if cfg.resume else None
     if ckpt is not None:
         accelerator.load_state(str(ckpt))
-        state = json.loads((ckpt / "abc_state.json").read_text())
         start_step, log = state["step"], state["log"]
         accelerator.print(f"resumed from {ckpt} at step {start_step}")
 
@@ -322,14 +317,14 @@ def train(cfg: TrainConfig, prepared: tuple | None = None) -> TrainResult:
             log.append(entry)
             accelerator.print(json.dumps(entry))
             recent = []
-        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
-            _save_checkpoint(accelerator, out, step + 1, log, cfg.keep_checkpoints)
+        if cfg.save_every and ((step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps):
+            # The last step is always saved too, so `--resume --steps MORE` continues a finished run.
+            _save_checkpoint(accelerator, out, step + 1, log, cfg.keep_checkpoints, model_config)
 
     tokens_per_second = tokens_seen / train_seconds if train_seconds else float("nan")
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
         register_auto_classes()
         unwrapped.save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -345,14 +340,15 @@ def train(cfg: TrainConfig, prepared: tuple | None = None) -> TrainResult:
     return TrainResult(out, unwrapped, tokenizer, corpus, tokens_per_second, final, log, accelerator.is_main_process)
 
 
-def _save_checkpoint(accelerator, out: Path, step: int, log: list[dict], keep: int) -> None:
+def _save_checkpoint(accelerator, out: Path, step: int, log: list[dict], keep: int, model_config: AbcGPTConfig) -> None:
     path = out / f"checkpoint-{step}"  # Trainer's naming: `hf-steer push` leaves checkpoint-* folders out
     accelerator.save_state(str(path))
     if accelerator.is_main_process:
         # Written last: a checkpoint without it was interrupted mid-save and is skipped on resume.
-        atomic_write_json(path / "abc_state.json", {"step": step, "log": log})
-        older = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]
-        for old in older:
+        saved = model_config.to_dict()
+        atomic_write_json(path / "abc_state.json", {"step": step, "log": log, "model": {k: saved[k] for k in _RESUME_KEYS}})
+        ckpts = sorted((int(m.group(1)), p) for p in out.glob("checkpoint-*") if (m := _CHECKPOINT.match(p.name)))
+        for _, old in ckpts[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
@@ -389,25 +385,22 @@ def write_artifact_files(
         if len(corpus.names) == 2
         else f"alpha is a mixture over ({', '.join(corpus.names)})"
     )
-    atomic_write_json(
-        out / "hf_steer.json",
-        {
-            "method": "abcgpt",
-            "artifact": "custom_code_model",
-            "base_model": None,
-            "datasets": [str(p) for p in cfg.sources.values()],
-            "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("sources", "output_dir", "extra")},
-            "metrics": metrics,
-            "plots": ["alpha_curves.png"],
-            "description": (
-                f"abcGPT: a {n_params / 1e6:.2f}M-parameter character-level GPT trained from scratch on "
-                f"{len(corpus.names)} sources with a source dial ({dial}). The metrics are held-out loss "
-                "(nats/char, last 10% of each source) per source at each dial setting"
-                + ("" if len(corpus.names) == 2 else " (t = fraction of the way from equal parts to that source)")
-                + ". Every residual channel, MLP unit and "
-                "attention head has a frozen source position m; a spotlight gate lets through units near alpha. "
-                "Load with AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True) and call "
-                "generate(input_ids, alpha=0.3)."
-            ),
-        },
-    )
+    Artifact(
+        method="abcgpt",
+        artifact="custom_code_model",
+        base_model=None,  # trained from scratch
+        datasets=[str(p) for p in cfg.sources.values()],
+        hyperparameters={k: v for k, v in asdict(cfg).items() if k not in ("sources", "output_dir", "extra")},
+        metrics=metrics,
+        plots=["alpha_curves.png"],
+        description=(
+            f"abcGPT: a {n_params / 1e6:.2f}M-parameter character-level GPT trained from scratch on "
+            f"{len(corpus.names)} sources with a source dial ({dial}). The metrics are held-out loss "
+            "(nats/char, last 10% of each source) per source at each dial setting"
+            + ("" if len(corpus.names) == 2 else " (t = fraction of the way from equal parts to that source)")
+            + ". Every residual channel, MLP unit and "
+            "attention head has a frozen source position m; a spotlight gate lets through units near alpha. "
+            "Load with AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True) and call "
+            "generate(input_ids, alpha=0.3)."
+        ),
+    ).save(out)

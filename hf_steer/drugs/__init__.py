@@ -15,7 +15,7 @@ _EXPORTS = {
     "DosePoint": ".dose",
     "DrugsConfig": ".dose",
     "depth_profile": ".dose",
-    "DrugsGenerationMixin": ".generation",
+    "ColdShower": ".generation",
     "Drugs": ".injection",
     "dosed": ".injection",
     "find_attention_modules": ".injection",
@@ -23,6 +23,8 @@ _EXPORTS = {
     "remove": ".injection",
     "sober": ".injection",
     "sober_before": ".injection",
+    "export_custom_generate": ".export",
+    "generate": ".hub_generate",
     "angle_between": ".rotation",
     "random_rotation": ".rotation",
 }

@@ -1,8 +1,9 @@
 """``hf-steer drugs bench``: speed, and variety against coherence, for DRµGS and for ordinary sampling.
 
-* ``tokens_per_s_ratio``: DRµGS greedy tokens/s over plain greedy tokens/s on the same prompts. The
-  two are timed interleaved in one process (round by round, alternating which goes first), because on
-  a shared machine two separate runs would measure the neighbours, not the method.
+* ``speed`` (D1): DRµGS greedy tokens/s over plain greedy tokens/s on the same prompts, timed in
+  interleaved rounds in one process (alternating which goes first), because on a shared machine two
+  separate runs would measure the neighbours, not the method. Reported as the geometric mean of the
+  per-round ratios with its 95% interval, wall time and CPU time side by side.
 * Curves, one point per knob value: generate ``seeds`` continuations of every creative prompt, then
   - variety = distinct-2 across the continuations of one prompt (unique word bigrams / all word
     bigrams, pooled over its seeds), averaged over prompts;
@@ -13,19 +14,24 @@
   more variety for the same NLL.
 
 All seeds of all prompts run as one left-padded batch per knob value, so the default bench stays
-within minutes on a laptop CPU.
+within minutes on a laptop CPU. ``run_bench(output_json, *, model=None, seed=0, log=print, **settings)``
+writes the JSON (with the machine block) and the PNG beside it through
+:func:`hf_steer.benchmarking.write_report`; ``settings`` are :class:`~hf_steer.drugs.config.BenchConfig`.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import time
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 
 import torch
 
+from ..benchmarking import Timer, mean_ci95, write_report
 from ..errors import HfSteerError
+from .config import BenchConfig, check_output_path, parse_type_thetas
 from .dose import TYPES, Dose, DrugsConfig, depth_profile
 from .explore import chat_inputs
 from .injection import inject, remove, sober
@@ -165,83 +171,124 @@ def _generate(model, tokenizer, enc, max_new_tokens: int, seed: int, prefix=None
     return [tokenizer.decode(row[start:], skip_special_tokens=True).strip() for row in out]
 
 
-def _time_greedy(model, enc, tokens: int, pad_token_id) -> float:
-    start = time.perf_counter()
-    model.Dgenerate(**enc, max_new_tokens=tokens, min_new_tokens=tokens, pad_token_id=pad_token_id, seed=0)
-    return time.perf_counter() - start
+def _greedy_seconds(model, enc, tokens: int, pad_token_id, dosed: bool) -> Timer:
+    kwargs = dict(max_new_tokens=tokens, min_new_tokens=tokens, pad_token_id=pad_token_id)
+    with Timer() as timer:
+        if dosed:
+            model.Dgenerate(**enc, seed=0, **kwargs)
+        else:
+            model.generate(**enc, do_sample=False, temperature=None, top_p=None, top_k=None, **kwargs)
+    return timer
 
 
 def measure_speed(model, tokenizer, prompts: Sequence[str], config: DrugsConfig, tokens: int = 32,
-                  rounds: int = 4) -> dict:
-    """Plain vs dosed greedy tokens/s, interleaved; the ratio is the median of per-round ratios."""
-    ratios, plain_total, drugs_total = [], 0.0, 0.0
-    for r in range(rounds):
-        enc = chat_inputs(tokenizer, [prompts[r % len(prompts)]], True, model.device)
-        times = {}
-        order = ("plain", "drugs") if r % 2 == 0 else ("drugs", "plain")
-        for kind in order:
-            if kind == "plain":
-                remove(model)
-                start = time.perf_counter()
-                model.generate(**enc, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                               temperature=None, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
-                times[kind] = time.perf_counter() - start
-            else:
-                inject(model, config)
-                times[kind] = _time_greedy(model, enc, tokens, tokenizer.pad_token_id)
-        plain_total += times["plain"]
-        drugs_total += times["drugs"]
-        ratios.append(times["plain"] / times["drugs"])
-    ratios.sort()
-    median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1 : len(ratios) // 2 + 1]) / 2
+                  rounds: int = 30) -> dict:
+    """D1: dosed greedy tokens/s over plain greedy tokens/s, with its 95% interval.
+
+    ``rounds`` pairs, interleaved (plain then dosed, then dosed then plain, ...) after one untimed
+    warm-up of each, so a neighbour's load hits both sides alike. The ratio is the geometric mean of
+    the per-round ratios with a t-interval on their logs; CPU seconds (this process) are measured
+    beside wall seconds, so a busy machine shows as wall time the process did not get.
+    """
+    pad = tokenizer.pad_token_id
+    previous = getattr(model, "_drugs_state", None)
+    previous_config = previous.config if previous is not None else None
+    per_round = []
+    try:
+        for r in range(-1, rounds):  # round -1 warms both paths up and is not kept
+            enc = chat_inputs(tokenizer, [prompts[r % len(prompts)]], True, model.device)
+            times = {}
+            for kind in (("plain", "dosed") if r % 2 == 0 else ("dosed", "plain")):
+                if kind == "plain":
+                    remove(model)
+                else:
+                    inject(model, config)
+                times[kind] = _greedy_seconds(model, enc, tokens, pad, dosed=kind == "dosed")
+            if r >= 0:
+                per_round.append({"plain_wall": times["plain"].wall, "dosed_wall": times["dosed"].wall,
+                                  "plain_cpu": times["plain"].cpu, "dosed_cpu": times["dosed"].cpu})
+    finally:
+        if previous_config is not None:
+            inject(model, previous_config)
+        else:
+            remove(model)
+    if not per_round:
+        return {}
+
+    def ratio(kind: str) -> tuple[float, list[float]]:
+        logs = [math.log(x[f"plain_{kind}"] / x[f"dosed_{kind}"]) for x in per_round]
+        mean, low, high = mean_ci95(logs)
+        return math.exp(mean), [math.exp(low), math.exp(high)]
+
+    wall, wall_ci = ratio("wall")
+    cpu, cpu_ci = ratio("cpu")
+    plain_wall = sum(x["plain_wall"] for x in per_round)
+    dosed_wall = sum(x["dosed_wall"] for x in per_round)
     return {
-        "tokens_per_s_plain": rounds * tokens / plain_total,
-        "tokens_per_s_drugs": rounds * tokens / drugs_total,
-        "tokens_per_s_ratio": median,
-        "ratio_per_round": ratios,
+        "tokens": tokens,
+        "rounds": len(per_round),
+        "dose": {k: {"theta": d.theta, "profile": [vars(p) for p in d.profile or ()]} for k, d in config.doses.items()},
+        "plain_tokens_per_s": len(per_round) * tokens / plain_wall,
+        "dosed_tokens_per_s": len(per_round) * tokens / dosed_wall,
+        "ratio": wall,
+        "ratio_ci95": wall_ci,
+        "cpu_ratio": cpu,
+        "cpu_ratio_ci95": cpu_ci,
+        "cpu_per_wall": sum(x["plain_cpu"] + x["dosed_cpu"] for x in per_round) / (plain_wall + dosed_wall),
+        "per_round": per_round,
     }
 
 
 def run_bench(
-    model_name: str | None = None,
+    output_json: str | os.PathLike,
     *,
-    prompts: int = 8,
-    seeds: int = 8,
-    max_new_tokens: int = 24,
-    thetas: dict[str, Sequence[float]] | None = None,
-    depths: Sequence[float] = (0.5,),
-    spread: float = 0.17,
-    temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
-    min_ps: Sequence[float] = DEFAULT_MIN_PS,
-    min_p_temperature: float = 1.5,
-    speed_tokens: int = 32,
-    speed_rounds: int = 4,
-    judge: str | None = "auto",
+    model: str | None = None,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    **settings,
 ) -> dict:
-    """Run the whole benchmark and return the JSON-ready result (see module docstring)."""
+    """Run the whole benchmark, write ``output_json`` and its PNG, and return the figures.
+
+    ``settings`` are the fields of :class:`~hf_steer.drugs.config.BenchConfig` (sizes and sweeps).
+    """
     from ..models import load_model
     from ..utils import set_seed
 
-    if prompts < 1 or prompts > len(PROMPTS):
-        raise HfSteerError(f"prompts {prompts} is out of range: use 1..{len(PROMPTS)}")
-    if seeds < 2:
-        raise HfSteerError(f"seeds {seeds} is too few: distinct-2 across seeds needs at least 2")
-    thetas = dict(DEFAULT_THETAS if thetas is None else thetas)
-    for letter in thetas:
-        DrugsConfig(doses={letter: 0.0})  # validates the letter
+    try:
+        config = BenchConfig(**settings)
+    except TypeError as e:
+        raise HfSteerError(f"bad bench setting ({e}): use the fields of BenchConfig") from None
+    output_json = check_output_path("output_json", output_json, ".json")
+    thetas = parse_type_thetas(config.thetas) if config.thetas else {k: list(v) for k, v in DEFAULT_THETAS.items()}
     set_seed(seed)
-    began = time.perf_counter()
-    model, tokenizer = load_model(model_name)
-    texts = PROMPTS[:prompts]
+    with Timer() as total:
+        generator, tokenizer = load_model(model)
+        texts = PROMPTS[: config.prompts]
+        result: dict = {
+            "model": model or "SmolLM2-135M-Instruct (bundled)",
+            "settings": {**asdict(config), "seed": seed},
+        }
 
-    log("speed: plain vs DRµGS greedy, interleaved")
-    speed_config = DrugsConfig(doses={"A": Dose(0.3, depth_profile(0.5, spread))})
-    speed = measure_speed(model, tokenizer, texts, speed_config, speed_tokens, speed_rounds)
-    log(f"  tokens/s plain {speed['tokens_per_s_plain']:.1f}, DRµGS {speed['tokens_per_s_drugs']:.1f}, "
-        f"ratio {speed['tokens_per_s_ratio']:.3f}")
+        log(f"speed: plain vs DRµGS greedy, {config.speed_rounds} interleaved rounds")
+        speed_config = DrugsConfig(doses={"A": Dose(0.3, depth_profile(0.5, config.spread))})
+        result["speed"] = measure_speed(generator, tokenizer, texts, speed_config, config.speed_tokens,
+                                        config.speed_rounds)
+        if result["speed"]:
+            sp = result["speed"]
+            log(f"  tokens/s plain {sp['plain_tokens_per_s']:.1f}, DRµGS {sp['dosed_tokens_per_s']:.1f}, ratio "
+                f"{sp['ratio']:.3f} (95% {sp['ratio_ci95'][0]:.3f}-{sp['ratio_ci95'][1]:.3f}); CPU-time ratio "
+                f"{sp['cpu_ratio']:.3f}")
+        write_report(result, output_json, partial=True)
+        result.update(_curves(generator, tokenizer, texts, config, thetas, seed, log))
+    result["seconds"] = round(total.wall, 1)
+    result["cpu_seconds"] = round(total.cpu, 1)
+    write_report(result, output_json, plot=plot_bench)
+    return result
 
+
+def _curves(model, tokenizer, texts, config: BenchConfig, thetas: dict, seed: int, log) -> dict:
+    """Generate every knob value of every method, then score variety and coherence."""
+    prompts, seeds, max_new_tokens = len(texts), config.seeds, config.max_new_tokens
     inject(model, DrugsConfig())
     enc, prefix = _prompt_cache(model, tokenizer, texts, seeds)
     generator_contexts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
@@ -260,30 +307,29 @@ def run_bench(
     # anchoring them there lets low-variety DRµGS points be compared at equal distinct-2.
     record("temperature", 0.0, greedy)
     record("min_p", 1.0, greedy)
-    for t in temperatures:
+    for t in config.temperatures:
         record("temperature", t, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix, do_sample=True,
                                              temperature=t, top_k=None, top_p=None))
-    for p in min_ps:
+    for p in config.min_ps:
         record("min_p", p, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix, do_sample=True,
-                                       temperature=min_p_temperature, min_p=p, top_k=None, top_p=None))
+                                       temperature=config.min_p_temperature, min_p=p, top_k=None, top_p=None))
     for letter, values in thetas.items():
         record(f"drugs-{letter}", 0.0, greedy, depth=None)
-        for depth in depths:
+        for depth in config.depths:
             for theta in values:
-                inject(model, DrugsConfig(doses={letter: Dose(theta, depth_profile(depth, spread))}))
-                record(f"drugs-{letter}", theta, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix), depth=depth)
-    inject(model, DrugsConfig())
+                inject(model, DrugsConfig(doses={letter: Dose(theta, depth_profile(depth, config.spread))}))
+                record(f"drugs-{letter}", theta, _generate(model, tokenizer, enc, max_new_tokens, seed, prefix),
+                       depth=depth)
+    remove(model)
 
     log("scoring: self-judged NLL")
-    remove(model)
     memo: dict = {}  # the greedy run appears in every drugs curve: score each list of texts once
     for run in runs:
         key = ("self", tuple(run["texts"]))
         if key not in memo:
             memo[key] = continuation_nll(model, tokenizer, generator_contexts, run["texts"], batch_size=16)
         run["self_nll"] = memo[key]
-    del model
-    judge_pair = load_judge(judge, log)
+    judge_pair = load_judge(config.judge, log)
     judge_name = None
     if judge_pair is not None:
         judge_model, judge_tokenizer = judge_pair
@@ -304,21 +350,7 @@ def run_bench(
             point["depth"] = run["depth"]
         curves.setdefault(run["method"], []).append(point)
     samples = {run["method"] + f"@{run['knob']:g}": run["texts"][: min(seeds, 3)] for run in runs}
-    return {
-        "model": model_name or "SmolLM2-135M-Instruct (bundled)",
-        "judge": judge_name,
-        "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
-        "torch_threads": torch.get_num_threads(),
-        **{k: round(v, 4) if isinstance(v, float) else v for k, v in speed.items()},
-        "settings": {"prompts": prompts, "seeds": seeds, "max_new_tokens": max_new_tokens, "depths": list(depths),
-                     "spread": spread, "thetas": {k: list(v) for k, v in thetas.items()},
-                     "temperatures": list(temperatures), "min_ps": list(min_ps),
-                     "min_p_temperature": min_p_temperature, "seed": seed},
-        "curves": curves,
-        "verdict": verdict(curves),
-        "samples_first_prompt": samples,
-        "seconds": round(time.perf_counter() - began, 1),
-    }
+    return {"judge": judge_name, "curves": curves, "verdict": verdict(curves), "samples_first_prompt": samples}
 
 
 def _round(value):
@@ -378,5 +410,9 @@ def plot_bench(result: dict, path) -> None:
         ax.set_title("judge: " + (result.get("judge") or "-") if key == "judge_nll" else "self-judged")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"DRµGS vs sampling — tokens/s ratio {result['tokens_per_s_ratio']:.3f}")
+    speed = result.get("speed") or {}
+    title = "DRµGS vs sampling"
+    if speed:
+        title += f" — greedy tokens/s ratio {speed['ratio']:.3f} (95% {speed['ratio_ci95'][0]:.3f}–{speed['ratio_ci95'][1]:.3f})"
+    fig.suptitle(title)
     save_figure(fig, path)

@@ -26,6 +26,8 @@ from ..errors import HfSteerError
 
 TYPES = "HQKVA"
 METHODS = ("ceil", "floor", "interpolate")
+DEFAULT_SPREAD = 0.17  # half-width of the usual full-dose band: the middle third of the layers
+MAX_COUNT = 1_000_000  # sinks and cold-shower periods: larger is a typo (and overflows int64 masks)
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,12 @@ class Dose:
     method: str = "ceil"
 
     def __post_init__(self):
-        if not isinstance(self.theta, (int, float)) or math.isnan(self.theta) or self.theta < 0:
+        if isinstance(self.theta, bool) or not isinstance(self.theta, (int, float)) or math.isnan(self.theta) \
+                or self.theta < 0:
             raise HfSteerError(f"dose theta {self.theta!r} is not a number >= 0: give an angle in radians, e.g. 0.1")
-        if math.isinf(self.theta):
-            raise HfSteerError("dose theta inf is not finite: give an angle in radians, e.g. 0.1")
+        if self.theta > math.pi:
+            # Angles are drawn from U[0, θ): past π a rotation only comes back towards where it started.
+            raise HfSteerError(f"dose theta {self.theta!r} is above π: give an angle from 0 to 3.14159 radians")
         if self.method not in METHODS:
             raise HfSteerError(f"dose method {self.method!r} is unknown: use one of {', '.join(METHODS)}")
         if self.profile is not None:
@@ -148,14 +152,15 @@ class DrugsConfig:
             last position, which predicts the first new token).
         persist_kv: write the noisy K/V of each new position into the KV cache (default: the noise
             touches the current forward only and the cache keeps the sober K/V).
-        cold_shower_every: during ``generate``, recompute the KV cache sober every this many new tokens.
     """
 
-    doses: dict[str, Dose] = field(default_factory=dict)
-    sinks: int = 4
-    dose_prompt: bool = False
-    persist_kv: bool = False
-    cold_shower_every: int | None = None
+    doses: dict[str, Dose] = field(default_factory=dict, metadata={
+        "help": "one Dose (or θ) per type letter H, Q, K, V, A; missing types are off"})
+    sinks: int = field(default=4, metadata={"help": "first positions of every sequence never dosed"})
+    dose_prompt: bool = field(default=False, metadata={
+        "help": "dose the prompt too (off: the prompt is read sober, noise starts at its last position)"})
+    persist_kv: bool = field(default=False, metadata={
+        "help": "keep the K/V noise of each new position in the cache (off: it touches one step only)"})
 
     def __post_init__(self):
         doses = {}
@@ -166,19 +171,17 @@ class DrugsConfig:
             if isinstance(dose, (int, float)):
                 dose = Dose(theta=dose)
             elif isinstance(dose, Mapping):
+                unknown = set(dose) - {"theta", "profile", "method"}
+                if unknown:
+                    raise HfSteerError(f"dose for type {key} has unknown keys {sorted(unknown)}: use theta, profile, method")
                 dose = Dose(**dose)
             elif not isinstance(dose, Dose):
                 raise HfSteerError(f"dose for type {key} is a {type(dose).__name__}: give a Dose or a θ number")
             doses[key] = dose
         self.doses = doses
-        if not isinstance(self.sinks, int) or self.sinks < 0:
-            raise HfSteerError(f"sinks {self.sinks!r} is not a count >= 0: give how many first tokens stay sober")
-        if self.cold_shower_every is not None and (
-            not isinstance(self.cold_shower_every, int) or self.cold_shower_every < 1
-        ):
-            raise HfSteerError(
-                f"cold_shower_every {self.cold_shower_every!r} is not a count >= 1: give a number of tokens or None"
-            )
+        if isinstance(self.sinks, bool) or not isinstance(self.sinks, int) or not 0 <= self.sinks <= MAX_COUNT:
+            raise HfSteerError(f"sinks {self.sinks!r} is not a count from 0 to {MAX_COUNT}: give how many first "
+                               "tokens stay sober")
 
     def dose(self, letter: str) -> Dose:
         return self.doses.get(letter, Dose())
@@ -186,6 +189,34 @@ class DrugsConfig:
     def layer_thetas(self, num_layers: int) -> dict[str, list[float]]:
         """Per type, θ of every layer (resolved once at injection)."""
         return {letter: self.dose(letter).layer_thetas(num_layers) for letter in TYPES}
+
+    @classmethod
+    def from_dict(cls, drugs: Mapping) -> DrugsConfig:
+        """Build from one flat mapping, the shape ``generate(..., drugs={...})`` takes.
+
+        Type letters map to θ (a number, sharing the ``depth``/``spread``/``method`` bump) or to a full
+        dose ``{"theta", "profile", "method"}``; ``sinks``, ``dose_prompt`` and ``persist_kv`` are the
+        config's own fields::
+
+            DrugsConfig.from_dict({"A": 0.3, "Q": 0.8, "depth": 0.5, "spread": 0.17})
+        """
+        if isinstance(drugs, DrugsConfig):
+            return drugs
+        if not isinstance(drugs, Mapping):
+            raise HfSteerError(f"drugs is a {type(drugs).__name__}: give a dict such as {{'A': 0.3, 'depth': 0.5}}")
+        bump_keys, config_keys = ("depth", "spread", "method"), ("sinks", "dose_prompt", "persist_kv")
+        unknown = [k for k in drugs if str(k).upper() not in TYPES and k not in bump_keys + config_keys]
+        if unknown:
+            raise HfSteerError(f"drugs has unknown keys {unknown}: use type letters {', '.join(TYPES)} and "
+                               f"{', '.join(bump_keys + config_keys)}")
+        depth = drugs.get("depth")
+        profile = depth_profile(depth, drugs.get("spread", DEFAULT_SPREAD)) if depth is not None else None
+        method = drugs.get("method", "ceil")
+        doses = {}
+        for key, value in drugs.items():
+            if str(key).upper() in TYPES:
+                doses[key] = value if isinstance(value, (Dose, Mapping)) else Dose(value, profile, method)
+        return cls(doses=doses, **{k: drugs[k] for k in config_keys if k in drugs})
 
     @classmethod
     def from_flags(

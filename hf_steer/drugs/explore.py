@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .dose import Dose, DrugsConfig, depth_profile
+from .dose import DEFAULT_SPREAD, Dose, DrugsConfig, depth_profile
 from .injection import inject, remove, sober
 
 
@@ -37,7 +37,7 @@ def explore(
     types: str = "HQKVA",
     thetas: Sequence[float] = (0.1, 0.3),
     depth: float = 0.5,
-    spread: float = 0.17,
+    spread: float = DEFAULT_SPREAD,
     samples: int = 3,
     max_new_tokens: int = 48,
     seed: int = 0,

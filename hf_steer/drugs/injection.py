@@ -1,17 +1,28 @@
-"""Put DRµGS into a transformers decoder, and take them out again.
+"""Put DRµGS into a transformers decoder, and take them out again, through public APIs only.
 
 How the noise gets in, on any decoder whose attention modules call ``ALL_ATTENTION_FUNCTIONS``:
 
 * **Q, K, V, A** - we register a wrapper in transformers' ``AttentionInterface`` under a new name
-  (``"drugs+sdpa"``, ``"drugs+eager"``, ...) and point the model config's ``_attn_implementation``
-  at it. The wrapper rotates the queries, keys and values it is handed, calls the model's own
-  implementation, then rotates the per-head outputs (A) before the output projection. The same name
-  is registered in ``AttentionMaskInterface`` with the original mask function: an unknown name there
-  makes transformers silently build *no* causal mask.
+  (``"drugs+sdpa"``, ``"drugs+eager"``, ...) and switch the model to it with the public
+  ``model.set_attn_implementation(name)``. The wrapper rotates the queries, keys and values it is
+  handed, calls the model's own implementation, then rotates the per-head outputs (A) before the
+  output projection. The same name is registered in ``AttentionMaskInterface`` with the original mask
+  function: an unknown name there makes transformers silently build *no* causal mask.
   Queries and keys reach the attention function *after* RoPE, so Q and K are rotated after the
   positional rotation; rotating the whole post-RoPE vector is still a rotation by an angle < θ.
 * **H** - a forward pre-hook on each attention module rotates the hidden state it receives (one
   rotation per token, after the layer norm, since that is what attention reads).
+* A forward pre-hook on the model records, once per forward, where its tokens sit (cache length,
+  ``position_ids``, attention mask), so every layer agrees on which positions are dosed.
+
+The model keeps its class (``save_pretrained`` writes the sober original: the noise lives in hooks
+and an attention name, never in the weights or the config file), and :func:`remove` undoes all of it.
+``inject`` adds two callables to the model object, ``model.Dgenerate`` and ``model.cold_shower``
+(see :mod:`~hf_steer.drugs.generation`); stock ``model.generate`` works on a dosed model as it is.
+(Before: the class was swapped for a ``Drugged<Class>`` subclass, which leaked into
+``save_pretrained`` as ``architectures: ["DruggedLlamaForCausalLM"]``, the config's private
+``_attn_implementation_internal`` was written directly and the private ``GenerationMixin._prefill``
+was overridden to read the prompt sober; all three are gone.)
 
 No state is global: the wrapper is one stateless function that finds its layer's dose on the
 ``module`` transformers passes it (``module._drugs_site``), so two dosed models in one process keep
@@ -23,8 +34,12 @@ far. By default it rotates a fresh copy of all of them each step (the cache keep
 the positions computed in this forward, which are the cache's own storage: the noise stays.
 
 Which positions are dosed: never the first ``sinks`` positions of a sequence (counted from the first
-non-padding token when ``position_ids`` are given), and never positions before ``sober_before``
-(generation sets it so the prompt is read sober).
+non-padding token when ``position_ids`` are given), and never positions before ``sober_before``.
+A forward that feeds *several* tokens into a KV cache it was given (the prefill of ``generate``, or
+a new chat turn appended to a cache) reads them as a prompt: all but the last are sober, so the
+cache starts clean and only the position that predicts the next token is dosed
+(``dose_prompt=True`` doses them all). A forward without a cache (scoring a text) is dosed at
+every position past the sinks.
 """
 
 from __future__ import annotations
@@ -32,8 +47,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
+import types
+import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -57,7 +74,8 @@ class _ForwardInfo:
     offset: int  # index of the first query position in the sequence (= cached length)
     q_len: int
     positions: torch.Tensor | None  # (batch, q_len) token positions, padding-aware when known
-    gates: dict | None = None  # memo: every layer of a forward asks for the same gates
+    sober_before: int = 0  # positions < this stay sober in this forward
+    gates: dict = field(default_factory=dict)  # memo: every layer of a forward asks for the same gates
 
 
 class DrugsState:
@@ -66,8 +84,16 @@ class DrugsState:
     def __init__(self, config: DrugsConfig, num_layers: int):
         self.num_layers = num_layers
         self.active = True
-        self.sober_before = 0  # positions < this are not dosed (the prompt, when generating)
+        self.sober_before = 0  # positions < this are not dosed (Dgenerate sets it to the prompt's last token)
         self.forward_info: _ForwardInfo | None = None
+        # The last forward's cache (weakly) and attention mask: what a cold shower during generate washes.
+        self.last_cache: weakref.ref | None = None
+        self.last_mask: torch.Tensor | None = None
+        self.shower_every: int | None = None  # model.cold_shower(every=t): Dgenerate's default schedule
+        # Set by inject: what remove() undoes.
+        self.host: weakref.ref | None = None
+        self.original_implementation: str | None = None
+        self.model_hooks: tuple = ()
         self._seed: int | None = None
         self._generators: dict[torch.device, torch.Generator] = {}
         self.set_config(config)
@@ -100,16 +126,15 @@ class DrugsState:
         info = self.forward_info
         if info is None or info.q_len != q_len:
             # Called below the top-level model (no pre-hook ran): assume a full cache.
-            info = _ForwardInfo(offset=max(kv_len - q_len, 0), q_len=q_len, positions=None)
+            info = _ForwardInfo(offset=max(kv_len - q_len, 0), q_len=q_len, positions=None,
+                                sober_before=self.sober_before)
         return info
 
     def _memo(self, kind: str, q_len: int, kv_len: int, device: torch.device, compute) -> torch.Tensor:
         info = self.forward_info
         if info is None or info.q_len != q_len:
             return compute(q_len, kv_len, device)
-        if info.gates is None:
-            info.gates = {}
-        key = (kind, kv_len, device, self.sober_before, self.config.sinks)
+        key = (kind, kv_len, device, self.config.sinks)
         if key not in info.gates:
             info.gates[key] = compute(q_len, kv_len, device)
         return info.gates[key]
@@ -126,7 +151,7 @@ class DrugsState:
         info = self._info(q_len, kv_len, device)
         index = torch.arange(info.offset, info.offset + q_len, device=device)
         positions = info.positions.to(device) if info.positions is not None else index[None]
-        return (positions >= self.config.sinks) & (index >= self.sober_before)[None]
+        return (positions >= self.config.sinks) & (index >= info.sober_before)[None]
 
     def _key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
         info = self._info(q_len, kv_len, device)
@@ -136,7 +161,7 @@ class DrugsState:
         positions = last - (end - 1 - index)[None]
         # While the sober prompt is being read, its keys stay sober too; once generating, every
         # non-sink key is fair game (the cache keeps them sober unless persist_kv).
-        floor = self.sober_before if info.offset < self.sober_before else 0
+        floor = info.sober_before if info.offset < info.sober_before else 0
         return (positions >= self.config.sinks) & (index >= floor)[None]
 
 
@@ -147,7 +172,7 @@ class _Site:
     state: DrugsState
     layer: int
     original: object  # the model's own attention function
-    hook: object  # the H pre-hook handle
+    hook: object  # the H pre-hook handle (set once the site is hung on its module)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,13 +246,28 @@ def _model_pre_hook(model: nn.Module, args: tuple, kwargs: dict):
     if tokens is None:
         state.forward_info = None
         return None
+    q_len = tokens.shape[1]
     cache = kwargs.get("cache", kwargs.get("past_key_values"))
     offset = cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0
     positions = kwargs.get("position_ids")
     if positions is not None and positions.dim() != 2:
         positions = None  # 3D (multimodal rope) ids: fall back to plain indices
-    state.forward_info = _ForwardInfo(offset=int(offset), q_len=tokens.shape[1], positions=positions)
+    sober_until = state.sober_before
+    if cache is not None and q_len > 1 and not state.config.dose_prompt:
+        # Several tokens fed into a cache: a prompt being read. Only its last position is dosed.
+        sober_until = max(sober_until, int(offset) + q_len - 1)
+    state.forward_info = _ForwardInfo(offset=int(offset), q_len=q_len, positions=positions, sober_before=sober_until)
+    if cache is not None:
+        state.last_cache = _weak(cache)
+        state.last_mask = kwargs.get("attention_mask")
     return None
+
+
+def _weak(obj) -> weakref.ref | None:
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return None
 
 
 def _model_post_hook(model: nn.Module, args, output):
@@ -315,15 +355,33 @@ def _register_name(implementation: str) -> str:
     return name
 
 
+def _host(model: nn.Module) -> nn.Module:
+    """The transformers model inside ``model`` (itself, or e.g. the causal LM a PEFT wrapper holds)."""
+    from transformers import PreTrainedModel
+
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            return module
+    raise HfSteerError(
+        f"model {type(model).__name__} holds no transformers PreTrainedModel: DRµGS switches attention with "
+        "its set_attn_implementation; pass a transformers causal LM (or a PEFT model around one)"
+    )
+
+
+def _state(model: nn.Module) -> DrugsState | None:
+    return getattr(model, "_drugs_state", None)
+
+
 def inject(model: nn.Module, config: DrugsConfig | None = None, **doses: float) -> nn.Module:
     """Dose ``model`` in place and return it.
 
-    ``inject(model, A=0.1)`` or ``inject(model, DrugsConfig(...))``. The model's class becomes a
-    subclass that also mixes in :class:`~hf_steer.drugs.generation.DrugsGenerationMixin`, so
-    ``generate()``, ``Dgenerate()`` and ``cold_shower()`` work. Injecting an already dosed model
-    just changes its dose. Undo with :func:`remove` (or use :func:`dosed` as a context manager).
+    ``inject(model, A=0.1)`` or ``inject(model, DrugsConfig(...))``. ``model`` is a transformers causal
+    LM or a wrapper around one (a PEFT model). It keeps its class; ``model.Dgenerate(...)`` and
+    ``model.cold_shower(...)`` are added to it, and stock ``model.generate(...)`` runs dosed.
+    Injecting an already dosed model just changes its dose. Undo with :func:`remove` (or use
+    :func:`dosed` as a context manager).
     """
-    from .generation import DrugsGenerationMixin
+    from .generation import cold_shower, drugs_generate
 
     if config is None:
         config = DrugsConfig(doses=doses)
@@ -331,63 +389,73 @@ def inject(model: nn.Module, config: DrugsConfig | None = None, **doses: float) 
         raise HfSteerError("inject got both a config and per-type doses: put the doses in the DrugsConfig")
     if not isinstance(config, DrugsConfig):
         raise HfSteerError(f"config is a {type(config).__name__}: pass a DrugsConfig")
-    if getattr(model, "_drugs_state", None) is not None:
+    if _state(model) is not None:
         model._drugs_state.set_config(config)
         return model
 
     modules = find_attention_modules(model)
-    state = DrugsState(config, num_layers=len(modules))
-    configs = {id(m.config): m.config for m in modules if hasattr(m, "config")}
-    if not configs:
+    host = _host(model)
+    if _state(host) is not None:
+        raise HfSteerError(f"{type(host).__name__} inside {type(model).__name__} is already dosed: "
+                           "inject into the object you dosed before, or remove() it first")
+    implementations = {getattr(getattr(m, "config", None), "_attn_implementation", None) for m in modules}
+    if None in implementations:
         raise HfSteerError(
             f"attention module {type(modules[0]).__name__} has no .config: DRµGS needs transformers' attention modules"
         )
-    originals = {key: cfg._attn_implementation for key, cfg in configs.items()}
-    for module, layer in zip(modules, range(len(modules))):
-        implementation = originals[id(module.config)]
+    if len(implementations) > 1:
+        raise HfSteerError(f"the attention modules use different implementations {sorted(implementations)}: load the "
+                           "model with one attn_implementation, e.g. attn_implementation='sdpa'")
+    (implementation,) = implementations
+    state = DrugsState(config, num_layers=len(modules))
+    sites = []
+    for layer, module in enumerate(modules):
         original = _original_attention(module, implementation)
-        hook = module.register_forward_pre_hook(_h_pre_hook, with_kwargs=True)
-        module._drugs_site = _Site(state=state, layer=layer, original=original, hook=hook)
-    for key, cfg in configs.items():
-        cfg._attn_implementation_internal = _register_name(originals[key])
-    model._drugs_original_implementations = originals
-    model._drugs_model_hooks = (
-        model.register_forward_pre_hook(_model_pre_hook, with_kwargs=True),
-        model.register_forward_hook(_model_post_hook),
+        sites.append((module, _Site(state=state, layer=layer, original=original, hook=None)))
+    name = _register_name(implementation)
+    host.set_attn_implementation(name)
+    if host.config._attn_implementation != name:
+        raise HfSteerError(f"{type(host).__name__} refused attention implementation {name!r}: DRµGS needs a decoder "
+                           "whose attention goes through transformers' AttentionInterface")
+    for module, site in sites:
+        site.hook = module.register_forward_pre_hook(_h_pre_hook, with_kwargs=True)
+        module._drugs_site = site
+    state.original_implementation = implementation
+    state.model_hooks = (
+        host.register_forward_pre_hook(_model_pre_hook, with_kwargs=True),
+        host.register_forward_hook(_model_post_hook),
     )
-    model._drugs_state = state
-    model._drugs_original_class = type(model)
-    model.__class__ = _drugged_class(type(model), DrugsGenerationMixin)
+    state.host = weakref.ref(host)
+    for target in {id(model): model, id(host): host}.values():
+        target._drugs_state = state
+    # Plain callables on the object, not a subclass: save_pretrained, type() and pickling see the model as it was.
+    model.Dgenerate = types.MethodType(drugs_generate, model)
+    model.cold_shower = types.MethodType(cold_shower, model)
     return model
 
 
-_CLASSES: dict[type, type] = {}
-
-
-def _drugged_class(cls: type, mixin: type) -> type:
-    if cls not in _CLASSES:
-        _CLASSES[cls] = type(f"Drugged{cls.__name__}", (mixin, cls), {"__module__": cls.__module__})
-    return _CLASSES[cls]
+_ATTRIBUTES = ("_drugs_state", "Dgenerate", "cold_shower")
 
 
 def remove(model: nn.Module) -> nn.Module:
-    """Sober ``model`` up exactly: original attention, no hooks, original class. Returns it."""
-    state = getattr(model, "_drugs_state", None)
+    """Sober ``model`` up exactly: original attention, no hooks, nothing added. Returns it."""
+    state = _state(model)
     if state is None:
         return model
-    modules = [m for m in model.modules() if getattr(m, "_drugs_site", None) is not None]
-    for module in modules:
-        module._drugs_site.hook.remove()
-        if hasattr(module, "config"):
-            original = model._drugs_original_implementations.get(id(module.config))
-            if original is not None:
-                module.config._attn_implementation_internal = original
-        del module._drugs_site
-    for hook in model._drugs_model_hooks:
+    host = state.host()
+    for module in model.modules():
+        site = getattr(module, "_drugs_site", None)
+        if site is not None and site.state is state:
+            site.hook.remove()
+            del module._drugs_site
+    for hook in state.model_hooks:
         hook.remove()
-    model.__class__ = model._drugs_original_class
-    for attr in ("_drugs_state", "_drugs_original_class", "_drugs_model_hooks", "_drugs_original_implementations"):
-        delattr(model, attr)
+    if host is not None:
+        host.set_attn_implementation(state.original_implementation)
+    for target in (model, host):
+        for attr in _ATTRIBUTES:
+            if target is not None and attr in vars(target):
+                delattr(target, attr)
     return model
 
 

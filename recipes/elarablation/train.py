@@ -67,6 +67,9 @@ def main(argv=None) -> None:
               f"on {trainer.accelerator.num_processes} process(es)")
     # Tear the process group down before the interpreter exits: otherwise a gloo rank can abort at
     # exit ("terminate called without an active exception") after a successful run.
+    # Every rank waits for rank 0's save first: a rank that tore its group down while the other was still
+    # inside the trainer aborted once on a CI machine (SIGABRT, exit -6) though training had finished.
+    trainer.accelerator.wait_for_everyone()
     trainer.accelerator.end_training()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

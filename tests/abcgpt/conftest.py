@@ -19,6 +19,23 @@ def tiny_sources(tmp_path_factory):
     return out
 
 
+# Tiny size flags for `hf-steer abc train/bench`: seconds on a CPU, a 64-character context.
+TINY = ["--steps", "4", "--n-embd", "16", "--n-layer", "1", "--n-head", "2", "--block-size", "64", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_sources, tmp_path_factory):
+    """A folder written by `hf-steer abc train` on the tiny sources (gates on MLP units and heads, floor 0.2)."""
+    from hf_steer.cli import main
+
+    out = tmp_path_factory.mktemp("abc_cli") / "model"
+    argv = ["abc", "train", "--output-dir", str(out), "--gates", "mlp,heads", "--gate-floor", "0.2", *TINY]
+    for name, path in tiny_sources.items():
+        argv += ["--source", f"{name}={path}"]
+    assert main(argv) == 0
+    return out
+
+
 def tiny_model_config(**overrides):
     from hf_steer.abcgpt import AbcGPTConfig
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hf_steer.abcgpt.modeling_abcgpt import draw_source_positions, gate_values
+from hf_steer.abcgpt.gates import draw_source_positions, gate_values
 
 
 def scalar_spotlight(a: float, mu: float) -> float:
@@ -65,3 +65,27 @@ def test_gate_floor_is_saved_in_the_config_and_checked():
     assert AbcGPTConfig(gate_floor=0.2).to_dict()["gate_floor"] == 0.2
     with pytest.raises(ValueError, match="gate_floor is 1.0"):
         AbcGPTConfig(gate_floor=1.0)
+
+
+def test_gate_math_and_samplers_import_on_their_own():
+    """gates.py (torch only) and sampling.py (numpy only) load without transformers, for reuse outside the model."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hf_steer.abcgpt.gates, hf_steer.abcgpt.sampling; "
+            "print(sorted(m for m in ('transformers', 'accelerate', 'hf_steer.abcgpt.modeling_abcgpt') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_alpha_to_mixture_checks_the_dial_with_the_callers_error_type():
+    from hf_steer.abcgpt.gates import alpha_to_mixture
+
+    torch.testing.assert_close(alpha_to_mixture(0.3, ["a", "b"], 2), torch.tensor([[0.7, 0.3], [0.7, 0.3]]))
+    torch.testing.assert_close(alpha_to_mixture(None, ["a", "b", "c"], 1), torch.full((1, 3), 1 / 3))
+
+    class DialError(ValueError):
+        pass
+
+    with pytest.raises(DialError, match=r"alpha is 2.0: it must lie in \[0, 1\] \(0 = a, 1 = b\)"):
+        alpha_to_mixture(2.0, ["a", "b"], 1, error=DialError)

@@ -1,5 +1,7 @@
 """AbcGPTForCausalLM: α handling, KV cache, generate, saving, and one-line errors for bad α."""
 
+import inspect
+
 import pytest
 import torch
 from safetensors import safe_open
@@ -36,6 +38,31 @@ def test_kv_cache_matches_full_forward_and_generate_uses_alpha():
     assert cached.shape == (2, 16) and torch.equal(cached, uncached)
     other = model.generate(x[:, :4], alpha=torch.tensor([0.9, 0.9]), **greedy)
     assert not torch.equal(cached, other)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_slides_the_window_like_nanogpt(use_cache):
+    """Past n_positions every step sees the last n_positions tokens from position 0 (nanoGPT's idx[:, -block:])."""
+    model = tiny_model(n_positions=12)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # larger than init, so a wrong window changes the argmax
+    x = torch.randint(1, 40, (2, 5))
+    mask = torch.ones_like(x)
+    mask[0, :2] = 0  # row 0 is left-padded
+    n, new = model.config.n_positions, 20
+    out = model.generate(x, attention_mask=mask, alpha=0.3, max_new_tokens=new, do_sample=False, pad_token_id=0,
+                         eos_token_id=None, use_cache=use_cache)
+    assert out.shape == (2, 5 + new)
+    for row, start in ((0, 2), (1, 0)):
+        ids = x[row : row + 1, start:]
+        with torch.no_grad():
+            for _ in range(new):
+                logits = model(ids[:, -n:], alpha=0.3, use_cache=False).logits[:, -1]
+                ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+        assert torch.equal(out[row, start:], ids[0])
+    with pytest.raises(HfSteerError, match=f"input of {n + 1} tokens is longer than n_positions={n}"):
+        model(torch.zeros(1, n + 1, dtype=torch.long), alpha=0.3)  # a plain forward still says so
 
 
 def test_left_padding_gives_the_same_next_token_logits():
@@ -115,3 +142,92 @@ def test_bad_mixture_for_three_sources():
         model(x, alpha=[0.5, 0.5, 0.5])
     with pytest.raises(HfSteerError, match=r"pass a mixture of 3 weights \(a, b, c\)"):
         model(x, alpha=0.3)
+
+
+# --- transformers' current model style -----------------------------------------------------------------
+
+
+def test_forward_signature_is_the_usual_one_with_alpha_keyword_only():
+    from hf_steer.abcgpt import AbcGPTForCausalLM
+
+    params = inspect.signature(AbcGPTForCausalLM.forward).parameters
+    usual = ["self", "input_ids", "attention_mask", "position_ids", "cache", "inputs_embeds", "labels", "use_cache",
+             "logits_to_keep"]
+    assert list(params)[: len(usual)] == usual
+    assert params["alpha"].kind is inspect.Parameter.KEYWORD_ONLY
+    model = tiny_model()
+    x = torch.randint(0, 40, (1, 6))
+    prefix = model(x[:, :4], alpha=0.3, use_cache=True)
+    with pytest.warns(FutureWarning, match="past_key_values"):  # the older spelling still works, as in transformers
+        old_name = model(x[:, 4:], alpha=0.3, past_key_values=prefix.cache).logits
+    torch.testing.assert_close(old_name, model(x, alpha=0.3).logits[:, 4:], atol=1e-5, rtol=1e-5)
+    assert isinstance(model(x, alpha=0.3, return_dict=False), tuple)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_eager_and_sdpa_give_the_same_logits_through_the_attention_interface(padded):
+    model = tiny_model(gate_floor=0.1)
+    assert model.config._attn_implementation == "sdpa"
+    x = torch.randint(1, 40, (2, 10))
+    mask = torch.ones_like(x)
+    if padded:
+        mask[0, :4] = 0
+    sdpa = model(x, attention_mask=mask, alpha=torch.tensor([0.2, 0.9])).logits
+    cached = model(x[:, :6], attention_mask=mask[:, :6], alpha=0.2, use_cache=True).cache
+    sdpa_step = model(x[:, 6:], attention_mask=mask, alpha=0.2, cache=cached).logits
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "eager"
+    eager = model(x, attention_mask=mask, alpha=torch.tensor([0.2, 0.9])).logits
+    cached = model(x[:, :6], attention_mask=mask[:, :6], alpha=0.2, use_cache=True).cache
+    eager_step = model(x[:, 6:], attention_mask=mask, alpha=0.2, cache=cached).logits
+    real = mask.bool()  # a padded position's output is never used
+    torch.testing.assert_close(eager[real], sdpa[real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(eager_step, sdpa_step, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(sdpa).all() and torch.isfinite(eager).all()
+
+
+def test_hidden_states_and_attentions_are_returned_when_asked():
+    model = tiny_model()
+    model.set_attn_implementation("eager")  # attention weights need eager, as in every transformers model
+    x = torch.randint(0, 40, (2, 7))
+    out = model(x, alpha=0.25, output_hidden_states=True, output_attentions=True)
+    n_layer, n_head = model.config.n_layer, model.config.n_head
+    assert len(out.hidden_states) == n_layer + 1 and all(h.shape == (2, 7, 16) for h in out.hidden_states)
+    # hidden_states[0] is what the first block reads: embeddings plus positions, through the residual gates ...
+    core = model.transformer
+    gates = core.compute_gates(model.alpha_to_mixture(0.25, 2))
+    embedded = (core.wte(x) + core.wpe(torch.arange(7))[None]) * gates["residual"]
+    torch.testing.assert_close(out.hidden_states[0], embedded)
+    # ... and the last one is the model's final hidden state, the lm_head's input.
+    torch.testing.assert_close(model.lm_head(out.hidden_states[-1]), out.logits)
+    assert len(out.attentions) == n_layer
+    for att in out.attentions:
+        assert att.shape == (2, n_head, 7, 7)
+        torch.testing.assert_close(att.sum(-1), torch.ones(2, n_head, 7))
+        assert att.triu(diagonal=1).abs().max() == 0  # causal
+    plain = model(x, alpha=0.25)
+    assert plain.hidden_states is None and plain.attentions is None
+
+
+def test_loss_is_the_librarys_causal_lm_loss():
+    model = tiny_model()
+    x = torch.randint(0, 40, (2, 9))
+    labels = x.clone()
+    labels[0, :3] = -100
+    out = model(x, alpha=0.6, labels=labels)
+    want = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 40), labels[:, 1:].reshape(-1),
+                                             ignore_index=-100)
+    torch.testing.assert_close(out.loss, want)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    x = torch.randint(0, 40, (2, 8))
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model().train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        model(x, alpha=torch.tensor([0.1, 0.7]), labels=x, use_cache=False).loss.backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)

@@ -33,5 +33,5 @@ def test_two_process_cpu_training(tiny_sources, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = json.loads((out / "training_log.json").read_text())
     assert log["num_processes"] == 2 and log["log"][-1]["step"] == 3
-    assert (out / "model.safetensors").is_file() and (out / "checkpoint-2" / "abc_state.json").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "checkpoint-3" / "abc_state.json").is_file()
     assert proc.stdout.count("saved ") == 1  # only the main process reports

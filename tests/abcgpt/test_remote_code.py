@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -39,7 +40,10 @@ def test_saved_folder_loads_without_hf_steer(tmp_path):
     folder = tmp_path / "abc"
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    assert (folder / "modeling_abcgpt.py").is_file() and (folder / "configuration_abcgpt.py").is_file()
+    code = {name: (folder / name).read_text() for name in ("modeling_abcgpt.py", "configuration_abcgpt.py", "gates.py")}
+    for name, text in code.items():  # the copied files stand alone: no hf_steer or parent-package import
+        assert not re.search(r"^\s*(from|import)\s+(hf_steer|\.\.)", text, re.M), name
+    assert "from .gates import" in code["modeling_abcgpt.py"]
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")

@@ -3,10 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
-from hf_steer.abcgpt.tokenization_abcgpt import build_char_tokenizer
-from hf_steer.abcgpt.training import sample_mixtures, sample_sources, split_text, train
+from hf_steer.abcgpt import training
+from hf_steer.abcgpt.tokenization_abcgpt import build_char_tokenizer, encode
+from hf_steer.abcgpt.training import BUNDLED_SOURCES, sample_mixtures, sample_sources, split_text, train
+from hf_steer.errors import HfSteerError
 
 from .conftest import tiny_train_config
 
@@ -56,6 +59,16 @@ def test_char_tokenizer_keeps_case_and_round_trips(tmp_path):
     assert lower.decode(lower("HeLLo", add_special_tokens=False)["input_ids"]) == "hello"
 
 
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_fast_encode_gives_the_tokenizers_ids(lowercase):
+    texts = [BUNDLED_SOURCES[n].read_text(encoding="utf-8")[:20000] for n in ("tinystories", "shakespeare", "names")]
+    tok = build_char_tokenizer(texts[:2], lowercase=lowercase)
+    for text in [*texts, "Ünïcode → ✓ and characters never seen: Ωж漢 \t\r\n"]:
+        want = tok(text, add_special_tokens=False)["input_ids"]
+        assert encode(tok, text).tolist() == want
+    assert encode(tok, "").tolist() == []
+
+
 def test_tiny_training_writes_a_pushable_folder(tiny_sources, tmp_path):
     result = train(tiny_train_config(tiny_sources, tmp_path / "run", steps=8))
     out = tmp_path / "run"
@@ -76,13 +89,66 @@ def test_tiny_training_writes_a_pushable_folder(tiny_sources, tmp_path):
     assert "![alpha_curves.png](alpha_curves.png)" in card and "custom_code" in card and "alpha=0.5" in card
 
 
-def test_resume_continues_exactly_where_it_stopped(tiny_sources, tmp_path):
+def test_resume_continues_exactly_where_it_stopped(tiny_sources, tmp_path, monkeypatch):
     straight = train(tiny_train_config(tiny_sources, tmp_path / "a", steps=6, write_artifacts=False))
-    # The interrupted run: 4 of 6 steps with a checkpoint at step 4 ...
-    train(tiny_train_config(tiny_sources, tmp_path / "b", steps=4, save_every=2, write_artifacts=False))
-    assert [p.name for p in (tmp_path / "b").glob("checkpoint-*")] == ["checkpoint-2"]  # step 4 was the end
-    resumed = train(tiny_train_config(tiny_sources, tmp_path / "b", steps=6, resume=True, write_artifacts=False))
+
+    # The interrupted run: killed during step 5 of 6, after checkpoint-4 was written ...
+    real_lr = training._lr_at
+
+    def killed_at_step_5(step, cfg):
+        if step == 4:
+            raise KeyboardInterrupt
+        return real_lr(step, cfg)
+
+    monkeypatch.setattr(training, "_lr_at", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_train_config(tiny_sources, tmp_path / "b", steps=6, save_every=2, write_artifacts=False))
+    monkeypatch.setattr(training, "_lr_at", real_lr)
+    assert [p.name for p in (tmp_path / "b").glob("checkpoint-*")] == ["checkpoint-4"]
+    resumed = train(tiny_train_config(tiny_sources, tmp_path / "b", steps=6, save_every=2, resume=True,
+                                      write_artifacts=False))
+    # ... resumed at step 4 with its optimizer state and the same per-step data matches the straight run.
     assert [e["step"] for e in resumed.log] == [2, 4, 6]
-    # ... resumed from step 2 with its optimizer state and the same per-step data matches the straight run.
     for (name, p), q in zip(straight.model.named_parameters(), resumed.model.parameters()):
         torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_a_finished_run_resumes_to_more_steps(tiny_sources, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(tiny_train_config(tiny_sources, out, steps=4, save_every=3, write_artifacts=False))
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]  # the last step is saved, not a stale 3
+    more = train(tiny_train_config(tiny_sources, out, steps=6, save_every=3, resume=True, write_artifacts=False))
+    assert "resumed from" in capsys.readouterr().out and more.log[-1]["step"] == 6
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-6"]
+    assert json.loads((out / "training_log.json").read_text())["log"][-1]["step"] == 6
+
+    with pytest.raises(HfSteerError, match=r"checkpoint-6 is already at step 6 of --steps 6: pass a larger --steps"):
+        train(tiny_train_config(tiny_sources, out, steps=6, resume=True))
+    with pytest.raises(HfSteerError, match=r"was trained with n_embd=16 \(now 32\)"):
+        train(tiny_train_config(tiny_sources, out, steps=8, n_embd=32, resume=True))
+    with pytest.raises(HfSteerError, match="already holds checkpoint-6 of an earlier run: pass --resume"):
+        train(tiny_train_config(tiny_sources, out, steps=8))
+
+
+def test_resume_without_a_checkpoint_says_so(tiny_sources, tmp_path, capsys):
+    from hf_steer.cli import main
+
+    for folder in (tmp_path / "empty", tmp_path / "never_made"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(HfSteerError, match=f"no checkpoint in {folder}: run once without --resume"):
+            train(tiny_train_config(tiny_sources, folder, resume=True))
+    capsys.readouterr()
+    argv = ["abc", "train", "--output-dir", str(tmp_path / "empty"), "--resume"]
+    for name, path in tiny_sources.items():
+        argv += ["--source", f"{name}={path}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hf-steer: error: no checkpoint in {tmp_path / 'empty'}") and err.count("\n") == 1
+    assert not (tmp_path / "never_made").exists()  # a refused run leaves nothing behind
+
+
+def test_a_model_too_big_for_this_machine_is_refused_before_anything_is_allocated(tiny_sources, tmp_path):
+    cfg = tiny_train_config(tiny_sources, tmp_path / "huge", n_embd=1 << 16, n_head=1, n_layer=64)
+    with pytest.raises(HfSteerError, match=r"a 64x65536 model with batch 4x24 needs about \d+\.\d GiB but"):
+        train(cfg)
+    assert not (tmp_path / "huge").exists()

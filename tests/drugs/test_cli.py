@@ -34,8 +34,9 @@ def test_generate_streams_each_seed(tiny_folder, capsys):
         (["--dose", "X=0.1"], "injection type 'X' is unknown"),
         (["--dose", "A=nan"], "theta nan is not a number >= 0"),
         (["--dose", "A=-0.2"], "theta -0.2 is not a number >= 0"),
-        (["--dose", "A=0.1", "--depth", "1.5"], "depth 1.5 is outside [0, 1]"),
-        ([], "no --dose given"),
+        (["--dose", "A=0.1", "--depth", "1.5"], "depth 1.5 is out of range"),
+        (["--dose", "A=4"], "theta 4.0 is above π"),
+        ([], "no dose given"),
     ],
 )
 def test_generate_bad_input_is_one_line(flags, message, capsys):
@@ -46,7 +47,7 @@ def test_generate_bad_input_is_one_line(flags, message, capsys):
 
 def test_vergence_writes_png_and_json(tiny_folder, tmp_path):
     output = tmp_path / "v.png"
-    rc = main(["drugs", "vergence", "--model", tiny_folder, "--types", "HA", "--thetas", "0.1,0.5",
+    rc = main(["drugs", "vergence", "--model", tiny_folder, "--types", "HA", "--thetas", "0.1", "0.5",
                "--ranges", "0-0.5,0.5-1", "--samples", "2", "--prompt", "Once upon a time there was",
                "--output", str(output)])
     assert rc == 0 and output.read_bytes()[:4] == b"\x89PNG"
@@ -80,7 +81,11 @@ def test_bench_end_to_end_on_tiny_model(tiny_folder, tmp_path):
     assert rc == 0 and output.with_suffix(".png").is_file()
     assert set(result["curves"]) == {"temperature", "min_p", "drugs-A", "drugs-H"}
     assert result["curves"]["temperature"][0]["knob"] == 0.0  # greedy anchors the baseline
-    assert result["tokens_per_s_ratio"] > 0 and result["judge"] is None
+    assert result["judge"] is None and result["machine"]["torch_threads"] >= 1
+    speed = result["speed"]
+    assert speed["rounds"] == 2 and len(speed["per_round"]) == 2 and speed["ratio"] > 0
+    assert speed["ratio_ci95"][0] <= speed["ratio"] <= speed["ratio_ci95"][1] and speed["cpu_ratio"] > 0
+    assert result["settings"]["seeds"] == 2 and result["plot"] == "bench.png"
     point = result["curves"]["drugs-A"][1]
     assert point["knob"] == 0.5 and 0 <= point["distinct2"] <= 1 and point["self_nll"] > 0
     assert point["judge_nll"] is None
@@ -121,7 +126,8 @@ def test_verdict_and_plot(tmp_path):
     result = verdict(curves)
     assert result["nll"] == "judge_nll"
     assert result["drugs-A"]["temperature"] == pytest.approx(0.5) and result["drugs-A"]["min_p"] == pytest.approx(0.0)
-    plot_bench({"curves": curves, "judge": "gemma", "tokens_per_s_ratio": 0.97}, tmp_path / "b.png")
+    plot_bench({"curves": curves, "judge": "gemma", "speed": {"ratio": 0.97, "ratio_ci95": [0.95, 0.99]}},
+               tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
 
 

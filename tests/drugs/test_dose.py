@@ -64,7 +64,9 @@ def test_config_from_flags():
         (lambda: DrugsConfig(doses={"X": 0.1}), "injection type 'X' is unknown: use one of H, Q, K, V, A"),
         (lambda: DrugsConfig.from_flags(["A0.1"]), "dose 'A0.1' is malformed"),
         (lambda: depth_profile(1.2), "depth 1.2 is outside [0, 1]"),
-        (lambda: DrugsConfig(cold_shower_every=0), "cold_shower_every 0 is not a count >= 1"),
+        (lambda: DrugsConfig(sinks=-1), "sinks -1 is not a count from 0"),
+        (lambda: DrugsConfig(doses={"A": {"theta": 0.1, "depth": 0.5}}), "unknown keys ['depth']"),
+        (lambda: Dose(4.0), "theta 4.0 is above π"),
     ],
 )
 def test_bad_input_is_one_clear_line(make, fragment):

@@ -14,7 +14,7 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from hf_steer.drugs import DrugsConfig, inject, remove
+from hf_steer.drugs import ColdShower, DrugsConfig, inject, remove
 from hf_steer.errors import HfSteerError
 
 from .conftest import TINY_ARCHS, tiny
@@ -106,14 +106,18 @@ def _same_cache(a, b, length):
                for x, y in zip(a.layers, b.layers))
 
 
+@pytest.mark.parametrize("via", ["Dgenerate", "generate"])
 @pytest.mark.parametrize("dose_prompt", [False, True])
-def test_prompt_is_read_sober_unless_dosed(dose_prompt, prompt):
+def test_prompt_is_read_sober_unless_dosed(dose_prompt, via, prompt):
     model = tiny("llama", num_hidden_layers=3)
     ids = prompt["input_ids"]
     reference = _sober_cache(model, ids)
     inject(model, DrugsConfig(doses={"H": 0.8}, sinks=0, dose_prompt=dose_prompt))
     cache = DynamicCache(config=model.config)
-    model.Dgenerate(input_ids=ids, max_new_tokens=3, seed=0, cache=cache)
+    if via == "Dgenerate":
+        model.Dgenerate(input_ids=ids, max_new_tokens=3, seed=0, cache=cache)
+    else:  # stock generate on a dosed model reads the prompt the same way
+        model.generate(input_ids=ids, max_new_tokens=3, do_sample=False, cache=cache)
     # All prompt positions but the last (which predicts the first new token) are sober by default.
     assert _same_cache(cache, reference, ids.shape[1] - 1) is not dose_prompt
 
@@ -124,12 +128,38 @@ def test_cold_shower_during_generation_refeeds_a_sober_cache(every, prompt):
     ids = prompt["input_ids"]
     cache = DynamicCache(config=model.config)
     out = model.Dgenerate(input_ids=ids, max_new_tokens=6, seed=0, cache=cache, cold_shower_every=every)
-    # The last forward read token T-2 on top of a cache showered just before it: cache[:T-2] is sober.
-    length = out.shape[1] - 2
+    # The cache holds every token but the newest; a shower after each new token leaves all of it sober.
+    held = out[:, :-1]
+    assert cache.get_seq_length() == held.shape[1]
     with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
         mp.setattr(model._drugs_state, "active", False)
-        reference = _sober_cache(model, out[:, :length])
-    assert _same_cache(cache, reference, length) is (every == 1)
+        reference = _sober_cache(model, held)
+    assert _same_cache(cache, reference, held.shape[1]) is (every == 1)
+
+
+def test_cold_shower_processor_in_stock_generate_with_left_padding(tokenizer):
+    batch = tokenizer(["Once upon a time", "Her voice was barely above a whisper, and"], return_tensors="pt",
+                      padding=True)
+    model = inject(tiny("llama", num_hidden_layers=3), DrugsConfig(doses={"H": 0.8}, sinks=0))
+    cache = DynamicCache(config=model.config)
+    torch.manual_seed(0)
+    out = model.generate(**batch, max_new_tokens=5, do_sample=False, cache=cache,
+                         logits_processor=LogitsProcessorList([ColdShower(model, every=2)]))
+    # 5 new tokens, 4 read into the cache: washed after the 2nd and the 4th, so all of it is sober.
+    held = out[:, :-1]
+    mask = torch.cat([batch["attention_mask"], torch.ones(2, 4, dtype=torch.long)], dim=1)
+    reference = DynamicCache(config=model.config)
+    with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model._drugs_state, "active", False)
+        model(input_ids=held, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0), cache=reference)
+    for layer, ref in zip(cache.layers, reference.layers):
+        for row in range(2):
+            real = mask[row].bool()  # padded positions hold nothing anyone reads
+            torch.testing.assert_close(layer.keys[row][:, real], ref.keys[row][:, real], atol=1e-5, rtol=1e-5)
+    with pytest.raises(HfSteerError, match="ColdShower every 0 is not a count"):
+        ColdShower(model, 0)
+    with pytest.raises(HfSteerError, match="is not dosed"):
+        ColdShower(tiny("llama"), 2)
 
 
 def test_cold_shower_between_turns(prompt):
@@ -153,7 +183,7 @@ def test_cold_shower_between_turns(prompt):
 def test_cold_shower_schedule_and_errors(prompt):
     model = inject(tiny("llama"), A=0.3)
     model.cold_shower(every=2)
-    assert model._drugs_state.config.cold_shower_every == 2
+    assert model._drugs_state.shower_every == 2
     with pytest.raises(HfSteerError, match="cold shower every=0 is not a count >= 1"):
         model.cold_shower(every=0)
     with pytest.raises(HfSteerError, match="cold_shower needs the cache"):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from hf_steer.drugs import DrugsConfig, DrugsGenerationMixin, dosed, inject, remove, sober
+from hf_steer.drugs import DrugsConfig, dosed, inject, remove, sober
 from hf_steer.errors import HfSteerError
 
 from .conftest import ALL, IMPLEMENTATIONS, TINY_ARCHS, tiny
@@ -24,16 +24,18 @@ def test_inject_changes_output_and_remove_restores_it_exactly(arch, implementati
         # intact it must change nothing (an unregistered mask name would silently drop the mask).
         inject(model, DrugsConfig(doses=ALL, sinks=1000))
         torch.testing.assert_close(model(**prompt).logits, base, rtol=1e-5, atol=1e-5)
+        cls = type(model)
         inject(model, DrugsConfig(doses=ALL, sinks=1))
-        assert isinstance(model, DrugsGenerationMixin) and type(model).__name__.startswith("Drugged")
+        assert type(model) is cls and callable(model.Dgenerate)  # the class stays; Dgenerate is added
         assert model.config._attn_implementation == f"drugs+{implementation}"
         dosed_logits = model(**prompt).logits
         # Every position past the sink is dosed; the sink itself is untouched.
         assert (dosed_logits - base).abs().amax(-1)[0, 1:].min() > 1e-4
         torch.testing.assert_close(dosed_logits[:, 0], base[:, 0], rtol=1e-5, atol=1e-5)
         remove(model)
-        assert type(model).__name__ == type(tiny(arch)).__name__
+        assert type(model) is cls and not hasattr(model, "Dgenerate") and not hasattr(model, "_drugs_state")
         assert model.config._attn_implementation == implementation
+        assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules())
         assert torch.equal(model(**prompt).logits, base)
 
 
@@ -125,3 +127,41 @@ def test_bad_doses_fail_at_inject():
         inject(tiny("llama"), Z=0.1)
     with pytest.raises(HfSteerError, match="theta -1 is not a number >= 0"):
         inject(tiny("llama"), A=-1)
+
+
+def test_save_pretrained_of_a_dosed_model_saves_the_sober_original(tmp_path, prompt):
+    from transformers import AutoModelForCausalLM
+
+    model = tiny("llama")
+    with torch.no_grad():
+        base = model(**prompt).logits
+    inject(model, DrugsConfig(doses=ALL, sinks=0))
+    model.save_pretrained(tmp_path)
+    config_text = (tmp_path / "config.json").read_text()
+    assert '"LlamaForCausalLM"' in config_text and "drugs" not in config_text.lower()
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(reloaded(**prompt).logits, base)
+        assert not torch.allclose(model(**prompt).logits, base, atol=1e-4)  # the original stays dosed
+    assert reloaded.config._attn_implementation == "sdpa"
+
+
+def test_peft_model_is_dosed_through_its_base_and_removed_exactly(prompt):
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(tiny("llama"), LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    peft_model.eval()
+    with torch.no_grad():
+        base = peft_model(**prompt).logits
+        plain = peft_model.generate(**prompt, max_new_tokens=4, do_sample=False)
+        inject(peft_model, DrugsConfig(doses={"A": 0.8, "H": 0.8}, sinks=1))
+        host = peft_model.get_base_model()
+        assert host.config._attn_implementation == "drugs+sdpa" and host._drugs_state is peft_model._drugs_state
+        assert not torch.allclose(peft_model(**prompt).logits, base, atol=1e-4)
+        runs = [peft_model.Dgenerate(**prompt, max_new_tokens=4, seed=s, return_dict_in_generate=True,
+                                     output_scores=True) for s in (1, 1)]
+        assert torch.equal(runs[0].sequences, runs[1].sequences) and torch.equal(runs[0].scores[0], runs[1].scores[0])
+        remove(peft_model)
+        assert not hasattr(host, "_drugs_state") and host.config._attn_implementation == "sdpa"
+        assert torch.equal(peft_model(**prompt).logits, base)
+        assert torch.equal(peft_model.generate(**prompt, max_new_tokens=4, do_sample=False), plain)

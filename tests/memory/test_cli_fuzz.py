@@ -134,4 +134,4 @@ def test_threads_are_bounded(tmp_path, capsys):
     rc = main(["memory", "list", "--folder", str(tmp_path), "--threads", "100000", "--model", str(tmp_path / "x")])
     assert rc == 2 and "is neither an existing folder" in capsys.readouterr().err
     rc = main(["memory", "list", "--folder", str(tmp_path), "--threads", "100000"])
-    assert rc == 2 and "--threads 100000 is not a usable thread count: use 1 to 1024" in capsys.readouterr().err
+    assert rc == 2 and "--threads 100000 is not a thread count: use 1 to 1024" in capsys.readouterr().err
