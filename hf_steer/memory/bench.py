@@ -117,9 +117,8 @@ def run_bench(
             _encyclopedia(mem, cfg, result, log, checkpoint)
         for part, chat_set in (("conversation", chats.DEV_CHATS), ("conversation_heldout", chats.HELDOUT_CHATS)):
             if part in cfg.parts:
-                _conversations(mem, cfg, chat_set, part, result, log, chunk_seconds,
-                               behaviour="behaviour" in cfg.parts and part == "conversation")
-                checkpoint()
+                _conversations(mem, cfg, chat_set[: cfg.chats], part, result, log, chunk_seconds,
+                               behaviour="behaviour" in cfg.parts and part == "conversation", checkpoint=checkpoint)
     finally:
         mem._unload_all()
         workdir.cleanup()
@@ -173,10 +172,11 @@ def _encyclopedia(mem: LoraMemory, cfg: BenchConfig, result: dict, log, checkpoi
         log(f"  {path}: recall {result[f'{key}_recall']:.3f}, reversed {result[f'{key}_reversed_recall']:.3f}, "
             f"locality {result[f'{key}_locality']:.3f}")
     result["locality"] = result.get("encyclopedia_locality")
+    main = "default" if "default" in answers else "adapters_only"  # without retrieval the default path is not run
     model_now = mem.peft if mem.peft is not None else mem.model
     result["kl_heldout_nats_all_active"] = round(heldout_drift(model_now, mem.tokenizer, mem.base_only)["kl_nats"], 5)
     result["examples"] = [{"question": q, "expected": e, "base": b, "memory": a}
-                          for (q, e), b, a in list(zip(para, base_answers, answers["default"]))[:: max(1, len(para) // 8)]]
+                          for (q, e), b, a in list(zip(para, base_answers, answers[main]))[:: max(1, len(para) // 8)]]
     checkpoint()
 
     chunk_names = mem.names("chunk")
@@ -196,7 +196,7 @@ def _encyclopedia(mem: LoraMemory, cfg: BenchConfig, result: dict, log, checkpoi
 
     if len(chunks) > 1:
         gone, rest = questions(per_chunk[0])[0], questions([f for c in per_chunk[1:] for f in c])[0]
-        hits = [_contains(a, e) for a, (_, e) in zip(answers["default"], para)]
+        hits = [_contains(a, e) for a, (_, e) in zip(answers[main], para)]
         before_rest = round(sum(hits[len(gone):]) / len(rest), 4)
         mem.forget(chunk_names[0])
         result["forgotten_recall"], _ = _recall(mem, gone, **ask)
@@ -228,7 +228,7 @@ def _score(answers: list[str], qs: list[tuple]) -> dict[str, Any]:
 
 
 def _conversations(mem: LoraMemory, cfg: BenchConfig, chat_set: list[dict], part: str, result: dict, log,
-                   chunk_seconds: list[float], behaviour: bool) -> None:
+                   chunk_seconds: list[float], behaviour: bool, checkpoint=lambda: None) -> None:
     ask = dict(max_new_tokens=cfg.max_new_tokens)
     loc_q = [q for q, _ in data.LOCALITY]
     base_loc = mem.ask_many(loc_q, adapters=False, retrieve=False, **ask)
@@ -254,6 +254,19 @@ def _conversations(mem: LoraMemory, cfg: BenchConfig, chat_set: list[dict], part
         locality.append(sum(a == b for a, b in zip(base_loc, loc)) / len(loc_q))
         if behaviour:
             _behaviour(mem, cfg, qs, answers["default"][-len(qs):], beh, log)
+        _summarise(result, part, answers, all_q, locality, notes, beh, chunk_seconds, log=None)
+        result[f"{part}_chats_done"] = chat_set.index(chat) + 1
+        log(f"  {part} after {result[f'{part}_chats_done']} chat(s): recall {result.get(f'{part}_recall')} "
+            f"(default path), locality {result[f'{part}_locality']}")
+        checkpoint()  # figures so far, after every chat
+    _summarise(result, part, answers, all_q, locality, notes, beh, chunk_seconds, log=log)
+
+
+def _summarise(result: dict, part: str, answers: dict, all_q: list, locality: list, notes: list, beh: dict,
+               chunk_seconds: list[float], log) -> None:
+    if chunk_seconds:
+        result["seconds_per_chunk_each"] = [round(s, 2) for s in chunk_seconds]
+        result["seconds_per_chunk_median"] = round(statistics.median(chunk_seconds), 2)
     for path in PATHS:
         if not answers[path]:
             continue
@@ -261,17 +274,18 @@ def _conversations(mem: LoraMemory, cfg: BenchConfig, chat_set: list[dict], part
         key = part if path == "default" else f"{part}_{path}"
         for k, v in scores.items():
             result[f"{key}_{k}" if k != "recall" else f"{key}_recall"] = v
-        log(f"  {part} {path}: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
+        if log:
+            log(f"  {part} {path}: " + ", ".join(f"{k} {v}" for k, v in scores.items()))
     result[f"{part}_locality"] = round(sum(locality) / len(locality), 4)
     result[f"{part}_examples"] = [{"question": q, "expected": e, "kind": kind, "answer": a}
-                                  for (q, e, kind, _), a in zip(all_q, answers["default"])]
+                                  for (q, e, kind, _), a in zip(all_q, answers["default"] or answers["adapters_only"])]
     result[f"{part}_unlinked_corrections"] = notes
     if part == "conversation":
         result["conversation_locality"] = result[f"{part}_locality"]
         for k in ("correction_newest", "correction_superseded"):
             if f"{part}_{k}" in result:
                 result[k] = result[f"{part}_{k}"]
-    if behaviour and beh["short"]:
+    if beh["short"]:
         n = len(beh["short"])
         result["behaviour_short_rate"] = round(sum(beh["short"]) / n, 4)
         result["behaviour_correct_rate"] = round(sum(beh["right"]) / n, 4)

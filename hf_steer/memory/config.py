@@ -234,6 +234,8 @@ class BenchConfig:
         "help": "which sets to run: " + ", ".join(BENCH_PARTS)})
     facts: int = field(default=20, metadata=_help("built-in encyclopedia facts to teach", 1, 20))
     facts_per_chunk: int = field(default=1, metadata=_help("encyclopedia facts per chunk (1: 20 adapters)", 1, 20))
+    chats: int | None = field(default=None, metadata=_help(
+        "conversations run per set (default: all -- 4 dev, 3 held-out); fewer for a quick run", 1, 1000))
     rollups: list[str] = field(default_factory=lambda: ["cat", "svd", "ties", "retrain"], metadata={
         "help": "roll-up methods measured on the encyclopedia profile"})
     note_threshold: float = field(default=MemoryConfig.note_threshold, metadata=_help(
