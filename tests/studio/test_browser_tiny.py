@@ -11,7 +11,7 @@ import json
 import pytest
 from hub_server import HubServer
 
-from .conftest import TIMEOUT_MS, click_and_wait, close_toasts, set_slider, toast, wait_text
+from .conftest import click_and_wait, close_toasts, set_slider, toast, wait_text
 
 TOKEN = "hf_studioSecretToken0123456789abcdef"
 USER = "tester"
