@@ -168,7 +168,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def _check_hub_model(repo_id: str) -> dict:
+def hub_model_kwargs(repo_id: str) -> dict:
     """Extra ``from_pretrained`` kwargs for a Hub id, or one line when it cannot be had.
 
     Without this, a Hub id on a machine that cannot reach the Hub spends about a minute in
@@ -201,7 +201,7 @@ def load_tokenizer(name_or_path: str | os.PathLike | None = None):
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
-    hub_kwargs = _check_hub_model(path)
+    hub_kwargs = hub_model_kwargs(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **hub_kwargs)
     except OSError as e:
@@ -244,7 +244,7 @@ def load_model(
         torch_dtype = dtype
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     path = resolve_model_path(name_or_path)
-    kwargs: dict = {"dtype": torch_dtype if torch_dtype is not None else "auto", **_check_hub_model(path)}
+    kwargs: dict = {"dtype": torch_dtype if torch_dtype is not None else "auto", **hub_model_kwargs(path)}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if load_in_4bit:

@@ -21,9 +21,9 @@ def load_abcgpt(path: str | Path, device: str | None = None):
     if folder is not None:
         source, hub_kwargs = str(folder), {}
     else:
-        from ..models import _check_hub_model  # a Hub id: one line at once when neither cached nor reachable
+        from ..models import hub_model_kwargs  # a Hub id: one line at once when neither cached nor reachable
 
-        source, hub_kwargs = str(path), _check_hub_model(str(path))
+        source, hub_kwargs = str(path), hub_model_kwargs(str(path))
     try:
         model = AbcGPTForCausalLM.from_pretrained(source, **hub_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)

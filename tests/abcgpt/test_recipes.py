@@ -6,15 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from accelerate.commands.config.config_args import load_config_from_file
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "abcgpt"
 
 
-def test_configs_parse_and_name_the_script():
-    for name in ("multi_gpu.yaml", "single_gpu.yaml", "cpu_2proc.yaml"):
-        cfg = yaml.safe_load((RECIPES / name).read_text())
-        assert cfg["num_processes"] >= 1 and "distributed_type" in cfg
+def test_configs_load_with_accelerate_and_name_the_script():
+    """What `accelerate launch --config_file` reads: accelerate's own loader, not a YAML parse."""
+    multi = load_config_from_file(str(RECIPES / "multi_gpu.yaml"))
+    assert multi.distributed_type.value == "MULTI_GPU" and multi.num_processes >= 2
+    single = load_config_from_file(str(RECIPES / "single_gpu.yaml"))
+    assert single.num_processes == 1
+    cpu = load_config_from_file(str(RECIPES / "cpu_2proc.yaml"))
+    assert cpu.distributed_type.value == "MULTI_CPU" and cpu.num_processes == 2 and cpu.use_cpu
     assert "recipes/abcgpt/train.py" in (RECIPES / "launch.sh").read_text()
 
 
