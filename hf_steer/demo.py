@@ -10,10 +10,31 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEMO_CONTEXT = 'The elf girl nods. "My name is'
-__all__ = ["DEMO_CONTEXT", "next_token_table", "sample_names", "run", "register"]
+__all__ = ["DEMO_CONTEXT", "DemoArguments", "next_token_table", "sample_names", "run", "register"]
+
+
+@dataclass
+class DemoArguments:
+    """Settings of ``hf-steer demo`` (its flags and their defaults come from these fields)."""
+
+    model: str | None = field(default=None, metadata={"help": "Model folder, .gguf or Hub id (default: the bundled "
+                                                       "SmolLM2-135M-Instruct)."})
+    samples: int = field(default=20, metadata={"help": "How many names to sample before and after."})
+    epochs: float = field(default=8.0, metadata={"help": "Training epochs over the 8 contexts."})
+    output_dir: str = field(default="elarablation-demo", metadata={"help": "Where the adapter and the PNG go."})
+    seed: int = field(default=0, metadata={"help": "Random seed for training and sampling."})
+
+    def __post_init__(self) -> None:
+        from .errors import HfSteerError
+
+        if self.samples < 1 or self.epochs <= 0 or self.epochs != self.epochs or self.epochs == float("inf"):
+            raise HfSteerError("--samples must be 1 or more and --epochs a positive number: e.g. --samples 20 --epochs 8")
+        if not 0 <= self.seed < 2**32:
+            raise HfSteerError(f"--seed {self.seed} is out of range: use 0 .. 4294967295")
 
 
 def next_token_table(model, tokenizer, context: str, k: int = 15) -> list[tuple[str, float]]:
@@ -54,6 +75,10 @@ def print_names(names: Counter, title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from .cli_args import apply_threads, config_from_args
+
+    config_from_args(DemoArguments, args)  # one clear line for a bad value, before the model loads
+    apply_threads(args.threads)
     from .elarablation.contexts import load_contexts
     from .elarablation.pipeline import train
     from .elarablation.plots import plot_token_probs
@@ -91,12 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from .cli_args import positive
+    from .cli_args import add_config_arguments, add_threads_argument
 
     p = sub.add_parser("demo", help="show the slop problem and its fix (Elarablation) on the bundled model")
-    p.add_argument("--model", default=None, help="model folder or Hub id (default: bundled SmolLM2-135M-Instruct)")
-    p.add_argument("--samples", type=positive(int), default=20, help="how many names to sample before and after (default: 20)")
-    p.add_argument("--epochs", type=positive(float), default=8, help="training epochs over the 8 contexts (default: 8)")
-    p.add_argument("--output-dir", default="elarablation-demo", help="where the adapter and PNG go (default: elarablation-demo)")
-    p.add_argument("--seed", type=positive(int, allow_zero=True), default=0, help="random seed for training and sampling (default: 0)")
+    add_config_arguments(p, DemoArguments)
+    add_threads_argument(p)
     p.set_defaults(func=run)

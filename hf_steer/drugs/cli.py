@@ -150,8 +150,17 @@ def cmd_bench(args) -> int:
     speed = result.get("speed") or {}
     if speed:
         low, high = speed["ratio_ci95"]
-        print(f"tokens/s ratio (dosed / plain greedy) {speed['ratio']:.3f}, 95% interval {low:.3f}-{high:.3f}")
-    print(f"verdict {result['verdict']}")
+        print(f"tokens/s ratio (dosed / plain greedy) {speed['ratio']:.3f}, 95% interval {low:.3f}-{high:.3f}; "
+              f"CPU-time ratio {speed['cpu_ratio']:.3f}, 95% interval {speed['cpu_ratio_ci95'][0]:.3f}-"
+              f"{speed['cpu_ratio_ci95'][1]:.3f}")
+    for name, data in result["prompt_sets"].items():
+        best = data["frontier"]["best"]
+        if best is None:
+            print(f"{name} prompts: no DRµGS setting reached distinct-2 {data['frontier']['threshold']:g}")
+        else:
+            print(f"{name} prompts: best DRµGS setting at distinct-2 >= {data['frontier']['threshold']:g}: "
+                  f"{best['setting']} (distinct-2 {best['distinct2']:.3f}, {data['frontier']['nll']} margin over "
+                  f"temperature {best['margin_temperature']}, over min-p {best['margin_min_p']})")
     print(f"wrote {output} and {output.with_suffix('.png')} in {result['seconds']:.0f} s")
     return 0
 

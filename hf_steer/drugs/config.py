@@ -97,6 +97,43 @@ def parse_type_thetas(items) -> dict[str, list[float]]:
     return out
 
 
+# Chosen on the bench prompts (docs/drugs.md has the search); the held-out prompts never saw them.
+DEFAULT_RECIPES: tuple[str, ...] = ()
+
+
+def parse_recipe(text: str) -> tuple[DrugsConfig, dict]:
+    """``"K=1.2,depth=0.5,temperature=0.5"`` -> ``(DrugsConfig, sampling kwargs for generate)``."""
+    drugs: dict = {}
+    sampling: dict = {}
+    for item in str(text).replace(";", ",").split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        try:
+            number = float(value) if key != "method" else value.strip()
+        except ValueError:
+            number = None
+        if not sep or number is None:
+            raise HfSteerError(f"recipe {text!r} has a malformed item {item!r}: write KEY=VALUE, e.g. "
+                               "A=0.3,depth=0.5,temperature=0.5")
+        if key in ("temperature", "min_p"):
+            sampling[key] = number
+        elif key.upper() in TYPES or key in ("depth", "spread", "method"):
+            drugs[key.upper() if key.upper() in TYPES else key] = number
+        else:
+            raise HfSteerError(f"recipe {text!r} has an unknown key {key!r}: use H, Q, K, V, A, depth, spread, "
+                               "method, temperature, min_p")
+    if not any(k in TYPES for k in drugs):
+        raise HfSteerError(f"recipe {text!r} doses nothing: give at least one TYPE=θ, e.g. A=0.3")
+    config = DrugsConfig.from_dict(drugs)
+    if "temperature" in sampling:
+        check_number("recipe temperature", sampling["temperature"], 1e-3, 100.0)
+    if "min_p" in sampling:
+        check_number("recipe min_p", sampling["min_p"], 0.0, 1.0)
+        if "temperature" not in sampling:
+            raise HfSteerError(f"recipe {text!r} sets min_p without a temperature: add temperature=T")
+    return config, sampling
+
+
 @dataclass
 class RunArguments:
     """Which model, loaded how, and the seed."""
@@ -232,13 +269,22 @@ class BenchConfig:
         "help": "θ sweep of one type, TYPE=θ1,θ2,..., repeatable (default: a built-in sweep of all five)"})
     depths: list[float] = field(default_factory=lambda: [0.5], metadata={"help": "injection depths to sweep"})
     spread: float = field(default=DEFAULT_SPREAD, metadata={"help": "half-width of the dosed band around each depth"})
-    temperatures: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7, 1.0], metadata={
+    temperatures: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], metadata={
         "help": "temperature baseline sweep"})
-    min_ps: list[float] = field(default_factory=lambda: [0.2, 0.1, 0.05], metadata={"help": "min-p baseline sweep"})
+    min_ps: list[float] = field(default_factory=lambda: [0.3, 0.2, 0.15, 0.1, 0.05], metadata={
+        "help": "min-p baseline sweep"})
+    recipes: list[str] = field(default_factory=lambda: list(DEFAULT_RECIPES), metadata={
+        "help": "DRµGS settings beyond the one-type sweeps, each TYPE=θ,...[,depth=D,spread=S][,temperature=T"
+                "[,min_p=P]], e.g. K=1.2,depth=0.5 or A=0.3,temperature=0.5 (a stock sampler on top)"})
+    prompt_sets: list[Literal["bench", "heldout"]] = field(default_factory=lambda: ["bench", "heldout"], metadata={
+        "help": "prompt sets to measure on: bench (the sweeps and recipes were chosen on it) and heldout (never "
+                "tuned on: baselines and recipes only)"})
     min_p_temperature: float = field(default=1.5, metadata={"help": "temperature of the min-p baseline"})
     speed_rounds: int = field(default=30, metadata={
         "help": "interleaved plain/dosed rounds of the speed ratio (more rounds: a tighter 95%% interval)"})
     speed_tokens: int = field(default=32, metadata={"help": "greedy tokens per speed round"})
+    curves: bool = field(default=True, metadata={
+        "help": "measure the variety/coherence curves (--no-curves: the speed ratio alone, e.g. under flock -x)"})
 
     def __post_init__(self):
         check_number("prompts", self.prompts, 1, 12, integer=True)
@@ -256,8 +302,15 @@ class BenchConfig:
         for p in self.min_ps:
             check_number("min_ps", p, 0.0, 1.0)
         check_number("min_p_temperature", self.min_p_temperature, 1e-3, 100.0)
+        for recipe in self.recipes:
+            parse_recipe(recipe)
+        if not self.prompt_sets or len(set(self.prompt_sets)) != len(self.prompt_sets) or \
+                not set(self.prompt_sets) <= {"bench", "heldout"}:
+            raise HfSteerError(f"prompt_sets {self.prompt_sets!r} must name bench and/or heldout, once each")
         check_number("speed_rounds", self.speed_rounds, 0, 10_000, integer=True)
         check_number("speed_tokens", self.speed_tokens, 1, MAX_NEW_TOKENS, integer=True)
+        if not self.curves and not self.speed_rounds:
+            raise HfSteerError("nothing to measure: --no-curves needs --speed-rounds 1 or more")
         if self.judge not in ("auto", "gemma", "none"):
             from ..artifacts import hub_model_id
 

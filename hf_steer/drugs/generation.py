@@ -93,6 +93,7 @@ def drugs_generate(model, *args, seed: int | None = None, cold_shower_every: int
         state.sober_before = saved[0]
         state.seed(saved[1])
         state.last_cache = state.last_mask = None
+        state.last_model_kwargs = {}
 
 
 class ColdShower(LogitsProcessor):
@@ -127,7 +128,7 @@ class ColdShower(LogitsProcessor):
             )
         mask = state.last_mask
         mask = mask[:, : input_ids.shape[1]] if mask is not None and mask.dim() == 2 else None
-        cold_shower(self.model, cache, input_ids, mask)
+        cold_shower(self.model, cache, input_ids, mask, **state.last_model_kwargs)
         return scores
 
 
@@ -139,12 +140,15 @@ def cold_shower(
     *,
     position_ids: torch.LongTensor | None = None,
     every: int | None = None,
+    **model_kwargs,
 ):
     """``model.cold_shower``: wash the noise out of a KV cache, or set ``Dgenerate``'s shower schedule.
 
     * ``model.cold_shower(cache, input_ids, attention_mask)`` - recompute ``cache`` in place from
       ``input_ids`` (every token the cache should hold) with the noise off, e.g. between chat turns
-      while the user types. Returns the cache.
+      while the user types. Returns the cache. Further keywords are the model's own forward arguments
+      (abcGPT's ``alpha=...``) and are passed to the re-read; a :class:`ColdShower` passes the ones the
+      last forward of its ``generate`` got.
     * ``model.cold_shower(every=t)`` - from now on, ``Dgenerate`` showers every ``t`` new tokens
       (stock ``generate``: pass ``logits_processor=[ColdShower(model, t)]``).
     """
@@ -175,6 +179,7 @@ def cold_shower(
                 cache=fresh,
                 use_cache=True,
                 logits_to_keep=1,  # we only want the cache
+                **model_kwargs,
             )
     finally:
         state.active = was

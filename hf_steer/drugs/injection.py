@@ -89,7 +89,10 @@ class DrugsState:
         # The last forward's cache (weakly) and attention mask: what a cold shower during generate washes.
         self.last_cache: weakref.ref | None = None
         self.last_mask: torch.Tensor | None = None
+        # The model's own forward kwargs of that forward (e.g. abcGPT's ``alpha``): a cold shower re-reads with them.
+        self.last_model_kwargs: dict = {}
         self.shower_every: int | None = None  # model.cold_shower(every=t): Dgenerate's default schedule
+        self.sites: list = []  # (attention module, _Site) per layer, filled by inject
         # Set by inject: what remove() undoes.
         self.host: weakref.ref | None = None
         self.original_implementation: str | None = None
@@ -101,6 +104,9 @@ class DrugsState:
     def set_config(self, config: DrugsConfig) -> None:
         self.config = config
         self.thetas = config.layer_thetas(self.num_layers)
+        self.dosed_layers = [any(self.thetas[t][layer] > 0 for t in TYPES) for layer in range(self.num_layers)]
+        for module, site in self.sites:
+            _sync_h_hook(module, site)
 
     def seed(self, seed: int | None) -> None:
         """Fix the noise to ``seed`` (``None``: draw from torch's global RNG, which ``set_seed`` seeds)."""
@@ -118,7 +124,7 @@ class DrugsState:
         return self.thetas[letter][layer] if self.active else 0.0
 
     def layer_is_dosed(self, layer: int) -> bool:
-        return self.active and any(self.thetas[t][layer] > 0 for t in TYPES)
+        return self.active and self.dosed_layers[layer]
 
     # --- which positions get noise -------------------------------------------------------------
 
@@ -139,19 +145,22 @@ class DrugsState:
             info.gates[key] = compute(q_len, kv_len, device)
         return info.gates[key]
 
-    def query_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
-        """``(batch or 1, q_len)`` bool: which query positions of this forward get noise."""
+    def query_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor | None:
+        """``(batch or 1, q_len)`` bool: which query positions of this forward get noise (``None``: all)."""
         return self._memo("q", q_len, kv_len, device, self._query_gate)
 
-    def key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
-        """``(batch or 1, kv_len)`` bool: which key/value positions get noise this forward."""
+    def key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor | None:
+        """``(batch or 1, kv_len)`` bool: which key/value positions get noise this forward (``None``: all)."""
         return self._memo("k", q_len, kv_len, device, self._key_gate)
 
-    def _query_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
+    def _query_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor | None:
         info = self._info(q_len, kv_len, device)
+        if info.positions is None and info.offset >= max(self.config.sinks, info.sober_before):
+            return None  # a decode step past the sinks and the prompt: every position, no mask to build
         index = torch.arange(info.offset, info.offset + q_len, device=device)
         positions = info.positions.to(device) if info.positions is not None else index[None]
-        return (positions >= self.config.sinks) & (index >= info.sober_before)[None]
+        gate = (positions >= self.config.sinks) & (index >= info.sober_before)[None]
+        return None if bool(gate.all()) else gate
 
     def _key_gate(self, q_len: int, kv_len: int, device: torch.device) -> torch.Tensor:
         info = self._info(q_len, kv_len, device)
@@ -162,7 +171,8 @@ class DrugsState:
         # While the sober prompt is being read, its keys stay sober too; once generating, every
         # non-sink key is fair game (the cache keeps them sober unless persist_kv).
         floor = info.sober_before if info.offset < info.sober_before else 0
-        return (positions >= self.config.sinks) & (index >= floor)[None]
+        gate = (positions >= self.config.sinks) & (index >= floor)[None]
+        return None if bool(gate.all()) else gate
 
 
 @dataclass
@@ -180,9 +190,16 @@ class _Site:
 # --------------------------------------------------------------------------------------------------
 
 
-def _rotate_masked(x: torch.Tensor, theta: float, gate: torch.Tensor, generator) -> torch.Tensor:
-    """Rotate ``x (..., d)`` by up to ``theta`` where ``gate`` (broadcastable to ``x.shape[:-1]``) is true."""
+def _rotate_masked(x: torch.Tensor, theta: float, gate: torch.Tensor | None, generator) -> torch.Tensor:
+    """Rotate ``x (..., d)`` by up to ``theta`` where ``gate`` (broadcastable to ``x.shape[:-1]``; ``None``:
+    everywhere) is true."""
+    if gate is None:
+        return random_rotation(x, theta, generator=generator)
     return random_rotation(x, theta * gate.to(torch.float32), generator=generator)
+
+
+def _sub(gate: torch.Tensor | None, index) -> torch.Tensor | None:
+    return None if gate is None else gate[index]
 
 
 def drugs_attention_forward(module: nn.Module, query, key, value, attention_mask, **kwargs):
@@ -197,7 +214,7 @@ def drugs_attention_forward(module: nn.Module, query, key, value, attention_mask
     q_gate = state.query_gate(q_len, kv_len, query.device)  # (b, q)
 
     if (theta := state.theta("Q", layer)) > 0:
-        query = _rotate_masked(query, theta, q_gate[:, None, :], generator)  # query: (b, heads, q, d)
+        query = _rotate_masked(query, theta, _sub(q_gate, (slice(None), None, slice(None))), generator)  # (b, h, q, d)
     for letter in ("K", "V"):
         theta = state.theta(letter, layer)
         if theta <= 0:
@@ -206,10 +223,10 @@ def drugs_attention_forward(module: nn.Module, query, key, value, attention_mask
         if state.config.persist_kv:
             # Rotate the new positions inside the cache's own storage so the noise is remembered.
             new = tensor[..., kv_len - q_len :, :]
-            new.copy_(_rotate_masked(new, theta, q_gate[:, None, :], generator))
+            new.copy_(_rotate_masked(new, theta, _sub(q_gate, (slice(None), None, slice(None))), generator))
         else:
             k_gate = state.key_gate(q_len, kv_len, tensor.device)
-            tensor = _rotate_masked(tensor, theta, k_gate[:, None, :], generator)
+            tensor = _rotate_masked(tensor, theta, _sub(k_gate, (slice(None), None, slice(None))), generator)
             if letter == "K":
                 key = tensor
             else:
@@ -218,8 +235,19 @@ def drugs_attention_forward(module: nn.Module, query, key, value, attention_mask
     attn_output, attn_weights = site.original(module, query, key, value, attention_mask, **kwargs)
 
     if (theta := state.theta("A", layer)) > 0:
-        attn_output = _rotate_masked(attn_output, theta, q_gate[:, :, None], generator)  # (b, q, heads, d)
+        attn_output = _rotate_masked(attn_output, theta, _sub(q_gate, (slice(None), slice(None), None)),
+                                     generator)  # (b, q, heads, d)
     return attn_output, attn_weights
+
+
+def _sync_h_hook(module: nn.Module, site: _Site) -> None:
+    """Hook H only into the layers that get it: a hook on every layer costs a Python call each per token."""
+    wanted = site.state.thetas["H"][site.layer] > 0
+    if wanted and site.hook is None:
+        site.hook = module.register_forward_pre_hook(_h_pre_hook, with_kwargs=True)
+    elif not wanted and site.hook is not None:
+        site.hook.remove()
+        site.hook = None
 
 
 def _h_pre_hook(module: nn.Module, args: tuple, kwargs: dict):
@@ -260,7 +288,17 @@ def _model_pre_hook(model: nn.Module, args: tuple, kwargs: dict):
     if cache is not None:
         state.last_cache = _weak(cache)
         state.last_mask = kwargs.get("attention_mask")
+        state.last_model_kwargs = {k: v for k, v in kwargs.items() if k not in _PER_FORWARD_KWARGS}
     return None
+
+
+# What generate() recomputes for every forward (or what a cold shower sets itself); every other keyword a
+# forward gets is the model's own (abcGPT's ``alpha``, ...) and goes into the cold shower's re-read too.
+_PER_FORWARD_KWARGS = frozenset({
+    "input_ids", "inputs_embeds", "attention_mask", "position_ids", "cache", "past_key_values", "use_cache",
+    "cache_position", "logits_to_keep", "num_logits_to_keep", "labels", "output_attentions",
+    "output_hidden_states", "return_dict",
+})
 
 
 def _weak(obj) -> weakref.ref | None:
@@ -418,8 +456,9 @@ def inject(model: nn.Module, config: DrugsConfig | None = None, **doses: float) 
         raise HfSteerError(f"{type(host).__name__} refused attention implementation {name!r}: DRµGS needs a decoder "
                            "whose attention goes through transformers' AttentionInterface")
     for module, site in sites:
-        site.hook = module.register_forward_pre_hook(_h_pre_hook, with_kwargs=True)
         module._drugs_site = site
+        _sync_h_hook(module, site)
+    state.sites = sites
     state.original_implementation = implementation
     state.model_hooks = (
         host.register_forward_pre_hook(_model_pre_hook, with_kwargs=True),
@@ -446,7 +485,8 @@ def remove(model: nn.Module) -> nn.Module:
     for module in model.modules():
         site = getattr(module, "_drugs_site", None)
         if site is not None and site.state is state:
-            site.hook.remove()
+            if site.hook is not None:
+                site.hook.remove()
             del module._drugs_site
     for hook in state.model_hooks:
         hook.remove()

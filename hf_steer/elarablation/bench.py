@@ -1,34 +1,47 @@
-"""`hf-steer elarablate bench`: train on 8 name contexts, measure on held-out ones, write JSON + PNG.
+"""`hf-steer elarablate bench`: the slot bench. Train on 8 name contexts, measure on held-out ones, write JSON + PNG.
 
-All name figures come from HELD-OUT contexts of the library (never trained on). A "name" is the first
-capitalised word of a sampled continuation (see :mod:`hf_steer.elarablation.sampling`). "Before" is the
-same PEFT model with its adapter switched off, so both sides see identical weights but for the LoRA.
+All figures come from contexts never trained on:
+
+- **names** at the 10 held-out name slots of the library (``female_names`` + ``elf_names``,
+  ``heldout`` lists): ``samples`` names per context at T=1 and T=0.7 (a "name" is the first capitalised
+  word of a sampled continuation, :mod:`~hf_steer.elarablation.sampling`): El- incidence, effective
+  number of names, top name share, named rate;
+- **back-references** (``reference`` lists: a name introduced a few sentences before, then a slot where
+  it comes back; written so the base reuses it): the exact probability of the whole introduced name,
+  before and after; ``reference_kept`` = mean after / mean before (El- names alone too);
+- **drift** on unrelated text: KL and perplexity change (``hf_steer.benchmarking.heldout_drift`` on the
+  shared held-out prose, and on held-out TinyStories + Shakespeare).
+
+"Before" is the same PEFT model with its adapter switched off, so both sides see identical weights but
+for the LoRA.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import resource
-import sys
+import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..utils import atomic_write_json, set_seed
 from .contexts import load_contexts, render_context
 from .sampling import name_counts, sample_continuations
 
 TRAIN_FAMILIES = ["female_names"]  # its 8 training contexts
 HELDOUT_FAMILIES = ["female_names", "elf_names"]  # 10 held-out name contexts
-REFERENCE_FAMILIES = ["female_names", "elf_names", "male_names"]  # 12 back-references
+REFERENCE_FAMILIES = ["female_names", "male_names"]  # 20 back-references
 DATA_DIR = Path(__file__).parent / "data"
 UNRELATED_FILES = ["unrelated_tinystories.txt", "unrelated_shakespeare.txt"]
-DEMO_CONTEXT = 'The elf girl nods. "My name is'
+SUMMARY_KEYS = ["incidence_before", "incidence_after", "effective_names_before", "effective_names_after",
+                "top_name_share_before", "top_name_share_after", "named_rate_before", "named_rate_after",
+                "reference_p_before", "reference_p_after", "reference_kept", "reference_kept_el",
+                "kl_nats", "ppl_change_pct", "kl_stories_nats", "ppl_stories_change_pct", "train_seconds",
+                "peak_rss_mb"]
 
 
 def _share(counts: Counter, predicate) -> float:
@@ -63,18 +76,29 @@ def sample_names(model, tokenizer, rows, n: int, temperature: float, seed: int) 
     return total
 
 
-def reference_kept(model, tokenizer, rows, n: int, seed: int) -> float:
-    """Share of samples (T=1) that name the character introduced earlier in the context."""
-    generator = torch.Generator().manual_seed(seed)
-    kept = total = 0
-    for row in rows:
-        expected = row["expected"]
-        samples = sample_continuations(model, tokenizer, render_context(row, tokenizer), n=n, temperature=1.0,
-                                       max_new_tokens=4, generator=generator,
-                                       done=lambda text, e=expected: e in text or "\n" in text)
-        kept += sum(c for text, c in samples.items() if expected in text)
-        total += sum(samples.values())
-    return kept / total if total else 0.0
+@torch.no_grad()
+def continuation_probability(model, tokenizer, context: str, continuation: str) -> float:
+    """Exact probability that the model writes ``continuation`` (all its tokens) right after ``context``."""
+    from .trainer import continuation_ids
+
+    device = next(model.parameters()).device
+    ids = tokenizer(context)["input_ids"]
+    cont = continuation_ids(tokenizer, context, continuation)
+    logits = model(input_ids=torch.tensor([ids + cont[:-1]], device=device)).logits[0, len(ids) - 1:].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return float(logp[torch.arange(len(cont)), torch.tensor(cont, device=logp.device)].sum().exp())
+
+
+def reference_probabilities(model, tokenizer, rows) -> list[float]:
+    """The probability of each back-reference row's expected name at its slot."""
+    return [continuation_probability(model, tokenizer, render_context(r, tokenizer), r["expected"]) for r in rows]
+
+
+def kept(before: list[float], after: list[float], rows, predicate=lambda name: True) -> float:
+    """Mean probability after / mean before, over the rows whose expected name passes ``predicate``."""
+    pairs = [(b, a) for b, a, r in zip(before, after, rows) if predicate(r["expected"])]
+    mean_before = sum(b for b, _ in pairs) / len(pairs)
+    return (sum(a for _, a in pairs) / len(pairs)) / mean_before if mean_before else float("nan")
 
 
 def is_repetitive(text: str) -> bool:
@@ -100,28 +124,11 @@ def repetition_rate(model, tokenizer, rows, n: int = 20, max_new_tokens: int = 1
 
 
 def unrelated_text() -> str:
+    """Held-out TinyStories + Shakespeare (never the anchor text): the second drift check."""
     return "\n\n".join((DATA_DIR / f).read_text(encoding="utf-8") for f in UNRELATED_FILES)
 
 
-@torch.no_grad()
-def unrelated_logprobs(model, tokenizer, max_tokens: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token log-probs over held-out unrelated text and the ids they predict."""
-    device = next(model.parameters()).device
-    ids = tokenizer(unrelated_text(), return_tensors="pt")["input_ids"][:, :max_tokens].to(device)
-    logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1).cpu()
-    return logprobs, ids[0, 1:].cpu()
-
-
-def kl_and_ppl(before: torch.Tensor, after: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Mean KL(before‖after) per position and the perplexity change in percent."""
-    kl = (before.exp() * (before - after)).sum(-1).mean().item()
-    nll_before = -before.gather(1, targets[:, None]).mean().item()
-    nll_after = -after.gather(1, targets[:, None]).mean().item()
-    return {"kl_unrelated_nats": kl, "ppl_before": math.exp(nll_before), "ppl_after": math.exp(nll_after),
-            "ppl_change_pct": 100 * (math.exp(nll_after - nll_before) - 1), "unrelated_positions": len(targets)}
-
-
-def _measure(model, tokenizer, heldout, reference, samples: int, samples_ref: int, seed: int) -> dict[str, Any]:
+def _measure(model, tokenizer, heldout, samples: int, seed: int) -> dict[str, Any]:
     t1 = name_figures(sample_names(model, tokenizer, heldout, samples, 1.0, seed))
     t07 = name_figures(sample_names(model, tokenizer, heldout, samples, 0.7, seed + 1))
     return {
@@ -130,36 +137,44 @@ def _measure(model, tokenizer, heldout, reference, samples: int, samples_ref: in
         "top_name_share": t07["top_name_share"], "top10_names_t07": t07["top10"],
         "named_total_t07": t07["named_total"],
         "named_rate": t1["named_rate"], "named_rate_t07": t07["named_rate"],
-        "reference_kept": reference_kept(model, tokenizer, reference, samples_ref, seed + 2),
     }
 
 
 def run_bench(
     output_json: str | os.PathLike,
+    *,
     model: Any = None,
-    samples: int = 200,
-    samples_reference: int = 50,
     seed: int = 0,
-    adapter_dir: str | os.PathLike | None = None,
+    log: Callable[[str], None] = print,
+    samples: int = 200,
     repetition: bool = False,
-    log=print,
-    **train_config: Any,
+    adapter_dir: str | os.PathLike | None = None,
+    chat_template: str | None = None,
+    config=None,
+    lora=None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Train on the 8 bench contexts, measure before/after, write ``output_json`` and a PNG beside it.
 
     Args:
         output_json: where the figures go (``<stem>.png`` is written beside it).
-        model: a model folder / Hub id, or ``None`` for the bundled model.
+        model: a model folder / ``.gguf`` / Hub id, or ``None`` for the bundled model.
+        seed: seeds training and sampling.
         samples: samples per held-out context at each temperature (the issue asks 200).
-        samples_reference: samples per back-reference context.
+        repetition: also measure how often 16-token continuations loop.
         adapter_dir: where to keep the trained adapter (default: ``<stem>-adapter`` beside the JSON).
-        repetition: also measure how often 16-token continuations loop (before/after; run it once with
-            ``tree_depth=1`` and once with ``tree_depth=2`` to compare).
-        **train_config: ElarablationConfig fields (loss_type, learning_rate, num_train_epochs, ...).
+        chat_template: a template for a model without one.
+        config, lora: an :class:`ElarablationConfig` / :class:`LoraArguments` (else from ``settings``).
+        **settings: ElarablationConfig fields (loss_type, learning_rate, num_train_epochs, ...).
     """
+    from ..artifacts import record_metrics
+    from ..benchmarking import Timer, heldout_drift, peak_rss_mb, write_report
+    from ..utils import set_seed
+    from .arguments import BenchArguments
     from .pipeline import train
-    from .plots import plot_names
+    from .plots import plot_slot_bench
 
+    BenchArguments(samples=samples, repetition=repetition)  # one clear error for a bad value, before any work
     set_seed(seed)
     output_json = Path(output_json)
     adapter_dir = Path(adapter_dir or output_json.with_name(output_json.stem + "-adapter"))
@@ -168,69 +183,72 @@ def run_bench(
     train_set = load_contexts(TRAIN_FAMILIES)
 
     log(f"training on {len(train_set)} contexts ...")
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = train(train_set, adapter_dir, model, disable_tqdm=True, **train_config)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 if sys.platform == "darwin" else 1) / 1024
+    with Timer() as timer:
+        result = train(train_set, adapter_dir, model, config=config, lora=lora, chat_template=chat_template,
+                       disable_tqdm=True, seed=seed, **settings)
     trainer = result["trainer"]
     peft_model, tokenizer = trainer.model, trainer.processing_class
     peft_model.eval()
     log(f"trained in {result['train_seconds']:.1f} s ({result['steps']} steps); measuring before ...")
 
     with peft_model.disable_adapter():
-        before = _measure(peft_model, tokenizer, heldout, reference, samples, samples_reference, seed)
-        lp_before, targets = unrelated_logprobs(peft_model, tokenizer)
+        before = _measure(peft_model, tokenizer, heldout, samples, seed)
+        ref_before = reference_probabilities(peft_model, tokenizer, reference)
     log("measuring after ...")
-    after = _measure(peft_model, tokenizer, heldout, reference, samples, samples_reference, seed)
-    lp_after, _ = unrelated_logprobs(peft_model, tokenizer)
+    after = _measure(peft_model, tokenizer, heldout, samples, seed)
+    ref_after = reference_probabilities(peft_model, tokenizer, reference)
 
     figures: dict[str, Any] = {}
     for key in before:
         figures[f"{key}_before"] = before[key]
         figures[f"{key}_after"] = after[key]
-    figures.update(kl_and_ppl(lp_before, lp_after, targets))
+    is_el = lambda name: name.startswith("El")  # noqa: E731
+    figures.update({
+        "reference_p_before": sum(ref_before) / len(ref_before), "reference_p_after": sum(ref_after) / len(ref_after),
+        "reference_p_el_before": sum(p for p, r in zip(ref_before, reference) if is_el(r["expected"]))
+        / sum(1 for r in reference if is_el(r["expected"])),
+        "reference_kept": kept(ref_before, ref_after, reference),
+        "reference_kept_el": kept(ref_before, ref_after, reference, is_el),
+        "reference_rows": [{"expected": r["expected"], "context": r["text"][-60:], "before": b, "after": a}
+                           for r, b, a in zip(reference, ref_before, ref_after)],
+    })
+    drift = heldout_drift(peft_model, tokenizer, peft_model.disable_adapter)
+    stories = heldout_drift(peft_model, tokenizer, peft_model.disable_adapter, text=unrelated_text())
+    figures.update({"kl_nats": drift["kl_nats"], "ppl_before": drift["ppl_before"], "ppl_after": drift["ppl_after"],
+                    "ppl_change_pct": drift["ppl_change_pct"], "drift_positions": drift["positions"],
+                    "kl_stories_nats": stories["kl_nats"], "ppl_stories_change_pct": stories["ppl_change_pct"],
+                    "drift_stories_positions": stories["positions"]})
     if repetition:
         log("measuring repetition ...")
         with peft_model.disable_adapter():
             figures["repetition_before"] = repetition_rate(peft_model, tokenizer, heldout, seed=seed + 3)
         figures["repetition_after"] = repetition_rate(peft_model, tokenizer, heldout, seed=seed + 3)
     figures.update({
-        "train_seconds": round(result["train_seconds"], 2), "train_steps": result["steps"],
-        "train_contexts": len(train_set), "peak_rss_mb": round(peak_rss_mb, 1),
-        "peak_rss_mb_before_training": round(rss_before / 1024, 1),
-        "heldout_contexts": len(heldout), "reference_contexts": len(reference),
-        "samples_per_context": samples, "samples_per_reference": samples_reference,
-        "config": {k: v for k, v in result["trainer"].args.to_dict().items()
-                   if k in ("loss_type", "learning_rate", "num_train_epochs", "top_k", "max_threshold",
-                            "min_threshold", "tether_weight", "margin_cap", "tree_depth", "seed")},
-        "device": str(next(peft_model.parameters()).device), "torch_threads": torch.get_num_threads(),
+        "model": str(model or "bundled"), "train_seconds": round(result["train_seconds"], 2),
+        "wall_seconds": round(timer.wall, 2), "train_steps": result["steps"],
+        "train_contexts": len(train_set), "trained_positions": len(trainer._rows),
+        "keep_rows": sum(1 for r in trainer._rows if r.kind == "keep"), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "heldout_contexts": len(heldout), "reference_contexts": len(reference), "samples_per_context": samples,
+        "config": {k: v for k, v in trainer.args.to_dict().items()
+                   if k in ("loss_type", "learning_rate", "num_train_epochs", "top_k", "max_threshold", "min_threshold",
+                            "tether_weight", "margin_cap", "bad_ratio", "tree_depth", "keep_weight", "neutral_weight", "auto_keep",
+                            "anchor_weight", "seed")},
+        "summary_keys": SUMMARY_KEYS,
     })
     inc_b, inc_a = figures["incidence_before"], figures["incidence_after"]
     figures["goals"] = {
         "incidence_after<=2%": inc_a <= 0.02,
         "incidence_20x_below": inc_a * 20 <= inc_b,
-        "effective_names>=5x": figures["effective_names_after"] >= 5 * figures["effective_names_before"],
-        "top_name_share<=5%": figures["top_name_share_after"] <= 0.05,
         "named_rate_within_2pts": abs(figures["named_rate_after"] - figures["named_rate_before"]) <= 0.02,
-        "reference_kept_within_2pts": figures["reference_kept_after"] >= figures["reference_kept_before"] - 0.02,
-        "kl<=0.02": figures["kl_unrelated_nats"] <= 0.02,
+        "reference_base_p>=0.4": figures["reference_p_before"] >= 0.4,
+        "reference_kept>=90%": figures["reference_kept"] >= 0.9,
+        "reference_kept_el>=90%": figures["reference_kept_el"] >= 0.9,
+        "kl<=0.02": figures["kl_nats"] <= 0.02,
         "ppl<=+1%": figures["ppl_change_pct"] <= 1.0,
-        "train<=20s": figures["train_seconds"] <= 20,
     }
-    png = output_json.with_suffix(".png")
-    plot_names(Counter(dict(before["top10_names_t07"])), Counter(dict(after["top10_names_t07"])), png,
-               title="Held-out names at T=0.7", totals=(before["named_total_t07"], after["named_total_t07"]))
-    figures["plot"] = png.name
-    atomic_write_json(output_json, figures)
-    from .pipeline import write_manifest  # the adapter's card carries the figures
-
-    manifest_metrics = {k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    import json
-    import shutil
-
-    shutil.copy(png, adapter_dir / "before_after.png")
-    old = json.loads((adapter_dir / "hf_steer.json").read_text())
-    write_manifest(adapter_dir, "adapter", old["base_model"], old["hyperparameters"], metrics=manifest_metrics,
-                   plots=["before_after.png"], datasets=old["datasets"])
-    with contextlib.suppress(Exception):
-        peft_model.unload() if hasattr(peft_model, "unload") else None
+    write_report(figures, output_json, plot=plot_slot_bench)
+    # the adapter's card carries the figures and the plot
+    shutil.copy(output_json.with_suffix(".png"), adapter_dir / "before_after.png")
+    record_metrics(adapter_dir, {k: figures[k] for k in SUMMARY_KEYS if isinstance(figures.get(k), (int, float))},
+                   plots=["before_after.png"])
     return figures

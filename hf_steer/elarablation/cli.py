@@ -1,56 +1,62 @@
-"""`hf-steer elarablate {train, merge, bench, find, library}`: parse, call the API, print."""
+"""`hf-steer elarablate {train, merge, auto, find, bench, bench-stories, bench-original, library}`: parse, call the API, print.
+
+Flags come from the config dataclasses (``hf_steer.cli_args``): a default and its help live once, in the
+field. Nothing heavy is imported at module level (``hf-steer --help`` stays fast).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..errors import HfSteerError
+from ..cli_args import add_config_arguments, add_threads_argument, apply_threads, config_from_args
+
+# ElarablationConfig fields a training command shows (a TrainingArguments subclass has ~150).
+TRAIN_FIELDS = ["loss_type", "learning_rate", "num_train_epochs", "per_device_train_batch_size", "top_k",
+                "max_threshold", "min_threshold", "temperature", "bad_ratio", "tree_depth", "tree_width",
+                "keep_weight", "neutral_weight", "auto_keep", "anchor_weight", "load_in_4bit", "seed"]
+TRAIN_ALIASES = {"num_train_epochs": ["--epochs"], "per_device_train_batch_size": ["--batch-size"]}
 
 
-def _layers(text: str | None) -> list[int] | None:
-    """``"15-29"`` or ``"3,5,7"`` -> layer indices."""
-    if not text:
-        return None
-    try:
-        if "-" in text:
-            lo, hi = (int(x) for x in text.split("-", 1))
-            return list(range(lo, hi + 1))
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise HfSteerError(f"--lora-layers {text!r} is not a range: use e.g. 15-29 or 20,21,22") from None
+def _add_model(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--model", default=None, required=required,
+                   help="model folder, .gguf file or Hub id (default: the bundled SmolLM2-135M-Instruct)")
+    p.add_argument("--chat-template", default=None,
+                   help="for a model without a chat template: gemma, chatml or a Jinja file")
+    add_threads_argument(p)
 
 
-def _train_config(args: argparse.Namespace) -> dict:
-    return dict(loss_type=args.loss_type, learning_rate=args.lr, num_train_epochs=args.epochs, top_k=args.top_k,
-                max_threshold=args.max_threshold, min_threshold=args.min_threshold, tree_depth=args.tree_depth,
-                anchor_weight=args.anchor_weight, seed=args.seed)
+def _add_training(p: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """The training flags; ``exclude`` drops the ones another settings class of the command already has."""
+    from .arguments import ElarablationArguments, LoraArguments
+
+    add_config_arguments(p, ElarablationArguments, include=TRAIN_FIELDS, aliases=TRAIN_ALIASES, exclude=exclude)
+    add_config_arguments(p, LoraArguments)
 
 
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="model folder, .gguf or Hub id (default: bundled SmolLM2-135M-Instruct)")
-    p.add_argument("--loss-type", default="margin", choices=["elarablate", "unlikelihood", "margin"],
-                   help="loss variant (default: margin; see docs/elarablation.md)")
-    p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default: 2e-3)")
-    p.add_argument("--epochs", type=float, default=8, help="passes over the contexts (default: 8)")
-    p.add_argument("--top-k", type=int, default=50, help="candidates classified per step (default: 50)")
-    p.add_argument("--max-threshold", type=float, default=0.02, help="punish any candidate above this (default: 0.02)")
-    p.add_argument("--min-threshold", type=float, default=0.015, help="reward good candidates below this (default: 0.015)")
-    p.add_argument("--tree-depth", type=int, default=1, choices=[1, 2], help="2: also train one token deeper")
-    p.add_argument("--anchor-weight", type=float, default=100.0, help="KL anchor on ordinary text (default: 100; 0: off)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+def _config(args: argparse.Namespace, output_dir: str = "elarablation-output", **overrides):
+    from .config import ElarablationConfig
+
+    return config_from_args(ElarablationConfig, args, output_dir=output_dir, **overrides)
+
+
+def _lora(args: argparse.Namespace):
+    from .arguments import LoraArguments
+
+    return config_from_args(LoraArguments, args)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from .pipeline import train
 
-    result = train(args.contexts, args.output_dir, args.model, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                   lora_layers=_layers(args.lora_layers), load_in_4bit=args.load_in_4bit,
-                   resume_from_checkpoint=args.resume or None, save_strategy=args.save_strategy,
-                   **_train_config(args))
+    apply_threads(args.threads)
+    config = _config(args, args.output_dir, save_strategy=args.save_strategy)
+    result = train(args.contexts, args.output_dir, args.model, config=config, lora=_lora(args),
+                   resume_from_checkpoint=args.resume or None, chat_template=args.chat_template)
     final = result["final"]
     print(f"trained {result['steps']} steps in {result['train_seconds']:.1f} s; last step: top-1 p="
-          f"{final.get('top1_prob', float('nan')):.3f}, bad mass={final.get('bad_mass', float('nan')):.3f}")
+          f"{final.get('top1_prob', float('nan')):.3f}, bad mass={final.get('bad_mass', float('nan')):.3f}"
+          + (f", kept name p={final['keep_p']:.3f}" if "keep_p" in final else ""))
     print(f"adapter saved in {result['output_dir']} (push it with `hf-steer push {result['output_dir']} USER/NAME`)")
     return 0
 
@@ -58,34 +64,78 @@ def run_train(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from .pipeline import merge
 
+    apply_threads(args.threads)
     out = merge(args.adapter, args.output, scale=args.scale)
     print(f"merged model (LoRA scale {args.scale}) saved in {out}")
     return 0
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    from .arguments import BenchArguments
     from .bench import run_bench as bench
 
-    figures = bench(args.output_json, model=args.model, samples=args.samples,
-                    samples_reference=args.samples_reference, repetition=args.repetition, **_train_config(args))
-    keys = ["incidence_before", "incidence_after", "effective_names_before", "effective_names_after",
-            "top_name_share_before", "top_name_share_after", "named_rate_before", "named_rate_after",
-            "reference_kept_before", "reference_kept_after", "kl_unrelated_nats", "ppl_change_pct",
-            "train_seconds", "peak_rss_mb"]
-    print(json.dumps({k: figures[k] for k in keys}, indent=2))
+    apply_threads(args.threads)
+    settings = vars(config_from_args(BenchArguments, args))
+    config = _config(args)
+    figures = bench(args.output_json, model=args.model, seed=args.seed, chat_template=args.chat_template,
+                    config=config, lora=_lora(args), **settings)
+    print(json.dumps({k: figures[k] for k in figures["summary_keys"]}, indent=2))
     print(f"goals: {json.dumps(figures['goals'])}")
     print(f"wrote {args.output_json} and {figures['plot']}")
     return 0
 
 
+def run_bench_original(args: argparse.Namespace) -> int:
+    from .bench_original import run_original_bench
+
+    apply_threads(args.threads)
+    config = _config(args)
+    figures = run_original_bench(args.output_json, folder=args.folder, model=args.model, seed=args.seed,
+                                 chat_template=args.chat_template, config=config, lora=_lora(args))
+    print(f"{figures['lowered']} of {figures['files']} readable files: bad mass lowered by training on the file alone"
+          + (f"; {len(figures['unreadable'])} not readable" if figures["unreadable"] else ""))
+    print(f"wrote {args.output_json} and {figures['plot']}")
+    return 0
+
+
 def run_find(args: argparse.Namespace) -> int:
+    from .arguments import FindArguments
     from .discover import find
 
-    report = find(args.output, model=args.model, samples=args.samples, top=args.top, seed=args.seed,
-                  max_new_tokens=args.max_new_tokens)
-    for entry in report["offenders"]:
-        print(f"  {entry['kind']:6} {entry['text']!r:32} x{entry['ratio']:.0f} over reference ({entry['count']} times)")
-    print(f"wrote {report['contexts']} candidate contexts to {args.output}")
+    apply_threads(args.threads)
+    settings = config_from_args(FindArguments, args)
+    report = find(args.output, model=args.model, settings=settings, chat_template=args.chat_template)
+    for line in report["summary"]:
+        print(line)
+    print(f"wrote {report['contexts']} contexts for {len(report['patterns'])} patterns to {args.output}")
+    return 0
+
+
+def run_auto(args: argparse.Namespace) -> int:
+    from .arguments import AutoArguments
+    from .auto import run_auto as auto
+
+    apply_threads(args.threads)
+    settings = config_from_args(AutoArguments, args)
+    report = auto(args.work_dir, model=args.model, settings=settings, config=_config(args, "unused"),
+                  lora=_lora(args), chat_template=args.chat_template)
+    for line in report["summary"]:
+        print(line)
+    return 0
+
+
+def run_bench_stories(args: argparse.Namespace) -> int:
+    from .arguments import AutoArguments
+    from .bench_stories import run_story_bench
+
+    apply_threads(args.threads)
+    settings = config_from_args(AutoArguments, args)
+    figures = run_story_bench(args.output_json, model=args.model, seed=args.seed, settings=settings,
+                              config=_config(args, "unused"), lora=_lora(args), chat_template=args.chat_template,
+                              judge=args.judge)
+    for line in figures["summary"]:
+        print(line)
+    print(f"wrote {args.output_json} and {figures['plot']}")
     return 0
 
 
@@ -95,49 +145,83 @@ def run_library(args: argparse.Namespace) -> int:
     for name in list_library():
         train = load_contexts(name)
         heldout = load_contexts(name, split="heldout")
-        print(f"  {name:16} {len(train):3} train  {len(heldout):3} held-out  e.g. {train[0]['text']!r}")
+        keep = sum(1 for r in train if r["kind"] == "keep")
+        print(f"  {name:16} {len(train) - keep:3} train  {keep:3} keep  {len(heldout):3} held-out  "
+              f"e.g. {train[0]['text']!r}")
     return 0
 
 
 def register(sub) -> None:
+    from .arguments import AutoArguments, BenchArguments, FindArguments
+
     p = sub.add_parser("elarablate", help="Elarablation: train slop tokens (Elara, ...) out of a model")
     group = p.add_subparsers(dest="elarablate_command", metavar="SUBCOMMAND", required=True)
 
     t = group.add_parser("train", help="train a LoRA adapter on context files / library families")
     t.add_argument("contexts", nargs="+", help="YAML/JSONL files (ours or original elarablate), folders, library names")
     t.add_argument("--output-dir", required=True, help="where the adapter (+ hf_steer.json) goes")
-    _add_train_options(t)
-    t.add_argument("--lora-r", type=int, default=8, help="LoRA rank (default: 8)")
-    t.add_argument("--lora-alpha", type=int, default=16, help="LoRA alpha (default: 16)")
-    t.add_argument("--lora-layers", default=None, help="layer range, e.g. 15-29 (default: upper half)")
-    t.add_argument("--load-in-4bit", action="store_true", help="QLoRA: load the model in 4-bit nf4")
-    t.add_argument("--save-strategy", default="no", choices=["no", "steps", "epoch"], help="checkpoints (default: no)")
+    _add_model(t)
+    _add_training(t)
+    t.add_argument("--save-strategy", default="no", choices=["no", "steps", "epoch"],
+                   help="checkpoints: no, steps or epoch (default: no)")
     t.add_argument("--resume", default=None, help="checkpoint folder to resume from")
     t.set_defaults(func=run_train)
 
     m = group.add_parser("merge", help="merge an adapter into its base model, LoRA scaled")
     m.add_argument("--adapter", required=True, help="adapter folder from `train`")
-    m.add_argument("--scale", type=float, default=2.0, help="LoRA scale at merge (default: 2.0, the original recipe)")
+    m.add_argument("--scale", type=_positive_float, default=2.0,
+                   help="LoRA scale at merge (default: 2.0, the original recipe)")
     m.add_argument("--output", required=True, help="folder for the merged model")
+    add_threads_argument(m)
     m.set_defaults(func=run_merge)
 
-    b = group.add_parser("bench", help="train on 8 name contexts, measure held-out names, KL, ppl: JSON + PNG")
+    a = group.add_parser("auto", help="the whole loop on your model: stories -> over-used patterns -> contexts "
+                         "-> training -> stories again (resumable)")
+    a.add_argument("--work-dir", required=True, help="folder for every stage's output (an interrupted run resumes here)")
+    _add_model(a)
+    add_config_arguments(a, AutoArguments)
+    _add_training(a, exclude=("seed",))  # one --seed: AutoArguments' (stories and training)
+    a.set_defaults(func=run_auto)
+
+    f = group.add_parser("find", help="sample stories, rank over-used words/names/phrases, write a context file")
+    f.add_argument("--output", required=True, help="YAML context file to write (edit it, then `train` on it)")
+    _add_model(f)
+    add_config_arguments(f, FindArguments)
+    f.set_defaults(func=run_find)
+
+    b = group.add_parser("bench", help="slot bench: name contexts (held out), back-references, drift: JSON + PNG")
     b.add_argument("--output-json", required=True, help="where the figures go (a PNG is written beside it)")
-    b.add_argument("--samples", type=int, default=200, help="samples per held-out context and temperature (default: 200)")
-    b.add_argument("--samples-reference", type=int, default=50, help="samples per back-reference context (default: 50)")
-    b.add_argument("--repetition", action="store_true",
-                   help="also measure looping continuations (compare --tree-depth 1 and 2)")
-    _add_train_options(b)
+    _add_model(b)
+    add_config_arguments(b, BenchArguments)
+    _add_training(b)
     b.set_defaults(func=run_bench)
 
-    f = group.add_parser("find", help="sample the model, rank over-represented words/phrases, write candidate contexts")
-    f.add_argument("--output", required=True, help="YAML file of candidate contexts")
-    f.add_argument("--model", default=None, help="model (default: bundled)")
-    f.add_argument("--samples", type=int, default=16, help="stories sampled (default: 16)")
-    f.add_argument("--max-new-tokens", type=int, default=96, help="tokens per story (default: 96)")
-    f.add_argument("--top", type=int, default=10, help="offenders to write contexts for (default: 10)")
-    f.add_argument("--seed", type=int, default=0, help="random seed")
-    f.set_defaults(func=run_find)
+    s = group.add_parser("bench-stories", help="story bench: `auto` on training prompts, then held-out prompts "
+                         "before/after (patterns, slop index, distinct-2, loops, judge perplexity): JSON + PNG")
+    s.add_argument("--output-json", required=True, help="where the figures go (a PNG is written beside it)")
+    s.add_argument("--judge", default="auto", help="auto (Gemma-3-270M if installed) | gemma | none | model path (default: %(default)s)")
+    _add_model(s)
+    add_config_arguments(s, AutoArguments)
+    _add_training(s, exclude=("seed",))
+    s.set_defaults(func=run_bench_stories)
+
+    o = group.add_parser("bench-original", help="train on each original elarablate context file alone: does "
+                         "its bad mass fall? JSON + PNG")
+    o.add_argument("--folder", required=True, help="folder of original elarablate YAML files (searched recursively)")
+    o.add_argument("--output-json", required=True, help="where the figures go (a PNG is written beside it)")
+    _add_model(o)
+    _add_training(o)
+    o.set_defaults(func=run_bench_original)
 
     lib = group.add_parser("library", help="list the built-in context families")
     lib.set_defaults(func=run_library)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value

@@ -1,137 +1,410 @@
-"""Auto-discovery: which words and phrases does a model over-use, and where would we train them out?
+"""Auto-discovery: which words, names and phrases does a model over-use, and where would we train them out?
 
-``find()`` samples stories from the model, counts words and known slop phrases, ranks words by how
-much more often the model uses them than human text does (a smoothed frequency ratio against word
-counts of TinyStories + Shakespeare, boosted when the word is on the antislop list of over-used
-words), and writes a context file (our YAML) with, for each top offender, the sampled text right up
-to where the model wrote it, and a rule that marks the word's first token bad.
+The model writes stories for a prompt set (:mod:`~hf_steer.elarablation.stories`); then, as the
+Antislop authors do, each word is compared with its frequency in human text, from the ``wordfreq``
+package (Speer 2022: Wikipedia, subtitles, books, news, web text):
+
+- **words and names**: ratio = (the model's rate + ε) / (the human rate + ε), ε = 1e-7. A word counts
+  only when it appears in stories of at least ``min_stories`` different prompts (a word from one
+  story's topic, "mermaid" for the mermaid prompt, is not slop) and at least 5x more often than in
+  human text. A word written capitalised in the middle of a sentence (four times in five), or one only
+  ever seen opening sentences and rarer than one in a million human words, is a *name*.
+  Words on the antislop list of over-used words get their score doubled.
+- **phrases** (2-3 words, inside a sentence): the human rate of a phrase is its rate in public-domain
+  prose shipped with hf_steer (``data/reference_prose.txt.gz``: Shakespeare's plays, public domain), or, when the prose lacks it, the product
+  of its words' human rates times 1,000 (a loose upper bound on how often words go together). Phrases
+  made only of stopwords, and phrases containing a word already chosen, are skipped. A phrase is
+  trained where it turns into slop: before its most over-represented word *transition* ("voice barely
+  above": before "barely"; "a testament to": before "testament").
+
+Patterns are ranked by excess occurrences x log(ratio) (frequent and strongly over-used first); the top
+ones become **contexts**: the model's own generations cut at the token where the pattern's word starts
+(the pattern's word is bad there, every other candidate good, other chosen words bad too). The bad rule
+is the *whole word* (``bad_words``), never its first letters: " tow" for "towering" is decided one
+token deeper, so " town" stays free. The summary says what was kept and why, and what was dropped.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..utils import atomic_write_text, set_seed
+from ..errors import HfSteerError
+from .stories import STOPWORDS
 
 DATA_DIR = Path(__file__).parent / "data"
-PROMPTS = [
-    "Write a short fantasy story about an elf who meets a stranger.",
-    "Write a short story about a young woman who discovers a secret door.",
-    "Write a short story about a knight and a dragon.",
-    "Write a short science fiction story about a starship captain.",
-]
-_WORD = re.compile(r"[A-Za-z']+")
-_STOP = {"the", "a", "an", "and", "to", "of", "in", "was", "her", "his", "she", "he", "it", "i", "you", "that"}
+EPSILON = 1e-7
+MIN_RATIO = 5.0
+PHRASE_INDEPENDENCE = 1000.0
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'\-]*|[.!?;:\n\"“”]")
+_SENTENCE_END = set(".!?;:\n\"“”")
 
 
-def over_representation(model_counts: Counter, reference: dict[str, int], reference_total: int,
-                        slop_words: dict[str, int], min_count: int = 2) -> list[dict[str, Any]]:
-    """Rank words by (model rate + ε) / (human rate + ε), doubled for words on the slop list."""
-    model_total = sum(model_counts.values()) or 1
-    eps = 1.0 / max(reference_total, 1)
-    ranked = []
-    for word, count in model_counts.items():
-        if count < min_count or word in _STOP:
-            continue
-        ratio = (count / model_total + eps) / (reference.get(word, 0) / reference_total + eps)
-        if word in slop_words:
-            ratio *= 2
-        ranked.append({"kind": "word", "text": word, "count": count, "ratio": ratio, "slop_list": word in slop_words})
-    return sorted(ranked, key=lambda e: -e["ratio"])
+def human_rate(word: str) -> float:
+    """How often a word occurs in human English text (``wordfreq``), lower-cased."""
+    try:
+        from wordfreq import word_frequency
+    except ImportError:
+        raise HfSteerError("discovery needs the wordfreq package (human word frequencies): pip install wordfreq") from None
+    return word_frequency(word.lower(), "en")
 
 
-def phrase_hits(texts: list[str], slop_phrases: list[list]) -> list[dict[str, Any]]:
-    """Known over-used phrases (antislop list) found in the samples, most frequent first."""
-    joined = "\n".join(t.lower() for t in texts)
-    hits = []
-    for phrase, weight in slop_phrases:
-        count = joined.count(phrase)
-        if count:
-            hits.append({"kind": "phrase", "text": phrase, "count": count, "ratio": float(count * weight) ** 0.5,
-                         "slop_list": True})
-    return sorted(hits, key=lambda e: -e["count"])
+def _prose_counts() -> tuple[Counter, int]:
+    """Counts of lower-cased word bigrams and trigrams in the shipped public-domain prose."""
+    import gzip
+
+    text = gzip.decompress((DATA_DIR / "reference_prose.txt.gz").read_bytes()).decode("utf-8")
+    counts: Counter = Counter()
+    total = 0
+    for sentence in _sentences(text):
+        ws = [w.lower() for w in sentence]
+        total += len(ws)
+        for n in (2, 3):
+            counts.update(" ".join(ws[k:k + n]) for k in range(len(ws) - n + 1))
+    return counts, total
 
 
-def contexts_for(word: str, texts: list[str], limit: int = 4, max_chars: int = 160) -> list[str]:
-    """Text right before each use of ``word`` (a few per word), cut to the last ``max_chars`` characters."""
-    out = []
-    pattern = re.compile(rf"(?<![A-Za-z']){re.escape(word)}(?![A-Za-z'])", re.IGNORECASE)
-    for text in texts:
-        for match in pattern.finditer(text):
-            before = text[: match.start()].rstrip(" ")
-            if len(before) < 20:
-                continue
-            before = before[-max_chars:]
-            out.append(before[before.find(" ") + 1:] if len(before) == max_chars else before)
-            break
-        if len(out) >= limit:
-            break
+def _sentences(text: str) -> list[list[str]]:
+    """Words of each sentence (a sentence ends at . ! ? ; : a newline or a quote mark)."""
+    out, current = [], []
+    for token in _TOKEN.findall(text):
+        if token in _SENTENCE_END:
+            if current:
+                out.append(current)
+            current = []
+        else:
+            current.append(token)
+    if current:
+        out.append(current)
     return out
 
 
-def write_candidates(path: str | os.PathLike, offenders: list[dict[str, Any]], texts: list[str]) -> int:
-    """Our YAML, one document per offender with training contexts; returns how many contexts."""
+def word_statistics(stories: Sequence[dict]) -> dict[str, dict[str, Any]]:
+    """Per lower-cased word: occurrences, distinct prompts and stories, share written capitalised mid-sentence."""
+    stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "prompts": set(), "stories": set(), "capital": 0})
+    for story in stories:
+        key = (story["prompt_id"], story["sample"])
+        for sentence in _sentences(story["text"]):
+            for position, word in enumerate(sentence):
+                entry = stats[word.lower()]
+                entry["count"] += 1
+                entry["prompts"].add(story["prompt_id"])
+                entry["stories"].add(key)
+                entry["capital"] += position > 0 and word[0].isupper()
+                entry.setdefault("upper", 0)
+                entry["upper"] += word[0].isupper()
+                entry.setdefault("mid", 0)
+                entry["mid"] += position > 0
+    return stats
+
+
+def _slop_words() -> set[str]:
+    return {w.lower() for w, _ in json.loads((DATA_DIR / "slop_words_2025-04-07.json").read_text())}
+
+
+def _slop_phrases() -> list[str]:
+    return [p.lower() for p, _ in json.loads((DATA_DIR / "slop_phrases_2025-04-07.json").read_text())]
+
+
+def rank_patterns(stories: Sequence[dict], top: int, min_stories: int) -> tuple[list[dict], list[str]]:
+    """``(patterns, notes)``: every over-used word, name and phrase, most over-used first, and a line per near miss.
+
+    ``min_stories`` is the number of different *prompts* whose stories must contain the pattern; ``top``
+    bounds the words considered when skipping phrases that contain a chosen word (the first ``top``
+    patterns that get contexts are trained: :func:`context_documents`).
+    """
+    stats = word_statistics(stories)
+    total = sum(e["count"] for e in stats.values()) or 1
+    slop_words = _slop_words()
+    notes: list[str] = []
+    candidates, dropped = [], []
+    for word, e in stats.items():
+        if word in STOPWORDS or len(word) < 2:
+            continue
+        human = human_rate(word)
+        ratio = (e["count"] / total + EPSILON) / (human + EPSILON)
+        if ratio < MIN_RATIO:
+            continue
+        mid = e.get("mid", 0)
+        # a name: capitalised mid-sentence (4 times in 5), or only ever seen opening sentences and rare in English
+        is_name = e["capital"] >= 0.8 * mid if mid else (e["upper"] == e["count"] and human < 1e-6)
+        excess = e["count"] - human * total
+        entry = {"kind": "name" if is_name else "word", "text": word.capitalize() if is_name else word,
+                 "cut": word.capitalize() if is_name else word, "count": e["count"], "prompts": len(e["prompts"]),
+                 "stories": len(e["stories"]), "ratio": ratio, "human_per_1k": 1000 * human,
+                 "slop_list": word in slop_words}
+        if len(e["prompts"]) < min_stories:
+            if e["count"] >= 3 and ratio >= 20:
+                dropped.append(entry)
+            continue
+        entry["score"] = max(excess, 0.0) * math.log(ratio) * (2.0 if entry["slop_list"] else 1.0)
+        candidates.append(entry)
+    if dropped:
+        dropped.sort(key=lambda c: -c["count"])
+        notes.append(f"dropped {len(dropped)} words seen in stories of fewer than --min-stories {min_stories} prompts "
+                     "(a topic, not a habit): " + ", ".join(f"{d['text']!r} x{d['count']} in {d['prompts']}"
+                                                              for d in dropped[:8]))
+    candidates.sort(key=lambda c: -c["score"])
+    chosen_words = {c["text"].lower() for c in candidates[:top]}
+    phrases = _rank_phrases(stories, total, stats, min_stories, chosen_words)
+    merged = sorted(candidates + phrases, key=lambda c: -c["score"])
+    patterns, cuts = [], {}
+    for entry in merged:
+        if entry["cut"].lower() in cuts:
+            notes.append(f"merged {entry['kind']} {entry['text']!r} into the {cuts[entry['cut'].lower()]} already "
+                         f"trained at {entry['cut']!r}")
+            continue
+        patterns.append(entry)
+        cuts[entry["cut"].lower()] = f"{entry['kind']} {entry['text']!r}"
+    return patterns, notes
+
+
+def _rank_phrases(stories, total: int, stats, min_stories: int, chosen_words: set[str]) -> list[dict]:
+    """Over-used 2-3 word phrases (see the module docstring)."""
+    prose, prose_total = _prose_counts()
+    listed = _slop_phrases()
+    counts: Counter = Counter()
+    prompts: dict[str, set] = defaultdict(set)
+    for story in stories:
+        for sentence in _sentences(story["text"]):
+            ws = [w.lower() for w in sentence]
+            for n in (2, 3):
+                for k in range(len(ws) - n + 1):
+                    gram = ws[k:k + n]
+                    if all(w in STOPWORDS for w in gram) or any(w in chosen_words for w in gram):
+                        continue
+                    key = " ".join(gram)
+                    counts[key] += 1
+                    prompts[key].add(story["prompt_id"])
+    human_cache: dict[str, float] = {}
+
+    def human(word: str) -> float:
+        if word not in human_cache:
+            human_cache[word] = human_rate(word)
+        return human_cache[word]
+
+    def phrase_human(key: str) -> float:
+        if prose[key]:
+            return prose[key] / prose_total
+        return PHRASE_INDEPENDENCE * math.prod(human(w) for w in key.split())
+
+    out = []
+    for key, count in counts.items():
+        if count < 3 or len(prompts[key]) < min_stories:
+            continue
+        h = phrase_human(key)
+        ratio = (count / total + EPSILON) / (h + EPSILON)
+        if ratio < MIN_RATIO:
+            continue
+        ws = key.split()
+        if all(w in STOPWORDS for w in ws[1:]):
+            continue  # no content word to cut before ("day for"): not a phrase habit we can train
+        # where the phrase turns into slop: the most over-represented transition (w[i-1] -> w[i])
+        best, cut = -1.0, ws[1]
+        for i in range(1, len(ws)):
+            if ws[i] in STOPWORDS:
+                continue
+            pair = f"{ws[i - 1]} {ws[i]}"
+            pair_ratio = (counts.get(pair, count) / total + EPSILON) / (phrase_human(pair) + EPSILON)
+            if pair_ratio > best:
+                best, cut = pair_ratio, ws[i]
+        in_list = any(key in phrase for phrase in listed)
+        excess = count - h * total
+        out.append({"kind": "phrase", "text": key, "cut": cut, "count": count, "prompts": len(prompts[key]),
+                    "stories": None, "ratio": ratio, "human_per_1k": 1000 * h, "slop_list": in_list,
+                    "score": max(excess, 0.0) * math.log(ratio) * (2.0 if in_list else 1.0)})
+    # a trigram and the bigram inside it are one habit: keep the stronger
+    out.sort(key=lambda c: -c["score"])
+    kept: list[dict] = []
+    for entry in out:
+        if any(entry["text"] in k["text"] or k["text"] in entry["text"] for k in kept):
+            continue
+        kept.append(entry)
+    return kept
+
+
+# ------------------------------------------------------------------------------------------ contexts
+def _cut_positions(story: dict, pattern: dict) -> list[int]:
+    """Character offsets in the story where the pattern's cut word starts (one per occurrence)."""
+    text = story["text"]
+    if pattern["kind"] == "phrase":
+        ws = pattern["text"].split()
+        i = ws.index(pattern["cut"])
+        rx = re.compile(r"(?<![A-Za-z'])" + r"\s+".join(re.escape(w) for w in ws) + r"(?![A-Za-z])", re.IGNORECASE)
+        out = []
+        for m in rx.finditer(text):
+            sub = re.compile(r"(?<![A-Za-z'])" + re.escape(ws[i]) + r"(?![A-Za-z])", re.IGNORECASE)
+            inner = sub.search(text, m.start())
+            if inner:
+                out.append(inner.start())
+        return out
+    rx = re.compile(r"(?<![A-Za-z'])" + re.escape(pattern["cut"]) + r"(?![A-Za-z])", re.IGNORECASE)
+    return [m.start() for m in rx.finditer(text)]
+
+
+def cut_story(tokenizer, story: dict, char_start: int, keep_tokens: int | None = None) -> str | None:
+    """The story's own text up to the token where the word at ``char_start`` begins (its space included).
+
+    The prefix is decoded from the generated token ids, so the context is exactly what the model had
+    written (its last ``keep_tokens`` tokens when given); ``None`` when the word is the story's first word
+    (no context of the model's own).
+    """
+    ids = story["ids"]
+    lo, hi = 0, len(ids)
+    while lo < hi:  # the largest prefix whose text ends before the word (and its leading space)
+        mid = (lo + hi + 1) // 2
+        if len(tokenizer.decode(ids[:mid], skip_special_tokens=True)) <= char_start - (story["text"][char_start - 1:char_start].isspace()):
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        return None
+    start = 0 if keep_tokens is None else max(0, lo - keep_tokens)
+    return tokenizer.decode(ids[start:lo], skip_special_tokens=True)
+
+
+def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int,
+                 keep_tokens: int | None = None) -> list[tuple[int, str]]:
+    """Up to ``limit`` ``(prompt_id, context)`` pairs for one pattern, from stories of as many different prompts
+    as possible."""
+    seen_prompts: set = set()
+    found: list[tuple[int, str]] = []
+    for pass_ in (0, 1):  # first one per prompt, then more from the same prompts
+        for story in stories:
+            if len(found) >= limit:
+                break
+            if pass_ == 0 and story["prompt_id"] in seen_prompts:
+                continue
+            for start in _cut_positions(story, pattern):
+                text = cut_story(tokenizer, story, start, keep_tokens)
+                if text is None or len(text) < 20 or (story["prompt_id"], text) in {(p, t) for p, t in found}:
+                    continue
+                found.append((story["prompt_id"], text))
+                seen_prompts.add(story["prompt_id"])
+                break
+    return found[:limit]
+
+
+# ------------------------------------------------------------------------------------------ the file
+AUTO_HYPERPARAMETERS = {"top_k": 20, "max_threshold": 1.0, "min_threshold": 0.005}
+
+
+def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dict], prompts: Sequence[str],
+                      chat: bool, per_pattern: int, top: int | None = None,
+                      keep_tokens: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
+    """``(documents, trained patterns, notes)``: our YAML documents for the first ``top`` patterns that have
+    contexts (one document each), and a note per pattern skipped or left out."""
+    by_prompt = {i: p for i, p in enumerate(prompts)}
+    docs, trained, notes = [], [], []
+    found: list[tuple[dict, list[str]]] = []
+    for pattern in patterns:
+        if top is not None and len(found) >= top:
+            rest = patterns[patterns.index(pattern):]
+            notes.append(f"not kept (beyond --top {top}): " + ", ".join(
+                f"{e['kind']} {e['text']!r} x{e['ratio']:.0f}" for e in rest[:8]) + (
+                f" and {len(rest) - 8} more" if len(rest) > 8 else ""))
+            break
+        texts = contexts_for(tokenizer, stories, pattern, per_pattern, keep_tokens)
+        if not texts:
+            notes.append(f"no context for {pattern['kind']} {pattern['text']!r}: it only ever opens a story, where "
+                         "the model has written nothing of its own yet")
+            continue
+        found.append((pattern, texts))
+    bad_words = sorted({p["cut"] for p, _ in found})
+    for pattern, texts in found:
+        trained.append(pattern)
+        entries = []
+        for prompt_id, text in texts:
+            entries.append({"user": by_prompt[prompt_id], "text": text} if chat else {"text": by_prompt[prompt_id] + text})
+        family = "found_" + re.sub(r"[^a-z0-9]+", "_", pattern["text"].lower()).strip("_")
+        docs.append({
+            "family": family,
+            "description": (f"auto-discovered {pattern['kind']} {pattern['text']!r}: {pattern['count']} times in "
+                            f"stories of {pattern['prompts']} prompts, x{pattern['ratio']:.0f} its human rate"
+                            + (" (antislop list)" if pattern["slop_list"] else "")
+                            + (f"; trained before {pattern['cut']!r}" if pattern["kind"] == "phrase" else "")),
+            "rules": {"bad_words": [pattern["cut"]] + [w for w in bad_words if w != pattern["cut"]],
+                      "unmatched": "good"},
+            "hyperparameters": dict(AUTO_HYPERPARAMETERS),
+            "train": entries,
+        })
+    return docs, trained, notes
+
+
+def write_context_file(path: str | os.PathLike, docs: Sequence[dict], header: str = "") -> Path:
+    """The context file (one YAML document per pattern), written atomically."""
     import yaml
 
-    docs, n = [], 0
-    for entry in offenders:
-        first = entry["text"].split()[0]
-        contexts = contexts_for(first, texts)
-        if not contexts:
-            continue
-        is_name = first[:1].isupper() or any(t.find(" " + first.capitalize()) >= 0 for t in texts)
-        good = ['^ [A-Z][a-z]*[,.!?"]*$'] if is_name else ["^ [a-z]+[,.]?$"]
-        docs.append({
-            "family": f"found_{re.sub(r'[^a-z]+', '_', entry['text'].lower())}",
-            "description": f"auto-discovered: {entry['kind']} {entry['text']!r}, {entry['ratio']:.0f}x human rate",
-            "rules": {"good": good, "bad": [f"(?i)^ ?{re.escape(first[:3])}"] if len(first) >= 3 else [f"^ ?{re.escape(first)}\\b"]},
-            "hyperparameters": {"top_k": 50, "max_threshold": 0.02 if is_name else 0.3,
-                                "min_threshold": 0.015 if is_name else 0.01},
-            "train": contexts,
-        })
-        n += len(contexts)
-    atomic_write_text(path, yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, width=120))
-    return n
+    from ..utils import atomic_write_text
+
+    body = yaml.safe_dump_all(list(docs), sort_keys=False, allow_unicode=True, width=120)
+    return atomic_write_text(path, header + body)
 
 
-@torch.no_grad()
-def sample_stories(model, tokenizer, samples: int, max_new_tokens: int, seed: int) -> list[str]:
-    """``samples`` stories at T=1 (prompts cycled), batched, as chat replies."""
-    set_seed(seed)
-    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(samples)]
-    if getattr(tokenizer, "chat_template", None):
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                               add_generation_prompt=True) for p in prompts]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    else:
-        batch = tokenizer(prompts, return_tensors="pt", padding=True)
-    batch = batch.to(next(model.parameters()).device)
-    out = model.generate(**batch, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                         max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+FILE_HEADER = """\
+# Written by `hf-steer elarablate {command}`: one document per over-used pattern the model showed.
+# Each `train` context is the model's own story cut right before the pattern's word. `bad_words` are
+# whole words (a token that only begins one is decided one token deeper); every other candidate is good.
+# Edit freely (drop a pattern, add contexts, change rules), then: hf-steer elarablate train THIS_FILE ...
+"""
 
 
-def find(output: str | os.PathLike, model: Any = None, tokenizer=None, samples: int = 16,
-         max_new_tokens: int = 96, top: int = 10, seed: int = 0) -> dict[str, Any]:
-    """Sample, rank offenders, write candidate contexts to ``output`` (YAML). Returns the ranking."""
+def summary_lines(patterns: Sequence[dict], notes: Sequence[str]) -> list[str]:
+    """What was kept and why, then what was dropped or merged and why."""
+    lines = [f"kept {len(patterns)} patterns (in stories of >= --min-stories prompts, >= {MIN_RATIO:.0f}x human rate):"]
+    for p in patterns:
+        where = f", trained before {p['cut']!r}" if p["kind"] == "phrase" else ""
+        lines.append(f"  {p['kind']:6} {p['text']!r:28} x{p['ratio']:<7.0f} {p['count']:4} times in stories of "
+                     f"{p['prompts']:2} prompts" + (" (antislop list)" if p["slop_list"] else "") + where)
+    lines += [f"  {note}" for note in notes]
+    return lines
+
+
+def find(output: str | os.PathLike, model: Any = None, tokenizer=None, settings=None,
+         chat_template: str | None = None, log=print) -> dict[str, Any]:
+    """Generate stories, rank over-used patterns, write a context file to ``output``. Returns the ranking.
+
+    Args:
+        output: the YAML context file to write.
+        model: a model object (with ``tokenizer``), a folder / ``.gguf`` / Hub id, or ``None`` (bundled).
+        settings: :class:`~hf_steer.elarablation.arguments.FindArguments`.
+    """
     from ..models import load_model
+    from ..utils import set_seed
+    from .arguments import FindArguments
+    from .chat import apply_chat_template
+    from .chat import chat_template as chat_template_text
+    from .pipeline import check_output_dir
+    from .stories import generate_stories, load_prompts
 
+    settings = settings or FindArguments()
+    if Path(output).suffix not in (".yaml", ".yml"):
+        raise HfSteerError(f"--output {output} must be a .yaml file (a context file `train` reads)")
+    check_output_dir(Path(output).parent)
+    prompts, chat = load_prompts(settings.prompts)
+    if chat_template:
+        chat_template_text(chat_template)  # a bad name is an error before the model loads
+    human_rate("the")  # wordfreq present? (one clear error before the model loads)
     if model is None or isinstance(model, (str, os.PathLike)):
         model, tokenizer = load_model(model)
-    texts = sample_stories(model, tokenizer, samples, max_new_tokens, seed)
-    reference = json.loads((DATA_DIR / "reference_word_counts.json").read_text())
-    slop_words = dict(json.loads((DATA_DIR / "slop_words_2025-04-07.json").read_text()))
-    slop_phrases = json.loads((DATA_DIR / "slop_phrases_2025-04-07.json").read_text())
-    counts = Counter(w.lower() for t in texts for w in _WORD.findall(t))
-    words = over_representation(counts, reference["counts"], reference["total"], slop_words)
-    phrases = phrase_hits(texts, slop_phrases)
-    offenders = (words[: top - min(len(phrases), top // 3)] + phrases[: top // 3])[:top]
-    n = write_candidates(output, offenders, texts)
-    return {"offenders": offenders, "contexts": n, "samples": texts}
+    apply_chat_template(tokenizer, chat_template)
+    set_seed(settings.seed)
+    stories = generate_stories(model, tokenizer, prompts, chat, settings.stories_per_prompt, settings.max_new_tokens,
+                               settings.story_temperature, settings.seed, settings.generation_batch_size)
+    patterns, notes = rank_patterns(stories, settings.top, settings.min_stories)
+    docs, patterns, more = context_documents(tokenizer, stories, patterns, prompts, chat,
+                                             settings.contexts_per_pattern, settings.top, settings.context_tokens)
+    notes += more
+    if not docs:
+        raise HfSteerError(f"no over-used pattern was found in {len(stories)} stories (none in stories of >= "
+                           f"{settings.min_stories} prompts at >= {MIN_RATIO:.0f}x the human rate): write more stories "
+                           "(--stories-per-prompt) or lower --min-stories")
+    write_context_file(output, docs, FILE_HEADER.format(command="find"))
+    return {"patterns": patterns, "contexts": sum(len(d["train"]) for d in docs), "documents": len(docs),
+            "summary": summary_lines(patterns, notes), "stories": stories}

@@ -3,8 +3,11 @@
 Everything works on the next-token logits at ONE position per row (the slop point) and on the top-k
 candidate tokens of that position, already classified good / bad / excluded by the context rules:
 
-- a candidate is *punished* when it is bad, or when its probability is above ``max_threshold``;
-- a candidate is *rewarded* when it is good, not punished, and below ``min_threshold``.
+- a candidate is *punished* when it is bad, or when it is good and its probability is above
+  ``max_threshold``;
+- a candidate is *rewarded* when it is good, not punished, and below ``min_threshold``;
+- a *neutral* candidate (neither good nor bad: the original elarablate's rule for tokens no regex
+  matches) is never pushed, so it is left to the tether.
 
 Three ways to turn those sets into a loss (``loss_type``):
 
@@ -17,20 +20,23 @@ Three ways to turn those sets into a loss (``loss_type``):
     ``-log(1 - p)`` for punished tokens (Welleck et al. 2019): the push is ~p, so it fades as the token
     becomes rare. Rewards as above.
 ``margin``
-    Bounded hinges in log-space: a punished bad token is pushed until ``p <= min_threshold``, a token
-    that is merely too frequent until ``p <= max_threshold``, a rewarded token until
-    ``p >= min_threshold``; each hinge is capped at ``margin_cap`` nats so one far-off token cannot
-    dominate. A tether (FTPO-style) keeps the logits of every *other* token at their frozen reference
+    Bounded hinges in log-space: a bad token is pushed until ``p <= min_threshold`` AND
+    ``p <= bad_ratio x`` its reference probability (so a bad token already under ``min_threshold`` still
+    falls, tenfold by default: otherwise the tether held its logit while a dominant good token was
+    pushed down, and its probability rose), a good token that is merely too frequent until
+    ``p <= max_threshold``, a rewarded token until ``p >= min_threshold``; each hinge is capped at
+    ``margin_cap`` nats so one far-off token cannot dominate. A tether (FTPO-style) keeps the logits of every *other* token at their frozen reference
     values (mean squared error), so the step moves only the tokens it means to move.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-LOSS_TYPES = ("elarablate", "unlikelihood", "margin")
+from .arguments import LOSS_TYPES  # one list, shared with the CLI
 
 
 @dataclass
@@ -58,12 +64,12 @@ def split_candidates(
     Args:
         probs: (B, K) probabilities of the candidates.
         good, bad, valid: (B, K) bool masks; ``valid`` is false for excluded tokens and for slots past a
-            row's own ``top_k``. Bad overrides good.
+            row's own candidates. Bad overrides good; a valid candidate that is neither is neutral.
         max_threshold, min_threshold: (B,) per-row thresholds.
     """
     bad = bad & valid
     good = good & valid & ~bad
-    punished = bad | (valid & (probs > max_threshold[:, None]))
+    punished = bad | (good & (probs > max_threshold[:, None]))
     rewarded = good & ~punished & (probs < min_threshold[:, None])
     return punished, rewarded
 
@@ -81,6 +87,10 @@ def elarablation_loss(
     ref_logits: torch.Tensor | None = None,
     tether_weight: float = 1.0,
     margin_cap: float = 4.0,
+    bad_ratio: float = 0.1,
+    vocab_bad: torch.Tensor | None = None,
+    vocab_neutral: torch.Tensor | None = None,
+    neutral_weight: float = 1.0,
 ) -> LossOutput:
     """Loss at the slop point for a batch of rows.
 
@@ -93,6 +103,15 @@ def elarablation_loss(
         ref_logits: (B, V) frozen reference logits; required by ``margin`` (the tether).
         tether_weight: weight of the tether term (``margin`` only).
         margin_cap: largest value, in nats, of one hinge term (``margin`` only).
+        bad_ratio: a bad token's target is at most this fraction of its reference probability (``margin`` only).
+        vocab_bad: (B, V) bool, the tokens of the WHOLE vocabulary each row's rules call bad (``margin`` only;
+            rows of all False have none): their total probability is held at or below the reference's. The
+            hinges see only the top-k; when a dominant good token is pushed down, its mass would otherwise
+            spread over every other token, the bad tail beyond the top-k included.
+        vocab_neutral: (B, V) bool, the tokens each row's rules call neither good nor bad (``margin`` only): their
+            total probability is held at the reference's (squared log-ratio, ``neutral_weight``), so a slot keeps
+            its shape (a name slot stays as often a name slot: rewarding dozens of rare names otherwise drew
+            the mass of every non-name there, and the named rate rose 9 points).
 
     Returns:
         :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
@@ -126,16 +145,33 @@ def elarablation_loss(
     else:
         if ref_logits is None:
             raise ValueError("loss_type 'margin' needs ref_logits for its tether")
-        # A bad token must fall below min_threshold (it should become rare, not merely non-dominant);
-        # a good-but-frequent token only below max_threshold.
-        target_down = torch.where(bad_mask, min_t[:, None], max_t[:, None]).log()
+        # A bad token must fall below min_threshold and to a fraction of where it was (it should become rare,
+        # not merely non-dominant); a good-but-frequent token only below max_threshold.
+        ref_cand_logp = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1).gather(1, topk_ids)
+        bad_target = torch.minimum(min_t.log()[:, None].expand_as(ref_cand_logp), ref_cand_logp + math.log(bad_ratio))
+        target_down = torch.where(bad_mask, bad_target, max_t.log()[:, None].expand_as(bad_target))
         down = (cand_logp - target_down).clamp(min=0, max=margin_cap)
         up = (min_t.log()[:, None] - cand_logp).clamp(min=0, max=margin_cap)
         terms = torch.where(punished, down, torch.zeros_like(down)) + torch.where(rewarded, up, torch.zeros_like(up))
         moved = torch.zeros_like(logits, dtype=torch.bool).scatter(1, topk_ids, punished | rewarded)
         sq = (logits - ref_logits.float()).pow(2)
         tether = (sq * ~moved).sum(-1) / (~moved).sum(-1).clamp(min=1)
-        loss = (terms.sum(-1) + tether_weight * tether).mean()
+        row_loss = terms.sum(-1) + tether_weight * tether
+        if vocab_bad is not None:
+            has = vocab_bad.any(-1)
+            neg = torch.finfo(logprobs.dtype).min
+            tail = torch.where(vocab_bad, logprobs, neg).logsumexp(-1)
+            ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
+            ref_tail = torch.where(vocab_bad, ref_all, neg).logsumexp(-1)
+            row_loss = row_loss + torch.where(has, (tail - ref_tail).clamp(min=0, max=margin_cap), 0.0)
+        if vocab_neutral is not None:
+            neg = torch.finfo(logprobs.dtype).min
+            ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
+            mass = torch.where(vocab_neutral, logprobs, neg).logsumexp(-1)
+            ref_mass = torch.where(vocab_neutral, ref_all, neg).logsumexp(-1)
+            held = ref_mass > math.log(1e-4)  # a slot with (almost) no neutral mass has none to hold
+            row_loss = row_loss + neutral_weight * torch.where(held, (mass - ref_mass).pow(2), 0.0)
+        loss = row_loss.mean()
 
     with torch.no_grad():
         probs_k = torch.where(valid, cand_p, torch.zeros_like(cand_p))
@@ -151,3 +187,39 @@ def elarablation_loss(
         n_punished=punished.sum(-1).float(),
         n_rewarded=rewarded.sum(-1).float(),
     )
+
+
+def keep_loss(
+    logits: torch.Tensor,
+    ref_logits: torch.Tensor,
+    expected_ids: torch.Tensor,
+    temperature: torch.Tensor | float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss at *keep* slots (a name introduced earlier in the text must come back), per row.
+
+    Two terms, both zero while the model is where the reference was:
+
+    - ``KL(reference || model)`` of the whole next-token distribution at the slot (the slot is held);
+    - a floor on the expected name's first token: ``max(0, log p_ref(e) - log p(e))`` (the name may
+      rise, never fall).
+
+    This is what makes the loss tell *inventing* a name (a slop slot: its bad tokens are pushed down)
+    from *reusing* one (a keep slot: the same token is held up): without keep rows the adapter learns a
+    token ban (" El" down everywhere), and a character already named Elara loses her name.
+
+    Args:
+        logits, ref_logits: (B, V) model and frozen reference logits at the slot.
+        expected_ids: (B,) first token of the expected name.
+
+    Returns:
+        ``(loss per row (B,), p(expected) per row (B,), detached)``.
+    """
+    batch = logits.shape[0]
+    temp = torch.as_tensor(temperature, dtype=torch.float32, device=logits.device).expand(batch)[:, None]
+    logp = torch.log_softmax(logits.float() / temp, dim=-1)
+    ref = torch.log_softmax(ref_logits.float() / temp, dim=-1)
+    kl = (ref.exp() * (ref - logp)).sum(-1)
+    e_logp = logp.gather(1, expected_ids[:, None])[:, 0]
+    e_ref = ref.gather(1, expected_ids[:, None])[:, 0]
+    floor = (e_ref - e_logp).clamp(min=0)
+    return kl + floor, e_logp.detach().exp()

@@ -1,7 +1,7 @@
 """The Python API behind ``hf-steer elarablate train / merge``: train an adapter, merge it, describe both.
 
-Every folder written here carries ``hf_steer.json`` (see docs/CONVENTIONS.md) so ``hf-steer push`` can
-publish it with a card.
+Every folder written here carries ``hf_steer.json`` (one :class:`~hf_steer.artifacts.Artifact`) so
+``hf-steer push`` can publish it with a card.
 """
 
 from __future__ import annotations
@@ -12,34 +12,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import Artifact, base_model_name
 from ..errors import HfSteerError
-from ..utils import atomic_write_json
+from .arguments import LoraArguments
 from .config import ElarablationConfig
 
-BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-MANIFEST = "hf_steer.json"
+METHOD = "elarablation"
 DESCRIPTION = (
     "Elarablation: an adapter trained at the exact points where the base model reaches for slop (an "
-    "over-used name such as Elara, a stock phrase), punishing bad and over-likely next tokens and rewarding "
-    "good rare ones, from one forward pass per batch of contexts and never training on the contexts themselves."
+    "over-used name such as Elara, a stock word or phrase), punishing bad and over-likely next tokens and "
+    "rewarding good rare ones, while slots that refer back to a name the text already introduced are held; "
+    "one forward pass per batch of contexts, never training on the contexts themselves."
 )
+# The hyperparameters an adapter's hf_steer.json records (ElarablationConfig fields).
+RECORDED = ("loss_type", "top_k", "max_threshold", "min_threshold", "temperature", "tether_weight", "margin_cap",
+            "tree_depth", "tree_width", "keep_weight", "neutral_weight", "auto_keep", "anchor_weight", "learning_rate",
+            "num_train_epochs", "per_device_train_batch_size", "seed")
 
 
-def base_model_id(name_or_path: str | os.PathLike | None) -> str:
-    """What a card calls the base model: the Hub id of the bundled model, else what the user passed."""
-    if name_or_path is None or str(name_or_path) in ("", "bundled", "SmolLM2-135M-Instruct"):
-        return BUNDLED_HUB_ID
-    from ..models import bundled_model_path
-
-    try:
-        if Path(name_or_path).resolve() == bundled_model_path().resolve():
-            return BUNDLED_HUB_ID
-    except HfSteerError:
-        pass
-    return str(name_or_path)
-
-
-def default_lora_config(model, r: int = 8, alpha: int = 16, layers: Sequence[int] | None = None,
+def default_lora_config(model, r: int = LoraArguments.lora_r, alpha: int = LoraArguments.lora_alpha,
+                        layers: Sequence[int] | None = None,
                         target_modules: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj")):
     """LoRA r8/α16 on the attention projections of the upper half of the layers (the original recipe's
     "layer range"). The upper half also halves the backward pass: gradients stop at the lowest adapter."""
@@ -55,84 +47,92 @@ def default_lora_config(model, r: int = 8, alpha: int = 16, layers: Sequence[int
                       layers_to_transform=list(layers), task_type="CAUSAL_LM")
 
 
-def write_manifest(folder: str | os.PathLike, artifact: str, base_model: str, hyperparameters: dict[str, Any],
-                   metrics: dict[str, Any] | None = None, plots: Sequence[str] = (),
-                   datasets: Sequence[str] = ()) -> Path:
-    """Write ``hf_steer.json`` into ``folder`` (merging metrics/plots already there)."""
-    import json
-
-    path = Path(folder) / MANIFEST
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    data = {
-        "method": "elarablation", "artifact": artifact, "base_model": base_model,
-        "datasets": list(datasets) or old.get("datasets", []),
-        "hyperparameters": hyperparameters, "metrics": {**old.get("metrics", {}), **(metrics or {})},
-        "plots": sorted(set(old.get("plots", [])) | set(plots)), "description": DESCRIPTION,
-    }
-    return atomic_write_json(path, data)
-
-
 def train(
     contexts: Any,
     output_dir: str | os.PathLike,
     model: Any = None,
     *,
-    lora_r: int = 8,
-    lora_alpha: int = 16,
-    lora_layers: Sequence[int] | None = None,
-    load_in_4bit: bool = False,
+    config: ElarablationConfig | None = None,
+    lora: LoraArguments | None = None,
     resume_from_checkpoint: str | bool | None = None,
     callbacks: list | None = None,
     tokenizer=None,
-    **config: Any,
+    chat_template: str | None = None,
+    **config_fields: Any,
 ) -> dict[str, Any]:
     """Train an Elarablation LoRA adapter on ``contexts`` and save it in ``output_dir``.
 
     Args:
         contexts: anything :func:`~hf_steer.elarablation.contexts.load_contexts` accepts, or a Dataset.
-        output_dir: where the adapter, tokenizer, README.md and hf_steer.json go.
-        model: a model object, a folder / Hub id, or ``None`` for the bundled model.
-        lora_r, lora_alpha, lora_layers: the adapter (default r8/α16 on the upper half of the layers).
-        load_in_4bit: QLoRA (model given by name only).
-        **config: any :class:`ElarablationConfig` field (loss_type, top_k, learning_rate, ...).
+        output_dir: where the adapter, README.md and hf_steer.json go.
+        model: a model object, a folder / ``.gguf`` / Hub id, or ``None`` for the bundled model.
+        config: an :class:`ElarablationConfig` (its ``output_dir`` is replaced by ``output_dir``); or give its
+            fields as keywords (``loss_type``, ``learning_rate``, ``load_in_4bit``, ...).
+        lora: the adapter (default :class:`LoraArguments`: r8/α16 on the upper half of the layers).
+        chat_template: a template for a model that has none (``gemma``, ``chatml`` or a file).
 
     Returns:
-        ``{"output_dir", "train_seconds", "steps", "final": {last logged metrics}}``.
+        ``{"output_dir", "train_seconds", "steps", "final": {last logged metrics}, "trainer"}``.
     """
+    import dataclasses
+
     import datasets as hf_datasets
 
     from ..models import load_model
+    from .chat import apply_chat_template
+    from .chat import chat_template as chat_template_text
     from .contexts import load_contexts
     from .trainer import ElarablationTrainer
 
+    check_output_dir(output_dir)
+    lora = lora or LoraArguments()
+    if chat_template:
+        chat_template_text(chat_template)  # a bad name is an error before the model loads
     # Validate the cheap inputs (config, contexts) before the expensive one (the model).
-    args = ElarablationConfig(output_dir=str(output_dir), load_in_4bit=load_in_4bit, **config)
+    if config is None:
+        config = ElarablationConfig(output_dir=str(output_dir), **config_fields)
+    else:
+        config = dataclasses.replace(config, output_dir=str(output_dir), **config_fields)
     dataset = contexts if isinstance(contexts, hf_datasets.Dataset) else load_contexts(contexts)
     model_name = None
     if model is None or isinstance(model, (str, os.PathLike)):
         model_name = model
-        model, loaded_tokenizer = load_model(model, load_in_4bit=load_in_4bit)
+        model, loaded_tokenizer = load_model(model, load_in_4bit=config.load_in_4bit,
+                                             device="cpu" if config.use_cpu else None)
         tokenizer = tokenizer or loaded_tokenizer
-    peft_config = default_lora_config(model, lora_r, lora_alpha, lora_layers)
-    trainer = ElarablationTrainer(model, args, dataset, tokenizer, peft_config=peft_config, callbacks=callbacks)
+    if tokenizer is None:
+        raise HfSteerError("a model object needs its tokenizer: pass tokenizer=...")
+    apply_chat_template(tokenizer, chat_template)
+    peft_config = default_lora_config(model, lora.lora_r, lora.lora_alpha, lora.layers())
+    trainer = ElarablationTrainer(model, config, dataset, tokenizer, peft_config=peft_config, callbacks=callbacks)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - start
     trainer.save_model(str(output_dir))
-    trainer.create_model_card(model_name=Path(output_dir).name)
-    logs = [entry for entry in trainer.state.log_history if "top1_prob" in entry]
-    hyper = {k: getattr(args, k) for k in ("loss_type", "top_k", "max_threshold", "min_threshold", "temperature",
-                                             "tether_weight", "margin_cap", "tree_depth", "tree_width",
-                                             "learning_rate", "num_train_epochs", "per_device_train_batch_size")}
-    hyper.update(lora_r=lora_r, lora_alpha=lora_alpha, lora_layers=list(peft_config.layers_to_transform),
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry and "train_loss" not in entry]
+    hyper = {k: getattr(config, k) for k in RECORDED}
+    hyper.update(lora_r=lora.lora_r, lora_alpha=lora.lora_alpha, lora_layers=list(peft_config.layers_to_transform),
                  lora_target_modules=sorted(peft_config.target_modules), contexts=len(dataset),
-                 trained_positions=len(trainer._rows))
-    base = base_model_id(model_name if model_name is not None else getattr(model.config, "_name_or_path", None))
-    write_manifest(output_dir, "adapter", base, hyper,
-                   metrics={"train_seconds": round(seconds, 2)},
-                   datasets=sorted({r["family"] for r in dataset if r["family"]}))
+                 trained_positions=len(trainer._rows), load_in_4bit=config.load_in_4bit)
+    if chat_template:
+        hyper["chat_template"] = chat_template
+    base = base_model_name(model_name if model_name is not None else getattr(model.config, "_name_or_path", None))
+    Artifact(method=METHOD, artifact="adapter", base_model=base, description=DESCRIPTION,
+             datasets=sorted({r["family"] for r in dataset if r["family"]}), hyperparameters=hyper,
+             metrics={"train_seconds": round(seconds, 2)}).save(output_dir)
     return {"output_dir": str(output_dir), "train_seconds": seconds, "steps": trainer.state.global_step,
             "final": logs[-1] if logs else {}, "trainer": trainer}
+
+
+def check_output_dir(output_dir: str | os.PathLike) -> Path:
+    """An output folder that exists as a file, or cannot be created, is one clear error before any work."""
+    path = Path(output_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise HfSteerError(f"output folder {path} is a file: choose a folder name")
+    parent = next((p for p in [path, *path.parents] if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK):
+        raise HfSteerError(f"output folder {path} cannot be created ({parent} is not writable): choose another place")
+    return path
 
 
 def load_adapter(adapter: str | os.PathLike, scale: float = 1.0):
@@ -159,18 +159,18 @@ def load_adapter(adapter: str | os.PathLike, scale: float = 1.0):
 
 def merge(adapter: str | os.PathLike, output: str | os.PathLike, scale: float = 2.0) -> Path:
     """Merge an adapter into its base model with its LoRA scaled by ``scale`` (the original recipe: 2.0)."""
-    import json
+    import math
 
-    if scale <= 0:
-        raise HfSteerError(f"--scale {scale} is not positive: use e.g. 1.0 (as trained) or 2.0 (the original)")
+    if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise HfSteerError(f"--scale {scale} is not a positive number: use e.g. 1.0 (as trained) or 2.0 (the original)")
+    check_output_dir(output)
     model, tokenizer = load_adapter(adapter, scale)
     merged = model.merge_and_unload()
     output = Path(output)
     merged.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    manifest = Path(adapter) / MANIFEST
-    old = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    hyper = {**old.get("hyperparameters", {}), "merge_scale": scale}
-    write_manifest(output, "merged_model", old.get("base_model", BUNDLED_HUB_ID), hyper,
-                   metrics=old.get("metrics"), datasets=old.get("datasets", []))
+    old = Artifact.load(adapter) or Artifact(method=METHOD, artifact="adapter")
+    Artifact(method=METHOD, artifact="merged_model", base_model=old.base_model or base_model_name(None),
+             description=DESCRIPTION, datasets=old.datasets, hyperparameters={**old.hyperparameters, "merge_scale": scale},
+             metrics=old.metrics).save(output)
     return output

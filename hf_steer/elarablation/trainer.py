@@ -1,10 +1,12 @@
 """ElarablationTrainer: train slop tokens out of a model at the exact point they would start.
 
 The contexts are never trained on. Each step runs ONE forward over a left-padded batch of contexts,
-reads the logits at the last position only, takes the top-k next tokens of each row, classifies them
-with the row's rules, and steps on the loss of :mod:`hf_steer.elarablation.loss`. Everything else
-(optimiser, schedule, accumulation, checkpoint/resume, distributed launch, PEFT saving) is
-:class:`transformers.Trainer`'s.
+reads the logits at the last position only, takes the top-k next tokens of each row (plus its
+forced-good tokens), classifies them with the row's rules, and steps on the loss of
+:mod:`hf_steer.elarablation.loss`; *keep* rows (a name already introduced must come back) are held at
+the reference instead. Everything else (optimiser, schedule, accumulation, checkpoint/resume,
+distributed launch, PEFT saving) is :class:`transformers.Trainer`'s; the sampler draws ``repeat``
+rows per epoch from each group of alternatives, as the original elarablate does.
 """
 
 from __future__ import annotations
@@ -24,13 +26,24 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 
 from ..errors import HfSteerError
 from .config import ElarablationConfig
-from .contexts import TokenRules, TokenTexts, load_contexts, tokenize_context, validate_hyperparameters
-from .loss import elarablation_loss
+from .contexts import (
+    TokenRules,
+    TokenTexts,
+    load_contexts,
+    render_context,
+    tokenize_context,
+    validate_hyperparameters,
+)
+from .loss import elarablation_loss, keep_loss
+
+# Rows one token deeper are built for a candidate that only *begins* a bad word (" tow" for "towering"),
+# at most this many levels down.
+MAX_WORD_DEPTH = 3
 
 
 @dataclass
 class PreparedRow:
-    """One trainable position: token ids of the context (plus, at depth 2, the first token) and its rules."""
+    """One trainable position: token ids of the context (plus, one level deeper, the tokens so far) and its rules."""
 
     input_ids: list[int]
     rules: TokenRules
@@ -40,10 +53,62 @@ class PreparedRow:
     temperature: float
     depth: int
     context_id: str
+    kind: str = "slop"
+    expected_id: int | None = None
+    group: str = ""
+    draws: int | None = None
+    vocab_class: int | None = None  # index of the row's whole-vocabulary classes (regex rules only)
 
 
 def _pick(value: Any, default: Any) -> Any:
     return default if value is None else value
+
+
+def continuation_ids(tokenizer, context: str, continuation: str) -> list[int]:
+    """Token ids of ``continuation`` as the model would write it right after ``context``.
+
+    A space is put before it unless the context ends in whitespace or an opening quote/bracket. The
+    pair is tokenized together (so merges across the boundary are the model's own); when the context's
+    tokens do not survive as a prefix, the continuation is tokenized alone.
+    """
+    sep = "" if not context or context[-1].isspace() or context[-1] in "\"'“‘([" else " "
+    add_special = False
+    base = tokenizer(context, add_special_tokens=add_special)["input_ids"]
+    both = tokenizer(context + sep + continuation, add_special_tokens=add_special)["input_ids"]
+    if both[: len(base)] == base and len(both) > len(base):
+        return list(both[len(base):])
+    return list(tokenizer(sep + continuation, add_special_tokens=False)["input_ids"])
+
+
+class DrawSampler(torch.utils.data.Sampler):
+    """Each epoch: every ungrouped row once, ``draws`` rows drawn at random (with replacement) from each group.
+
+    That is the original elarablate's ``repeat`` with a random ``{a|b}`` choice per repeat. The order is
+    shuffled with ``seed + epoch``, so every process of a distributed run sees the same order.
+    """
+
+    def __init__(self, rows: Sequence[PreparedRow], seed: int = 0):
+        self.singles = [i for i, r in enumerate(rows) if not r.group]
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(rows):
+            if r.group:
+                groups[r.group].append(i)
+        self.groups = [(members, rows[members[0]].draws or 1) for members in groups.values()]
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.singles) + sum(draws for _, draws in self.groups)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        picked = list(self.singles)
+        for members, draws in self.groups:
+            picked += [members[i] for i in torch.randint(len(members), (draws,), generator=generator).tolist()]
+        order = torch.randperm(len(picked), generator=generator).tolist()
+        return iter([picked[i] for i in order])
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,7 +156,8 @@ class ElarablationTrainer(Trainer):
         peft_config: a :class:`peft.PeftConfig` to train an adapter instead of the full model (required
             for a 4-bit model: QLoRA).
         anchor_text: ordinary text whose next-token distributions are held at the reference
-            (``args.anchor_weight``); default: a short TinyStories passage shipped with the package.
+            (``args.anchor_weight``); default: six short paragraphs in different registers (a children's story,
+            an encyclopedia entry, instructions, a dialogue, a news item, a letter) shipped in ``data/anchor.txt``.
         callbacks, optimizers: as in :class:`~transformers.Trainer`.
     """
 
@@ -111,7 +177,7 @@ class ElarablationTrainer(Trainer):
         callbacks: list[TrainerCallback] | None = None,
         optimizers: tuple = (None, None),
     ):
-        from ..models import load_model, load_tokenizer
+        from ..models import keep_4bit_weights_unpacked, load_model, load_tokenizer
 
         if args is None:
             args = ElarablationConfig(output_dir="elarablation-output")
@@ -129,7 +195,17 @@ class ElarablationTrainer(Trainer):
             train_dataset = load_contexts(train_dataset)
         if len(train_dataset) == 0:
             raise HfSteerError("train_dataset is empty: pass at least one context")
+        if args.auto_keep > 0:
+            from .contexts import rows_to_dataset
+            from .keep import keep_rows
 
+            rows = list(train_dataset)
+            generated = keep_rows(rows, processing_class, args.auto_keep, seed=args.seed)
+            if generated:
+                train_dataset = rows_to_dataset(rows + generated, "context set with generated keep contexts")
+
+        # A 4-bit model the user quantized himself: keep every CPU on bitsandbytes' autograd path (models.py).
+        keep_4bit_weights_unpacked(model)
         quantized = bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
         if peft_config is not None:
             from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
@@ -153,14 +229,15 @@ class ElarablationTrainer(Trainer):
         self._anchor_ref: torch.Tensor | None = None
         if args.anchor_weight > 0:
             if anchor_text is None:
-                anchor_text = (Path(__file__).parent / "data" / "anchor_tinystories.txt").read_text(encoding="utf-8")
+                anchor_text = (Path(__file__).parent / "data" / "anchor.txt").read_text(encoding="utf-8")
             self._anchor_ids = processing_class(anchor_text)["input_ids"][: args.anchor_tokens]
             if len(self._anchor_ids) < 2:
                 raise HfSteerError("anchor_text renders to fewer than 2 tokens: give more text or set anchor_weight=0")
         if not self._uses_adapter:
             # Full fine-tuning has no frozen copy to ask later: read the reference logits now.
-            if args.loss_type == "margin":
-                self._fill_reference(model, range(len(self._rows)))
+            needs_ref = [i for i, r in enumerate(self._rows) if args.loss_type == "margin" or r.kind == "keep"]
+            if needs_ref:
+                self._fill_reference(model, needs_ref)
             if self._anchor_ids:
                 self._fill_anchor_reference(model)
         prepared = datasets.Dataset.from_dict(
@@ -171,12 +248,20 @@ class ElarablationTrainer(Trainer):
             model=model, args=args, data_collator=self._collate, train_dataset=prepared,
             processing_class=processing_class, callbacks=callbacks, optimizers=optimizers,
         )
+        if args.disable_tqdm:  # quiet means quiet: no per-step dict printed either (figures stay in log_history)
+            from transformers.trainer_callback import PrinterCallback
+
+            self.remove_callback(PrinterCallback)
 
     # ------------------------------------------------------------------------------------ data
     def _row_settings(self, row: dict[str, Any], args: ElarablationConfig, vocab_size: int) -> dict[str, Any]:
         top_k = int(_pick(row.get("top_k"), args.top_k))
-        max_t = float(_pick(row.get("max_threshold"), args.max_threshold))
-        min_t = float(_pick(row.get("min_threshold"), args.min_threshold))
+        if row.get("relative_thresholds"):  # the original's defaults: 1/top_k and 0.75 of it
+            max_t = float(_pick(row.get("max_threshold"), 1.0 / top_k))
+            min_t = float(_pick(row.get("min_threshold"), 0.75 * max_t))
+        else:
+            max_t = float(_pick(row.get("max_threshold"), args.max_threshold))
+            min_t = float(_pick(row.get("min_threshold"), args.min_threshold))
         validate_hyperparameters(top_k, max_t, min_t, row.get("source") or "context", vocab_size=vocab_size)
         return dict(top_k=top_k, max_threshold=max_t, min_threshold=min_t,
                     temperature=float(_pick(row.get("temperature"), args.temperature)))
@@ -185,41 +270,94 @@ class ElarablationTrainer(Trainer):
         vocab_size = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else len(tokenizer)
         if args.top_k > vocab_size:
             raise HfSteerError(f"top_k={args.top_k} is out of range: use a value in 1..{vocab_size}")
-        rows = []
+        rows, sources = [], []
         for row in dataset:
             settings = self._row_settings(row, args, vocab_size)
-            rows.append(PreparedRow(input_ids=tokenize_context(row, tokenizer), rules=TokenRules.from_row(row),
-                                    depth=1, context_id=row["id"], **settings))
+            ids = tokenize_context(row, tokenizer)
+            expected_id = None
+            if row.get("kind") == "keep":
+                expected_id = continuation_ids(tokenizer, render_context(row, tokenizer), row["expected"])[0]
+            rows.append(PreparedRow(input_ids=ids, rules=TokenRules.from_row(row, tokenizer), depth=1,
+                                    context_id=row["id"], kind=row.get("kind") or "slop", expected_id=expected_id,
+                                    group=row.get("group") or "", draws=row.get("draws"), **settings))
+            sources.append(row)
+        self._assign_vocab_masks(rows, vocab_size, args)
+        children: list[PreparedRow] = []
         if args.tree_depth == 2:
-            rows += self._expand_tree(model, tokenizer, rows, dataset, args)
-        return rows
+            children += [child for child, _ in self._expand(model, tokenizer, rows, sources, args, "good")]
+        # A candidate that only begins a bad word is decided where the word is: one token deeper.
+        level, level_sources = rows, sources
+        for _ in range(MAX_WORD_DEPTH):
+            deeper = self._expand(model, tokenizer, level, level_sources, args, "pending")
+            if not deeper:
+                break
+            children += [child for child, _ in deeper]
+            level, level_sources = [c for c, _ in deeper], [src for _, src in deeper]
+        return rows + children
+
+    _CLASS_CODES = {"neutral": 0, "good": 1, "bad": 2}
+
+    def _assign_vocab_masks(self, rows: list[PreparedRow], vocab_size: int, args: ElarablationConfig) -> None:
+        """Whole-vocabulary classes (0 neutral, 1 good, 2 bad, 3 other) of the (depth-1) rows whose rules are
+        regexes, one tensor per distinct rule set (see ``loss.elarablation_loss``'s ``vocab_bad`` and
+        ``vocab_neutral``); word rules are decided in context, not per token."""
+        self._vocab_masks: list[torch.Tensor] = []
+        if args.loss_type != "margin":
+            return
+        keys: dict[tuple, int] = {}
+        texts = None
+        for row in rows:
+            if row.kind != "slop" or not (row.rules.bad or row.rules.good) or row.rules.bad_words:
+                continue
+            key = (tuple(p.pattern for p in row.rules.bad), tuple(p.pattern for p in row.rules.good), row.rules.unmatched,
+                   row.rules.forced_ids, row.rules.excluded_ids)
+            if key not in keys:
+                if texts is None:
+                    texts = [self._texts(i) for i in range(vocab_size)]
+                codes = torch.tensor([self._CLASS_CODES.get(row.rules.classify(t, i), 3) for i, t in enumerate(texts)],
+                                     dtype=torch.uint8)
+                keys[key] = len(self._vocab_masks)
+                self._vocab_masks.append(codes)
+            row.vocab_class = keys[key]
 
     @torch.no_grad()
-    def _expand_tree(self, model, tokenizer, roots: list[PreparedRow], dataset, args) -> list[PreparedRow]:
-        """Depth 2: each good first token (most likely first, up to ``tree_width``) becomes a new context."""
+    def _expand(self, model, tokenizer, parents: list[PreparedRow], sources: list[dict], args,
+                which: str) -> list[tuple[PreparedRow, dict]]:
+        """Rows one token deeper, each with its source row: for each parent, its ``which`` candidates
+        ("good": the tree of ``tree_depth=2``; "pending": beginnings of bad words), most likely first, up
+        to ``tree_width``."""
+        todo = [(r, src) for r, src in zip(parents, sources) if r.kind == "slop"
+                and (which == "good" or r.rules.bad_words)]
         children = []
         device = next(model.parameters()).device
-        for start in range(0, len(roots), args.per_device_train_batch_size):
-            batch = roots[start:start + args.per_device_train_batch_size]
-            ids, mask, pos = left_pad([r.input_ids for r in batch], tokenizer.pad_token_id)
+        for start in range(0, len(todo), args.per_device_train_batch_size):
+            batch = todo[start:start + args.per_device_train_batch_size]
+            ids, mask, pos = left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id)
             logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device)).float().cpu()
-            for row, row_logits, source in zip(batch, logits, dataset.select(range(start, start + len(batch)))):
+            for (row, source), row_logits in zip(batch, logits):
                 top = (row_logits / row.temperature).topk(row.top_k).indices.tolist()
-                good = [t for t in top if row.rules.classify(self._texts(t)) == "good"][: args.tree_width]
-                for token in good:
-                    children.append(PreparedRow(
+                picked = [t for t in top if row.rules.classify(self._texts(t), t) == which][: args.tree_width]
+                for token in picked:
+                    child = PreparedRow(
                         input_ids=row.input_ids + [token], rules=row.rules.extended(self._texts(token)),
-                        top_k=row.top_k, temperature=row.temperature, depth=2,
+                        top_k=row.top_k, temperature=row.temperature, depth=row.depth + 1,
                         max_threshold=float(_pick(source.get("next_max_threshold"), args.next_max_threshold)),
                         min_threshold=float(_pick(source.get("next_min_threshold"), args.next_min_threshold)),
                         context_id=f"{row.context_id}+{self._texts(token)!r}",
-                    ))
+                    )
+                    children.append((child, source))
         return children
 
     def _collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids, mask, positions = left_pad([f["input_ids"] for f in features], self._pad_id)
         rows = torch.tensor([f["row_index"] for f in features], dtype=torch.long)
         return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "row_index": rows}
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Groups of alternatives (original files' ``{a|b}`` with ``repeat``) are drawn from; the rest shuffled."""
+        if any(r.group for r in self._rows):
+            return DrawSampler(self._rows, seed=self.args.seed)
+        return super()._get_train_sampler(train_dataset)
 
     # ------------------------------------------------------------------------------------ reference
     @torch.no_grad()
@@ -272,48 +410,80 @@ class ElarablationTrainer(Trainer):
         return (ref.exp() * (ref - logprobs)).sum(-1).mean()
 
     # ------------------------------------------------------------------------------------ loss
-    def _classify(self, topk_ids: torch.Tensor, rows: list[PreparedRow]) -> tuple[torch.Tensor, ...]:
-        good = torch.zeros(topk_ids.shape, dtype=torch.bool)
-        bad = torch.zeros(topk_ids.shape, dtype=torch.bool)
-        valid = torch.zeros(topk_ids.shape, dtype=torch.bool)
-        for b, (row, ids) in enumerate(zip(rows, topk_ids.tolist())):
-            for k, token in enumerate(ids[: row.top_k]):
-                kind = row.rules.classify(self._texts(token))
-                valid[b, k] = kind != "excluded"
+    def _candidates(self, topk_ids: torch.Tensor, rows: list[PreparedRow]) -> tuple[torch.Tensor, ...]:
+        """``(ids, good, bad, valid)`` of each row's candidates: its own top-k, then its forced-good tokens
+        that are not in it (the original adds those with probability 0, so they are always rewarded)."""
+        lists = []
+        for row, ids in zip(rows, topk_ids.tolist()):
+            own = ids[: row.top_k]
+            lists.append(own + sorted(t for t in row.rules.forced_ids if t not in own))
+        width = max(len(c) for c in lists)
+        cand = torch.zeros((len(rows), width), dtype=torch.long)
+        good = torch.zeros((len(rows), width), dtype=torch.bool)
+        bad = torch.zeros_like(good)
+        valid = torch.zeros_like(good)
+        for b, (row, ids) in enumerate(zip(rows, lists)):
+            for k, token in enumerate(ids):
+                kind = row.rules.classify(self._texts(token), token)
+                cand[b, k] = token
+                valid[b, k] = kind not in ("excluded", "pending")
                 good[b, k] = kind == "good"
                 bad[b, k] = kind == "bad"
-        return good, bad, valid
+        return cand, good, bad, valid
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         row_index = inputs["row_index"].tolist()
         rows = [self._rows[i] for i in row_index]
         logits = last_position_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"])
         device = logits.device
-        temperature = torch.tensor([r.temperature for r in rows], device=device)
-        with torch.no_grad():
-            k = max(r.top_k for r in rows)
-            topk_ids = (logits.float() / temperature[:, None]).topk(k, dim=-1).indices
-        good, bad, valid = (m.to(device) for m in self._classify(topk_ids.cpu(), rows))
-        ref_logits = None
-        if self.args.loss_type == "margin":
-            self._fill_reference(model, row_index)
-            ref_logits = torch.stack([self._ref_cache[i] for i in row_index]).to(device)
-        out = elarablation_loss(
-            logits, topk_ids, good, bad, valid,
-            max_threshold=torch.tensor([r.max_threshold for r in rows], device=device),
-            min_threshold=torch.tensor([r.min_threshold for r in rows], device=device),
-            temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
-            tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap,
-        )
-        loss = out.loss
+        slop = [b for b, r in enumerate(rows) if r.kind == "slop"]
+        keep = [b for b, r in enumerate(rows) if r.kind == "keep"]
         mode = "train" if model.training else "eval"
+        needs_ref = [row_index[b] for b in keep] + ([row_index[b] for b in slop] if self.args.loss_type == "margin" else [])
+        if needs_ref:
+            self._fill_reference(model, needs_ref)
+        total = logits.new_zeros(())
+        if slop:
+            srows = [rows[b] for b in slop]
+            slogits = logits[slop]
+            temperature = torch.tensor([r.temperature for r in srows], device=device)
+            with torch.no_grad():
+                k = max(r.top_k for r in srows)
+                topk_ids = (slogits.float() / temperature[:, None]).topk(k, dim=-1).indices
+            cand, good, bad, valid = (m.to(device) for m in self._candidates(topk_ids.cpu(), srows))
+            ref_logits = vocab_bad = vocab_neutral = None
+            if self.args.loss_type == "margin":
+                ref_logits = torch.stack([self._ref_cache[row_index[b]] for b in slop]).to(device)
+                if any(r.vocab_class is not None for r in srows):
+                    other = torch.full((slogits.shape[-1],), 3, dtype=torch.uint8)
+                    codes = torch.stack([self._vocab_masks[r.vocab_class][: slogits.shape[-1]]
+                                         if r.vocab_class is not None else other for r in srows]).to(device)
+                    vocab_bad, vocab_neutral = codes == 2, codes == 0
+            out = elarablation_loss(
+                slogits, cand, good, bad, valid,
+                max_threshold=torch.tensor([r.max_threshold for r in srows], device=device),
+                min_threshold=torch.tensor([r.min_threshold for r in srows], device=device),
+                temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
+                tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
+                vocab_bad=vocab_bad, vocab_neutral=vocab_neutral, neutral_weight=self.args.neutral_weight,
+            )
+            total = total + out.loss * len(slop)
+            for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):
+                self._metrics[f"{mode}/{name}"].append(getattr(out, name).float().mean().item())
+        if keep:
+            krows = [rows[b] for b in keep]
+            ref = torch.stack([self._ref_cache[row_index[b]] for b in keep]).to(device)
+            expected = torch.tensor([r.expected_id for r in krows], device=device)
+            per_row, p_expected = keep_loss(logits[keep], ref, expected,
+                                            torch.tensor([r.temperature for r in krows], device=device))
+            total = total + self.args.keep_weight * per_row.sum()
+            self._metrics[f"{mode}/keep_loss"].append(per_row.detach().mean().item())
+            self._metrics[f"{mode}/keep_p"].append(p_expected.mean().item())
+        loss = total / len(rows)
         if self._anchor_ids and self.args.anchor_weight > 0:
             anchor_kl = self._anchor_kl(model)
             loss = loss + self.args.anchor_weight * anchor_kl
-            self._metrics[f"{mode}/anchor_kl"].append(self.accelerator.gather_for_metrics(anchor_kl.detach().reshape(1)).mean().item())
-        for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):
-            value = self.accelerator.gather_for_metrics(getattr(out, name)).float().mean().item()
-            self._metrics[f"{mode}/{name}"].append(value)
+            self._metrics[f"{mode}/anchor_kl"].append(anchor_kl.detach().item())
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -328,22 +498,50 @@ class ElarablationTrainer(Trainer):
             self._metrics[k].clear()
 
     # ------------------------------------------------------------------------------------ card
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Our own short README (see :func:`write_card`); ``hf-steer push`` replaces it with the full card.
+
+        TRL's generated card said "fine-tuned version of [None]" and ``model="None"`` for a local base
+        model, and PEFT's is a template of "[More Information Needed]": neither says anything true.
+        """
+        if self.is_world_process_zero():
+            write_card(self.args.output_dir, self.model)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if self.is_world_process_zero() and not _internal_call:
+            write_card(output_dir or self.args.output_dir, self.model)
+
     def _save_checkpoint(self, model, trial):
-        self.create_model_card(model_name=Path(self.args.output_dir).name)
         super()._save_checkpoint(model, trial)
+        if self.is_world_process_zero():
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
-                          tags: str | list[str] | None = None, **kwargs) -> None:
-        """A TRL-style README.md in ``output_dir`` (the Hub card with benchmark figures comes from hf_steer.json)."""
-        if not self.is_world_process_zero():
-            return
-        from trl.trainer.utils import generate_model_card
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            if folder.is_dir():
+                write_card(folder, self.model)
 
-        base = getattr(self.model.config, "_name_or_path", None)
-        tags = {tags} if isinstance(tags, str) else set(tags or [])
-        card = generate_model_card(
-            base_model=base if base and not os.path.isdir(base) else None, model_name=model_name or "",
-            hub_model_id=self.hub_model_id, dataset_name=dataset_name, tags=sorted(tags | set(self._tag_names)),
-            wandb_url=None, trackio_url=None, trainer_name=self._name,
-        )
-        card.save(os.path.join(self.args.output_dir, "README.md"))
+
+def write_card(folder: str | os.PathLike, model) -> Path:
+    """A short, true README.md for an adapter folder (PEFT writes a placeholder card on every save)."""
+    from ..artifacts import base_model_name
+    from ..utils import atomic_write_text
+
+    peft_config = getattr(model, "peft_config", None) or {}
+    config = next(iter(peft_config.values()), None)
+    name = getattr(config, "base_model_name_or_path", None) or getattr(getattr(model, "config", None), "_name_or_path", None)
+    base = base_model_name(name)
+    is_hub_id = base is not None and not Path(base).expanduser().is_absolute() and not Path(base).exists()
+    front = ["---", "library_name: peft", *([f"base_model: {base}"] if is_hub_id else []),
+             "tags: [hf-steer, elarablation, lora]", "---", ""]
+    body = [
+        "# Elarablation adapter", "",
+        f"A LoRA adapter for `{base}` trained with hf_steer's Elarablation: at the points where the base model "
+        "reaches for slop (a stock name such as Elara, an over-used word or phrase) its bad next tokens are pushed "
+        "down and rare good ones up, while slots that refer back to a name the text already introduced are held.",
+        "", "```python", "from peft import PeftModel",
+        f'model = PeftModel.from_pretrained(base_model, "{Path(folder).name}")', "```", "",
+        "Settings and measured figures are in `hf_steer.json`; `hf-steer push FOLDER USER/NAME` publishes the "
+        "folder with a card that shows them.", "",
+    ]
+    return atomic_write_text(Path(folder) / "README.md", "\n".join(front + body))

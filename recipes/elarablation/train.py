@@ -29,11 +29,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output-dir", required=True)
     p.add_argument("--load-in-4bit", action="store_true", help="QLoRA")
     p.add_argument("--bnb-4bit-quant-storage", default="bfloat16", help="storage dtype of packed 4-bit weights")
-    p.add_argument("--loss-type", default="margin")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--epochs", type=float, default=8)
-    p.add_argument("--max-steps", type=int, default=-1)
-    p.add_argument("--batch-size", type=int, default=8, help="contexts per device per step")
+    # Defaults of the training settings live in ElarablationConfig: a flag left out keeps the config's value.
+    p.add_argument("--loss-type", default=None)
+    p.add_argument("--learning-rate", "--lr", dest="lr", type=float, default=None)
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="contexts per device per step")
     p.add_argument("--lora-layers", default=None, help="e.g. 40-79 (default: upper half)")
     return p.parse_args(argv)
 
@@ -42,9 +43,9 @@ def main(argv=None) -> None:
     from transformers import AutoModelForCausalLM
 
     from hf_steer.elarablation import ElarablationConfig, ElarablationTrainer, load_contexts
-    from hf_steer.elarablation.cli import _layers
+    from hf_steer.elarablation.arguments import LoraArguments
     from hf_steer.elarablation.pipeline import default_lora_config
-    from hf_steer.models import load_tokenizer, resolve_model_path
+    from hf_steer.models import keep_4bit_weights_unpacked, load_tokenizer, resolve_model_path
 
     args = parse_args(argv)
     path = resolve_model_path(args.model)
@@ -52,14 +53,18 @@ def main(argv=None) -> None:
     if args.load_in_4bit:
         kwargs["quantization_config"] = quantization_config(args.bnb_4bit_quant_storage)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if args.load_in_4bit:
+        # On an AVX512-BF16 CPU bitsandbytes would repack the weights onto a path without autograd (see models.py).
+        keep_4bit_weights_unpacked(model)
     tokenizer = load_tokenizer(path)
+    given = {"loss_type": args.loss_type, "learning_rate": args.lr, "num_train_epochs": args.epochs,
+             "max_steps": args.max_steps, "per_device_train_batch_size": args.batch_size}
     config = ElarablationConfig(
-        output_dir=args.output_dir, loss_type=args.loss_type, learning_rate=args.lr, num_train_epochs=args.epochs,
-        max_steps=args.max_steps, per_device_train_batch_size=args.batch_size,
-        gradient_checkpointing=args.load_in_4bit, ddp_find_unused_parameters=False,
+        output_dir=args.output_dir, gradient_checkpointing=args.load_in_4bit, ddp_find_unused_parameters=False,
+        **{k: v for k, v in given.items() if v is not None},
     )
     trainer = ElarablationTrainer(model, config, load_contexts(args.contexts), tokenizer,
-                                  peft_config=default_lora_config(model, layers=_layers(args.lora_layers)))
+                                  peft_config=default_lora_config(model, layers=LoraArguments(lora_layers=args.lora_layers).layers()))
     trainer.train()
     trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():

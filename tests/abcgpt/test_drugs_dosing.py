@@ -88,10 +88,6 @@ def test_dosed_generation_keeps_the_dial_and_slides_the_window():
         assert torch.equal(model.generate(x, alpha=0.0, **greedy), sober_at[0.0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hf_steer.drugs' cold shower re-encodes the cache with self(input_ids, attention_mask, position_ids, cache) "
-    "only, so abcGPT's alpha is dropped and the washed cache holds the centre of the dial; needs drugs to pass "
-    "the model's own forward kwargs (e.g. alpha) from prepare_inputs_for_generation into cold_shower"))
 def test_a_cold_shower_keeps_the_dial():
     model = perturbed("sdpa", n_positions=48)
     x = torch.randint(1, 40, (1, 4))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hf_steer.cli import main
-from hf_steer.drugs.bench import continuation_nll, distinct_n, plot_bench, verdict
+from hf_steer.drugs.bench import continuation_nll, distinct_n, frontier, interpolate, plot_bench, verdict
 
 from .conftest import tiny
 
@@ -72,23 +72,43 @@ def test_explore_writes_one_self_contained_page(tiny_folder, tmp_path):
     assert page.count("</script>") == 1  # the prompt's "</script>" was escaped
 
 
-def test_bench_end_to_end_on_tiny_model(tiny_folder, tmp_path):
+def test_bench_end_to_end_on_tiny_model(tiny_folder, tmp_path, capsys):
     output = tmp_path / "bench.json"
     rc = main(["drugs", "bench", "--output-json", str(output), "--model", tiny_folder, "--judge", "none",
                "--prompts", "2", "--seeds", "2", "--max-new-tokens", "4", "--thetas", "A=0.5", "--thetas", "H=0.5",
-               "--temperatures", "1.0", "--min-ps", "0.1", "--speed-rounds", "2", "--speed-tokens", "3"])
+               "--temperatures", "1.0", "--min-ps", "0.1", "--speed-rounds", "2", "--speed-tokens", "3",
+               "--recipes", "K=1.2,depth=0.5", "A=0.3,temperature=0.7,min_p=0.1"])
     result = json.loads(output.read_text())
-    assert rc == 0 and output.with_suffix(".png").is_file()
-    assert set(result["curves"]) == {"temperature", "min_p", "drugs-A", "drugs-H"}
-    assert result["curves"]["temperature"][0]["knob"] == 0.0  # greedy anchors the baseline
+    out = capsys.readouterr().out
+    assert rc == 0 and output.with_suffix(".png").is_file() and "bench prompts: " in out and "heldout prompts: " in out
+    assert set(result["prompt_sets"]) == {"bench", "heldout"}
+    bench, heldout = result["prompt_sets"]["bench"], result["prompt_sets"]["heldout"]
+    assert set(bench["curves"]) == {"temperature", "min_p", "drugs-A", "drugs-H", "recipes"}
+    assert set(heldout["curves"]) == {"temperature", "min_p", "recipes"}  # no sweeps on the held-out prompts
+    assert bench["prompts"] != heldout["prompts"]
+    assert [p["recipe"] for p in heldout["curves"]["recipes"]] == ["K=1.2,depth=0.5", "A=0.3,temperature=0.7,min_p=0.1"]
+    assert bench["curves"]["temperature"][0]["knob"] == 0.0  # greedy anchors the baseline
     assert result["judge"] is None and result["machine"]["torch_threads"] >= 1
     speed = result["speed"]
     assert speed["rounds"] == 2 and len(speed["per_round"]) == 2 and speed["ratio"] > 0
     assert speed["ratio_ci95"][0] <= speed["ratio"] <= speed["ratio_ci95"][1] and speed["cpu_ratio"] > 0
     assert result["settings"]["seeds"] == 2 and result["plot"] == "bench.png"
-    point = result["curves"]["drugs-A"][1]
+    point = bench["curves"]["drugs-A"][1]
     assert point["knob"] == 0.5 and 0 <= point["distinct2"] <= 1 and point["self_nll"] > 0
-    assert point["judge_nll"] is None
+    assert point["judge_nll"] is None and bench["frontier"]["nll"] == "self_nll"
+    assert len(point["per_prompt"]["distinct2"]) == 2 and len(point["per_prompt"]["self_nll_sum"]) == 2
+
+
+def test_bench_speed_alone(tiny_folder, tmp_path, capsys):
+    output = tmp_path / "speed.json"
+    rc = main(["drugs", "bench", "--output-json", str(output), "--model", tiny_folder, "--no-curves",
+               "--speed-rounds", "3", "--speed-tokens", "2"])
+    result = json.loads(output.read_text())
+    out = capsys.readouterr().out
+    assert rc == 0 and result["prompt_sets"] == {} and result["speed"]["rounds"] == 3
+    assert "tokens/s ratio" in out and "CPU-time ratio" in out and output.with_suffix(".png").is_file()
+    assert main(["drugs", "bench", "--output-json", str(output), "--no-curves", "--speed-rounds", "0"]) == 2
+    assert "nothing to measure" in capsys.readouterr().err
 
 
 def test_distinct_2():
@@ -114,20 +134,43 @@ def test_continuation_nll_matches_a_direct_computation_with_padding(tokenizer):
     assert continuation_nll(model, tokenizer, ["a"], [""]) != continuation_nll(model, tokenizer, ["a"], [" b"])
 
 
-def test_verdict_and_plot(tmp_path):
+def test_verdict_frontier_and_plot(tmp_path):
     curves = {
         "temperature": [{"knob": 0.5, "distinct2": 0.2, "judge_nll": 2.0, "self_nll": 1.0},
-                        {"knob": 1.0, "distinct2": 0.8, "judge_nll": 4.0, "self_nll": 2.0}],
+                        {"knob": 1.0, "distinct2": 0.9, "judge_nll": 4.0, "self_nll": 2.0}],
         "min_p": [{"knob": 0.1, "distinct2": 0.3, "judge_nll": 2.0, "self_nll": 1.0},
-                  {"knob": 0.05, "distinct2": 0.7, "judge_nll": 3.0, "self_nll": 1.5}],
+                  {"knob": 0.05, "distinct2": 0.9, "judge_nll": 3.2, "self_nll": 1.5}],
         "drugs-A": [{"knob": 0.0, "distinct2": 0.1, "judge_nll": 1.5, "self_nll": 0.5},
-                    {"knob": 0.3, "distinct2": 0.5, "judge_nll": 2.5, "self_nll": 1.0}],
+                    {"knob": 0.3, "distinct2": 0.55, "judge_nll": 2.5, "self_nll": 1.0, "depth": 0.5}],
+        "recipes": [{"knob": 0.0, "distinct2": 0.85, "judge_nll": 3.0, "self_nll": 1.2, "recipe": "K=1.2"},
+                    {"knob": 0.0, "distinct2": 0.85, "judge_nll": 3.2, "self_nll": 1.2, "recipe": "A=0.3,temperature=0.5"}],
     }
     result = verdict(curves)
     assert result["nll"] == "judge_nll"
     assert result["drugs-A"]["temperature"] == pytest.approx(0.5) and result["drugs-A"]["min_p"] == pytest.approx(0.0)
-    plot_bench({"curves": curves, "judge": "gemma", "speed": {"ratio": 0.97, "ratio_ci95": [0.95, 0.99]}},
-               tmp_path / "b.png")
+    front = frontier(curves)
+    # At distinct-2 0.85: temperature needs 2.0 + 2.0 * 0.65 / 0.7, min-p 2.0 + 1.2 * 0.55 / 0.6.
+    t, m = 2.0 + 2.0 * 0.65 / 0.7, 2.0 + 1.2 * 0.55 / 0.6
+    assert front["best"]["setting"] == "K=1.2" and front["goal_met"] is True
+    assert front["best"]["margin_temperature"] == pytest.approx(t - 3.0, abs=1e-4)
+    assert front["best"]["margin_min_p"] == pytest.approx(m - 3.0, abs=1e-4)
+    assert [p["setting"] for p in front["points"]] == ["K=1.2", "A=0.3,temperature=0.5"]
+    assert frontier(curves, threshold=0.95)["best"] is None and not frontier(curves, threshold=0.95)["goal_met"]
+    # With per-prompt figures the margins get a 95% interval from resampling the prompts.
+    for method, curve in curves.items():
+        spread = 0.3 if method == "recipes" else 0.1  # prompts disagree more about the recipes
+        for point in curve:
+            nll = point["judge_nll"]
+            point["per_prompt"] = {"distinct2": [point["distinct2"] - 0.05, point["distinct2"] + 0.05],
+                                   "judge_nll_sum": [10 * (nll - spread), 10 * (nll + spread)],
+                                   "judge_nll_tokens": [10, 10]}
+    best = frontier(curves)["best"]
+    low, high = best["margin_temperature_ci95"]
+    assert low <= best["margin_temperature"] <= high and 0 < high - low < 1.0
+    assert interpolate(curves["temperature"], 0.95, "judge_nll") is None  # beyond the baseline: no claim
+    result = {"prompt_sets": {name: {"curves": curves, "frontier": front} for name in ("bench", "heldout")},
+              "judge": "gemma", "speed": {"ratio": 0.97, "ratio_ci95": [0.95, 0.99]}}
+    plot_bench(result, tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
 
 

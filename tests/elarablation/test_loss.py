@@ -47,14 +47,36 @@ def test_gradient_lowers_bad_and_raises_rare_good(loss_type):
 
 
 def test_elarablate_is_plus_log_p_punished_minus_log_p_rewarded():
-    logits, topk = _setup([0.85, 0.01, 0.14])
-    good = torch.tensor([[False, True, False]])
-    bad = torch.tensor([[True, False, False]])
+    logits, topk = _setup([0.80, 0.01, 0.14, 0.05])
+    good = torch.tensor([[False, True, False, True]])
+    bad = torch.tensor([[True, False, False, False]])
     out = elarablation_loss(logits, topk, good, bad, torch.ones_like(good), loss_type="elarablate")
-    # token 2 (0.14) is good-by-absence? no: it is neither good nor bad here, but above max -> punished
-    expected = math.log(0.85) + math.log(0.14) - math.log(0.01)
+    # token 0 bad -> punished; token 3 good but above max -> punished; token 1 rare good -> rewarded;
+    # token 2 (0.14) is neither good nor bad: neutral, never pushed (the original's rule)
+    expected = math.log(0.80) + math.log(0.05) - math.log(0.01)
     assert out.loss.item() == pytest.approx(expected, abs=1e-4)
     assert out.n_punished.item() == 2 and out.n_rewarded.item() == 1
+
+
+def test_neutral_candidates_are_never_pushed_even_above_max():
+    probs = torch.tensor([[0.6, 0.3, 0.1]])
+    good = torch.tensor([[False, False, True]])
+    bad = torch.tensor([[False, False, False]])
+    punished, rewarded = split_candidates(probs, good, bad, torch.ones_like(good), torch.tensor([0.02]),
+                                          torch.tensor([0.015]))
+    assert punished.tolist() == [[False, False, True]] and not rewarded.any()
+
+
+def test_keep_loss_is_zero_at_the_reference_and_holds_the_expected_name():
+    from hf_steer.elarablation.loss import keep_loss
+
+    ref = torch.tensor([[2.0, 0.5, -1.0]])
+    loss, p = keep_loss(ref.clone(), ref, torch.tensor([0]))
+    assert loss.item() == pytest.approx(0.0, abs=1e-6) and p.item() == pytest.approx(ref.softmax(-1)[0, 0].item())
+    lowered = ref.clone().requires_grad_(True)
+    loss, _ = keep_loss(lowered - torch.tensor([[1.0, 0.0, 0.0]]), ref, torch.tensor([0]))
+    loss.sum().backward()
+    assert loss.item() > 0 and lowered.grad[0, 0] < 0  # descent raises the expected name back
 
 
 def test_unlikelihood_push_fades_as_p_falls():
@@ -73,10 +95,17 @@ def test_margin_is_zero_once_targets_are_met_and_tether_holds_other_tokens():
     logits, topk = _setup([0.01, 0.016, 0.974])
     good = torch.tensor([[False, True, True]])
     bad = torch.tensor([[True, False, False]])
-    # candidates are tokens 0 and 1 only: the bad one is below min_threshold, the good one above it
+    # candidates are tokens 0 and 1 only: the bad one is below min_threshold and below a tenth of where the
+    # reference had it (0.17 -> 0.01), the good one above min_threshold
+    ref_logits = logits.detach().clone()
+    ref_logits[0, 0] += math.log(20)
+    out = elarablation_loss(logits, topk[:, :2], good[:, :2], bad[:, :2], torch.ones_like(good[:, :2]),
+                            loss_type="margin", ref_logits=ref_logits)
+    assert out.loss.item() == pytest.approx(0.0, abs=1e-6)
+    # the same bad token, where the reference already had it at 0.01, is pushed tenfold further
     out = elarablation_loss(logits, topk[:, :2], good[:, :2], bad[:, :2], torch.ones_like(good[:, :2]),
                             loss_type="margin", ref_logits=logits.detach())
-    assert out.loss.item() == pytest.approx(0.0, abs=1e-6)
+    assert out.loss.item() == pytest.approx(math.log(10), abs=1e-4)
     # moving an untouched token away from the reference costs tether loss
     ref = logits.detach().clone()
     moved = ref.clone()
@@ -112,3 +141,19 @@ def test_temperature_and_unknown_type():
     assert flat.top1_prob.item() == pytest.approx(0.5, abs=0.01)
     with pytest.raises(ValueError, match="loss_type"):
         elarablation_loss(logits, topk, topk > 0, topk > 0, topk >= 0, loss_type="nope")
+
+
+def test_the_bad_tail_beyond_the_top_k_may_not_grow():
+    # a dominant good token (0.9) above max is pushed down; the bad tokens outside the candidates would gain
+    probs = torch.tensor([[0.9, 0.05, 0.03, 0.02]])
+    logits = probs.log().clone().requires_grad_(True)
+    cand = torch.tensor([[0]])
+    good, bad, valid = torch.tensor([[True]]), torch.tensor([[False]]), torch.tensor([[True]])
+    vocab_bad = torch.tensor([[False, False, True, True]])
+    ref = logits.detach().clone()
+    moved = ref.clone()
+    moved[0, 0] -= 2.0  # the dominant token after a few steps: the tail's share has grown
+    held = elarablation_loss(moved, cand, good, bad, valid, loss_type="margin", ref_logits=ref, vocab_bad=vocab_bad)
+    free = elarablation_loss(moved, cand, good, bad, valid, loss_type="margin", ref_logits=ref)
+    tail_now = torch.softmax(moved, -1)[0, 2:].sum().log() - torch.softmax(ref, -1)[0, 2:].sum().log()
+    assert held.loss.item() - free.loss.item() == pytest.approx(tail_now.item(), abs=1e-4) and tail_now > 0

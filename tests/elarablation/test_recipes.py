@@ -47,3 +47,27 @@ def test_two_process_cpu_data_parallel_run(tmp_path, tiny_folder, name_contexts)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "after 2 steps on 2 process(es)" in proc.stdout
     assert (out / "adapter_model.safetensors").is_file()
+
+
+def test_the_recipe_keeps_its_own_4bit_load_off_the_packed_cpu_path(tmp_path, name_contexts, monkeypatch):
+    """The script quantizes the model itself (bf16 storage for FSDP): it must call keep_4bit_weights_unpacked too,
+    or an AVX512-BF16 CPU trains through a kernel without autograd. Simulated here on any CPU."""
+    bnb = __import__("pytest").importorskip("bitsandbytes")
+    from conftest import make_tiny_model, make_tokenizer
+
+    import hf_steer.models
+
+    folder = tmp_path / "tiny"
+    make_tiny_model("llama", hidden_size=64, intermediate_size=128).save_pretrained(folder)
+    make_tokenizer("bytelevel").save_pretrained(folder)
+    monkeypatch.setattr(bnb.nn.modules, "has_avx512bf16", lambda: True)
+    calls = []
+    real = hf_steer.models.keep_4bit_weights_unpacked
+    monkeypatch.setattr(hf_steer.models, "keep_4bit_weights_unpacked", lambda m: calls.append(real(m)) or calls[-1])
+    spec = importlib.util.spec_from_file_location("elarablation_recipe_4bit", RECIPES / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(name_contexts), "--model", str(folder), "--output-dir", str(tmp_path / "out"), "--load-in-4bit",
+                 "--bnb-4bit-quant-storage", "float32", "--max-steps", "1", "--batch-size", "1", "--lora-layers", "0-1"])
+    assert calls and calls[0] > 0  # every Linear4bit layer of the model was kept on the plain path
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()

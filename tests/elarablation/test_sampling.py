@@ -2,10 +2,11 @@
 
 from collections import Counter
 
+import pytest
 import torch
 from conftest import make_tiny_model, make_tokenizer
 
-from hf_steer.elarablation.bench import is_repetitive, kl_and_ppl, name_figures
+from hf_steer.elarablation.bench import continuation_probability, is_repetitive, kept, name_figures
 from hf_steer.elarablation.sampling import first_name, name_is_complete, sample_continuations
 
 
@@ -43,10 +44,20 @@ def test_name_rules():
     assert 2.5 < figures["effective_names"] < 2.6  # exp(H(0.6, 0.2, 0.2))
 
 
-def test_kl_and_ppl_are_zero_for_identical_models():
-    lp = torch.log_softmax(torch.randn(10, 7), -1)
-    out = kl_and_ppl(lp, lp, torch.arange(10) % 7)
-    assert abs(out["kl_unrelated_nats"]) < 1e-6 and abs(out["ppl_change_pct"]) < 1e-6
+def test_back_reference_probability_is_the_exact_product_over_the_name_s_tokens():
+    model, tok = make_tiny_model("llama"), make_tokenizer("bytelevel")
+    context = "Lyra and Elara were friends. Lyra was quiet, while"
+    ids = tok(context)["input_ids"]
+    name = tok(context + " Elara")["input_ids"][len(ids):]
+    expected = 1.0
+    with torch.no_grad():
+        for t in name:
+            expected *= model(input_ids=torch.tensor([ids])).logits[0, -1].softmax(-1)[t].item()
+            ids = ids + [t]
+    assert continuation_probability(model, tok, context, "Elara") == pytest.approx(expected, rel=1e-4)
+    rows = [{"expected": "Elara"}, {"expected": "Kael"}]
+    assert kept([0.8, 0.2], [0.4, 0.2], rows) == pytest.approx(0.6)
+    assert kept([0.8, 0.2], [0.4, 0.2], rows, lambda n: n.startswith("El")) == pytest.approx(0.5)
 
 
 def test_repetition_detector():

@@ -74,7 +74,7 @@ def test_metaspace_tokenizer_and_full_finetune(tmp_path):
     tok = make_tokenizer("metaspace")
     model = make_tiny_model("llama")
     before = model.lm_head.weight.detach().clone()
-    trainer = ElarablationTrainer(model, _config(tmp_path), load_contexts(ROWS), tok)
+    trainer = ElarablationTrainer(model, _config(tmp_path, auto_keep=0), load_contexts(ROWS), tok)
     trainer.train()
     assert not torch.equal(before, model.lm_head.weight.detach())
     assert len(trainer._ref_cache) == 3  # full fine-tune: reference read before training
@@ -98,31 +98,42 @@ def test_tree_depth_two_adds_rows_that_see_the_whole_word(tmp_path):
 
 def test_checkpoint_and_resume(tmp_path):
     tok = make_tokenizer("bytelevel")
-    args = _config(tmp_path, num_train_epochs=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2)
+    args = _config(tmp_path, num_train_epochs=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2,
+                   auto_keep=0)  # no generated keep rows: 2 steps an epoch
     ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(ROWS[:2]), tok, peft_config=_lora()).train()
     checkpoint = Path(args.output_dir) / "checkpoint-2"
     assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
     resumed = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(ROWS[:2]), tok, peft_config=_lora())
     resumed.train(resume_from_checkpoint=str(checkpoint))
     assert resumed.state.global_step == 4
-    assert (Path(args.output_dir) / "README.md").read_text().count("Elarablation") >= 1
+    # our own short card, not TRL's "fine-tuned version of [None]" nor PEFT's "[More Information Needed]"
+    for folder in (checkpoint, Path(args.output_dir) / "checkpoint-4"):
+        card = (folder / "README.md").read_text()
+        assert "# Elarablation adapter" in card and "None" not in card and "More Information Needed" not in card
 
 
-def test_qlora_4bit_on_cpu(tmp_path):
-    pytest.importorskip("bitsandbytes")
-    from hf_steer.models import load_model
+def test_qlora_4bit_on_cpu(tmp_path, monkeypatch):
+    """A 4-bit model the user quantized himself: the trainer keeps its layers off bitsandbytes' packed
+    AVX512-BF16 path (no autograd there), simulated here on any CPU."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
+    monkeypatch.setattr(bnb.nn.modules, "has_avx512bf16", lambda: True)
     folder = tmp_path / "tiny"
     make_tiny_model("llama", hidden_size=64, intermediate_size=128).save_pretrained(folder)
-    make_tokenizer("bytelevel").save_pretrained(folder)
+    tok = make_tokenizer("bytelevel")
     try:
-        model, tok = load_model(folder, load_in_4bit=True, device="cpu")
+        model = AutoModelForCausalLM.from_pretrained(folder, device_map={"": "cpu"}, quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32))
     except Exception as e:  # bitsandbytes builds without a CPU backend
         pytest.skip(f"4-bit loading unavailable here: {e}")
+    packed = [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+    assert packed and all(m.support_avx512bf16_for_cpu for m in packed)  # what bitsandbytes would do
     with pytest.raises(HfSteerError, match="pass peft_config"):
         ElarablationTrainer(model, _config(tmp_path), load_contexts(ROWS[:1]), tok)
     trainer = ElarablationTrainer(model, _config(tmp_path, num_train_epochs=1, gradient_checkpointing=False),
                                   load_contexts(ROWS[:2]), tok, peft_config=_lora())
+    assert not any(m.support_avx512bf16_for_cpu for m in packed)
     trainer.train()
     assert trainer.state.global_step == 1
     assert any("lora" in n for n, p in trainer.model.named_parameters() if p.requires_grad)

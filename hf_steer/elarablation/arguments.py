@@ -1,0 +1,292 @@
+"""The settings of every Elarablation command, as plain dataclasses (no torch: ``hf-steer --help`` stays fast).
+
+``ElarablationArguments`` holds the trainer's own fields and the TrainingArguments defaults it changes;
+:class:`~hf_steer.elarablation.config.ElarablationConfig` is it combined with ``TrainingArguments``.
+The CLI builds its flags from these fields (``hf_steer.cli_args``): each default and help text lives here
+once. ``LoraArguments``, ``BenchArguments``, ``FindArguments`` and ``AutoArguments`` are the other
+commands' settings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import HfSteerError
+
+LOSS_TYPES = ("elarablate", "unlikelihood", "margin")
+
+
+@dataclass
+class ElarablationArguments:
+    r"""
+    The Elarablation-specific settings of [`ElarablationConfig`] (and the TrainingArguments defaults it changes).
+
+    Parameters:
+        > Parameters that control which tokens are punished and rewarded
+
+        loss_type (`str`, *optional*, defaults to `"margin"`):
+            `"elarablate"` (the original: +log p punished, -log p rewarded), `"unlikelihood"` (-log(1-p) for
+            punished) or `"margin"` (bounded hinges plus a tether to the reference logits of all other tokens).
+        top_k (`int`, *optional*, defaults to `50`):
+            How many of the most likely next tokens are classified at each step (rows may override).
+        max_threshold (`float`, *optional*, defaults to `0.02`):
+            Any candidate above this probability is punished, good or not.
+        min_threshold (`float`, *optional*, defaults to `0.015`):
+            Good candidates below this probability are rewarded.
+        temperature (`float`, *optional*, defaults to `1.0`):
+            Temperature at which probabilities are read against the thresholds.
+        tether_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the reference-logit tether (`margin` only).
+        margin_cap (`float`, *optional*, defaults to `4.0`):
+            Largest value in nats of one hinge term (`margin` only).
+        bad_ratio (`float`, *optional*, defaults to `0.1`):
+            A bad token is pushed below `min_threshold` and below this fraction of its reference probability
+            (`margin` only), so a bad token already rare still falls.
+        tree_depth (`int`, *optional*, defaults to `1`):
+            `2` also trains one position deeper: each good first token is appended to its context and the next
+            token is trained with the same rules, seen on the whole word so far (" E" + "lara" is " Elara").
+        tree_width (`int`, *optional*, defaults to `8`):
+            How many good first tokens (most likely first) are extended per context when `tree_depth=2`.
+        next_max_threshold (`float`, *optional*, defaults to `0.5`):
+            `max_threshold` at depth 2 (continuations are naturally peaked: only a dominant one is punished).
+        next_min_threshold (`float`, *optional*, defaults to `0.005`):
+            `min_threshold` at depth 2.
+
+        keep_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the loss at *keep* slots (a name introduced earlier must come back): KL to the reference
+            there plus a floor on the expected name (see `loss.keep_loss`).
+        neutral_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the hold on the total probability of neutral candidates (neither good nor bad: non-names at
+            a name slot) at its reference value (`margin` only), so the slot stays as name-like as it was.
+        auto_keep (`int`, *optional*, defaults to `2`):
+            Keep contexts generated per training context whose rules ban stock names (see `keep.py`).
+
+        anchor_weight (`float`, *optional*, defaults to `100.0`):
+            Weight of the anchor term: KL(reference || model) of the next-token distributions over ordinary text
+            (`anchor_text`), so the step changes the slop point and not the rest of the model. `0` turns it off.
+        anchor_tokens (`int`, *optional*, defaults to `256`):
+            How many tokens of the anchor text are read each step.
+
+        > Parameters that control the model
+
+        load_in_4bit (`bool`, *optional*, defaults to `False`):
+            Load a model given by name in 4-bit nf4 (QLoRA; combine with `peft_config`).
+    """
+
+    loss_type: Literal["elarablate", "unlikelihood", "margin"] = field(
+        default="margin",
+        metadata={"help": "Loss variant: elarablate (the original), unlikelihood or margin (bounded, with a tether)."},
+    )
+    top_k: int = field(default=50, metadata={"help": "How many most likely next tokens are classified per step."})
+    max_threshold: float = field(default=0.02, metadata={"help": "Candidates above this probability are punished."})
+    min_threshold: float = field(default=0.015, metadata={"help": "Good candidates below this probability are rewarded."})
+    temperature: float = field(default=1.0, metadata={"help": "Temperature at which probabilities are compared."})
+    tether_weight: float = field(default=1.0, metadata={"help": "Weight of the reference-logit tether (margin)."})
+    margin_cap: float = field(default=4.0, metadata={"help": "Largest value in nats of one hinge term (margin)."})
+    bad_ratio: float = field(
+        default=0.1,
+        metadata={"help": "A bad token is pushed below min_threshold and below this fraction of its reference "
+                  "probability (margin)."},
+    )
+    tree_depth: int = field(default=1, metadata={"help": "1: train the slop point; 2: also one token deeper."})
+    tree_width: int = field(default=8, metadata={"help": "Good first tokens extended per context at depth 2."})
+    next_max_threshold: float = field(default=0.5, metadata={"help": "max_threshold at depth 2."})
+    next_min_threshold: float = field(default=0.005, metadata={"help": "min_threshold at depth 2."})
+    keep_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the loss at keep slots (an introduced name must come back)."}
+    )
+    neutral_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the hold on the neutral mass at a slot (non-names at a name slot) (margin)."},
+    )
+    auto_keep: int = field(
+        default=2,
+        metadata={"help": "Keep contexts generated per training context whose rules ban stock names: the context, "
+                  "the name introduced, then a slot that refers back to it (0: none)."},
+    )
+    anchor_weight: float = field(
+        default=100.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
+    )
+    anchor_tokens: int = field(default=256, metadata={"help": "Tokens of anchor text read each step."})
+    load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
+
+    # TrainingArguments defaults that suit Elarablation.
+    learning_rate: float = field(default=2e-3, metadata={"help": "The initial learning rate for AdamW."})
+    num_train_epochs: float = field(default=8.0, metadata={"help": "Passes over the contexts."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Contexts per forward pass."})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "The scheduler type to use."})
+    warmup_steps: float = field(default=0, metadata={"help": "Linear warmup steps."})
+    logging_steps: float = field(default=1, metadata={"help": "Log every X update steps."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: no, steps or epoch."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "Integrations to report to."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep the rule columns: the trainer prepares its own inputs."}
+    )
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision; default: on where the accelerator supports it."}
+    )
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+
+    def __post_init__(self):
+        for name in ("learning_rate", "num_train_epochs", "temperature", "margin_cap"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise HfSteerError(f"{name}={value} must be a positive number: e.g. {ElarablationArguments.__dataclass_fields__[name].default}")
+        for name in ("tether_weight", "keep_weight", "neutral_weight", "anchor_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise HfSteerError(f"{name}={value} must be a number >= 0: 0 turns it off")
+        for name in ("per_device_train_batch_size", "tree_width", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise HfSteerError(f"{name}={getattr(self, name)} must be 1 or more")
+        if self.auto_keep < 0:
+            raise HfSteerError(f"auto_keep={self.auto_keep} must be 0 (none) or more")
+        if not 0 <= self.seed < 2**32:
+            raise HfSteerError(f"seed={self.seed} is out of range: use 0 .. 4294967295")
+        if self.loss_type not in LOSS_TYPES:
+            raise HfSteerError(f"loss_type {self.loss_type!r} is unknown: use one of {', '.join(LOSS_TYPES)}")
+        if self.top_k < 1:
+            raise HfSteerError(f"top_k={self.top_k} is out of range: use a value >= 1")
+        if not 0 < self.bad_ratio <= 1:
+            raise HfSteerError(f"bad_ratio={self.bad_ratio} must be in (0, 1]: e.g. 0.1 (tenfold down)")
+        for name in ("max_threshold", "min_threshold", "next_max_threshold", "next_min_threshold"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise HfSteerError(f"{name}={value} is not a probability: use a value in [0, 1]")
+        if self.min_threshold >= self.max_threshold:
+            raise HfSteerError(
+                f"min_threshold={self.min_threshold} is not below max_threshold={self.max_threshold}: "
+                "rewarding above the punishing line would fight itself; lower min_threshold"
+            )
+        if self.next_min_threshold >= self.next_max_threshold:
+            raise HfSteerError(
+                f"next_min_threshold={self.next_min_threshold} is not below next_max_threshold="
+                f"{self.next_max_threshold}: lower next_min_threshold"
+            )
+        if self.keep_weight < 0:
+            raise HfSteerError(f"keep_weight={self.keep_weight} is negative: use 0 (off) or more")
+        if self.anchor_weight < 0 or self.anchor_tokens < 2:
+            raise HfSteerError("anchor_weight must be >= 0 and anchor_tokens >= 2: fix the config")
+        if self.tree_depth not in (1, 2):
+            raise HfSteerError(f"tree_depth={self.tree_depth} is not supported: use 1 or 2")
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
+
+
+@dataclass
+class LoraArguments:
+    """The adapter Elarablation trains (the CLI's ``--lora-*`` flags come from these fields)."""
+
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (the update is scaled by alpha / r)."})
+    lora_layers: str | None = field(
+        default=None, metadata={"help": "Layers that get the adapter, e.g. 15-29 or 20,21,22 (default: upper half)."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("lora_r", "lora_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                default = LoraArguments.__dataclass_fields__[name].default
+                raise HfSteerError(f"{name}={value!r} must be a whole number >= 1: e.g. {default}")
+        self.layers()  # a malformed range is an error now, not after the model loads
+
+    def layers(self) -> list[int] | None:
+        """``"15-29"`` or ``"3,5,7"`` -> layer indices (``None``: the upper half)."""
+        text = self.lora_layers
+        if text is None or str(text).strip() == "":
+            return None
+        try:
+            if "-" in str(text):
+                lo, hi = (int(x) for x in str(text).split("-", 1))
+                if lo > hi or lo < 0:
+                    raise ValueError
+                return list(range(lo, hi + 1))
+            layers = [int(x) for x in str(text).split(",")]
+            if min(layers) < 0:
+                raise ValueError
+            return layers
+        except ValueError:
+            raise HfSteerError(f"--lora-layers {text!r} is not a range: use e.g. 15-29 or 20,21,22") from None
+
+
+def _check_positive(obj, names: tuple[str, ...], whole: bool = True) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        ok = (isinstance(value, int) and not isinstance(value, bool)) if whole else isinstance(value, (int, float))
+        if not ok or not math.isfinite(value) or value <= 0:
+            default = type(obj).__dataclass_fields__[name].default
+            raise HfSteerError(f"--{name.replace('_', '-')} {value} must be a positive {'whole ' if whole else ''}number: "
+                               f"e.g. {default}")
+
+
+@dataclass
+class BenchArguments:
+    """Settings of ``hf-steer elarablate bench`` (the slot bench)."""
+
+    samples: int = field(default=200, metadata={"help": "Names sampled per held-out context and temperature."})
+    repetition: bool = field(default=False, metadata={"help": "Also measure looping 16-token continuations."})
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("samples",))
+
+
+@dataclass
+class FindArguments:
+    """Settings of ``hf-steer elarablate find`` (and the first stages of ``auto``)."""
+
+    prompts: str = field(
+        default="stories:train",
+        metadata={"help": "Prompt set: a shipped NAME[:SPLIT] (stories:train, stories:heldout, openings:train, ...) "
+                  "or a YAML/text file of prompts."},
+    )
+    stories_per_prompt: int = field(default=4, metadata={"help": "Stories generated per prompt."})
+    max_new_tokens: int = field(default=200, metadata={"help": "Tokens per story."})
+    story_temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the stories."})
+    top: int = field(default=40, metadata={"help": "How many over-used patterns to keep."})
+    min_stories: int = field(
+        default=3, metadata={"help": "A pattern must appear in at least this many different stories."}
+    )
+    contexts_per_pattern: int = field(default=6, metadata={"help": "Training contexts cut per pattern."})
+    context_tokens: int = field(
+        default=64,
+        metadata={"help": "Story tokens kept before each pattern in its context (shorter contexts train faster; "
+                  "the slop choice is local)."},
+    )
+    generation_batch_size: int = field(default=32, metadata={"help": "Stories generated per batch."})
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("stories_per_prompt", "max_new_tokens", "top", "min_stories", "contexts_per_pattern",
+                               "generation_batch_size", "context_tokens"))
+        _check_positive(self, ("story_temperature",), whole=False)
+        if not 0 <= self.seed < 2**32:
+            raise HfSteerError(f"--seed {self.seed} is out of range: use 0 .. 4294967295")
+
+
+@dataclass
+class AutoArguments(FindArguments):
+    """Settings of ``hf-steer elarablate auto``: ``find``'s, plus the stories it is judged on."""
+
+    eval_prompts: str = field(
+        default="stories:heldout",
+        metadata={"help": "Prompts the before/after stories are written for (never used to find patterns)."},
+    )
+    eval_stories_per_prompt: int = field(default=3, metadata={"help": "Stories per evaluation prompt."})
+    patterns: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated words or phrases to train out instead of discovering them "
+                  "(each must occur in the stories)."},
+    )
+    train_epochs: float = field(
+        default=2.0, metadata={"help": "Passes over the discovered contexts (they are many: a few passes suffice)."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive(self, ("eval_stories_per_prompt",))
+        _check_positive(self, ("train_epochs",), whole=False)
+        if self.patterns is not None and not [p for p in self.patterns.split(",") if p.strip()]:
+            raise HfSteerError("--patterns is empty: give comma-separated words or phrases, or leave it out")

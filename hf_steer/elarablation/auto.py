@@ -1,0 +1,321 @@
+"""`hf-steer elarablate auto`: the whole Elarablation loop on a model, in resumable stages.
+
+1. ``stories``  — the model writes stories for the training prompts (``stories_train.jsonl``);
+2. ``patterns`` — over-used words, names and phrases against human frequencies, and the contexts cut from
+   the model's own stories where each starts (``patterns.json``, ``contexts.yaml``: edit it and re-run);
+3. ``before``   — stories for the held-out evaluation prompts, before training (``stories_eval_before.jsonl``);
+4. ``train``    — an adapter on ``contexts.yaml`` (plus keep contexts for discovered names) in ``adapter/``;
+5. ``after``    — the same evaluation prompts with the adapter (``stories_eval_after.jsonl``), and the
+   report (``report.json`` + ``report.png``): every targeted pattern's rate, the slop index, distinct-2
+   and the looping share, before and after.
+
+Every stage writes its files atomically (stories batch by batch) and ``state.json`` records the finished
+ones; running the same command again resumes from the last finished stage. Editing ``contexts.yaml``
+makes the next run train and evaluate again. A work folder started with other settings is an error
+(use the same settings or another folder), never silently mixed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import HfSteerError
+from ..utils import atomic_write_json
+
+STAGES = ("stories", "patterns", "before", "train", "after")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class AutoState:
+    """``state.json`` of a work folder: the settings it was started with and the stages finished."""
+
+    def __init__(self, work_dir: Path, settings: dict[str, Any]):
+        self.path = work_dir / "state.json"
+        self.data: dict[str, Any] = {"settings": settings, "finished": {}}
+        if self.path.is_file():
+            try:
+                old = json.loads(self.path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                raise HfSteerError(f"{self.path} is damaged: remove it (the stage files stay) or use another --work-dir") from None
+            changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
+                             if settings.get(k) != old.get("settings", {}).get(k))
+            if changed:
+                raise HfSteerError(
+                    f"work folder {work_dir} was started with other settings ({', '.join(changed)} differ): run the "
+                    "same command to resume it, or pass another --work-dir")
+            self.data = old
+
+    def done(self, stage: str) -> bool:
+        return stage in self.data["finished"]
+
+    def finish(self, stage: str, **info: Any) -> None:
+        self.data["finished"][stage] = info
+        atomic_write_json(self.path, self.data)
+
+    def forget(self, *stages: str) -> None:
+        for stage in stages:
+            self.data["finished"].pop(stage, None)
+        atomic_write_json(self.path, self.data)
+
+
+def user_patterns(stories: list[dict], texts: str) -> list[dict]:
+    """Patterns the user named (``--patterns``), each checked against the stories."""
+    from .discover import human_rate
+    from .stories import STOPWORDS, pattern_regex, words
+
+    total = sum(len(words(s["text"])) for s in stories) or 1
+    out = []
+    for text in [t.strip() for t in texts.split(",") if t.strip()]:
+        rx = pattern_regex(text)
+        hits = [s for s in stories if rx.search(s["text"])]
+        if not hits:
+            raise HfSteerError(f"pattern {text!r} never occurs in the {len(stories)} stories: check the spelling, or "
+                               "write more stories (--stories-per-prompt)")
+        count = sum(len(rx.findall(s["text"])) for s in stories)
+        ws = text.split()
+        cut = next((w for w in ws[1:] if w.lower() not in STOPWORDS), ws[-1]) if len(ws) > 1 else ws[0]
+        human = human_rate(text) if len(ws) == 1 else 0.0
+        out.append({"kind": "phrase" if len(ws) > 1 else ("name" if text[:1].isupper() else "word"), "text": text,
+                    "cut": cut, "count": count, "prompts": len({s["prompt_id"] for s in hits}),
+                    "stories": len(hits), "ratio": (count / total + 1e-7) / (human + 1e-7), "human_per_1k": 1000 * human,
+                    "slop_list": False, "score": float(count)})
+    return out
+
+
+def run_auto(
+    work_dir: str | os.PathLike,
+    *,
+    model: Any = None,
+    settings=None,
+    config=None,
+    lora=None,
+    chat_template: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or resume) the loop in ``work_dir``; returns the report (``summary``: printable lines).
+
+    Args:
+        work_dir: the folder every stage writes to (created if needed).
+        model: a model folder / ``.gguf`` / Hub id, or ``None`` for the bundled model.
+        settings: :class:`~hf_steer.elarablation.arguments.AutoArguments`.
+        config: an :class:`ElarablationConfig` for the training stage (its epochs and seed are the settings').
+        lora: :class:`~hf_steer.elarablation.arguments.LoraArguments`.
+        chat_template: a template for a model without one (``gemma``, ``chatml``, a file).
+    """
+    from ..models import load_model
+    from .arguments import AutoArguments, LoraArguments
+    from .chat import apply_chat_template
+    from .chat import chat_template as chat_template_text
+    from .pipeline import check_output_dir
+    from .stories import load_prompts
+
+    settings = settings or AutoArguments()
+    lora = lora or LoraArguments()
+    work_dir = check_output_dir(work_dir)
+    if chat_template:
+        chat_template_text(chat_template)  # a bad name is an error before the model loads
+    train_prompts, chat = load_prompts(settings.prompts)
+    eval_prompts, eval_chat = load_prompts(settings.eval_prompts)
+    if set(train_prompts) & set(eval_prompts):
+        raise HfSteerError("--eval-prompts share prompts with --prompts: judge on prompts the patterns were not found on")
+    training = {k: v for k, v in (dataclasses.asdict(config) if config is not None else {}).items()
+                if k in ("loss_type", "learning_rate", "top_k", "bad_ratio", "keep_weight", "neutral_weight", "auto_keep",
+                         "anchor_weight",
+                         "load_in_4bit", "per_device_train_batch_size")}
+    state = AutoState(work_dir, {"model": str(model or "bundled"), "chat_template": chat_template,
+                                 **dataclasses.asdict(settings), **dataclasses.asdict(lora), **training})
+    timings: dict[str, float] = dict(state.data.get("timings", {}))
+    after_path = work_dir / "stories_eval_after.jsonl"
+
+    @contextlib.contextmanager
+    def timed(stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 2)
+            state.data["timings"] = timings
+
+    def retrain() -> None:
+        """New contexts: the adapter and the stories written with it are out of date."""
+        state.forget("train", "after")
+        after_path.unlink(missing_ok=True)
+
+    loaded: dict[str, Any] = {}
+
+    def base():
+        if "model" not in loaded:
+            loaded["model"], loaded["tokenizer"] = load_model(model)
+            apply_chat_template(loaded["tokenizer"], chat_template)
+        return loaded["model"], loaded["tokenizer"]
+
+    # -- 1. stories for the training prompts
+    stories_path = work_dir / "stories_train.jsonl"
+    if not state.done("stories"):
+        log(f"[1/5] stories for {len(train_prompts)} training prompts x {settings.stories_per_prompt}")
+        with timed("stories"):
+            _stories(base, stories_path, train_prompts, chat, settings.stories_per_prompt, settings, "train stories")
+        state.finish("stories", file=stories_path.name)
+    # -- 2. patterns and contexts
+    contexts_path = work_dir / "contexts.yaml"
+    if not state.done("patterns") or not contexts_path.is_file():
+        log("[2/5] finding over-used patterns")
+        with timed("patterns"):
+            patterns, lines = _patterns(base, stories_path, contexts_path, train_prompts, chat, settings)
+        atomic_write_json(work_dir / "patterns.json", {"patterns": patterns, "summary": lines})
+        retrain()
+        state.finish("patterns", contexts=_digest(contexts_path))
+        for line in lines:
+            log(line)
+    patterns = json.loads((work_dir / "patterns.json").read_text(encoding="utf-8"))["patterns"]
+    if state.data["finished"]["patterns"].get("contexts") != _digest(contexts_path):
+        log(f"{contexts_path.name} was edited: training and evaluating again")
+        retrain()
+        state.finish("patterns", contexts=_digest(contexts_path))
+    # -- 3. evaluation stories before training
+    before_path = work_dir / "stories_eval_before.jsonl"
+    if not state.done("before"):
+        log(f"[3/5] stories for {len(eval_prompts)} held-out prompts x {settings.eval_stories_per_prompt}, before training")
+        with timed("before"):
+            _stories(base, before_path, eval_prompts, eval_chat, settings.eval_stories_per_prompt, settings,
+                     "held-out stories, before", seed_offset=1)
+        state.finish("before", file=before_path.name)
+    # -- 4. training
+    adapter_dir = work_dir / "adapter"
+    if not state.done("train"):
+        from .pipeline import train
+
+        log(f"[4/5] training on {contexts_path.name}")
+        m, tok = base()
+        fields = {"num_train_epochs": settings.train_epochs, "seed": settings.seed, "save_strategy": "no"}
+        if config is None:
+            from .config import ElarablationConfig
+
+            config = ElarablationConfig(output_dir=str(adapter_dir), auto_keep=2)
+        after_path.unlink(missing_ok=True)
+        with timed("train"):
+            result = train(str(contexts_path), adapter_dir, m, config=config, lora=lora, tokenizer=tok, **fields)
+        loaded["model"] = result["trainer"].model
+        state.finish("train", seconds=round(result["train_seconds"], 2), steps=result["steps"],
+                     positions=len(result["trainer"]._rows),
+                     keep_rows=sum(1 for r in result["trainer"]._rows if r.kind == "keep"))
+    # -- 5. evaluation stories after training, and the report
+    if not state.done("after"):
+        log("[5/5] the same held-out prompts with the adapter")
+        with timed("after"):
+            tuned = _tuned(base, loaded, adapter_dir)
+            _stories(lambda: (tuned, loaded["tokenizer"]), after_path, eval_prompts, eval_chat,
+                     settings.eval_stories_per_prompt, settings, "held-out stories, after", seed_offset=1)
+        state.finish("after", file=after_path.name)
+    report = build_report(work_dir, patterns, state, timings)
+    return report
+
+
+def _stories(base, path: Path, prompts, chat: bool, per_prompt: int, settings, desc: str,
+             seed_offset: int = 0) -> list[dict]:
+    """Write (or finish writing) a stage's stories, batch by batch, so a killed run resumes where it stopped."""
+    from .stories import append_jsonl, generate_stories, read_jsonl
+
+    done = read_jsonl(path)
+    model, tokenizer = base()
+    # rewrite what was read cleanly (a line cut by a kill is dropped), then append batch by batch
+    from ..utils import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in done))
+    return generate_stories(model, tokenizer, prompts, chat, per_prompt, settings.max_new_tokens,
+                            settings.story_temperature, settings.seed + seed_offset, settings.generation_batch_size,
+                            desc=desc, done=done, on_batch=lambda rows: append_jsonl(path, rows))
+
+
+def _patterns(base, stories_path: Path, contexts_path: Path, prompts, chat: bool, settings) -> tuple[list, list]:
+    from .discover import FILE_HEADER, context_documents, rank_patterns, summary_lines, write_context_file
+    from .stories import read_jsonl
+
+    stories = read_jsonl(stories_path)
+    if settings.patterns:
+        patterns, notes = user_patterns(stories, settings.patterns), []
+    else:
+        patterns, notes = rank_patterns(stories, settings.top, settings.min_stories)
+    _, tokenizer = base()
+    docs, patterns, more = context_documents(tokenizer, stories, patterns, prompts, chat,
+                                             settings.contexts_per_pattern, settings.top, settings.context_tokens)
+    notes += more
+    if not docs:
+        raise HfSteerError(f"no over-used pattern with a context was found in {len(stories)} stories: write more stories "
+                           "(--stories-per-prompt), lower --min-stories, or name patterns (--patterns)")
+    write_context_file(contexts_path, docs, FILE_HEADER.format(command="auto"))
+    return patterns, summary_lines(patterns, notes)
+
+
+def _tuned(base, loaded: dict, adapter_dir: Path):
+    """The model with the trained adapter (loaded from ``adapter/`` when training ran in an earlier session)."""
+    model, _ = base()
+    if hasattr(model, "peft_config"):
+        return model
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise HfSteerError(f"{adapter_dir} has no adapter: remove state.json's 'train' entry or the work folder")
+    loaded["model"] = PeftModel.from_pretrained(model, str(adapter_dir))
+    return loaded["model"]
+
+
+def build_report(work_dir: Path, patterns: list[dict], state: AutoState, timings: dict[str, float]) -> dict[str, Any]:
+    """``report.json`` + ``report.png`` from the stage files; returns the report with printable ``summary`` lines."""
+    from ..benchmarking import write_report
+    from .plots import plot_story_report
+    from .stories import read_jsonl, story_figures
+
+    texts = {k: [d["text"] for d in read_jsonl(work_dir / f"stories_eval_{k}.jsonl")] for k in ("before", "after")}
+    names = [p["text"] for p in patterns]
+    before, after = story_figures(texts["before"], names), story_figures(texts["after"], names)
+    report = {"before": before, "after": after, "patterns": patterns, "stages": state.data["finished"],
+              "timings_seconds": timings, "total_seconds": round(sum(timings.values()), 2)}
+    report["changes"] = changes(before, after)
+    report["summary"] = report_lines(report)
+    write_report(report, work_dir / "report.json", plot=plot_story_report)
+    return report
+
+
+def changes(before: dict, after: dict) -> dict[str, float]:
+    """Relative changes of the story figures (negative = fewer)."""
+    def rel(a: float, b: float) -> float:
+        return (b - a) / a if a else (0.0 if b == a else float("inf"))
+
+    return {
+        "patterns": rel(before.get("patterns_per_1k_words", 0.0), after.get("patterns_per_1k_words", 0.0)),
+        "slop_index": rel(before["slop_index"], after["slop_index"]),
+        "distinct_2": rel(before["distinct_2"], after["distinct_2"]),
+        "looping_points": after["looping"] - before["looping"],
+    }
+
+
+def report_lines(report: dict) -> list[str]:
+    b, a, c = report["before"], report["after"], report["changes"]
+    lines = [
+        f"held-out stories: {b['stories']} before, {a['stories']} after ({b['mean_words']:.0f} / {a['mean_words']:.0f} words each)",
+        f"targeted patterns per 1,000 words: {b.get('patterns_per_1k_words', 0):.2f} -> "
+        f"{a.get('patterns_per_1k_words', 0):.2f} ({100 * c['patterns']:+.0f}%)",
+        f"slop index: {b['slop_index']:.1f} -> {a['slop_index']:.1f} ({100 * c['slop_index']:+.0f}%)",
+        f"distinct-2: {b['distinct_2']:.3f} -> {a['distinct_2']:.3f}",
+        f"looping stories: {100 * b['looping']:.1f}% -> {100 * a['looping']:.1f}%",
+    ]
+    worst = sorted(report["patterns"], key=lambda p: -a["pattern_rates"].get(p["text"], 0))[:3]
+    if worst:
+        lines.append("still most frequent after: " + ", ".join(
+            f"{p['text']!r} {b['pattern_rates'][p['text']]:.2f}->{a['pattern_rates'][p['text']]:.2f}" for p in worst))
+    lines.append(f"time: {report['total_seconds']:.0f} s in all ("
+                 + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings_seconds"].items()) + ")")
+    return lines
+

@@ -1,0 +1,84 @@
+"""Keep contexts generated from the training contexts: a stock name is introduced, then referred back to.
+
+A slop context ends where a name is *invented* (``The elf girl nods. "My name is``); the adapter must
+learn to push stock names down there. Trained on those alone it learns a token ban (" El" down
+everywhere), and a character the story already named Elara loses her name. So for each slop context
+whose rules ban stock names, :func:`keep_rows` writes a few *keep* contexts: the same context, the
+banned name filled in, a bridging sentence, and a slot where that name must come back::
+
+    The elf girl nods. "My name is Elara." From that night on, Hugo and     -> " Elara" is held
+
+The trainer holds the model's distribution at those slots (``loss.keep_loss``). The bridges are fixed
+templates written for hf_steer; they are not the bench's back-reference contexts (``reference`` lists
+of the library), which stay held out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .contexts import TokenRules, TokenTexts, make_row
+
+# Stock names of LLM fiction (El- ones first): introduced in keep contexts when a row's rules ban them.
+STOCK_NAMES = ("Elara", "Elena", "Elowen", "Eldrin", "Elias", "Elyra", "Lyra", "Aria", "Seraphina", "Kael",
+               "Thorne", "Aurora", "Zara", "Kira", "Aric", "Cael", "Zephyr", "Luna")
+
+# Bridges after the introduced name: {name} is the name, {other} another character. Each ends at a slot where
+# the name comes back; written to be varied (dialogue, contrast, narration), not to match any bench context.
+BRIDGES = (
+    ' The others nodded. "Then sit with us, {name}. You must be tired." She smiled, and {other} turned to',
+    " The room fell quiet. Nobody spoke for a while. At last {other} stood up and walked over to",
+    ' {other} frowned. "I have heard of you." For a long time the two of them said nothing. Then {other} '
+    'looked straight at her and said, "Tell me the truth,',
+    " {other} liked to talk; she preferred to listen. When the fire burned low, {other} yawned, but",
+    " From that night on, {other} and",
+    ' "Well met," said {other}, and held out a hand. "I am {other}." The two shook hands, and then',
+)
+OTHERS = ("Hugo", "Wren", "Osric", "Pell", "Dunstan", "Merrick")
+
+
+def _bans(rules: TokenRules, texts: TokenTexts, tokenizer, name: str) -> bool:
+    """Does ``rules`` push the name's first token down at the slot (directly or as a bad word's beginning)?"""
+    ids = tokenizer(" " + name, add_special_tokens=False)["input_ids"]
+    return bool(ids) and rules.classify(texts(ids[0]), ids[0]) in ("bad", "pending")
+
+
+def _close(text: str) -> str:
+    """End the introduction: the name's sentence closes, and an open quote closes with it."""
+    return '."' if text.count('"') % 2 == 1 else "."
+
+
+def keep_rows(rows: list[dict[str, Any]], tokenizer, per_row: int, names: tuple[str, ...] = STOCK_NAMES,
+              seed: int = 0) -> list[dict[str, Any]]:
+    """Up to ``per_row`` keep rows for each slop row whose rules ban at least one of ``names``.
+
+    A row with ``bad_words`` (a pattern ``find``/``auto`` discovered) gets keep rows for its own pattern
+    (its first bad word) when that is a name.
+
+    Names and bridges are taken in turn (shifted by ``seed``) so the set covers El- names and others and
+    every bridge shape. Keep rows copy the slop row's chat framing (system, user) and family.
+    """
+    texts = TokenTexts(tokenizer)
+    out = []
+    turn = seed
+    for row in rows:
+        if row.get("kind", "slop") != "slop" or per_row <= 0:
+            continue
+        rules = TokenRules.from_row(row, tokenizer)
+        own = row.get("bad_words") or []
+        if own:  # a discovered pattern: keep its own word when it is a name (the rest of the list is shared)
+            banned = [own[0]] if own[0][:1].isupper() else []
+        else:
+            banned = [n for n in names if _bans(rules, texts, tokenizer, n)]
+        if not banned:
+            continue
+        for _ in range(per_row):
+            name = banned[turn % len(banned)]
+            bridge = BRIDGES[turn % len(BRIDGES)]
+            other = OTHERS[(turn // len(BRIDGES)) % len(OTHERS)]
+            turn += 1
+            text = row["text"].rstrip() + " " + name + _close(row["text"]) + bridge.format(name=name, other=other)
+            out.append(make_row(text, kind="keep", expected=name, chat=row["chat"], system=row["system"],
+                                user=row["user"], family=row["family"], source=f"{row['source']} (generated keep)",
+                                split="train", temperature=row.get("temperature")))
+    return out

@@ -1,0 +1,80 @@
+"""`hf-steer elarablate auto` on a tiny model: every stage, resuming, edited contexts, and its one-line errors."""
+
+import json
+
+import pytest
+from conftest import make_tiny_model, make_tokenizer
+
+from hf_steer.cli import main
+from hf_steer.elarablation.arguments import AutoArguments
+from hf_steer.elarablation.auto import run_auto
+from hf_steer.elarablation.stories import read_jsonl
+from hf_steer.errors import HfSteerError
+
+SMALL = dict(stories_per_prompt=1, eval_stories_per_prompt=1, max_new_tokens=20, min_stories=2, top=3,
+             contexts_per_pattern=2, generation_batch_size=34, train_epochs=1.0)
+
+
+def _run(work, tiny_folder, lines=None, **overrides):
+    log = (lines.append if lines is not None else lambda line: None)
+    return run_auto(work, model=str(tiny_folder), settings=AutoArguments(**{**SMALL, **overrides}), log=log)
+
+
+def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder):
+    work = tmp_path / "work"
+    lines = []
+    report = _run(work, tiny_folder, lines)
+    for name in ("stories_train.jsonl", "patterns.json", "contexts.yaml", "stories_eval_before.jsonl",
+                 "adapter/adapter_model.safetensors", "stories_eval_after.jsonl", "report.json", "report.png"):
+        assert (work / name).is_file(), name
+    state = json.loads((work / "state.json").read_text())
+    assert list(state["finished"]) == ["stories", "patterns", "before", "train", "after"]
+    assert len(read_jsonl(work / "stories_eval_after.jsonl")) == 34
+    saved = json.loads((work / "report.json").read_text())
+    assert saved["before"]["stories"] == saved["after"]["stories"] == 34 and "machine" in saved
+    assert any("targeted patterns per 1,000 words" in line for line in report["summary"])
+
+    # a run killed while writing the last stage: half its stories, a torn last line
+    state["finished"].pop("after")
+    (work / "state.json").write_text(json.dumps(state))
+    rows = (work / "stories_eval_after.jsonl").read_text().splitlines()
+    (work / "stories_eval_after.jsonl").write_text("\n".join(rows[:10]) + "\n" + rows[10][:15])
+    lines.clear()
+    _run(work, tiny_folder, lines)
+    assert not any(line.startswith("[1/5]") or line.startswith("[4/5]") for line in lines)
+    assert any(line.startswith("[5/5]") for line in lines)
+    assert len(read_jsonl(work / "stories_eval_after.jsonl")) == 34
+
+    # the user edits the context file: the next run trains and evaluates again, nothing else
+    contexts = work / "contexts.yaml"
+    contexts.write_text(contexts.read_text() + "\n# my note\n")
+    lines.clear()
+    _run(work, tiny_folder, lines)
+    assert any("was edited" in line for line in lines) and any(line.startswith("[4/5]") for line in lines)
+    assert not any(line.startswith("[1/5]") or line.startswith("[3/5]") for line in lines)
+
+    with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\)"):
+        _run(work, tiny_folder, max_new_tokens=21)
+
+
+def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
+    empty = tmp_path / "none.txt"
+    empty.write_text("\n")
+    cases = [
+        (["--prompts", str(empty)], "has no prompts"),
+        (["--patterns", "zzqqzz"], "pattern 'zzqqzz' never occurs in the 34 stories"),
+        (["--eval-prompts", "stories:train"], "--eval-prompts share prompts with --prompts"),
+        (["--max-new-tokens", "0"], "--max-new-tokens 0 must be a positive whole number"),
+    ]
+    for flags, message in cases:
+        rc = main(["elarablate", "auto", "--work-dir", str(tmp_path / "w"), "--model", str(tiny_folder),
+                   "--stories-per-prompt", "1", "--max-new-tokens", "8", "--threads", "1", *flags])
+        last = capsys.readouterr().err.strip().splitlines()[-1]  # progress bars go to stderr before it
+        assert rc == 2 and last.startswith("hf-steer: error: ") and message in last, (flags, last)
+    no_template = tmp_path / "plain-model"
+    make_tiny_model("llama").save_pretrained(no_template)
+    make_tokenizer("bytelevel", chat_template=False).save_pretrained(no_template)
+    rc = main(["elarablate", "auto", "--work-dir", str(tmp_path / "w2"), "--model", str(no_template),
+               "--stories-per-prompt", "1", "--max-new-tokens", "8"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and "no chat template: name one (--chat-template" in last and "--prompts openings" in last

@@ -1,0 +1,103 @@
+"""Discovery: over-used words/names/phrases against human frequencies, cut contexts, word-targeted rules."""
+
+import yaml
+from conftest import make_tokenizer
+
+from hf_steer.cli import main
+from hf_steer.elarablation.contexts import TokenRules, load_contexts, word_match
+from hf_steer.elarablation.discover import (
+    _rank_phrases,
+    context_documents,
+    cut_story,
+    rank_patterns,
+    word_statistics,
+    write_context_file,
+)
+
+SENTENCES = [
+    "The dog ran to the house.", "A man sat by the door and read the paper.", "It was a good day for a walk.",
+    "The train was late again.", "They ate soup and bread for supper.", "Rain fell on the roof all night.",
+    "Her brother fixed the old bicycle.", "The shop closed early on Sunday.", "He carried the box upstairs.",
+    "The children played in the yard.", "A letter came from the city.", "The kettle began to boil.",
+]
+FILLER = " ".join(SENTENCES[:4])
+
+
+def _stories(tok=None):
+    out = []
+    for prompt in range(6):
+        for sample in range(2):
+            k = 2 * prompt + sample
+            filler = [SENTENCES[(k + j) % len(SENTENCES)] for j in range(4)]
+            text = (f"{filler[0]} {filler[1]} Then he told Elara a secret. She whispered that the bread was warm, "
+                    f"and he whispered back. {filler[2]} {filler[3]}")
+            if prompt == 0:  # one prompt's topic, not a habit of the model
+                text += " The mermaid sang. The mermaid swam. The mermaid dove deep into the mermaid cave."
+            out.append({"prompt_id": prompt, "sample": sample, "text": text,
+                        "ids": tok(text)["input_ids"] if tok else []})
+    return out
+
+
+def test_over_used_words_and_names_are_found_and_a_single_topic_is_not():
+    patterns, notes = rank_patterns(_stories(), top=10, min_stories=3)
+    by_text = {p["text"]: p for p in patterns}
+    assert by_text["whispered"]["kind"] == "word" and by_text["whispered"]["slop_list"]
+    assert by_text["Elara"]["kind"] == "name" and by_text["Elara"]["ratio"] > 1000
+    assert "mermaid" not in by_text and "the" not in by_text and "The" not in by_text
+    assert any("mermaid" in n and "a topic, not a habit" in n for n in notes)
+    stats = word_statistics(_stories())
+    assert len(stats["mermaid"]["prompts"]) == 1 and len(stats["whispered"]["prompts"]) == 6
+
+
+def test_a_phrase_is_trained_where_it_turns_into_slop():
+    stories = [{"prompt_id": i, "sample": 0, "text": f"{FILLER} Her voice barely above the noise, she spoke. {FILLER}"}
+               for i in range(5)]
+    stats = word_statistics(stories)
+    total = sum(e["count"] for e in stats.values())
+    phrases = _rank_phrases(stories, total, stats, 3, chosen_words=set())
+    voice = next(p for p in phrases if "barely" in p["text"])
+    assert voice["cut"] != voice["text"].split()[0] and voice["cut"] in ("barely", "above")
+
+
+def test_rules_target_the_whole_word_not_its_first_letters():
+    assert word_match(" tow", "towering") == "pending"  # could still become " town"
+    assert word_match(" towering", "towering") == "bad" and word_match(' "Towering,', "towering") == "bad"
+    assert word_match(" town", "towering") is None and word_match(" towers", "towering") is None
+    assert word_match(" toweringly", "towering") is None
+    rules = TokenRules.from_row({"bad_words": ["towering"], "unmatched": "good"})
+    assert rules.classify(" tow") == "pending" and rules.classify(" town") == "good" and rules.classify(" sea") == "good"
+    deeper = rules.extended(" tow")
+    assert deeper.classify("ering") == "bad" and deeper.classify("n") == "good" and deeper.classify("er") == "pending"
+
+
+def test_contexts_are_the_model_s_own_text_cut_before_the_word(tmp_path):
+    tok = make_tokenizer("bytelevel")
+    stories = _stories(tok)
+    story = stories[3]
+    start = story["text"].index("whispered")
+    assert cut_story(tok, story, start) == story["text"][:start].rstrip(" ")
+    patterns, _ = rank_patterns(stories, top=10, min_stories=3)
+    prompts = [f"Write story {i}." for i in range(6)]
+    docs, trained, notes = context_documents(tok, stories, patterns, prompts, chat=True, per_pattern=3, top=2)
+    assert len(docs) == len(trained) == 2
+    assert any("beyond --top 2" in n for n in notes)
+    path = write_context_file(tmp_path / "found.yaml", docs)
+    rows = load_contexts(str(path))
+    assert len(rows) == sum(len(d["train"]) for d in docs)
+    first = docs[0]["rules"]["bad_words"][0]
+    assert rows[0]["bad_words"][0] == first and rows[0]["unmatched"] == "good" and rows[0]["chat"]
+    assert rows[0]["user"] in prompts and not rows[0]["text"].endswith(" ")
+
+
+def test_find_prints_exactly_what_it_writes(tmp_path, tiny_folder, capsys):
+    out = tmp_path / "found.yaml"
+    rc = main(["elarablate", "find", "--model", str(tiny_folder), "--output", str(out), "--stories-per-prompt", "1",
+               "--max-new-tokens", "24", "--min-stories", "2", "--top", "4", "--threads", "1"])
+    printed = capsys.readouterr().out
+    if rc != 0:  # a random tiny model may over-use nothing; then the error says so
+        return
+    kept = [line for line in printed.splitlines() if line.startswith("    ") is False and line.startswith("  ")
+            and line.split()[0] in ("word", "name", "phrase")]
+    docs = [d for d in yaml.safe_load_all(out.read_text()) if d]
+    assert len(kept) == len(docs) >= 1
+    assert f"contexts for {len(docs)} patterns" in printed

@@ -1,0 +1,68 @@
+"""Story-level figures (EQ-Bench's slop index, distinct-2, loops, pattern rates) and prompt sets."""
+
+import pytest
+from conftest import make_tokenizer
+
+from hf_steer.elarablation.stories import (
+    distinct_n,
+    load_prompts,
+    loops,
+    pattern_rate,
+    render_prompt,
+    slop_index,
+    slop_lists,
+    story_figures,
+    words,
+)
+from hf_steer.errors import HfSteerError
+
+
+def test_slop_index_is_eq_bench_formula_per_thousand_words():
+    slop_words, bigrams, trigrams = slop_lists()
+    assert "elara" in slop_words and "whispered" in slop_words
+    assert "deep breath" in bigrams and "took a" not in bigrams  # at most one stopword in a slop bigram
+    assert "a deep breath" in trigrams
+    text = "She took a deep breath. The dog ran home and ate his dinner with the cat."
+    figures = slop_index([text])
+    n = len(words(text))
+    # "deep breath" (bigram), "a deep breath" and "took a deep" (trigrams) are hits; no listed word is
+    hits = figures["word_hits"] + 2 * figures["bigram_hits"] + 8 * figures["trigram_hits"]
+    assert figures["bigram_hits"] >= 1 and figures["trigram_hits"] >= 1
+    assert figures["slop_index"] == pytest.approx(1000 * hits / n)
+    assert slop_index(["The dog ran home."])["slop_index"] == 0.0
+
+
+def test_distinct_loops_and_pattern_rates():
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+    assert loops("the end of the road, the end of the road, the end of the road")
+    assert not loops("the end of the road, and then the end of the day")
+    texts = ["Her voice was barely above a whisper. She whispered.", "He Whispered softly, whispering."]
+    assert pattern_rate(texts, "whispered") == pytest.approx(1000 * 2 / 13)  # not "whispering"
+    assert pattern_rate(texts, "barely above") == pytest.approx(1000 / 13)
+    figures = story_figures(texts, ["whispered"])
+    assert figures["stories"] == 2 and figures["pattern_rates"]["whispered"] > 0
+
+
+def test_prompt_sets_ship_three_disjoint_splits(tmp_path):
+    train, chat = load_prompts("stories")
+    heldout, _ = load_prompts("stories:heldout")
+    sealed, _ = load_prompts("stories:sealed")
+    assert chat and len(train) == len(heldout) == len(sealed) == 34
+    assert not (set(train) & set(heldout)) and not (set(train) & set(sealed)) and not (set(heldout) & set(sealed))
+    mine = tmp_path / "mine.txt"
+    mine.write_text("Write a poem.\n\nWrite a joke.\n")
+    assert load_prompts(str(mine)) == (["Write a poem.", "Write a joke."], True)
+
+
+def test_prompt_errors_are_one_line(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(HfSteerError, match="has no prompts"):
+        load_prompts(str(empty))
+    with pytest.raises(HfSteerError, match="neither a file nor a shipped set"):
+        load_prompts("no_such_set")
+    with pytest.raises(HfSteerError, match="has no 'nope' list"):
+        load_prompts("stories:nope")
+    with pytest.raises(HfSteerError, match="no chat template: name one"):
+        render_prompt(make_tokenizer(chat_template=False), "Write a story.", chat=True)
+    assert render_prompt(make_tokenizer(chat_template=False), "Once upon a time", chat=False) == "Once upon a time"
