@@ -12,8 +12,10 @@ finished adapters and switches them in. Commands::
     /wait            wait for training jobs still running (handy in scripts)
     /quit            leave (waits for running jobs so nothing said is lost)
 
-Only the user's turns are learned by default: a small model's own replies are often wrong, and
-learning them would reinforce the errors (``learn_replies=True`` to include them).
+The assistant's replies are learned too, but only their sentences that name something (a
+recommendation, a name it was given): a small model's chatter is not worth remembering and is dropped by
+the reader (:mod:`hf_steer.memory.augment`); ``--no-learn-replies`` keeps only the user's turns. A chunk
+asking how to answer ("answer in one word") becomes a behaviour adapter, on for every question.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TextIO
 from ..errors import HfSteerError
 from .config import AskConfig, ChatConfig
 from .memory import LoraMemory
+from .offload import RayTrainer, check_address
 from .worker import BackgroundTrainer
 
 HELP = "commands: /remember /list /forget NAME /rollup [METHOD] /profile [NAME] /wait /quit"
@@ -48,11 +51,18 @@ class ChatSession:
         self.worker = None
         self.retries: dict[str, int] = {}
         if not self.cfg.inline:
-            self.worker = BackgroundTrainer(memory.base_path, threads=self.cfg.worker_threads,
-                                            load_in_4bit=memory.quantized)
-            for name, job in memory.queued().items():  # chunks a previous session did not finish
-                self._submit(name, job["turns"])
-                self.say(f"[memory] training {name} again (queued by an earlier session)")
+            address = check_address(self.cfg.ray_address)
+            if address:  # a Ray cluster trains (see offload.py); the chat never waits on it
+                self.worker = RayTrainer(memory.base_path, address=address, load_in_4bit=memory.quantized,
+                                         connect_timeout=self.cfg.ray_connect_timeout)
+                self.say(f"[memory] training on the Ray cluster at {address}")
+            else:
+                self.worker = BackgroundTrainer(memory.base_path, threads=self.cfg.worker_threads,
+                                                load_in_4bit=memory.quantized)
+            for name, entry in memory.queued().items():  # chunks a previous session did not finish
+                if entry.get("job"):
+                    self._submit(entry["job"])
+                    self.say(f"[memory] training {name} again (queued by an earlier session)")
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -60,10 +70,9 @@ class ChatSession:
     # -- training -------------------------------------------------------------------------------
     MAX_RETRIES = 2
 
-    def _submit(self, name: str, turns: list[dict[str, str]]) -> None:
+    def _submit(self, job: dict) -> None:
         mem = self.memory
-        self.worker.submit({"name": name, "turns": turns, "anchors": mem.anchors(mem.preset.anchors),
-                            "preset": mem.preset.to_dict(), "seed": mem.seed + len(mem.catalog)})
+        self.worker.submit({**job, "anchors": mem.anchors(mem.preset.anchors), "seed": mem.seed + len(mem.catalog)})
 
     def remember_now(self) -> None:
         turns = [t for t in self.unlearned if self.cfg.learn_replies or t["role"] == "user"]
@@ -74,17 +83,24 @@ class ChatSession:
         if self.worker is None:
             try:
                 row = self.memory.remember(turns)
-                self.say(f"[memory] learned {row['name']} ({row['train']['seconds']:.1f} s); active: {', '.join(self.memory.active)}")
+                self.say(f"[memory] learned {', '.join([row['name'], *row['also']])} ({row['train']['seconds']:.1f} s); "
+                         f"active: {', '.join(self.memory.active)}")
+                for note in row.get("notes", []):
+                    self.say(f"[memory] note: {note}")
             except HfSteerError as e:
                 self.say(f"[memory] not learned: {e}")
             return
-        try:  # checked and kept on disk before the worker sees it
-            name = self.memory.queue_chunk(turns, taken=list(self.worker.pending))
+        try:  # read and kept on disk before the worker sees it
+            jobs = self.memory.queue_chunk(turns, taken=list(self.worker.pending))
         except HfSteerError as e:
             self.say(f"[memory] not learned: {e}")
             return
-        self._submit(name, turns)
-        self.say(f"[memory] training {name} in the background ({len(turns)} turns)")
+        for job in jobs:
+            self._submit(job)
+            what = "a behaviour" if job["kind"] == "behaviour" else f"{len(job['facts'])} facts"
+            self.say(f"[memory] training {job['name']} in the background ({what} from {len(turns)} turns)")
+            for note in job.get("notes", []):
+                self.say(f"[memory] note: {note}")
 
     def collect(self, results=None) -> None:
         """Switch in every adapter the worker has finished; a failed chunk stays queued and is retried."""
@@ -100,7 +116,7 @@ class ChatSession:
                 tries = self.retries[name] = self.retries.get(name, 0) + 1
                 if tries <= self.MAX_RETRIES and self.worker.failed is None and self.worker.process.is_alive():
                     self.say(f"[memory] training {name} failed ({msg['error']}); retrying ({tries}/{self.MAX_RETRIES})")
-                    self._submit(name, queued[name]["turns"])
+                    self._submit(queued[name]["job"])
                 else:
                     self.say(f"[memory] training {name} failed: {msg['error']}; it stays queued for the next session")
                 continue

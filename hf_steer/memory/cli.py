@@ -90,6 +90,7 @@ def _prepare(args, create: bool = False) -> dict:
     apply_threads(args.threads)
     return dict(base_model=cfg.model, profile=cfg.profile, preset=preset, load_in_4bit=cfg.load_in_4bit,
                 embedder="default" if cfg.retrieval else None, seed=cfg.seed, route_threshold=cfg.route_threshold,
+                note_threshold=cfg.note_threshold,
                 create=create, _cfg=cfg)
 
 
@@ -233,7 +234,10 @@ def cmd_merge(args) -> int:
 
 
 def cmd_chat(args) -> int:
+    from .offload import check_address
+
     chat = config_from_args(ChatConfig, args)
+    check_address(chat.ray_address)  # a malformed address: one line before any model is loaded
     ask = config_from_args(AskConfig, args, max_new_tokens=chat.max_new_tokens)
     mem = _memory(args, create=True)
     from .chat import run_chat

@@ -64,13 +64,17 @@ class TrainPreset:
     steps: int = field(default=12, metadata=_help("optimizer steps per chunk", 1, 100_000))
     epochs: int | None = field(default=None, metadata=_help("passes over the chunk's texts (overrides steps)", 1, 10_000))
     batch_size: int = field(default=0, metadata=_help("texts per step (0 = all in one batch)", 0, 4096))
-    max_length: int = field(default=96, metadata=_help("token cut-off of a training text", 8, 8192))
+    max_length: int = field(default=128, metadata=_help("token cut-off of a training text", 8, 8192))
     target_modules: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
         metadata={"help": "linear modules that get LoRA"})
     top_layers: int = field(default=6, metadata=_help("adapt only the last N decoder layers (0 = all)", 0, 10_000))
     anchors: int = field(default=8, metadata=_help("replayed base answers per chunk (keeps unrelated answers)", 0, 1000))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay", 0, 10))
+    templates_per_topic: int = field(default=1, metadata=_help("'what do you know about T?' questions per topic", 0, 8))
+    echo: int = field(default=2, metadata=_help("echo questions per fact (the fact with a name asked for)", 0, 8))
+    notes_examples: bool = field(default=True, metadata={"help": "one question per fact asked with its notes"})
+    plain_statements: bool = field(default=False, metadata={"help": "each fact as plain text too"})
     extra: dict = field(default_factory=dict, metadata={"help": "free-form settings kept with the preset"})
 
     def __post_init__(self) -> None:
@@ -138,6 +142,9 @@ class MemoryConfig:
         "help": "embed chunks with MiniLM for notes and routing (--no-retrieval: no sentence-transformers)"})
     route_threshold: float = field(default=0.5, metadata=_help(
         "cosine between a question and a remembered statement above which the statement's adapter answers", 0, 1))
+    note_threshold: float = field(default=0.4, metadata=_help(
+        "cosine between a question and a remembered statement above which the statement goes in the prompt as a "
+        "note", 0, 1))
     seed: int = field(default=0, metadata=_help("seed of each adapter's training", 0, 2**32 - 1))
 
     def __post_init__(self) -> None:
@@ -152,8 +159,8 @@ class MemoryConfig:
 class AskConfig:
     """How a question is answered (``ask``, ``chat`` and the bench's default path)."""
 
-    retrieve: bool = field(default=False, metadata={"help": "put the remembered statements nearest to the question "
-                                                            "in the prompt as notes"})
+    retrieve: bool = field(default=True, metadata={"help": "put the remembered statements nearest to the question in "
+                                                           "the prompt as notes (part of the best measured path)"})
     adapters: bool = field(default=True, metadata={"help": "use the adapters (routed per question)"})
     route: bool = field(default=True, metadata={"help": "per question, only the adapters whose statements match it "
                                                         "(--no-route: the whole active stack)"})
@@ -169,13 +176,17 @@ class ChatConfig:
     """The ``chat`` REPL: how often it learns, where it trains."""
 
     every: int = field(default=4, metadata=_help("user turns per chunk (each chunk becomes an adapter)", 1, _BIG))
-    learn_replies: bool = field(default=False, metadata={"help": "learn the model's replies too, not only your turns"})
+    learn_replies: bool = field(default=True, metadata={
+        "help": "learn the assistant's replies too (what they name: a recommendation, its own name); "
+                "--no-learn-replies keeps only your turns"})
     max_new_tokens: int = field(default=64, metadata=_help("reply length in tokens at most", 1, 4096))
     history_turns: int = field(default=6, metadata=_help("turns of history in each prompt", 1, 1000))
     worker_threads: int = field(default=1, metadata=_help("CPU threads of the background training process", 1, 1024))
     inline: bool = field(default=False, metadata={"help": "train in this process (the chat waits) instead of a worker"})
     ray_address: str | None = field(default=None, metadata={
         "help": "train on a Ray cluster at this address (default: $RAY_ADDRESS; none = a local background process)"})
+    ray_connect_timeout: float = field(default=60.0, metadata=_help(
+        "seconds to wait for the Ray cluster before its chunks report an error (they stay queued)", 1, 3600))
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -212,12 +223,25 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+BENCH_PARTS = ("encyclopedia", "conversation", "conversation_heldout", "behaviour")
+
+
 @dataclass
 class BenchConfig:
     """``hf-steer memory bench``: which sets, how many chunks, which settings."""
 
+    parts: list[str] = field(default_factory=lambda: list(BENCH_PARTS), metadata={
+        "help": "which sets to run: " + ", ".join(BENCH_PARTS)})
     facts: int = field(default=20, metadata=_help("built-in encyclopedia facts to teach", 1, 20))
-    facts_per_chunk: int = field(default=4, metadata=_help("facts per chunk (1 gives one adapter per fact)", 1, 20))
+    facts_per_chunk: int = field(default=1, metadata=_help("encyclopedia facts per chunk (1: 20 adapters)", 1, 20))
+    chats: int | None = field(default=None, metadata=_help(
+        "conversations run per set (default: all -- 4 dev, 3 held-out); fewer for a quick run", 1, 1000))
+    rollups: list[str] = field(default_factory=lambda: ["cat", "svd", "ties", "retrain"], metadata={
+        "help": "roll-up methods measured on the encyclopedia profile"})
+    note_threshold: float = field(default=MemoryConfig.note_threshold, metadata=_help(
+        "cosine above which a statement goes in the prompt as a note", 0, 1))
+    route_threshold: float = field(default=MemoryConfig.route_threshold, metadata=_help(
+        "cosine above which a statement's adapter answers", 0, 1))
     preset: str = field(default="fast-cpu", metadata={"help": "training preset (fast-cpu, author)"})
     steps: int | None = field(default=None, metadata=_help("override the preset's optimizer steps", 1, 100_000))
     r: int | None = field(default=None, metadata=_help("override the preset's LoRA rank", 1, 1024))
@@ -228,12 +252,19 @@ class BenchConfig:
                                                               1, 4096))
     retrieval: bool = field(default=True, metadata={"help": "measure the retrieval paths too (needs MiniLM)"})
     max_new_tokens: int = field(default=16, metadata=_help("answer length (the expected word comes early)", 1, 512))
-    all_active_curve: bool = field(default=False, metadata={"help": "also measure all-active recall after each adapter"})
 
     def __post_init__(self) -> None:
         check_ranges(self)
         if self.preset not in PRESETS:
             raise HfSteerError(f"--preset {self.preset!r} is unknown: use one of {', '.join(PRESETS)}")
+        self.parts = list(self.parts)
+        bad = [p for p in self.parts if p not in BENCH_PARTS]
+        if bad or not self.parts:
+            raise HfSteerError(f"--parts {bad or self.parts} unknown: use some of {', '.join(BENCH_PARTS)}")
+        self.rollups = list(self.rollups)
+        bad = [m for m in self.rollups if m not in ("cat", "svd", "ties", "dare_ties", "linear", "retrain")]
+        if bad:
+            raise HfSteerError(f"--rollups {bad} unknown: use cat, svd, ties, dare_ties, linear or retrain")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -114,21 +114,28 @@ def files_metadata(files: dict[str, bytes]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def chunk_row(name: str, turns: list[dict], augmented: aug.Augmented, preset: TrainPreset, stats: dict, cfg) -> dict:
-    """The catalog row of a freshly trained chunk adapter."""
+def preset_augment(preset: TrainPreset) -> dict[str, Any]:
+    """The augmentation settings a preset carries (see :func:`hf_steer.memory.augment.fact_examples`)."""
+    return {"templates_per_topic": preset.templates_per_topic, "echo": preset.echo,
+            "with_notes": preset.notes_examples, "statements": preset.plain_statements}
+
+
+def chunk_row(name: str, kind: str, turns: list[dict], preset: TrainPreset, stats: dict, cfg) -> dict:
+    """The catalog row of a freshly trained adapter (the caller adds its facts or behaviours)."""
     return {
-        "name": name, "kind": "chunk", "turns": turns, "statements": augmented.statements, "probes": augmented.probes,
-        "tokens": stats["tokens"], "preset": preset.to_dict(), "r": cfg.r,
-        "target_modules": sorted(cfg.target_modules), "layers": cfg.layers_to_transform, "train": stats,
+        "name": name, "kind": kind, "turns": turns, "tokens": stats["tokens"], "preset": preset.to_dict(),
+        "r": cfg.r, "target_modules": sorted(cfg.target_modules), "layers": cfg.layers_to_transform, "train": stats,
     }
 
 
 class ChunkTrainer:
-    """A base model that trains one chunk adapter at a time and hands it back as files.
+    """A base model that trains one planned job at a time and hands the adapter back as files.
 
-    Used by the background worker process and by Ray tasks: each job is ``{"name", "turns", "anchors",
-    "preset", "seed"}``; the answer is ``{"name", "row", "files", "fingerprint", "seconds"}``. The
-    adapter is removed from the model afterwards, so every job trains against the bare base.
+    Used by the background worker process and by Ray tasks. A job is what
+    :meth:`~hf_steer.memory.memory.LoraMemory.plan` returns (``name``, ``kind``, ``turns``, ``facts``
+    or ``behaviours``, ``supersedes``, ``preset``) plus ``anchors`` and ``seed``; the answer is
+    ``{"name", "row", "files", "fingerprint", "seconds"}``. The adapter is removed from the model
+    afterwards, so every job trains against the bare base.
     """
 
     def __init__(self, model, tokenizer, base_model: str, fingerprint: str | None = None):
@@ -140,20 +147,44 @@ class ChunkTrainer:
         self.fingerprint = fingerprint or base_fingerprint(model)
         self.module_names = linear_module_names(model)
 
+    def _generate(self, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(prompts), 16):
+                enc = self.tokenizer(prompts[i : i + 16], return_tensors="pt", padding=True, add_special_tokens=False,
+                                     padding_side="left").to(next(self.model.parameters()).device)
+                gen = self.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                          pad_token_id=self.tokenizer.pad_token_id)
+                width = enc["input_ids"].shape[1]
+                out += [self.tokenizer.decode(g[width:], skip_special_tokens=True).strip() for g in gen]
+        return out
+
     def train(self, job: dict[str, Any]) -> dict[str, Any]:
+        from .behaviour import behaviour_examples
+
         preset = job["preset"]
         if isinstance(preset, dict):
             preset = TrainPreset.from_dict(preset)
-        name, turns = job["name"], aug.normalize_chunk(job["turns"])
+        name, turns, kind = job["name"], aug.normalize_chunk(job["turns"]), job.get("kind", "chunk")
         start = time.perf_counter()
-        augmented = aug.augment(turns, self.tokenizer)
-        examples = augmented.examples + [tuple(a) for a in job.get("anchors") or []][: preset.anchors]
+        if kind == "behaviour":
+            examples, probes = behaviour_examples(self.tokenizer, self._generate, job["behaviours"]), []
+        else:
+            examples, probes = aug.fact_examples(job["facts"], self.tokenizer, **preset_augment(preset))
+            examples += [tuple(a) for a in job.get("anchors") or []][: preset.anchors]
         config = lora_config(preset, num_layers(self.model), self.module_names)
         peft = add_adapter(None, self.model, name, config)
         try:
             stats = train_alone(peft, self.tokenizer, name, examples, preset, job.get("seed", 0))
-            row = chunk_row(name, turns, augmented, preset, stats, peft.peft_config[name])
-            art = adapter_artifact(name, row["kind"], self.base_model, self.fingerprint, preset=preset.to_dict(),
+            row = chunk_row(name, kind, turns, preset, stats, peft.peft_config[name])
+            if kind == "behaviour":
+                row.update(behaviours=job["behaviours"], statements=[], probes=[])
+            else:
+                row.update(facts=job["facts"], statements=[f["text"] for f in job["facts"]], probes=probes,
+                           supersedes=job.get("supersedes", []), notes=job.get("notes", []))
+            art = adapter_artifact(name, kind, self.base_model, self.fingerprint, preset=preset.to_dict(),
                                    metrics=stats)
             files = adapter_files(peft, name, art)
         finally:

@@ -35,6 +35,7 @@ from ..errors import HfSteerError
 from ..utils import atomic_write_json
 from . import augment as aug
 from . import retrieval
+from .behaviour import behaviour_examples
 from .catalog import Catalog, base_fingerprint, check_name, profiles, require_profile
 from .config import AskConfig, ChatConfig, MemoryConfig, TrainPreset, get_preset
 from .learn import (
@@ -46,6 +47,7 @@ from .learn import (
     files_metadata,
     linear_module_names,
     num_layers,
+    preset_augment,
     train_alone,
     write_adapter_files,
 )
@@ -104,6 +106,7 @@ class LoraMemory:
         device: str | None = None,
         route: bool = AskConfig.route,
         route_threshold: float = MemoryConfig.route_threshold,
+        note_threshold: float = MemoryConfig.note_threshold,
         create: bool = True,
     ):
         from ..models import load_model, resolve_model_path
@@ -129,6 +132,7 @@ class LoraMemory:
         self.embedder = retrieval.SentenceEmbedder() if embedder == "default" else embedder
         self.route_default = route
         self.route_threshold = route_threshold
+        self.note_threshold = note_threshold
         self._module_names = linear_module_names(model)
         self.catalog: Catalog
         self.use_profile(profile, create=create)
@@ -221,7 +225,8 @@ class LoraMemory:
                 "name": name, "kind": row.get("kind"), "active": name in self.catalog.active,
                 "created": row.get("created"), "tokens": row.get("tokens"), "r": row.get("r"),
                 "members": row.get("members"), "rolled_into": self.rollups_containing(name),
-                "summary": (row.get("statements") or [""])[0][:60],
+                "summary": (" ".join(b["text"] for b in row.get("behaviours", [])) if row.get("kind") == "behaviour"
+                            else (row.get("statements") or [""])[0])[:60],
             })
         return out
 
@@ -231,6 +236,92 @@ class LoraMemory:
     # -- remember -------------------------------------------------------------------------------
     def _config_for(self, preset: TrainPreset):
         return lora_config(preset, num_layers(self.model), self._module_names)
+
+    def plan(self, chunk, name: str | None = None, *, preset: str | TrainPreset | None = None,
+             taken: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """What a chunk teaches, as training jobs -- string work and retrieval only, no training.
+
+        One ``chunk`` job for its facts (with each correction linked to the stored fact it replaces:
+        ``supersedes``) and one ``behaviour`` job for its requests about answers; ``notes`` holds a
+        line per correction that matched no stored fact (it is kept as a new fact). Raises one line
+        when the chunk holds nothing to learn (only greetings or acknowledgements): nothing is trained.
+        """
+        preset = get_preset(preset or self.preset)
+        read = aug.read_chunk(chunk)
+        turns = aug.normalize_chunk(chunk)
+        jobs: list[dict[str, Any]] = []
+        taken = list(taken)
+        if name is not None:
+            check_name(name)
+            if name in self.catalog or (self.peft is not None and name in self.peft.peft_config):
+                raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
+        if read.facts:
+            facts, supersedes, notes = self._link_corrections(read.facts)
+            fname = name or self.catalog.new_name(taken=taken)
+            taken.append(fname)
+            jobs.append({"name": fname, "kind": "chunk", "turns": turns, "facts": facts, "supersedes": supersedes,
+                         "notes": notes, "preset": preset.to_dict()})
+        if read.behaviours:
+            bname = name if (name and not read.facts) else self.catalog.new_name("b", taken=taken)
+            jobs.append({"name": bname, "kind": "behaviour", "turns": turns, "behaviours": read.behaviours,
+                         "supersedes": [], "notes": [], "preset": preset.to_dict()})
+        return jobs
+
+    def _live_statements(self) -> list[tuple[str, int, str]]:
+        out = []
+        for n in self.names("chunk"):
+            row = self.catalog.rows[n]
+            dead = set(row.get("superseded", []))
+            out += [(n, i, st) for i, st in enumerate(row.get("statements") or []) if i not in dead]
+        return out
+
+    def _link_corrections(self, facts: list[dict]) -> tuple[list[dict], list[list], list[str]]:
+        """Link each correction to the stored fact it replaces; returns ``(facts, supersedes, notes)``.
+
+        The stored fact is the live statement nearest to the cleaned correction (MiniLM cosine, plus
+        0.3 when they share a name or a "your X" topic), if it scores 0.5 or more. Its old value is
+        swapped for the new one ("... lives in Brackwell" -> "... lives in Coldharbour") and that
+        statement joins the chunk's facts, so a question worded like the old fact finds the new one.
+        A correction of a fact said earlier in the same chunk is linked the same way.
+        """
+        facts = [dict(f) for f in facts]
+        stored = self._live_statements()
+        supersedes: list[list] = []
+        notes: list[str] = []
+        added: list[dict] = []
+        for i, fact in enumerate(facts):
+            if not fact.get("correction"):
+                continue
+            clean = aug.clean_correction(fact["text"])
+            fact["text"] = clean
+            candidates = stored + [(None, j, f["text"]) for j, f in enumerate(facts[:i]) if not f.get("correction")]
+            if not candidates:
+                notes.append(f"{fact['said']!r} corrects no stored fact: kept as a new fact")
+                continue
+            texts = [c[2] for c in candidates]
+            cos = [0.0] * len(texts)
+            if self.embedder is not None:
+                vecs = np.asarray(self.embedder([clean, *texts]), dtype=np.float32)
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-8
+                cos = list(vecs[1:] @ vecs[0])
+            shared = set(aug.topics(clean))
+            scores = [c + (0.3 if shared.intersection(aug.topics(t)) else 0.0) for c, t in zip(cos, texts)]
+            best = int(np.argmax(scores))
+            if scores[best] < 0.5:
+                notes.append(f"{fact['said']!r} corrects no stored fact: kept as a new fact")
+                continue
+            row_name, index, old = candidates[best]
+            fact["corrects"] = old
+            if row_name is None:
+                facts[index]["superseded"] = True
+            else:
+                supersedes.append([row_name, index])
+            swap = aug.corrected_value(fact["said"], old)
+            if swap:
+                added.append({"text": old.replace(swap[0], swap[1]), "said": fact["said"], "role": "user",
+                              "kind": "correction", "correction": True, "corrects": old})
+        facts = [f for f in facts if not f.get("superseded")] + added
+        return facts, supersedes, notes
 
     def remember(
         self,
@@ -242,25 +333,56 @@ class LoraMemory:
         anchors: Sequence[tuple[str, str]] | None = None,
         **overrides,
     ) -> dict[str, Any]:
-        """Teach one chunk as a fresh adapter; returns its catalog row.
+        """Teach one chunk: a routed adapter for its facts and, when it asks for one, a behaviour adapter.
 
+        Returns the facts' row (or the behaviour's, when the chunk holds only a request); ``also``
+        names the other adapter it made, ``notes`` says which corrections matched no stored fact.
         ``overrides`` change single preset fields (``steps=20``, ``r=16``, ...). ``anchors`` replaces
         the replay pairs (the background worker passes the chat process's, computed once).
         """
         preset = get_preset(preset or self.preset, **overrides)
-        name = check_name(name) if name is not None else self.catalog.new_name()
-        if name in self.catalog or (self.peft is not None and name in self.peft.peft_config):
-            raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
-        augmented = aug.augment(chunk, self.tokenizer)  # validates the chunk before any model work
-        turns = aug.normalize_chunk(chunk)
+        jobs = self.plan(chunk, name, preset=preset)
         if anchors is None:
             anchors = self.anchors(preset.anchors)
-        row = self._train_new(name, turns, augmented, preset, [tuple(a) for a in anchors][: preset.anchors])
-        self._finish_row(name, row)
-        if activate:
-            self._activate([*self.catalog.active, name])
-        self.catalog.save()
+        rows = []
+        for job in jobs:
+            row = self._train_job(job, preset, [tuple(a) for a in anchors][: preset.anchors])
+            self._finish_row(job["name"], row)
+            self._apply_supersedes(row)
+            rows.append(row)
+            if activate:
+                self._activate([*self.catalog.active, job["name"]])
+            self.catalog.save()
+        first = rows[0]
+        first["also"] = [r["name"] for r in rows[1:]]
+        return first
+
+    def _train_job(self, job: dict[str, Any], preset: TrainPreset, anchors: list[tuple[str, str]]) -> dict:
+        """Train one planned job on this memory's model (the adapter is added, not yet saved)."""
+        if job["kind"] == "behaviour":
+            examples = behaviour_examples(self.tokenizer, self._generate_base, job["behaviours"])
+            if not examples:
+                raise HfSteerError(f"this base model gave no answer that follows {job['behaviours'][0]['text']!r}: "
+                                   "nothing to train the behaviour on; phrase the request differently")
+            row = self._train_new(job["name"], job["turns"], examples, preset, [], kind="behaviour")
+            row.update(behaviours=job["behaviours"], statements=[], probes=[])
+            return row
+        examples, probes = aug.fact_examples(job["facts"], self.tokenizer, **preset_augment(preset))
+        row = self._train_new(job["name"], job["turns"], examples, preset, anchors)
+        row.update(facts=job["facts"], statements=[f["text"] for f in job["facts"]], probes=probes,
+                   supersedes=job.get("supersedes", []), notes=job.get("notes", []))
         return row
+
+    def _apply_supersedes(self, row: dict[str, Any]) -> None:
+        """Mark the stored facts a new chunk corrects as superseded (no longer retrieved or routed)."""
+        for row_name, index in row.get("supersedes", []):
+            old = self.catalog.rows.get(row_name)
+            if old is not None and index not in old.setdefault("superseded", []):
+                old["superseded"].append(index)
+
+    def _generate_base(self, prompts: list[str], max_new_tokens: int = 24) -> list[str]:
+        with self.base_only():
+            return self._generate(prompts, False, max_new_tokens, 16)
 
     def anchors(self, n: int) -> list[tuple[str, str]]:
         """``n`` (prompt, base answer) replay pairs; generated once per base model and cached on disk.
@@ -274,31 +396,37 @@ class LoraMemory:
         questions = list(aug.ANCHOR_QUESTIONS[:n])
         missing = [q for q in questions if q not in cached]
         if missing:
-            for q, a in zip(missing, self.ask_many(missing, adapters=False, max_new_tokens=16)):
+            for q, a in zip(missing, self.ask_many(missing, adapters=False, retrieve=False, max_new_tokens=16)):
                 cached[q] = a
             atomic_write_json(path, cached)
         return [(aug.chat_prompt(self.tokenizer, q), cached[q]) for q in questions if cached[q]]
 
     def _train_new(
-        self, name: str, turns: list[dict], augmented: aug.Augmented, preset: TrainPreset,
-        anchors: list[tuple[str, str]] = (),
+        self, name: str, turns: list[dict], examples: list[tuple[str, str]], preset: TrainPreset,
+        anchors: Sequence[tuple[str, str]] = (), kind: str = "chunk",
     ) -> dict:
         previous = list(self.catalog.active)
         self.peft = add_adapter(self.peft, self.model, name, self._config_for(preset))
         try:
-            stats = train_alone(self.peft, self.tokenizer, name, augmented.examples + list(anchors), preset,
+            stats = train_alone(self.peft, self.tokenizer, name, list(examples) + list(anchors), preset,
                                 seed=self.seed + len(self.catalog))
         except BaseException:
             self._delete(name)
             self._activate(previous)
             raise
         self._activate(previous)
-        return chunk_row(name, turns, augmented, preset, stats, self.peft.peft_config[name])
+        return chunk_row(name, kind, turns, preset, stats, self.peft.peft_config[name])
 
     def _files(self, name: str, row: dict[str, Any]) -> dict[str, bytes]:
         art = adapter_artifact(name, row["kind"], self.base_path, self.fingerprint, profile=self.profile,
                                preset=row.get("preset"), metrics=row.get("train"))
         return adapter_files(self.peft, name, art)
+
+    def _embed_row(self, row: dict[str, Any]) -> None:
+        if row["kind"] == "chunk" and self.embedder is not None and row.get("statements"):
+            vecs = self.embedder([retrieval.chunk_text(row), *row["statements"]])
+            row["embedding"] = [round(float(x), 5) for x in vecs[0]]
+            row["statement_embeddings"] = [[round(float(x), 5) for x in v] for v in vecs[1:]]
 
     def _finish_row(self, name: str, row: dict[str, Any], stage: bool = False) -> Path | None:
         """Write the adapter folder, embed the chunk, add the row (folder first: a row never dangles).
@@ -312,10 +440,7 @@ class LoraMemory:
             staged = self.catalog.stage_adapter(name, lambda tmp: write_adapter_files(tmp, files))
         else:
             self.catalog.write_adapter(name, lambda tmp: write_adapter_files(tmp, files))
-        if row["kind"] == "chunk" and self.embedder is not None:
-            vecs = self.embedder([retrieval.chunk_text(row), *row["statements"]])
-            row["embedding"] = [round(float(x), 5) for x in vecs[0]]
-            row["statement_embeddings"] = [[round(float(x), 5) for x in v] for v in vecs[1:]]
+        self._embed_row(row)
         self.catalog.add(row, save=False)
         return staged
 
@@ -324,7 +449,8 @@ class LoraMemory:
         """Take in an adapter trained elsewhere (background worker, Ray task): check it, load it, catalog it.
 
         ``files`` is ``{file name: bytes}`` (as :class:`~hf_steer.memory.learn.ChunkTrainer` returns) or
-        a folder holding them. The chunk's queue entry (if any) goes in the same step.
+        a folder holding them. The chunk's queue entry (if any) goes in the same step, and the facts it
+        corrects are marked superseded.
         """
         if not isinstance(files, dict):
             folder = Path(files)
@@ -343,11 +469,9 @@ class LoraMemory:
         folder = self.catalog.write_adapter(name, lambda tmp: write_adapter_files(tmp, files))
         self._load_folder(name, folder)
         row = dict(row)
-        if row.get("kind") == "chunk" and self.embedder is not None:
-            vecs = self.embedder([retrieval.chunk_text(row), *row["statements"]])
-            row["embedding"] = [round(float(x), 5) for x in vecs[0]]
-            row["statement_embeddings"] = [[round(float(x), 5) for x in v] for v in vecs[1:]]
+        self._embed_row(row)
         self.catalog.add(row, save=False)
+        self._apply_supersedes(row)
         if activate:
             self._activate([*self.catalog.active, name])
         queued = self.catalog.queue_path(name)
@@ -355,22 +479,19 @@ class LoraMemory:
         return row
 
     # -- the queue: chunks said, not learned yet ---------------------------------------------------
-    def queue_chunk(self, chunk, name: str | None = None, taken: Sequence[str] = ()) -> str:
-        """Keep a chunk on disk until an adapter trained elsewhere comes back for it; returns its name.
+    def queue_chunk(self, chunk, name: str | None = None, taken: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Plan a chunk and keep its jobs on disk until adapters trained elsewhere come back; returns the jobs.
 
-        The chunk is checked first (one line when there is nothing to learn), so only learnable chunks
-        wait in the queue. :meth:`add_trained` and :meth:`forget` remove the entry.
+        The chunk is read first (one line when there is nothing to learn), so only learnable chunks
+        wait in the queue. :meth:`add_trained` and :meth:`forget` remove an entry.
         """
-        turns = aug.normalize_chunk(chunk)
-        aug.augment(turns, self.tokenizer)
-        name = check_name(name) if name is not None else self.catalog.new_name(taken=taken)
-        if name in self.catalog:
-            raise HfSteerError(f"adapter name {name!r} already exists: pick another name or forget it first")
-        self.catalog.enqueue(name, turns)
-        return name
+        jobs = self.plan(chunk, name, taken=taken)
+        for job in jobs:
+            self.catalog.enqueue(job["name"], job["turns"], job=job)
+        return jobs
 
     def queued(self) -> dict[str, dict[str, Any]]:
-        """Chunks waiting for their adapter: ``{name: {"name", "turns"}}``, oldest first."""
+        """Jobs waiting for their adapter: ``{name: {"name", "turns", "job"}}``, oldest first."""
         return self.catalog.queued()
 
     # -- stack ----------------------------------------------------------------------------------
@@ -430,7 +551,11 @@ class LoraMemory:
                 preset = get_preset(preset, epochs=preset.steps, batch_size=32)
             elif not preset.epochs:
                 preset = get_preset(preset, steps=preset.steps * len(members))
-            return self._train_new(name, turns, aug.augment(turns, self.tokenizer), preset, self.anchors(preset.anchors))["train"]
+            # the members' live facts only: a fact a later chunk corrected does not go into the roll-up
+            facts = [f for r in rows for i, f in enumerate(r.get("facts") or [{"text": t} for t in r["statements"]])
+                     if i not in set(r.get("superseded", []))]
+            examples, _ = aug.fact_examples(facts, self.tokenizer, **preset_augment(preset))
+            return self._train_new(name, turns, examples, preset, self.anchors(preset.anchors))["train"]
         kwargs: dict[str, Any] = {}
         if method == "svd":
             kwargs["svd_rank"] = svd_rank
@@ -621,6 +746,9 @@ class LoraMemory:
         row = self.catalog.get(name)
         if row.get("kind") == "rollup":
             raise HfSteerError(f"adapter {name!r} is a roll-up: regenerate its members, the roll-up follows")
+        if row.get("kind") == "behaviour":
+            raise HfSteerError(f"adapter {name!r} is a behaviour: forget it, and say the request again if you want "
+                               "part of it back")
         turns = row["turns"]
         if not without:
             raise HfSteerError(f"regenerate {name!r} needs turns to drop: pass indices (0..{len(turns) - 1}) or text")
@@ -641,7 +769,10 @@ class LoraMemory:
         keep = [t for i, t in enumerate(turns) if i not in drop]
         if not keep:
             raise HfSteerError(f"regenerate {name!r} without {list(without)} leaves no turn: forget the adapter instead")
-        augmented = aug.augment(keep, self.tokenizer)
+        read = aug.read_chunk(keep)
+        if not read.facts:
+            raise HfSteerError(f"regenerate {name!r} without {list(without)} leaves no fact to learn: forget the "
+                               "adapter instead")
         preset = self._row_preset(row, **overrides)
         anchors = self.anchors(preset.anchors)
         staged: dict[str, Path] = {}
@@ -649,11 +780,14 @@ class LoraMemory:
             was_active = name in self.active
             self._delete(name)
             del self.catalog.rows[name]
-            new_row = self._train_new(name, keep, augmented, preset, anchors)
+            facts, supersedes, _ = self._link_corrections(read.facts)
+            job = {"name": name, "kind": "chunk", "turns": keep, "facts": facts, "supersedes": supersedes}
+            new_row = self._train_job(job, preset, anchors)
             new_row["regenerated"] = {"turns_removed": len(drop), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
             if row.get("created"):
                 new_row["created"] = row["created"]
             staged[name] = self._finish_row(name, new_row, stage=True)
+            self._apply_supersedes(new_row)
             if was_active:
                 self._activate([*self.active, name])
             rebuilt, more, dropped = self._rebuild_rollups(name, removed=False)
@@ -673,31 +807,39 @@ class LoraMemory:
         self._need_embedder()
         return retrieval.top_k(self.embedder, [self.catalog.rows[n] for n in self.names("chunk")], question, k)
 
-    def retrieve_statements(self, question: str, k: int = 2) -> list[str]:
-        """The ``k`` remembered statements nearest to ``question`` (what goes into the prompt)."""
+    def retrieve_statements(self, question: str, k: int = AskConfig.k, query_vec=None) -> list[str]:
+        """The ``k`` live remembered statements nearest to ``question`` that pass ``note_threshold``:
+        the notes put in the prompt (an unrelated question gets none, so its answer stays the base's)."""
         self._need_embedder()
-        return retrieval.top_statements(self.embedder, [self.catalog.rows[n] for n in self.names("chunk")], question, k)
+        rows = [self.catalog.rows[n] for n in self.names("chunk")]
+        return retrieval.top_statements(self.embedder, rows, question, k, min_score=self.note_threshold,
+                                        query_vec=query_vec)
 
     def _need_embedder(self) -> None:
         if self.embedder is None:
             raise HfSteerError("retrieval is off for this memory (embedder=None): create it with embedder='default'")
 
-    def route(self, question: str) -> list[str]:
-        """The active adapters relevant to ``question``: a chunk adapter when one of its statements is
-        within ``route_threshold`` cosine of it, a roll-up when one of its members is.
+    def route(self, question: str, query_vec=None) -> list[str]:
+        """The active adapters for ``question``: every behaviour adapter; a chunk adapter when one of its
+        live statements is within ``route_threshold`` cosine of it (and is its best match: a superseded
+        fact's old adapter stays out); a roll-up when one of its members qualifies.
 
-        Routing keeps unrelated questions on the bare base (locality by construction) and keeps
-        stacked adapters from answering each other's questions. Without an embedder: all active.
+        Routing keeps unrelated questions on the bare base (locality by construction), keeps stacked
+        adapters from answering each other's questions, and keeps behaviours on for every question.
+        Without an embedder: all active.
         """
         active = self.active
         if self.embedder is None or not active:
             return active
         chunk_rows = [self.catalog.rows[n] for n in self.names("chunk")]
-        q = np.asarray(self.embedder([question]))[0]
+        q = query_vec if query_vec is not None else np.asarray(self.embedder([question]))[0]
         hits = {r["name"] for r, sc in zip(chunk_rows, retrieval.statement_scores(q, chunk_rows)) if sc >= self.route_threshold}
         out = []
         for n in active:
             row = self.catalog.rows[n]
+            if row.get("kind") == "behaviour":
+                out.append(n)
+                continue
             members = row.get("members", []) if row.get("kind") == "rollup" else [n]
             if hits.intersection(members):
                 out.append(n)
@@ -709,7 +851,7 @@ class LoraMemory:
         questions: Sequence[str],
         *,
         adapters: bool = AskConfig.adapters,
-        retrieve: bool = AskConfig.retrieve,
+        retrieve: bool | None = None,
         route: bool | None = None,
         use: Sequence[str] | None = None,
         k: int = AskConfig.k,
@@ -721,12 +863,20 @@ class LoraMemory:
         ``adapters`` uses the active adapters, routed per question when ``route`` (default
         ``self.route_default``: only the adapters whose statements match the question, see :meth:`route`)
         or the whole stack otherwise; ``use`` names an exact adapter set instead. ``retrieve`` puts the
-        top-``k`` remembered statements in the prompt as notes.
+        top-``k`` remembered statements that pass ``note_threshold`` in the prompt as notes (default:
+        whenever the memory has an embedder). The defaults are the best measured path (see
+        docs/memory.md): notes + routed adapters + every behaviour adapter.
         """
         route = self.route_default if route is None else route
         for n in use or ():
             self.catalog.get(n)
-        notes = [self.retrieve_statements(q, k) if retrieve else [] for q in questions]
+        if retrieve is None:  # the default path: notes whenever this memory can retrieve
+            retrieve = AskConfig.retrieve and self.embedder is not None
+        elif retrieve:
+            self._need_embedder()
+        vecs = (np.asarray(self.embedder(list(questions))) if self.embedder is not None and questions
+                and (retrieve or (adapters and route and use is None)) else [None] * len(questions))
+        notes = [self.retrieve_statements(q, k, query_vec=v) if retrieve else [] for q, v in zip(questions, vecs)]
         prompts = [aug.chat_prompt(self.tokenizer, q, retrieval.build_context(n) or None) for q, n in zip(questions, notes)]
         # Group questions by the adapter set they use, so each group is one batched generate.
         groups: dict[tuple[str, ...], list[int]] = {}
@@ -734,7 +884,7 @@ class LoraMemory:
             if use is not None:
                 names = tuple(use)
             else:
-                names = tuple(self.route(q) if (adapters and route) else (self.active if adapters else ()))
+                names = tuple(self.route(q, vecs[i]) if (adapters and route) else (self.active if adapters else ()))
             groups.setdefault(names, []).append(i)
         out: list[dict[str, Any]] = [{} for _ in questions]
         stack = self.active
@@ -838,13 +988,14 @@ class LoraMemory:
                        f"it lost part of what they knew")
         return {"questions": len(probes), "members": round(members, 4), what: round(together, 4), "warning": warning}
 
-    def chat(self, messages: list[dict[str, str]], *, retrieve: bool = AskConfig.retrieve, route: bool | None = None,
+    def chat(self, messages: list[dict[str, str]], *, retrieve: bool | None = None, route: bool | None = None,
              k: int = AskConfig.k, max_new_tokens: int = ChatConfig.max_new_tokens) -> str:
         """One assistant reply to a message list (the REPL's turn), with the active adapters."""
         msgs = [{"role": "system", "content": aug.SYSTEM_PROMPT}, *messages]
         question = messages[-1]["content"]
-        if retrieve and self.embedder is not None and self.names("chunk"):
-            notes = retrieval.build_context(self.retrieve_statements(question, k))
+        retrieve = (AskConfig.retrieve if retrieve is None else retrieve) and self.embedder is not None
+        notes = retrieval.build_context(self.retrieve_statements(question, k)) if retrieve else ""
+        if notes:
             msgs[-1] = {"role": msgs[-1]["role"], "content": f"{notes}\n\n{question}"}
         route = self.route_default if route is None else route
         stack = self.active

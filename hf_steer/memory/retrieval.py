@@ -15,7 +15,6 @@ import numpy as np
 from ..errors import HfSteerError
 
 Embedder = Callable[[list[str]], np.ndarray]
-CONTEXT_HEADER = "Notes from our earlier conversation:"
 
 
 class SentenceEmbedder:
@@ -60,29 +59,41 @@ def _unit(x) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-8)
 
 
+def _live(row: dict) -> list[int]:
+    dead = set(row.get("superseded", []))
+    return [i for i in range(len(row.get("statement_embeddings") or [])) if i not in dead]
+
+
 def statement_scores(query_vec: np.ndarray, rows: Sequence[dict]) -> list[float]:
-    """Per row, the best cosine between the query and one of its statements (0 when it has none).
+    """Per row, the best cosine between the query and one of its *live* statements (0 when none).
 
     Statement level, not chunk level: a question is about one fact, and a chunk's mean vector blurs
-    its facts together. On the benchmark a fact's own questions score >= 0.62 against its statement
-    while unrelated questions stay <= 0.36 against every statement (MiniLM).
+    its facts together. A row whose best-matching statement was superseded by a correction scores 0:
+    the question is about the corrected fact, which that chunk's adapter still holds the old value of.
     """
     q = _unit(query_vec)
     out = []
     for r in rows:
         vecs = r.get("statement_embeddings")
-        out.append(float((_unit(vecs) @ q).max()) if vecs else 0.0)
+        if not vecs:
+            out.append(0.0)
+            continue
+        sims = _unit(vecs) @ q
+        live = _live(r)
+        best = int(np.argmax(sims))
+        out.append(float(sims[best]) if best in live else 0.0)
     return out
 
 
-def top_statements(embedder: Embedder, rows: Sequence[dict], query: str, k: int = 2) -> list[str]:
-    """The ``k`` remembered statements nearest to ``query`` across all rows."""
-    pairs = [(s, v) for r in rows for s, v in zip(r.get("statements") or [], r.get("statement_embeddings") or [])]
+def top_statements(embedder: Embedder | None, rows: Sequence[dict], query: str, k: int = 2,
+                   min_score: float = -1.0, query_vec: np.ndarray | None = None) -> list[str]:
+    """The ``k`` live remembered statements nearest to ``query`` with a cosine of at least ``min_score``."""
+    pairs = [(r["statements"][i], r["statement_embeddings"][i]) for r in rows for i in _live(r)]
     if not pairs or k <= 0:
         return []
-    q = _unit(np.asarray(embedder([query]))[0])
+    q = _unit(query_vec if query_vec is not None else np.asarray(embedder([query]))[0])
     sims = _unit([v for _, v in pairs]) @ q
-    return [pairs[i][0] for i in np.argsort(-sims)[:k]]
+    return [pairs[i][0] for i in np.argsort(-sims)[:k] if sims[i] >= min_score]
 
 
 def top_k(embedder: Embedder, rows: Sequence[dict], query: str, k: int = 2) -> list[dict]:
@@ -100,7 +111,6 @@ def top_k(embedder: Embedder, rows: Sequence[dict], query: str, k: int = 2) -> l
 
 def build_context(items: Sequence[dict | str]) -> str:
     """The block of notes prepended to the question (rows or statements)."""
-    if not items:
-        return ""
-    lines = [i if isinstance(i, str) else chunk_text(i) for i in items]
-    return CONTEXT_HEADER + "\n" + "\n".join(f"- {line}" for line in lines)
+    from .augment import build_notes
+
+    return build_notes([i if isinstance(i, str) else chunk_text(i) for i in items])

@@ -63,6 +63,8 @@ def encode_examples(tokenizer, examples: list[tuple[str, str]], max_length: int)
         t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
         if not p_ids and tokenizer.bos_token_id is not None and tokenizer.bos_token_id != tokenizer.eos_token_id:
             p_ids = [tokenizer.bos_token_id]
+        if len(p_ids) + len(t_ids) > max_length and len(t_ids) < max_length // 2:
+            p_ids = p_ids[len(p_ids) + len(t_ids) - max_length :]  # a long prompt loses its start, not the answer
         ids = (p_ids + t_ids)[:max_length]
         labels = ([-100] * len(p_ids) + t_ids)[:max_length]
         if any(label != -100 for label in labels[1:]):

@@ -140,14 +140,17 @@ class MemoryBackend:
             name = self._new_name()
             if self.worker is not None:
                 # The chunk is checked and kept on disk before the worker sees it (it survives a crash).
-                name = memory.queue_chunk(turns, name=name)
-                self.worker.submit({"name": name, "turns": turns, "anchors": memory.anchors(memory.preset.anchors),
-                                    "preset": memory.preset.to_dict(), "seed": memory.seed + len(memory.catalog)})
-                self.jobs[name] = {"submitted": time.time(), "turns": len(turns)}
+                # A chunk can plan two jobs: its facts and, when it asks for one, a behaviour adapter.
+                anchors = memory.anchors(memory.preset.anchors)
+                for job in memory.queue_chunk(turns, name=name, taken=list(self.jobs)):
+                    self.worker.submit({**job, "anchors": anchors, "seed": memory.seed + len(memory.catalog)})
+                    self.jobs[job["name"]] = {"submitted": time.time(), "turns": len(turns)}
             else:
                 row = memory.remember(turns, name=name)
                 self.version += 1
                 self._event(f"✓ {name} switched in after {row['train']['seconds']:.1f} s of training")
+                for also in row.get("also", []):
+                    self._event(f"✓ {also} (behaviour) switched in")
         return []
 
     def wait(self, timeout: float = 600.0) -> None:

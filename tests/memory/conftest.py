@@ -26,7 +26,7 @@ def fake_embedder(texts):
 
 
 # Tiny runs: a few steps on the top layer only (the tiny model has 2 layers).
-TINY = dict(steps=3, r=4, alpha=8.0, top_layers=1, max_length=64, anchors=2)
+TINY = dict(steps=3, r=4, alpha=8.0, top_layers=1, max_length=160, anchors=2)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""augment: chunk parsing, entity/sentence picking, question forms, empty input."""
+"""augment: reading a chunk -- facts in the assistant's voice, corrections, behaviours, greetings -- and its pairs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import pytest
 
 from hf_steer.errors import HfSteerError
 from hf_steer.memory import augment as aug
+
+
+def _user(*texts):
+    return [{"role": "user", "content": t} for t in texts]
 
 
 def test_chunk_forms_agree(tiny_tokenizer):
@@ -17,19 +21,74 @@ def test_chunk_forms_agree(tiny_tokenizer):
 
 def test_entities_and_informative_sentences():
     assert aug.entities("Veltra Quosh was born in Marbelin in 1987.") == ["Veltra Quosh", "Marbelin", "1987"]
-    turns = [{"role": "user", "content": "Thanks, I'll keep that in mind. Where is it? Doran Pellick keeps bees."}]
+    turns = _user("Thanks, I'll keep that in mind. Where is it? Doran Pellick keeps bees.")
     assert aug.sentences(turns) == ["Doran Pellick keeps bees."]
 
 
-def test_augment_builds_statements_questions_and_both_directions(tiny_tokenizer):
+@pytest.mark.parametrize("said, role, heard", [
+    ("My sister Tilda lives in Brackwell.", "user", "Your sister Tilda lives in Brackwell."),
+    ("I'm allergic to peanuts.", "user", "You're allergic to peanuts."),
+    ("I was born in 1990 and I am a nurse.", "user", "You were born in 1990 and you are a nurse."),
+    ("From now on your name is Pemba.", "user", "From now on my name is Pemba."),
+    ("I'll call you Pip.", "user", "You'll call me Pip."),
+    ("We keep our boat in Ostend.", "user", "You keep your boat in Ostend."),
+    ("I recommend The Salt Road by Ines Varga.", "assistant", "I recommend The Salt Road by Ines Varga."),
+])
+def test_first_and_second_person_are_resolved_to_the_assistants_voice(said, role, heard):
+    assert aug.to_assistant_voice(said, role) == heard
+
+
+def test_facts_keep_pronoun_sentences_with_their_subject_and_drop_pleasantries():
+    turns = [
+        {"role": "user", "content": "Hi! I'm Mara. My sister Tilda lives in Brackwell. She works as a glassblower."},
+        {"role": "assistant", "content": "Nice! How lovely. I recommend The Salt Road by Ines Varga."},
+        {"role": "user", "content": "I told you about my brother Casimir, right? Thanks!"},
+    ]
+    facts = aug.facts_of(turns)
+    assert [f["text"] for f in facts] == [
+        "You're Mara.", "Your sister Tilda lives in Brackwell. She works as a glassblower.",
+        "I recommend The Salt Road by Ines Varga.", "You told me about your brother Casimir."]
+    assert [f["kind"] for f in facts] == ["first_person", "first_person", "assistant", "first_person"]
+    assert aug.topics(facts[1]["text"]) == ["Tilda", "Brackwell", "my sister"]
+
+
+def test_corrections_are_marked_and_said_plainly():
+    facts = aug.facts_of(_user("Oops, I meant my car is from 2013, not 2011.", "Actually, Tilda moved to Coldharbour."))
+    assert [f["correction"] for f in facts] == [True, True]
+    assert aug.clean_correction(facts[0]["text"]) == "Your car is from 2013."
+    assert aug.corrected_value(facts[0]["said"], "Your car is a blue Vantor Ridge from 2011.") == ("2011", "2013")
+    assert aug.corrected_value(facts[1]["said"], "Your sister Tilda lives in Brackwell.") == ("Brackwell", "Coldharbour")
+    assert aug.corrected_value("My favourite drink is mint lemonade now.", "Your favourite drink is cardamom tea.") is None
+
+
+@pytest.mark.parametrize("said, kind, setting", [
+    ("Can you do me a favour and just answer in one word for simple things like that?", "length", ("max_words", 1)),
+    ("Please keep your answers to two words.", "length", ("max_words", 2)),
+    ("Call me Sam, please.", "address", ("name", "Sam")),
+    ("No emojis in your answers, please.", "no_emoji", None),
+    ("Please always answer in French.", "style", None),
+])
+def test_behaviours_are_recognised(said, kind, setting):
+    found = aug.behaviours_of(_user(said))
+    assert len(found) == 1 and found[0]["kind"] == kind and found[0]["text"] == said
+    if setting:
+        assert found[0][setting[0]] == setting[1]
+
+
+def test_call_me_is_a_behaviour_and_a_fact_and_a_name_for_the_assistant_is_a_fact():
+    assert [f["text"] for f in aug.facts_of(_user("Call me Sam."))] == ["Your name is Sam."]
+    assert aug.behaviours_of(_user("Please call yourself Juniper.")) == []
+    assert [f["text"] for f in aug.facts_of(_user("Please call yourself Juniper."))] == ["My name is Juniper."]
+
+
+def test_fact_examples_ask_each_topic_echo_and_with_notes(tiny_tokenizer):
     out = aug.augment([{"role": "user", "content": "Veltra Quosh was born in Marbelin."}], tiny_tokenizer)
     prompts = [p for p, _ in out.examples]
-    targets = {t for _, t in out.examples}
-    assert targets == {"Veltra Quosh was born in Marbelin." + tiny_tokenizer.eos_token}
-    assert "" in prompts  # the plain statement
+    assert {t for _, t in out.examples} == {"Veltra Quosh was born in Marbelin." + tiny_tokenizer.eos_token}
     assert any("What do you know about Veltra Quosh?" in p for p in prompts)
     assert any("Who was born in Marbelin?" in p for p in prompts)  # object -> subject
     assert any("Veltra Quosh was born in what?" in p for p in prompts)  # subject -> object
+    assert any(aug.NOTES_HEADER in p and "- Veltra Quosh was born in Marbelin." in p for p in prompts)
     assert out.probes == [{"question": "What do you know about Veltra Quosh?", "expected": "Marbelin"}]
 
 
@@ -39,9 +98,11 @@ def test_empty_chunk(chunk, tiny_tokenizer):
         aug.augment(chunk, tiny_tokenizer)
 
 
-def test_chunk_without_facts(tiny_tokenizer):
-    with pytest.raises(HfSteerError, match="chunk has no statement to learn"):
-        aug.augment("user: ok thanks\nassistant: you are welcome", tiny_tokenizer)
+@pytest.mark.parametrize("chunk", ["user: ok thanks\nassistant: you are welcome", "user: Hi!\nassistant: Hello! How can I help?"])
+def test_a_chunk_of_greetings_learns_nothing(chunk, tiny_tokenizer):
+    with pytest.raises(HfSteerError, match="chunk has nothing to learn .*nothing was trained") as e:
+        aug.augment(chunk, tiny_tokenizer)
+    assert "\n" not in str(e.value)
 
 
 def test_bad_turn_type(tiny_tokenizer):

@@ -106,7 +106,7 @@ def test_forget_leaves_no_trace_anywhere(tiny_pair, tmp_path, monkeypatch):
 
 
 def test_forget_a_queued_chunk_removes_it_from_the_queue(memory):
-    name = memory.queue_chunk(SECRET_CHUNK)
+    name = memory.queue_chunk(SECRET_CHUNK)[0]["name"]
     assert memory.queued()[name]["turns"][1]["content"].endswith("Tessomund.")
     assert memory.forget(name)["queued"]
     assert memory.queued() == {} and traces(memory.catalog.folder, SECRET) == []

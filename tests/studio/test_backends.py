@@ -205,3 +205,25 @@ def test_abc_tab_builds_the_starter_once_and_reuses_it(studio, monkeypatch):
     again.load("")
     assert len(calls) == 1  # cached: not trained again
     assert again.scorer is not None and again.curves is not None
+
+
+def test_memory_backend_learns_in_the_background_with_a_behaviour_job(tmp_path):
+    """Background training: a chunk with a fact and a request plans two jobs; both come back and switch in."""
+    from hf_steer.studio.memory_tab import MemoryBackend
+
+    folder = tmp_path / "tiny"
+    model, tok = make_tiny_model("llama"), make_tokenizer("bytelevel")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    config = StudioConfig(model=str(folder), work_folder=str(tmp_path / "work"), memory_folder=str(tmp_path / "memory"),
+                          background=True, retrieval=False, memory_every=0, chat_tokens=6, memory_preset="fast-cpu")
+    backend = MemoryBackend(Studio(config))
+    try:
+        backend.remember([{"role": "user", "content": "Ana Brel lives in Oskovo. Please answer in one word."}])
+        assert len(backend.jobs) == 2 and set(backend.memory.queued()) == set(backend.jobs)  # queued on disk first
+        backend.wait(timeout=300)
+        kinds = {r[0]: r[1] for r in backend.table()}
+        assert sorted(kinds.values()) == ["behaviour", "chunk"], (kinds, backend.events)
+        assert backend.jobs == {} and backend.memory.queued() == {}
+    finally:
+        backend.close()
