@@ -26,9 +26,40 @@ SHELL_LANGUAGES = {"", "bash", "sh", "shell", "console"}
 
 # Commands that run longer than a test should: the flags that make them small (appended; a later
 # flag wins in argparse, so the page's own flags are still parsed and checked).
-SHRINK: dict[str, list[str]] = {}
+SHRINK: dict[str, list[str]] = {
+    "hf-steer demo": ["--epochs", "1", "--samples", "4"],
+    "hf-steer elarablate train": ["--num-train-epochs", "1"],
+    "hf-steer memory remember": ["--steps", "2"],
+    "hf-steer abc train": ["--steps", "20", "--eval-batches", "2"],
+    "hf-steer abc generate": ["--max-new-tokens", "40"],
+    "hf-steer abc adapt train": ["--steps", "2", "--block-size", "64", "--batch-size", "2"],
+    "hf-steer abc adapt generate": ["--max-new-tokens", "12"],
+    "hf-steer drugs generate": ["--max-new-tokens", "12"],
+    "hf-steer drugs vergence": ["--samples", "1", "--thetas", "0.3"],
+    "hf-steer drugs explore": ["--samples", "1", "--thetas", "0.3", "--max-new-tokens", "8"],
+}
 # Commands not run here, and why (each must say why).
-NOT_RUN: dict[str, str] = {}
+_BENCH = ("a benchmark: its code runs in the method's tests on a tiny model; on the bundled model it takes "
+          "from 20 minutes to hours on 2 cores even with its smallest settings (the measured runs are in docs/results)")
+NOT_RUN: dict[str, str] = {
+    "hf-steer elarablate bench": _BENCH,
+    "hf-steer elarablate bench-stories": _BENCH,
+    "hf-steer drugs bench": _BENCH,
+    "hf-steer memory bench": _BENCH,
+    "hf-steer abc bench": _BENCH,
+    "hf-steer abc adapt bench": _BENCH,
+    "hf-steer elarablate auto": ("writes stories before it trains (136 stories took 39 minutes on a loaded 2-core "
+                                 "machine); tests/elarablation/test_auto.py runs it on a tiny model"),
+    "hf-steer elarablate find": ("samples 4 stories for every prompt of its prompt set (tens of minutes on 2 cores); "
+                                 "tests/elarablation/test_discover.py runs it on a tiny model"),
+    "hf-steer elarablate train path/to/elarablate/slopcontext": (
+        "path/to/elarablate/slopcontext stands for a clone of the original elarablate repository; "
+        "tests/elarablation/test_original_files.py trains on its 43 published files"),
+    "hf-steer elarablate bench-original": (
+        "path/to/elarablate/slopcontext stands for a clone of the original elarablate repository; "
+        "tests/elarablation/test_original_files.py reads its 43 published files"),
+    "hf-steer studio": "a server that runs until Ctrl-C: tests/studio start it as a user does and drive it in Chromium",
+}
 
 
 @pytest.fixture
