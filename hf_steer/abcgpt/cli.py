@@ -134,3 +134,7 @@ def register(subparsers) -> None:
     add_config_arguments(b, BenchConfig, include=BENCH_FIELDS)
     add_threads_argument(b)
     b.set_defaults(func=cmd_bench)
+
+    from .adapter.cli import register_adapt  # the abc adapter: the dial on a pretrained model
+
+    register_adapt(sub)

@@ -71,15 +71,19 @@ class Corpus:
     val: dict[str, torch.Tensor]
 
 
-def build_corpus(sources: dict[str, Path], tokenizer, val_fraction: float, block_size: int) -> Corpus:
+def build_corpus(sources: dict[str, Path], tokenizer, val_fraction: float, block_size: int, encoder=None) -> Corpus:
+    """Read, split and encode every source. ``encoder(tokenizer, text) -> LongTensor`` defaults to abcGPT's
+    character lookup (:func:`encode`); the abc adapter passes a subword encoder for a pretrained model's tokenizer."""
+    encoder = encoder or encode
+    unit = "characters" if encoder is encode else "tokens"
     train, val = {}, {}
     for name, path in sources.items():
         tr, va = split_text(read_source(name, path), val_fraction)
-        train[name], val[name] = encode(tokenizer, tr), encode(tokenizer, va)
+        train[name], val[name] = encoder(tokenizer, tr), encoder(tokenizer, va)
         for part, ids in (("training", train[name]), ("validation", val[name])):
             if len(ids) <= block_size + 1:
                 raise HfSteerError(
-                    f"corpus file for source {name!r} is too short: its {part} part has {len(ids)} characters, "
+                    f"corpus file for source {name!r} is too short: its {part} part has {len(ids)} {unit}, "
                     f"fewer than block_size+2={block_size + 2}; use a longer file or a smaller --block-size"
                 )
     return Corpus(list(sources), train, val)
