@@ -31,6 +31,9 @@ SHRINK: dict[str, list[str]] = {
     "hf-steer elarablate train": ["--num-train-epochs", "1"],
     "hf-steer memory remember": ["--steps", "2"],
     "hf-steer abc train": ["--steps", "20", "--eval-batches", "2"],
+    # the page's resumed run trains on from the first one's last step
+    "hf-steer abc train --source tinystories --source shakespeare --output-dir runs/abc --steps 1200": [
+        "--steps", "30", "--eval-batches", "2"],
     "hf-steer abc generate": ["--max-new-tokens", "40"],
     "hf-steer abc adapt train": ["--steps", "2", "--block-size", "64", "--batch-size", "2"],
     "hf-steer abc adapt generate": ["--max-new-tokens", "12"],
