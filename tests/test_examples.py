@@ -22,6 +22,7 @@ def test_compose_example_stacks_two_methods_adapters_and_doses_them(tmp_path):
     from peft import PeftModel
 
     from hf_steer.elarablation import train
+    from hf_steer.elarablation.arguments import LoraArguments
     from hf_steer.memory import LoraMemory
     from hf_steer.memory.train import get_preset
 
@@ -33,8 +34,8 @@ def test_compose_example_stacks_two_methods_adapters_and_doses_them(tmp_path):
     contexts.write_text("family: test_names\nrules: {good: ['^ [A-Z]'], bad: ['^ ?El']}\nhyperparameters: {top_k: 20}\n"
                         "train: ['The elf girl nods. \"My name is', 'The dwarf grunted. \"They call me']\n")
     elara = tmp_path / "elara-adapter"
-    train(str(contexts), elara, str(base), num_train_epochs=2, learning_rate=5e-2, loss_type="elarablate", lora_r=4, lora_alpha=8,
-          anchor_weight=0.0, use_cpu=True, report_to=[])
+    train(str(contexts), elara, str(base), num_train_epochs=2, learning_rate=5e-2, loss_type="elarablate",
+          anchor_weight=0.0, lora=LoraArguments(lora_r=4, lora_alpha=8))
 
     memory = LoraMemory(make_tiny_model("llama"), make_tokenizer("bytelevel"), base_model=str(base),
                         folder=tmp_path / "mem", embedder=None,
