@@ -54,7 +54,10 @@ def test_the_command_serves_the_page_and_stops_on_ctrl_c(tiny_folder, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "hf_steer.cli", "studio", "--model", str(tiny_folder), "--port", str(port),
          "--work-folder", str(tmp_path / "work"), "--memory-folder", str(tmp_path / "memory"), "--no-background",
-         "--no-retrieval", "--threads", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+         "--no-retrieval", "--threads", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        # As from a terminal: Ctrl-C delivered. Some library earlier in the suite leaves SIGINT ignored in
+        # the test process, and an ignored signal stays ignored across exec (the server never saw it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, page = time.time() + 300, None
         while time.time() < deadline and process.poll() is None and page is None:
