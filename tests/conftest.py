@@ -96,6 +96,15 @@ def tiny_llama():
 
 
 @pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A saved tiny random llama + byte-level chat tokenizer: what ``--model`` and ``load_model`` take."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    make_tiny_model("llama").save_pretrained(folder)
+    make_tokenizer("bytelevel").save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def bundled_path():
     """Folder of the converted bundled SmolLM2-135M-Instruct (converted once per cache)."""
     from hf_steer.models import bundled_model_path

@@ -1,17 +1,7 @@
-"""Fixtures for the Elarablation tests: a tiny random model saved as a folder (for the CLI and recipes)."""
+"""Fixtures for the Elarablation tests (the saved tiny model, `tiny_folder`, is in tests/conftest.py)."""
 
 
 import pytest
-from conftest import make_tiny_model, make_tokenizer
-
-
-@pytest.fixture(scope="session")
-def tiny_folder(tmp_path_factory):
-    """A saved tiny llama + byte-level tokenizer with a chat template (loads with load_model)."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    make_tiny_model("llama").save_pretrained(folder)
-    make_tokenizer("bytelevel").save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture

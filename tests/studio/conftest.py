@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_tiny_model, make_tokenizer
 
 CHROMIUM = os.environ.get("HF_STEER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -84,13 +83,6 @@ def serve(**config):
         demo.studio.close()
 
 
-@pytest.fixture(scope="session")
-def tiny_folder(tmp_path_factory):
-    """A saved tiny random llama + byte-level chat tokenizer (what ``--model`` takes)."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    make_tiny_model("llama").save_pretrained(folder)
-    make_tokenizer("bytelevel").save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
