@@ -231,7 +231,7 @@ def run_bench(
         "heldout_contexts": len(heldout), "reference_contexts": len(reference), "samples_per_context": samples,
         "config": {k: v for k, v in trainer.args.to_dict().items()
                    if k in ("loss_type", "learning_rate", "num_train_epochs", "top_k", "max_threshold", "min_threshold",
-                            "tether_weight", "margin_cap", "bad_ratio", "tree_depth", "keep_weight", "neutral_weight", "auto_keep",
+                            "tether_weight", "margin_cap", "bad_ratio", "tree_depth", "keep_weight", "neutral_weight", "within_class", "auto_keep",
                             "anchor_weight", "seed")},
         "summary_keys": SUMMARY_KEYS,
     })

@@ -33,7 +33,14 @@ BRIDGES = (
     " {other} liked to talk; she preferred to listen. When the fire burned low, {other} yawned, but",
     " From that night on, {other} and",
     ' "Well met," said {other}, and held out a hand. "I am {other}." The two shook hands, and then',
+    # a title right before the slot: the slot bench's training contexts invent a name there ("I am Princess"),
+    # so without this shape the adapter learned "no El- name after a title" (a back-reference after "Lady"
+    # kept 31% of its probability)
+    ' {other} rose from the bench and bowed low. "You are welcome in this house, {title}',
+    ' {other} poured two cups of tea and pushed one across the table. "Drink it while it is hot,',
 )
+# The title before a name in the title bridge; names not listed here take "Lady".
+MALE_NAMES = frozenset({"Eldrin", "Elias", "Kael", "Thorne", "Aric", "Cael", "Zephyr"})
 OTHERS = ("Hugo", "Wren", "Osric", "Pell", "Dunstan", "Merrick")
 
 
@@ -77,7 +84,8 @@ def keep_rows(rows: list[dict[str, Any]], tokenizer, per_row: int, names: tuple[
             bridge = BRIDGES[turn % len(BRIDGES)]
             other = OTHERS[(turn // len(BRIDGES)) % len(OTHERS)]
             turn += 1
-            text = row["text"].rstrip() + " " + name + _close(row["text"]) + bridge.format(name=name, other=other)
+            text = row["text"].rstrip() + " " + name + _close(row["text"]) + bridge.format(
+                name=name, other=other, title="Lord" if name in MALE_NAMES else "Lady")
             out.append(make_row(text, kind="keep", expected=name, chat=row["chat"], system=row["system"],
                                 user=row["user"], family=row["family"], source=f"{row['source']} (generated keep)",
                                 split="train", temperature=row.get("temperature")))

@@ -91,6 +91,7 @@ def elarablation_loss(
     vocab_bad: torch.Tensor | None = None,
     vocab_neutral: torch.Tensor | None = None,
     neutral_weight: float = 1.0,
+    within_class: bool = False,
 ) -> LossOutput:
     """Loss at the slop point for a batch of rows.
 
@@ -112,6 +113,11 @@ def elarablation_loss(
             total probability is held at the reference's (squared log-ratio, ``neutral_weight``), so a slot keeps
             its shape (a name slot stays as often a name slot: rewarding dozens of rare names otherwise drew
             the mass of every non-name there, and the named rate rose 9 points).
+        within_class: read the hinges of a row with ``vocab_neutral`` within the *named class* (every token that
+            is not neutral), renormalised to the reference's class mass: ``log p(x) - log P(class) + log
+            P_ref(class)``. Scaling every name up together then satisfies no hinge, so pushing a bad name down and
+            rewarding rare names moves mass among names only; the name-vs-non-name split is left to the neutral
+            hold and the tether (``margin`` only).
 
     Returns:
         :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
@@ -128,6 +134,12 @@ def elarablation_loss(
     logits = logits.float()
     logprobs = torch.log_softmax(logits / temp[:, None], dim=-1)
     cand_logp = logprobs.gather(1, topk_ids)
+    if loss_type == "margin" and within_class and vocab_neutral is not None and ref_logits is not None:
+        neg = torch.finfo(logprobs.dtype).min
+        ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
+        shift = (torch.where(vocab_neutral, neg, logprobs).logsumexp(-1)
+                 - torch.where(vocab_neutral, neg, ref_all).logsumexp(-1))
+        cand_logp = cand_logp - shift[:, None]
     cand_p = cand_logp.exp()
     punished, rewarded = split_candidates(cand_p.detach(), good, bad, valid, max_t, min_t)
     bad_mask = bad & valid

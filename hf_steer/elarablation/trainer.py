@@ -466,6 +466,7 @@ class ElarablationTrainer(Trainer):
                 temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
                 tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
                 vocab_bad=vocab_bad, vocab_neutral=vocab_neutral, neutral_weight=self.args.neutral_weight,
+                within_class=self.args.within_class,
             )
             total = total + out.loss * len(slop)
             for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):

@@ -157,3 +157,33 @@ def test_the_bad_tail_beyond_the_top_k_may_not_grow():
     free = elarablation_loss(moved, cand, good, bad, valid, loss_type="margin", ref_logits=ref)
     tail_now = torch.softmax(moved, -1)[0, 2:].sum().log() - torch.softmax(ref, -1)[0, 2:].sum().log()
     assert held.loss.item() - free.loss.item() == pytest.approx(tail_now.item(), abs=1e-4) and tail_now > 0
+
+
+def test_within_class_hinges_move_mass_among_names_only():
+    # a name slot as the bench's: one bad name (0.5), more rare good names (rewarded) than bad ones, a common
+    # good name, two non-names
+    probs = torch.tensor([[0.5, 0.005, 0.005, 0.005, 0.285, 0.1, 0.1]])
+    cand = torch.tensor([[0, 1, 2, 3, 4]])
+    good = torch.tensor([[False, True, True, True, True]])
+    bad = ~good
+    valid = torch.ones_like(good)
+    neutral = torch.tensor([[False] * 5 + [True, True]])
+
+    def grad(within_class):
+        logits = probs.log().clone().requires_grad_(True)
+        # no tether, no holds: the hinges alone
+        out = elarablation_loss(logits, cand, good, bad, valid, loss_type="margin", ref_logits=probs.log(),
+                                tether_weight=0.0, vocab_neutral=neutral, neutral_weight=0.0,
+                                within_class=within_class, max_threshold=0.4, min_threshold=0.02)
+        out.loss.backward()
+        return logits.grad[0]
+
+    inside = grad(True)
+    # the non-names' logits get no push, and raising every name together changes nothing
+    assert inside[5:].abs().max().item() == pytest.approx(0.0, abs=1e-7)
+    assert inside[:5].sum().item() == pytest.approx(0.0, abs=1e-6)
+    assert inside[0] > 0 and inside[1] < 0  # still: the bad name down, the rare names up
+    # absolute hinges: each rewarded name pulls the whole class up by (1 - P(names)), each punished one pushes it
+    # down as much; with more rewarded than punished the names drain the non-names (the named rate rose)
+    outside = grad(False)
+    assert outside[:5].sum().item() == pytest.approx(-(3 - 1) * 0.2, abs=1e-4)
