@@ -60,7 +60,7 @@ class ElarablationArguments:
         neutral_weight (`float`, *optional*, defaults to `1.0`):
             Weight of the hold on the total probability of neutral candidates (neither good nor bad: non-names at
             a name slot) at its reference value (`margin` only), so the slot stays as name-like as it was.
-        within_class (`bool`, *optional*, defaults to `False`):
+        within_class (`bool`, *optional*, defaults to `True`):
             At a slot with neutral tokens (a name slot), the hinges read each candidate's probability within the
             named class (every non-neutral token), renormalised to the reference's class mass (`margin` only): the
             hinges alone never move mass between names and non-names (see `loss.elarablation_loss`).
@@ -106,7 +106,7 @@ class ElarablationArguments:
         metadata={"help": "Weight of the hold on the neutral mass at a slot (non-names at a name slot) (margin)."},
     )
     within_class: bool = field(
-        default=False,
+        default=True,
         metadata={"help": "At a slot with neutral tokens (a name slot), read the hinges within the named class, "
                   "renormalised to the reference's class mass: pushing and rewarding names moves mass among names "
                   "only, not from non-names (margin)."},

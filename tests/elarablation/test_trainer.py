@@ -150,3 +150,19 @@ def test_bad_inputs(tmp_path):
     chat = load_contexts({"text": "My name is", "chat": True, "user": "hi"})
     with pytest.raises(HfSteerError, match="chat template"):
         ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path), chat, make_tokenizer(chat_template=False))
+
+
+def test_train_with_a_seed_gives_the_same_adapter_twice(tmp_path):
+    from hf_steer.elarablation.pipeline import train
+
+    def adapter(folder):
+        model, tok = make_tiny_model("llama"), make_tokenizer("bytelevel")
+        torch.manual_seed(len(folder))  # whatever the caller's random state was
+        result = train(load_contexts(ROWS[:2]), tmp_path / folder, model, tokenizer=tok,
+                       num_train_epochs=1, top_k=20, disable_tqdm=True, anchor_tokens=16, seed=3)
+        return {k: v.detach().clone() for k, v in result["trainer"].model.named_parameters() if "lora_" in k}
+
+    first, second = adapter("a"), adapter("bb")
+    assert first.keys() == second.keys() and first
+    for name in first:
+        torch.testing.assert_close(first[name], second[name])
