@@ -117,7 +117,8 @@ def elarablation_loss(
             is not neutral), renormalised to the reference's class mass: ``log p(x) - log P(class) + log
             P_ref(class)``. Scaling every name up together then satisfies no hinge, so pushing a bad name down and
             rewarding rare names moves mass among names only; the name-vs-non-name split is left to the neutral
-            hold and the tether (``margin`` only).
+            hold and the tether (``margin`` only). A row with no good token in its vocabulary (bad rules only) is
+            read as without it: its bad tokens' mass can only go to the non-names.
 
     Returns:
         :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
@@ -139,7 +140,10 @@ def elarablation_loss(
         ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
         shift = (torch.where(vocab_neutral, neg, logprobs).logsumexp(-1)
                  - torch.where(vocab_neutral, neg, ref_all).logsumexp(-1))
-        cand_logp = cand_logp - shift[:, None]
+        # a row whose class is its bad tokens alone (bad rules, no good ones) has nowhere else to put their mass:
+        # read it as before, or the bad tokens would never move
+        has_good = (~vocab_neutral & ~(vocab_bad if vocab_bad is not None else vocab_neutral)).any(-1)
+        cand_logp = cand_logp - torch.where(has_good, shift, 0.0)[:, None]
     cand_p = cand_logp.exp()
     punished, rewarded = split_candidates(cand_p.detach(), good, bad, valid, max_t, min_t)
     bad_mask = bad & valid

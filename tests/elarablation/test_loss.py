@@ -187,3 +187,15 @@ def test_within_class_hinges_move_mass_among_names_only():
     # down as much; with more rewarded than punished the names drain the non-names (the named rate rose)
     outside = grad(False)
     assert outside[:5].sum().item() == pytest.approx(-(3 - 1) * 0.2, abs=1e-4)
+
+
+def test_within_class_still_pushes_a_bad_token_when_no_token_is_good():
+    # bad rules only (the rest neutral): the class is the bad token alone, and it must still fall
+    probs = torch.tensor([[0.5, 0.3, 0.2]])
+    logits = probs.log().clone().requires_grad_(True)
+    cand, valid = torch.tensor([[0, 1, 2]]), torch.ones((1, 3), dtype=torch.bool)
+    bad = torch.tensor([[True, False, False]])
+    out = elarablation_loss(logits, cand, torch.zeros_like(bad), bad, valid, loss_type="margin",
+                            ref_logits=probs.log(), vocab_bad=bad, vocab_neutral=~bad, within_class=True)
+    out.loss.backward()
+    assert out.loss.item() > 1.0 and logits.grad[0, 0] > 0
