@@ -57,7 +57,9 @@ class AbcAdaptConfig:
     gate_width: float = field(default=0.35, metadata={"help": "Gaussian gate width"})
     gate_floor: float = field(default=0.0, metadata={"help": "least any gate lets through, in [0, 1)"})
     gate_normalize: bool = field(
-        default=False, metadata={"help": "divide each row's gates by their mean over all units (same rank on at every alpha)"}
+        default=True,
+        metadata={"help": "divide each row's gates by their mean over all units (same rank on at every alpha); "
+                          "--no-gate-normalize: the plain spotlight"},
     )
     concentration: float = field(default=0.5, metadata={"help": "Dirichlet concentration of the training dial (0.5: Beta(½, ½))"})
     block_size: int = field(default=64, metadata={"help": "tokens per training window"})

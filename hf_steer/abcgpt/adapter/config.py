@@ -47,6 +47,8 @@ class AbcAdapterConfig(PeftConfig):
         gate_normalize: divide every row's gates by their mean over all the adapter's units, so the adapter's
             total gate (the rank it has on) is the same at every α. Without it an end of the dial has only the
             units near that source on (two sources, cos²: mean gate 0.38 at α=0 or 1, 0.68 at α=½).
+            ``False`` here, so an adapter saved before this field existed loads as it was trained; training
+            (``AbcAdaptConfig``, ``hf-steer abc adapt train``) turns it on by default (docs/abc_adapter.md).
         m_seed: seed of the units' source positions (they are saved in the weights too).
         init_lora_weights: ``True``: A Kaiming-uniform, B zero (the adapter starts as a no-op), as LoRA.
         base_fingerprint: filled in on creation: architecture sizes and a sample of the base model's input
