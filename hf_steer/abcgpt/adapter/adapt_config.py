@@ -56,6 +56,11 @@ class AbcAdaptConfig:
     gate_function: Literal["cos2", "gaussian"] = field(default="cos2", metadata={"help": "spotlight shape"})
     gate_width: float = field(default=0.35, metadata={"help": "Gaussian gate width"})
     gate_floor: float = field(default=0.0, metadata={"help": "least any gate lets through, in [0, 1)"})
+    gate_normalize: bool = field(
+        default=True,
+        metadata={"help": "divide each row's gates by their mean over all units (same rank on at every alpha); "
+                          "--no-gate-normalize: the plain spotlight"},
+    )
     concentration: float = field(default=0.5, metadata={"help": "Dirichlet concentration of the training dial (0.5: Beta(½, ½))"})
     block_size: int = field(default=64, metadata={"help": "tokens per training window"})
     batch_size: int = field(default=8, metadata={"help": "windows per optimizer step"})
@@ -135,7 +140,7 @@ def _train_default(name: str):
 
 
 _SHARED = ("steps", "r", "unit_size", "layers", "block_size", "batch_size", "learning_rate", "gate_function",
-           "gate_width", "gate_floor")
+           "gate_width", "gate_floor", "gate_normalize")
 
 
 @dataclass
@@ -153,6 +158,7 @@ class AbcAdapterBenchConfig:
     gate_function: Literal["cos2", "gaussian"] = _train_default("gate_function")
     gate_width: float = _train_default("gate_width")
     gate_floor: float = _train_default("gate_floor")
+    gate_normalize: bool = _train_default("gate_normalize")
     sources: dict[str, str] | None = field(
         default=None, metadata={"help": "exactly two sources, name -> text file (default: the bundled tinystories and shakespeare)"}
     )

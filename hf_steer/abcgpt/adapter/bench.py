@@ -62,7 +62,8 @@ def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | 
     base = AbcAdaptConfig(
         sources=sources, output_dir=str(work / "abc"), base_model=base_model, r=s.r, unit_size=s.unit_size, layers=s.layers,
         block_size=s.block_size, batch_size=s.batch_size, steps=s.steps, learning_rate=s.learning_rate,
-        gate_function=s.gate_function, gate_width=s.gate_width, gate_floor=s.gate_floor, seed=seed, eval_windows=0,
+        gate_function=s.gate_function, gate_width=s.gate_width, gate_floor=s.gate_floor,
+        gate_normalize=s.gate_normalize, seed=seed, eval_windows=0,
         save_steps=max(1, s.steps // 4), logging_steps=max(1, s.steps // 8), resume=True,
     )
     runs = {"abc": base, "lora_mix": replace(base, output_dir=str(work / "lora_mix"), gated=False)}
@@ -72,12 +73,30 @@ def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | 
     return runs
 
 
-def _fresh_work_dir(work: Path, fingerprint: dict) -> None:
-    """Reuse ``work`` (resume) only when it was written with the same settings; else start it afresh."""
-    stamp = work / "bench_settings.json"
-    if work.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != fingerprint):
-        shutil.rmtree(work)
-    atomic_write_json(stamp, fingerprint)
+# Settings a plain LoRA never reads: a baseline trained with other gate settings is the same baseline.
+_GATE_FIELDS = ("unit_size", "gate_function", "gate_width", "gate_floor", "gate_normalize", "concentration")
+
+
+def _run_stamp(cfg: AbcAdaptConfig, base_model: str) -> dict:
+    """What decides one run's weights: its training settings (without the gate's, for a plain LoRA), the
+    sources' names and sizes (not their paths: the same files in another checkout train the same run)."""
+    skip = {"output_dir", "resume", "progress", "sources"} | (set() if cfg.gated else set(_GATE_FIELDS))
+    stamp = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    stamp["sources"] = {n: Path(p).stat().st_size for n, p in cfg.sources.items()}
+    stamp["base_model"] = base_model
+    return stamp
+
+
+def _fresh_run_dirs(runs: dict[str, AbcAdaptConfig], base_model: str) -> None:
+    """Reuse a run's folder (resume) only when it was written with the same settings; else start it afresh.
+    Each run has its own stamp, so changing a gate setting retrains the abc adapter only, not the baselines."""
+    for cfg in runs.values():
+        out, stamp = Path(cfg.output_dir), _run_stamp(cfg, base_model)
+        path = out / "bench_settings.json"
+        if out.exists() and (not path.is_file() or json.loads(path.read_text()) != stamp):
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, stamp)
 
 
 def _max_step_fraction(values: list[float]) -> float:
@@ -160,8 +179,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
         write_report(result, output_json)
         return result
 
-    stamp = {k: v for k, v in asdict(runs["abc"]).items() if k != "output_dir"}
-    _fresh_work_dir(work, {"training": stamp, "base_model": result["base_model"]})
+    _fresh_run_dirs(runs, result["base_model"])
     log("== preparing the sources")
     corpus = prepare_corpus(runs["abc"], tokenizer)
     result["tokens"] = {n: {"train": len(corpus.train[n]), "heldout": len(corpus.val[n])} for n in names}

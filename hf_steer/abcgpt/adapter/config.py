@@ -44,6 +44,11 @@ class AbcAdapterConfig(PeftConfig):
         gate_function: ``"cos2"`` (spotlight cos²(π/2·min(d/d_max, 1))) or ``"gaussian"``.
         gate_width: width of the Gaussian gate (normalised distance).
         gate_floor: least any gate lets through, in [0, 1).
+        gate_normalize: divide every row's gates by their mean over all the adapter's units, so the adapter's
+            total gate (the rank it has on) is the same at every α. Without it an end of the dial has only the
+            units near that source on (two sources, cos²: mean gate 0.38 at α=0 or 1, 0.68 at α=½).
+            ``False`` here, so an adapter saved before this field existed loads as it was trained; training
+            (``AbcAdaptConfig``, ``hf-steer abc adapt train``) turns it on by default (docs/abc_adapter.md).
         m_seed: seed of the units' source positions (they are saved in the weights too).
         init_lora_weights: ``True``: A Kaiming-uniform, B zero (the adapter starts as a no-op), as LoRA.
         base_fingerprint: filled in on creation: architecture sizes and a sample of the base model's input
@@ -68,6 +73,9 @@ class AbcAdapterConfig(PeftConfig):
     gate_function: Literal["cos2", "gaussian"] = field(default="cos2", metadata={"help": "spotlight shape"})
     gate_width: float = field(default=0.35, metadata={"help": "Gaussian gate width"})
     gate_floor: float = field(default=0.0, metadata={"help": "least any gate lets through, in [0, 1)"})
+    gate_normalize: bool = field(
+        default=False, metadata={"help": "divide each row's gates by their mean over all units (same rank on at every alpha)"}
+    )
     m_seed: int = field(default=0, metadata={"help": "seed of the units' source positions m"})
     init_lora_weights: bool = field(default=True, metadata={"help": "A Kaiming-uniform, B zero (a no-op start)"})
     base_fingerprint: dict[str, Any] | None = field(

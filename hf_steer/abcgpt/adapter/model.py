@@ -219,6 +219,8 @@ class AbcAdapterModel(BaseTuner):
                 mixture.to(device), torch.cat([m.to(device) for m in positions]),
                 config.gate_function, config.gate_width, config.gate_floor,
             )
+            if config.gate_normalize:  # the same total gate at every dial: an end has as much rank on as the middle
+                units = units / units.mean(1, keepdim=True).clamp_min(1e-6)
             factors = units.repeat_interleave(config.unit_size, dim=1) * config.scaling
             factors = factors.to(owners[0].abc_A[name].weight.dtype)
             sizes = [m.shape[0] * config.unit_size for m in positions]

@@ -57,6 +57,28 @@ def test_each_rank_component_is_scaled_by_its_spotlight_gate():
         assert torch.allclose(layer(x), expected, atol=1e-6)
 
 
+def test_normalized_gates_keep_the_same_rank_on_at_every_alpha():
+    """gate_normalize: each row's gates are divided by their mean over every unit of the adapter, so an end of
+    the dial has as much gate on as the middle; without it an end has far less (cos², two sources)."""
+    plain, normed = tiny_abc(r=64, target_modules="all-linear"), tiny_abc(r=64, target_modules="all-linear", gate_normalize=True)
+    config = normed.peft_config["default"]
+    alpha = [0.0, 0.5, 1.0]
+
+    def factors(model):
+        model(input_ids=IDS, alpha=alpha)
+        layers = [m for m in model.modules() if isinstance(m, AbcAdapterLayer)]
+        return torch.cat([m._abc_gates["default"][0][:, 0, :] for m in layers], dim=1)  # (rows, all components)
+
+    raw, norm = factors(plain) / config.scaling, factors(normed) / config.scaling
+    assert raw[0].mean() < 0.5 < raw[1].mean() and raw[2].mean() < 0.5  # an end has less than half the gate on
+    assert torch.allclose(norm.mean(1), torch.ones(3), atol=1e-5)  # normalized: the same mean at every alpha
+    assert torch.allclose(norm, raw / raw.mean(1, keepdim=True), atol=1e-5)  # same units on, rescaled
+    # the normalized gate goes through the layers, merging and saving like any other
+    merged_at_0 = logits(normed, alpha=0.0)
+    with normed.set_alpha(0.0):
+        assert torch.allclose(normed.merge_and_unload()(input_ids=IDS).logits, merged_at_0, atol=1e-4)
+
+
 def test_positions_follow_the_u_shaped_law_and_are_frozen():
     model = tiny_abc(r=64, target_modules="all-linear")
     mu = torch.cat([m.abc_m["default"][:, 1] for m in model.modules() if isinstance(m, AbcAdapterLayer)])
