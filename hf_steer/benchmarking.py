@@ -156,9 +156,18 @@ def token_logprobs(model, tokenizer, text: str | None = None, max_tokens: int = 
     return torch.log_softmax(logits, dim=-1).cpu(), ids[0, 1:].cpu()
 
 
+def kl_per_position(ref_logprobs, new_logprobs):
+    """KL(ref ‖ new) in nats at every position, from two ``(..., vocab)`` log-probability tensors.
+
+    The one KL formula of the package: the benches report its mean, and training losses that hold a
+    model to a frozen reference (Elarablation's anchor and keep terms) back-propagate through it.
+    """
+    return (ref_logprobs.exp() * (ref_logprobs - new_logprobs)).sum(-1)
+
+
 def kl_divergence(ref_logprobs, new_logprobs) -> float:
     """Mean per-position KL(ref ‖ new) in nats, from two ``(positions, vocab)`` log-probability tensors."""
-    return float((ref_logprobs.exp() * (ref_logprobs - new_logprobs)).sum(-1).mean())
+    return float(kl_per_position(ref_logprobs, new_logprobs).mean())
 
 
 def drift(ref_logprobs, new_logprobs, targets) -> dict[str, float]:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..benchmarking import kl_per_position
 from .arguments import LOSS_TYPES  # one list, shared with the CLI
 
 
@@ -234,7 +235,7 @@ def keep_loss(
     temp = torch.as_tensor(temperature, dtype=torch.float32, device=logits.device).expand(batch)[:, None]
     logp = torch.log_softmax(logits.float() / temp, dim=-1)
     ref = torch.log_softmax(ref_logits.float() / temp, dim=-1)
-    kl = (ref.exp() * (ref - logp)).sum(-1)
+    kl = kl_per_position(ref, logp)
     e_logp = logp.gather(1, expected_ids[:, None])[:, 0]
     e_ref = ref.gather(1, expected_ids[:, None])[:, 0]
     floor = (e_ref - e_logp).clamp(min=0)

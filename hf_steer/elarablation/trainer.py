@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
 
+from ..benchmarking import kl_per_position
 from ..errors import HfSteerError
 from .config import ElarablationConfig
 from .contexts import (
@@ -407,7 +408,7 @@ class ElarablationTrainer(Trainer):
             model = self.accelerator.unwrap_model(model)
         logprobs = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0, :-1].float(), dim=-1)
         ref = self._anchor_ref.to(device)
-        return (ref.exp() * (ref - logprobs)).sum(-1).mean()
+        return kl_per_position(ref, logprobs).mean()
 
     # ------------------------------------------------------------------------------------ loss
     def _candidates(self, topk_ids: torch.Tensor, rows: list[PreparedRow]) -> tuple[torch.Tensor, ...]:
