@@ -35,7 +35,7 @@ SHRINK: dict[str, list[str]] = {
     "hf-steer abc train --source tinystories --source shakespeare --output-dir runs/abc --steps 1200": [
         "--steps", "30", "--eval-batches", "2"],
     "hf-steer abc generate": ["--max-new-tokens", "40"],
-    "hf-steer abc adapt train": ["--steps", "2", "--block-size", "64", "--batch-size", "2"],
+    "hf-steer abc adapt train": ["--steps", "2", "--block-size", "64", "--batch-size", "2", "--eval-windows", "1"],
     "hf-steer abc adapt generate": ["--max-new-tokens", "12"],
     "hf-steer drugs generate": ["--max-new-tokens", "12"],
     "hf-steer drugs vergence": ["--samples", "1", "--thetas", "0.3"],
