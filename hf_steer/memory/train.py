@@ -133,18 +133,60 @@ class _PrefixCache:
         self.positions = labels != -100
         self.targets = labels[self.positions]
 
-    def loss(self) -> torch.Tensor:
+    def loss_sum(self) -> torch.Tensor:
+        """Summed cross-entropy over the batch's answer tokens (the caller divides by the step's token count)."""
         h = self.hidden
         for layer in self.layers[self.first :]:
             h = layer(h, *self.rest, **self.kwargs)
             if isinstance(h, tuple):
                 h = h[0]
         h = self.norm(h)[:, :-1][self.positions]
-        return F.cross_entropy(self.head(h).float(), self.targets)
+        return F.cross_entropy(self.head(h).float(), self.targets, reduction="sum")
 
 
-def _full_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(**batch, use_cache=False).loss
+class _FullForward:
+    """The fallback: the whole model at every step (same loss as :class:`_PrefixCache`, more time)."""
+
+    def __init__(self, model, batch: dict[str, torch.Tensor]):
+        self.model, self.batch = model, batch
+
+    def loss_sum(self) -> torch.Tensor:
+        logits = self.model(input_ids=self.batch["input_ids"], attention_mask=self.batch["attention_mask"],
+                            use_cache=False).logits
+        labels = self.batch["labels"][:, 1:]
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+                               reduction="sum")
+
+
+def length_groups(lengths: list[int], slack: float = 1.25) -> list[list[int]]:
+    """Indices of texts grouped by length, longest first, so a group pads little.
+
+    A new group starts when a text is shorter than its group's longest divided by ``slack``; padding is
+    then under ``1 - 1/slack`` of a group. One padded batch of a 4-turn chunk's 29 texts (lengths 22-84
+    tokens) was 40% padding: 2436 positions for 1475 tokens.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] * slack >= lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def step_loss(pieces: list, supervised: int) -> float:
+    """One optimizer batch's mean token loss, its gradient accumulated piece by piece (``backward`` on each).
+
+    Exactly the loss (and gradient) of one padded batch: every piece's summed loss over the batch's
+    answer-token count.
+    """
+    total = 0.0
+    for piece in pieces:
+        loss = piece.loss_sum() / supervised
+        loss.backward()
+        total += float(loss.detach())
+    return total
 
 
 def train_adapter(
@@ -162,9 +204,13 @@ def train_adapter(
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bs = preset.batch_size or len(rows)
-    batches = [
-        {k: v.to(device) for k, v in _collate(rows[i : i + bs], pad).items()} for i in range(0, len(rows), bs)
-    ]
+    # Each optimizer batch is run as a few length groups (no long padding), its gradient summed over them.
+    batches = []
+    for i in range(0, len(rows), bs):
+        chunk_rows = rows[i : i + bs]
+        groups = length_groups([len(r["input_ids"]) for r in chunk_rows])
+        batches.append([{k: v.to(device) for k, v in _collate([chunk_rows[j] for j in g], pad).items()}
+                        for g in groups])
     steps = preset.epochs * len(batches) if preset.epochs else preset.steps
     params = [p for n, p in model.named_parameters() if p.requires_grad and f".{adapter_name}." in n]
     if not params:
@@ -179,16 +225,16 @@ def train_adapter(
         first = len(parts[0]) - preset.top_layers
     model.train()
     try:
-        caches = [_PrefixCache(model, parts, first, b) for b in batches] if first > 0 else None
+        pieces = [[_PrefixCache(model, parts, first, g) if first > 0 else _FullForward(model, g) for g in groups]
+                  for groups in batches]
+        supervised = [sum(int((g["labels"][:, 1:] != -100).sum()) for g in groups) for groups in batches]
         losses = []
         for step in range(steps):
             i = step % len(batches)
-            loss = caches[i].loss() if caches else _full_loss(model, batches[i])
-            loss.backward()
+            losses.append(step_loss(pieces[i], supervised[i]))
             optimizer.step()
             sched.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
     finally:
         model.eval()
     return {
@@ -200,5 +246,6 @@ def train_adapter(
         "tokens": int(sum(len(r["input_ids"]) for r in rows)),
         "first_loss": round(losses[0], 4),
         "last_loss": round(losses[-1], 4),
-        "prefix_cache": bool(caches),
+        "prefix_cache": first > 0,
+        "length_groups": sum(len(groups) for groups in batches),
     }
