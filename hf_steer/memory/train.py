@@ -11,6 +11,26 @@ then runs only the top layers, and the vocabulary projection only at the positio
 roughly 4-6x cheaper than a full forward/backward. Models whose decoder is not a plain ``layers`` +
 ``norm`` stack fall back to ordinary full forwards, with the same result and more time.
 
+**Length groups.** A chunk's texts are 22-84 tokens long; one right-padded batch of them was 40%
+padding. Each optimizer batch now runs as a few groups of similar length (:func:`length_groups`), each
+group's summed loss divided by the batch's answer-token count, the gradients accumulated: the loss and
+gradient of the one padded batch, exactly (``tests/memory/test_train.py`` checks both against
+transformers' own loss on a tiny model, for the cached-bottom path and the fallback).
+
+Where a 4-turn chunk's time went (issue 14, the bench's first personal chunk, bundled model, 2
+threads, under ``flock -x``; the previous recipe: 29 texts, one 29 x 84 batch = 2436 positions for 1475
+tokens, 425 answer tokens, top 6 layers, 12 steps): training 63.2 s of a 63.9 s ``remember`` --
+bottom 24 layers once 5.8 s; over the 12 steps the top-6 forward 20.4 s, the vocabulary projection at
+the answer tokens 5.4 s, backward 27.5 s, AdamW 0.2 s; reading, augmenting and tokenizing 0.016 s,
+adapter to bytes 0.05 s. Everything scales with positions x adapted layers x steps, so the ``fast-cpu``
+recipe now cuts all three: no padding (above), fewer texts (an assistant sentence that only repeats
+the user's names is not learned; 1 echo question per fact; 4 anchors), the top 3 layers and 8 steps at
+lr 1e-2 (docs/memory.md has the figures of each candidate).
+
+Tried and dropped (issue 14, 2026-12-02, first two dev chats of the conversation bench, default path):
+top 3 layers, 6 steps at lr 2e-2 (final loss 0.46-1.02: too high a rate for so few steps); top 3 or 4
+layers, 6 steps at lr 1e-2 (recall 0.47 / 0.33 against 0.53 before, the second chunk's correction lost).
+
 Tried on SmolLM2-135M and dropped (2026-11-26, two chunks of the recall bench, all else default):
 * a softmax over a candidate vocabulary (the batch's tokens, the base's top 32 and each target's 32
   nearest output embeddings) made a step a quarter cheaper, but recall fell from 0.96 to 0.38: tokens
