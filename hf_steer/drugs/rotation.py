@@ -10,6 +10,10 @@ For a vector ``x`` the rotated vector is ``cos(a) x + sin(a) |x| u`` where
 Because ``u ⟂ x`` the result has the norm of ``x`` and makes exactly the angle ``a`` with it (up to
 float rounding, ~1e-7 relative; the rescaling to ``|x|`` the first version ended with is gone: about
 18 small ops instead of 27 per call, which is most of what a dose costs per token, see docs/drugs.md).
+Tried and dropped (2026-12-02, 1 thread, a (1, 1, 9, 64) input, machine under load): rewriting the
+result as ``(cos a - k c) x + k n`` with the dot products from ``torch.linalg.vecdot`` (129-179 µs a call
+against this version's 125-161 µs), or from one Gram product of ``stack(x, n)`` (203-258 µs). At this
+size every op costs its dispatch, not its arithmetic, and neither form has fewer ops.
 
 Pure tensor code, no state: the caller passes the ``torch.Generator`` that makes runs repeatable.
 """
