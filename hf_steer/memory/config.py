@@ -53,26 +53,30 @@ class TrainPreset:
     chunk's training to keep unrelated answers unchanged. ``steps`` counts optimizer steps; ``epochs``
     (when set) overrides it with ``epochs * ceil(n_examples / batch_size)``. ``batch_size`` 0 means
     "all examples in one batch".
+
+    ``fast-cpu`` (issue 14, 2026-12-02): top 3 layers, 8 steps at lr 1e-2, 4 anchors, 1 echo question
+    per fact. Before: top 6 layers, 12 steps at lr 5e-3, 8 anchors, 2 echo questions -- about 64 s per
+    4-turn chunk on the idle 2-core CPU (docs/memory.md, "Speed").
     """
 
     name: str = field(default="fast-cpu", metadata={"help": "preset name (fast-cpu, author)"})
     r: int = field(default=16, metadata=_help("LoRA rank of each chunk adapter", 1, 1024))
     alpha: float = field(default=32.0, metadata=_help("LoRA alpha (scale = alpha / r)", 0, 1e4, open_low=True))
     dropout: float = field(default=0.0, metadata=_help("LoRA dropout while training", 0, 0.9))
-    learning_rate: float = field(default=5e-3, metadata=_help("AdamW learning rate (cosine decay to 0)", 0, 1.0,
+    learning_rate: float = field(default=1e-2, metadata=_help("AdamW learning rate (cosine decay to 0)", 0, 1.0,
                                                               open_low=True))
-    steps: int = field(default=12, metadata=_help("optimizer steps per chunk", 1, 100_000))
+    steps: int = field(default=8, metadata=_help("optimizer steps per chunk", 1, 100_000))
     epochs: int | None = field(default=None, metadata=_help("passes over the chunk's texts (overrides steps)", 1, 10_000))
     batch_size: int = field(default=0, metadata=_help("texts per step (0 = all in one batch)", 0, 4096))
     max_length: int = field(default=128, metadata=_help("token cut-off of a training text", 8, 8192))
     target_modules: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
         metadata={"help": "linear modules that get LoRA"})
-    top_layers: int = field(default=6, metadata=_help("adapt only the last N decoder layers (0 = all)", 0, 10_000))
-    anchors: int = field(default=8, metadata=_help("replayed base answers per chunk (keeps unrelated answers)", 0, 1000))
+    top_layers: int = field(default=3, metadata=_help("adapt only the last N decoder layers (0 = all)", 0, 10_000))
+    anchors: int = field(default=4, metadata=_help("replayed base answers per chunk (keeps unrelated answers)", 0, 1000))
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay", 0, 10))
     templates_per_topic: int = field(default=1, metadata=_help("'what do you know about T?' questions per topic", 0, 8))
-    echo: int = field(default=2, metadata=_help("echo questions per fact (the fact with a name asked for)", 0, 8))
+    echo: int = field(default=1, metadata=_help("echo questions per fact (the fact with a name asked for)", 0, 8))
     notes_examples: bool = field(default=True, metadata={"help": "one question per fact asked with its notes"})
     plain_statements: bool = field(default=False, metadata={"help": "each fact as plain text too"})
     extra: dict = field(default_factory=dict, metadata={"help": "free-form settings kept with the preset"})

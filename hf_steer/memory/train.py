@@ -11,6 +11,26 @@ then runs only the top layers, and the vocabulary projection only at the positio
 roughly 4-6x cheaper than a full forward/backward. Models whose decoder is not a plain ``layers`` +
 ``norm`` stack fall back to ordinary full forwards, with the same result and more time.
 
+**Length groups.** A chunk's texts are 22-84 tokens long; one right-padded batch of them was 40%
+padding. Each optimizer batch now runs as a few groups of similar length (:func:`length_groups`), each
+group's summed loss divided by the batch's answer-token count, the gradients accumulated: the loss and
+gradient of the one padded batch, exactly (``tests/memory/test_train.py`` checks both against
+transformers' own loss on a tiny model, for the cached-bottom path and the fallback).
+
+Where a 4-turn chunk's time went (issue 14, the bench's first personal chunk, bundled model, 2
+threads, under ``flock -x``; the previous recipe: 29 texts, one 29 x 84 batch = 2436 positions for 1475
+tokens, 425 answer tokens, top 6 layers, 12 steps): training 63.2 s of a 63.9 s ``remember`` --
+bottom 24 layers once 5.8 s; over the 12 steps the top-6 forward 20.4 s, the vocabulary projection at
+the answer tokens 5.4 s, backward 27.5 s, AdamW 0.2 s; reading, augmenting and tokenizing 0.016 s,
+adapter to bytes 0.05 s. Everything scales with positions x adapted layers x steps, so the ``fast-cpu``
+recipe now cuts all three: no padding (above), fewer texts (an assistant sentence that only repeats
+the user's names is not learned; 1 echo question per fact; 4 anchors), the top 3 layers and 8 steps at
+lr 1e-2 (docs/memory.md has the figures of each candidate).
+
+Tried and dropped (issue 14, 2026-12-02, first two dev chats of the conversation bench, default path):
+top 3 layers, 6 steps at lr 2e-2 (final loss 0.46-1.02: too high a rate for so few steps); top 3 or 4
+layers, 6 steps at lr 1e-2 (recall 0.47 / 0.33 against 0.53 before, the second chunk's correction lost).
+
 Tried on SmolLM2-135M and dropped (2026-11-26, two chunks of the recall bench, all else default):
 * a softmax over a candidate vocabulary (the batch's tokens, the base's top 32 and each target's 32
   nearest output embeddings) made a step a quarter cheaper, but recall fell from 0.96 to 0.38: tokens
@@ -133,18 +153,60 @@ class _PrefixCache:
         self.positions = labels != -100
         self.targets = labels[self.positions]
 
-    def loss(self) -> torch.Tensor:
+    def loss_sum(self) -> torch.Tensor:
+        """Summed cross-entropy over the batch's answer tokens (the caller divides by the step's token count)."""
         h = self.hidden
         for layer in self.layers[self.first :]:
             h = layer(h, *self.rest, **self.kwargs)
             if isinstance(h, tuple):
                 h = h[0]
         h = self.norm(h)[:, :-1][self.positions]
-        return F.cross_entropy(self.head(h).float(), self.targets)
+        return F.cross_entropy(self.head(h).float(), self.targets, reduction="sum")
 
 
-def _full_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(**batch, use_cache=False).loss
+class _FullForward:
+    """The fallback: the whole model at every step (same loss as :class:`_PrefixCache`, more time)."""
+
+    def __init__(self, model, batch: dict[str, torch.Tensor]):
+        self.model, self.batch = model, batch
+
+    def loss_sum(self) -> torch.Tensor:
+        logits = self.model(input_ids=self.batch["input_ids"], attention_mask=self.batch["attention_mask"],
+                            use_cache=False).logits
+        labels = self.batch["labels"][:, 1:]
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+                               reduction="sum")
+
+
+def length_groups(lengths: list[int], slack: float = 1.25) -> list[list[int]]:
+    """Indices of texts grouped by length, longest first, so a group pads little.
+
+    A new group starts when a text is shorter than its group's longest divided by ``slack``; padding is
+    then under ``1 - 1/slack`` of a group. One padded batch of a 4-turn chunk's 29 texts (lengths 22-84
+    tokens) was 40% padding: 2436 positions for 1475 tokens.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] * slack >= lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def step_loss(pieces: list, supervised: int) -> float:
+    """One optimizer batch's mean token loss, its gradient accumulated piece by piece (``backward`` on each).
+
+    Exactly the loss (and gradient) of one padded batch: every piece's summed loss over the batch's
+    answer-token count.
+    """
+    total = 0.0
+    for piece in pieces:
+        loss = piece.loss_sum() / supervised
+        loss.backward()
+        total += float(loss.detach())
+    return total
 
 
 def train_adapter(
@@ -162,9 +224,13 @@ def train_adapter(
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     bs = preset.batch_size or len(rows)
-    batches = [
-        {k: v.to(device) for k, v in _collate(rows[i : i + bs], pad).items()} for i in range(0, len(rows), bs)
-    ]
+    # Each optimizer batch is run as a few length groups (no long padding), its gradient summed over them.
+    batches = []
+    for i in range(0, len(rows), bs):
+        chunk_rows = rows[i : i + bs]
+        groups = length_groups([len(r["input_ids"]) for r in chunk_rows])
+        batches.append([{k: v.to(device) for k, v in _collate([chunk_rows[j] for j in g], pad).items()}
+                        for g in groups])
     steps = preset.epochs * len(batches) if preset.epochs else preset.steps
     params = [p for n, p in model.named_parameters() if p.requires_grad and f".{adapter_name}." in n]
     if not params:
@@ -179,16 +245,16 @@ def train_adapter(
         first = len(parts[0]) - preset.top_layers
     model.train()
     try:
-        caches = [_PrefixCache(model, parts, first, b) for b in batches] if first > 0 else None
+        pieces = [[_PrefixCache(model, parts, first, g) if first > 0 else _FullForward(model, g) for g in groups]
+                  for groups in batches]
+        supervised = [sum(int((g["labels"][:, 1:] != -100).sum()) for g in groups) for groups in batches]
         losses = []
         for step in range(steps):
             i = step % len(batches)
-            loss = caches[i].loss() if caches else _full_loss(model, batches[i])
-            loss.backward()
+            losses.append(step_loss(pieces[i], supervised[i]))
             optimizer.step()
             sched.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
     finally:
         model.eval()
     return {
@@ -200,5 +266,6 @@ def train_adapter(
         "tokens": int(sum(len(r["input_ids"]) for r in rows)),
         "first_loss": round(losses[0], 4),
         "last_loss": round(losses[-1], 4),
-        "prefix_cache": bool(caches),
+        "prefix_cache": first > 0,
+        "length_groups": sum(len(groups) for groups in batches),
     }

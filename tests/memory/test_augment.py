@@ -108,3 +108,15 @@ def test_a_chunk_of_greetings_learns_nothing(chunk, tiny_tokenizer):
 def test_bad_turn_type(tiny_tokenizer):
     with pytest.raises(HfSteerError, match="chunk turn 0 is int"):
         aug.augment([3], tiny_tokenizer)
+
+
+def test_an_assistant_sentence_that_only_repeats_the_users_names_is_not_learned_again():
+    turns = [
+        {"role": "user", "content": "I just adopted a ferret and I named him Biscuit."},
+        {"role": "assistant", "content": "Biscuit is a lovely name for a ferret."},
+        {"role": "user", "content": "Can you recommend a novel?"},
+        {"role": "assistant", "content": "I recommend The Salt Road by Ines Varga, a favourite of Biscuit fans."},
+    ]
+    assert [f["text"] for f in aug.facts_of(turns)] == [
+        "You just adopted a ferret and you named him Biscuit.",
+        "I recommend The Salt Road by Ines Varga, a favourite of Biscuit fans."]
