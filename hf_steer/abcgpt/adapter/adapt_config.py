@@ -62,6 +62,11 @@ class AbcAdaptConfig:
                           "--no-gate-normalize: the plain spotlight"},
     )
     concentration: float = field(default=0.5, metadata={"help": "Dirichlet concentration of the training dial (0.5: Beta(½, ½))"})
+    vertex_fraction: float = field(
+        default=0.0,
+        metadata={"help": "share of rows whose dial is set to the vertex of the source they were drawn from (alpha "
+                          "exactly 0 or 1), after the usual draw; the rest keep their Dirichlet dial"},
+    )
     block_size: int = field(default=64, metadata={"help": "tokens per training window"})
     batch_size: int = field(default=8, metadata={"help": "windows per optimizer step"})
     steps: int = field(default=80, metadata={"help": "optimizer steps"})
@@ -102,6 +107,8 @@ class AbcAdaptConfig:
             raise HfSteerError(f"concentration is {self.concentration}: use a positive number such as 0.5")
         if not self.lora_alpha > 0 or not self.gate_width > 0:
             raise HfSteerError(f"lora_alpha ({self.lora_alpha}) and gate_width ({self.gate_width}) must be positive")
+        if not 0.0 <= self.vertex_fraction <= 1.0:
+            raise HfSteerError(f"vertex_fraction is {self.vertex_fraction}: use a fraction in [0, 1], e.g. 0.25")
         if not 0.0 <= self.gate_floor < 1.0 or not 0.0 <= self.lora_dropout < 1.0:
             raise HfSteerError(f"gate_floor ({self.gate_floor}) and lora_dropout ({self.lora_dropout}) must lie in [0, 1)")
         if self.weight_decay < 0:
@@ -140,7 +147,7 @@ def _train_default(name: str):
 
 
 _SHARED = ("steps", "r", "unit_size", "layers", "block_size", "batch_size", "learning_rate", "gate_function",
-           "gate_width", "gate_floor", "gate_normalize")
+           "gate_width", "gate_floor", "gate_normalize", "concentration", "vertex_fraction")
 
 
 @dataclass
@@ -159,11 +166,18 @@ class AbcAdapterBenchConfig:
     gate_width: float = _train_default("gate_width")
     gate_floor: float = _train_default("gate_floor")
     gate_normalize: bool = _train_default("gate_normalize")
+    concentration: float = _train_default("concentration")
+    vertex_fraction: float = _train_default("vertex_fraction")
     sources: dict[str, str] | None = field(
         default=None, metadata={"help": "exactly two sources, name -> text file (default: the bundled tinystories and shakespeare)"}
     )
     heldout_windows: int = field(default=16, metadata={"help": "held-out windows per source (and per alpha)"})
-    n_samples: int = field(default=16, metadata={"help": "samples per alpha for the source score"})
+    n_samples: int = field(default=16, metadata={"help": "samples per alpha and sampling seed for the source score"})
+    score_seeds: int = field(
+        default=2,
+        metadata={"help": "sampling seeds for the source score (seed, seed+1, ...; the same seeds at every alpha): "
+                          "n_samples x score_seeds samples per alpha"},
+    )
     sample_length: int = field(default=48, metadata={"help": "tokens per sample"})
     sample_prompt: str = field(default="\n", metadata={"help": "what the samples continue"})
     chat_tokens: int = field(default=20, metadata={"help": "tokens per chat answer"})
@@ -172,6 +186,11 @@ class AbcAdapterBenchConfig:
     parts: list[str] = field(default_factory=lambda: ["quality", "speed"],
                              metadata={"help": "quality (four trainings, every figure) and/or speed (generation timing only)"})
     work_dir: str | None = field(default=None, metadata={"help": "where the four runs live (default: beside the JSON); resumable"})
+    jobs: int = field(
+        default=2,
+        metadata={"help": "trainings run at once, each in its own process with one torch thread (the four runs are "
+                          "independent; 2 fits a 2-core machine); 1: one after another in this process"},
+    )
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -179,7 +198,7 @@ class AbcAdapterBenchConfig:
         self.parts = list(self.parts)
         if not self.parts or set(self.parts) - {"quality", "speed"}:
             raise HfSteerError(f"parts {self.parts!r}: use quality, speed or both")
-        for key in ("heldout_windows", "n_samples", "sample_length", "chat_tokens", "speed_new_tokens", "speed_rounds"):
+        for key in ("jobs", "score_seeds", "heldout_windows", "n_samples", "sample_length", "chat_tokens", "speed_new_tokens", "speed_rounds"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise HfSteerError(f"{key} is {getattr(self, key)!r}: use a positive integer")
         if self.sources is not None and len(self.sources) != 2:

@@ -49,9 +49,11 @@ class DialRows(torch.utils.data.Dataset):
         """(input_ids (B, T), mixtures (B, N), source index per row) of optimizer step ``step``."""
         if step != self._step:
             rng = np.random.default_rng([self.cfg.seed, 0, step])
-            self._batch = sample_batch(self.corpus, rng, self.cfg.batch_size, self.cfg.block_size,
-                                       self.cfg.fixed_mixture, self.cfg.concentration)
-            self._step = step
+            ids, mixtures, sources = sample_batch(self.corpus, rng, self.cfg.batch_size, self.cfg.block_size,
+                                                  self.cfg.fixed_mixture, self.cfg.concentration)
+            if self.cfg.vertex_fraction and self.cfg.fixed_mixture is None:
+                mixtures = to_vertices(mixtures, sources, self.cfg.vertex_fraction, np.random.default_rng([self.cfg.seed, 1, step]))
+            self._batch, self._step = (ids, mixtures, sources), step
         return self._batch
 
     def __getitem__(self, i: int) -> dict:
@@ -61,6 +63,20 @@ class DialRows(torch.utils.data.Dataset):
         if self.with_alpha:
             item["alpha"] = mixtures[row]
         return item
+
+
+def to_vertices(mixtures: torch.Tensor, sources: np.ndarray, fraction: float, rng: np.random.Generator) -> torch.Tensor:
+    """Each row, with probability ``fraction``, gets the one-hot dial of the source it was drawn from.
+
+    The rows (their sources and windows) are those abcGPT's sampler drew; only their dial moves to the vertex,
+    so the ends of the dial are trained at exactly α=0 / α=1 instead of only near them.
+    """
+    out = mixtures.clone()
+    pick = rng.random(len(sources)) < fraction
+    for row in np.flatnonzero(pick):
+        out[row] = 0.0
+        out[row, int(sources[row])] = 1.0
+    return out
 
 
 class AbcAdaptTrainer(Trainer):

@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...benchmarking import Timer, heldout_drift, machine_info, peak_rss_mb, write_report
+from ...benchmarking import Timer, heldout_drift, machine_info, mean_ci95, peak_rss_mb, write_report
 from ...cli_args import config_from_args
 from ...models import load_model
-from ...utils import atomic_write_json, set_seed
-from ..evaluation import ALPHA_GRID, evaluate_loss, loss_by_alpha, sample, source_score, spearman
+from ...utils import atomic_write_json, quiet_third_party, set_seed
+from ..evaluation import ALPHA_GRID, evaluate_loss, loss_by_alpha, mean_logprob, sample, spearman
 from ..training import BUNDLED_SOURCES
 from .adapt_config import AbcAdaptConfig, AbcAdapterBenchConfig
 from .adapt_trainer import prepare_corpus, train_adapter, wrap_model, write_artifact
@@ -63,7 +63,7 @@ def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | 
         sources=sources, output_dir=str(work / "abc"), base_model=base_model, r=s.r, unit_size=s.unit_size, layers=s.layers,
         block_size=s.block_size, batch_size=s.batch_size, steps=s.steps, learning_rate=s.learning_rate,
         gate_function=s.gate_function, gate_width=s.gate_width, gate_floor=s.gate_floor,
-        gate_normalize=s.gate_normalize, seed=seed, eval_windows=0,
+        gate_normalize=s.gate_normalize, concentration=s.concentration, vertex_fraction=s.vertex_fraction, seed=seed, eval_windows=0,
         save_steps=max(1, s.steps // 4), logging_steps=max(1, s.steps // 8), resume=True,
     )
     runs = {"abc": base, "lora_mix": replace(base, output_dir=str(work / "lora_mix"), gated=False)}
@@ -74,7 +74,8 @@ def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | 
 
 
 # Settings a plain LoRA never reads: a baseline trained with other gate settings is the same baseline.
-_GATE_FIELDS = ("unit_size", "gate_function", "gate_width", "gate_floor", "gate_normalize", "concentration")
+_GATE_FIELDS = ("unit_size", "gate_function", "gate_width", "gate_floor", "gate_normalize", "concentration",
+                "vertex_fraction")
 
 
 def _run_stamp(cfg: AbcAdaptConfig, base_model: str) -> dict:
@@ -97,6 +98,105 @@ def _fresh_run_dirs(runs: dict[str, AbcAdaptConfig], base_model: str) -> None:
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, stamp)
+
+
+def _train_in_worker(cfg: AbcAdaptConfig, base_model: str | None) -> dict:
+    """One training in a worker process (one torch thread, its own copy of the base): wall and CPU seconds."""
+    torch.set_num_threads(1)
+    quiet_third_party()
+    wall, cpu = time.perf_counter(), time.process_time()
+    base, tokenizer = load_model(base_model)
+    train_adapter(cfg, base, tokenizer, log=lambda *a: None)
+    return {"wall": round(time.perf_counter() - wall, 1), "cpu": round(time.process_time() - cpu, 1)}
+
+
+def train_in_parallel(runs: dict[str, AbcAdaptConfig], base_model: str | None, jobs: int, log=print) -> dict[str, dict]:
+    """Train ``runs`` ``jobs`` at a time, each in a ``spawn``-ed process with one torch thread.
+
+    The runs are independent (each has its own rows, seed and folder), so this changes no weight: a run trained
+    here and one trained in the bench's own process start from the same base weights and read the same rows
+    (``tests/abcgpt/adapter/test_bench.py`` checks the curves agree). One thread per process on its own core,
+    rather than two threads in one process, because two threads of one small matrix multiply wait on each
+    other at every op. Returns ``{run: {"wall": s, "cpu": s}}`` measured inside each worker.
+    """
+    done = _run_in_workers(_train_in_worker, [(cfg, base_model) for cfg in runs.values()], jobs)
+    out = dict(zip(runs, done))
+    for key, figures in out.items():
+        log(f"== trained {key} in a worker: {figures['wall']} s wall, {figures['cpu']} CPU-s")
+    return out
+
+
+def _run_in_workers(fn, calls: list[tuple], jobs: int) -> list:
+    """``[fn(*args) for args in calls]``, ``jobs`` at a time in ``spawn``-ed processes (results in order)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and locks mid-state
+    with ProcessPoolExecutor(max_workers=min(jobs, len(calls)), mp_context=ctx) as pool:
+        futures = [pool.submit(fn, *args) for args in calls]
+        return [f.result() for f in futures]
+
+
+@torch.no_grad()
+def sample_scores(abc, specialist_a, specialist_b, tokenizer, seed: int, n_samples: int, length: int, prompt: str,
+                  alphas=ALPHA_GRID) -> list[list[float]]:
+    """Per-sample source score at each α for one sampling seed: ``n_samples`` samples written at α with ``seed``
+    (the same seed at every α), each scored by its mean per-token log p_b − log p_a under the two specialists
+    (abcGPT's :func:`~hf_steer.abcgpt.evaluation.source_score`, kept per sample so the bench can give intervals)."""
+    rows = []
+    for a in alphas:
+        samples = sample(abc, tokenizer, a, n_samples, length, prompt=prompt, seed=seed)
+        rows.append((mean_logprob(specialist_b, samples) - mean_logprob(specialist_a, samples)).tolist())
+    return rows
+
+
+def _score_in_worker(folders: dict[str, str], base_model: str | None, seed: int, n_samples: int, length: int,
+                     prompt: str) -> dict:
+    """:func:`sample_scores` in a worker process (one thread), on the adapters saved in ``folders``."""
+    from peft import PeftModel
+
+    from .adapt_trainer import load_adapter
+
+    torch.set_num_threads(1)
+    quiet_third_party()
+    wall, cpu = time.perf_counter(), time.process_time()
+    abc, tokenizer = load_adapter(folders["abc"], base_model=base_model)
+    base, _ = load_model(base_model)
+    spec_a = PeftModel.from_pretrained(copy.deepcopy(base), folders["a"]).eval()
+    spec_b = PeftModel.from_pretrained(base, folders["b"]).eval()
+    rows = sample_scores(abc, spec_a, spec_b, tokenizer, seed, n_samples, length, prompt)
+    return {"rows": rows, "wall": round(time.perf_counter() - wall, 1), "cpu": round(time.process_time() - cpu, 1)}
+
+
+def summarize_scores(by_seed: list[list[list[float]]], alphas=ALPHA_GRID) -> dict:
+    """The source score along the dial from per-sample scores ``by_seed[seed][alpha][sample]``.
+
+    Per α: the mean over every sample of every seed with its 95% t-interval, the share scored as source b, and
+    each seed's own mean. Between neighbouring α: the step of the mean with a paired 95% interval (sample i of
+    a seed at α and at the next α start from the same random numbers, so their difference is the dial's effect
+    plus less noise than two independent means). ``monotone`` is the strict check on the means (the issue's
+    goal); ``reversals_beyond_noise`` counts the steps down whose paired interval lies wholly below zero.
+    """
+    per_alpha = [np.concatenate([np.asarray(seed_rows[i]) for seed_rows in by_seed]) for i in range(len(alphas))]
+    rows = []
+    for i, a in enumerate(alphas):
+        mean, low, high = mean_ci95(per_alpha[i])
+        rows.append({"alpha": a, "score": round(mean, 5), "ci95": [round(low, 5), round(high, 5)],
+                     "fraction_b": round(float((per_alpha[i] > 0).mean()), 4),
+                     "score_by_seed": [round(float(np.mean(seed_rows[i])), 5) for seed_rows in by_seed]})
+    steps = []
+    for i in range(len(alphas) - 1):
+        mean, low, high = mean_ci95(per_alpha[i + 1] - per_alpha[i])
+        steps.append({"from": alphas[i], "to": alphas[i + 1], "step": round(mean, 5), "ci95": [round(low, 5), round(high, 5)]})
+    values = [r["score"] for r in rows]
+    return {
+        "source_score_by_alpha": rows,
+        "source_score_steps": steps,
+        "spearman": round(spearman(list(alphas), values), 4),
+        "monotone": bool((np.diff(values) >= 0).all()),
+        "reversals_beyond_noise": sum(st["ci95"][1] < 0 for st in steps),
+        "max_step_fraction": round(_max_step_fraction(values), 4),
+    }
 
 
 def _max_step_fraction(values: list[float]) -> float:
@@ -184,11 +284,22 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
     corpus = prepare_corpus(runs["abc"], tokenizer)
     result["tokens"] = {n: {"train": len(corpus.train[n]), "heldout": len(corpus.val[n])} for n in names}
     trained = {}
+    worker_cpu = 0.0  # CPU seconds spent in worker processes (process_time counts only this one)
+    if s.jobs > 1:
+        log(f"== training {len(runs)} runs, {s.jobs} at a time in worker processes (one thread each)")
+        with Timer() as t:
+            done = train_in_parallel(runs, str(model) if model else None, s.jobs, log=log)
+        wall["trainings_in_workers"] = round(t.wall, 1)
+        for key, figures in done.items():
+            wall[f"train_{key}"], cpu[f"train_{key}"] = figures["wall"], figures["cpu"]
+            worker_cpu += figures["cpu"]
     for key, cfg in runs.items():
+        # jobs > 1: every run is finished in its folder, so this only loads it (train_adapter resumes at its end)
         log(f"== training {key} ({cfg.steps} steps of {cfg.batch_size}x{cfg.block_size} tokens)")
         with Timer() as t:
             trained[key] = train_adapter(cfg, copy.deepcopy(base), tokenizer, corpus, log=log).eval()
-        wall[f"train_{key}"], cpu[f"train_{key}"] = round(t.wall, 1), round(t.cpu, 1)
+        name = f"train_{key}" if s.jobs == 1 else f"load_{key}"
+        wall[name], cpu[name] = round(t.wall, 1), round(t.cpu, 1)
         write_report({**result, "wall_seconds": wall, "cpu_seconds": cpu}, output_json, partial=True)
     abc = trained["abc"]
     spec = {n: trained[f"lora_{n}"] for n in names}
@@ -223,28 +334,30 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
     })
     write_report({**result, "wall_seconds": wall, "cpu_seconds": cpu}, output_json, partial=True)
 
-    log("== sampling along the dial")
-    scores = []
+    log(f"== sampling along the dial ({s.score_seeds} seeds x {s.n_samples} samples per alpha)")
+    seeds = [seed + k for k in range(s.score_seeds)]
     with Timer() as t:
-        for a in ALPHA_GRID:
-            # One seed for every α (common random numbers): the dial is the only thing that changes between points.
-            samples = sample(abc, tokenizer, a, s.n_samples, s.sample_length, prompt=s.sample_prompt, seed=seed)
-            scores.append({"alpha": a, **source_score(samples, spec[names[0]], spec[names[1]])})
-    wall["source_score"], cpu["source_score"] = round(t.wall, 1), round(t.cpu, 1)
-    values = [row["score"] for row in scores]
-    rho = spearman(ALPHA_GRID, values)
-    steps_between = np.diff(values)
-    result.update({
-        "source_score_by_alpha": scores,
-        "source_score_definition": (
-            f"mean per-token log p_{names[1]}(x) - log p_{names[0]}(x) under the two specialist LoRAs, "
-            f"{s.n_samples} samples x {s.sample_length} tokens per alpha, temperature 1, prompt {s.sample_prompt!r}, "
-            "the same sampling seed at every alpha"
-        ),
-        "spearman": round(rho, 4),
-        "monotone": bool((steps_between >= 0).all()),
-        "max_step_fraction": round(_max_step_fraction(values), 4),
-    })
+        if s.jobs > 1:  # one worker per seed, on the adapters saved in the work folder
+            folders = {"abc": runs["abc"].output_dir, "a": runs[f"lora_{names[0]}"].output_dir,
+                       "b": runs[f"lora_{names[1]}"].output_dir}
+            done = _run_in_workers(_score_in_worker, [(folders, str(model) if model else None, k, s.n_samples,
+                                                       s.sample_length, s.sample_prompt) for k in seeds], s.jobs)
+            by_seed = [d["rows"] for d in done]
+            worker_cpu += sum(d["cpu"] for d in done)
+            score_cpu = sum(d["cpu"] for d in done)
+        else:
+            by_seed = [sample_scores(abc, spec[names[0]], spec[names[1]], tokenizer, k, s.n_samples, s.sample_length,
+                                     s.sample_prompt) for k in seeds]
+            score_cpu = 0.0
+    wall["source_score"], cpu["source_score"] = round(t.wall, 1), round(t.cpu + score_cpu, 1)
+    result.update(summarize_scores(by_seed))
+    result["source_score_definition"] = (
+        f"mean per-token log p_{names[1]}(x) - log p_{names[0]}(x) under the two specialist LoRAs, "
+        f"{s.score_seeds} sampling seeds x {s.n_samples} samples x {s.sample_length} tokens per alpha, temperature 1, "
+        f"prompt {s.sample_prompt!r}, the same seeds at every alpha; ci95: 95% t-interval of the mean over samples; "
+        "steps: paired by seed and sample"
+    )
+    rho = result["spearman"]
 
     log("== unrelated ability: KL on held-out prose, chat questions")
     with Timer() as t:
@@ -284,7 +397,7 @@ def run_bench(output_json, *, model=None, seed: int = 0, log=print, **settings) 
     if "generation_speed_ratio" in result:
         result["goals"]["generation_speed_at_least_0.85"] = bool(result["generation_speed_ratio"] >= 0.85)
     wall["total"] = round(time.perf_counter() - started, 1)
-    cpu["total"] = round(time.process_time() - cpu_started, 1)
+    cpu["total"] = round(time.process_time() - cpu_started + worker_cpu, 1)  # this process and the workers
     result["wall_seconds"], result["cpu_seconds"] = wall, cpu
     result["goals"]["bench_within_30_minutes"] = bool(wall["total"] <= 1800)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)

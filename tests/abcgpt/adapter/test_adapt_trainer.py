@@ -12,6 +12,7 @@ from transformers import TrainerCallback
 from hf_steer.abcgpt.adapter import AbcAdaptConfig, load_adapter, train_adapter
 from hf_steer.abcgpt.adapter.adapt_trainer import DialRows, prepare_corpus
 from hf_steer.abcgpt.training import sample_batch
+from hf_steer.errors import HfSteerError
 
 
 def tiny_config(sources, output_dir, **overrides):
@@ -44,6 +45,28 @@ def test_rows_are_abcgpts_sampler_in_order(tiny_sources, tmp_path, tokenizer):
     specialist = DialRows(corpus, tiny_config(tiny_sources, tmp_path, fixed_mixture=[0, 1]), with_alpha=False)
     _, mixtures, sources = specialist.batch(2)
     assert "alpha" not in specialist[0] and set(sources.tolist()) == {1}
+
+
+def test_vertex_rows_move_only_the_dial_to_their_source(tiny_sources, tmp_path, tokenizer):
+    corpus = prepare_corpus(tiny_config(tiny_sources, tmp_path), tokenizer)
+    plain = DialRows(corpus, tiny_config(tiny_sources, tmp_path, batch_size=16, seed=2))
+    half = DialRows(corpus, tiny_config(tiny_sources, tmp_path, batch_size=16, seed=2, vertex_fraction=0.5))
+    every = DialRows(corpus, tiny_config(tiny_sources, tmp_path, batch_size=16, seed=2, vertex_fraction=1.0))
+    moved = 0
+    for step in range(4):
+        ids, mixtures, sources = plain.batch(step)
+        ids_half, mix_half, src_half = half.batch(step)
+        _, mix_every, _ = every.batch(step)
+        assert torch.equal(ids, ids_half) and np.array_equal(sources, src_half)  # the same windows and sources
+        onehot = torch.nn.functional.one_hot(torch.as_tensor(sources), 2).float()
+        assert torch.equal(mix_every, onehot)  # every row at the vertex of the source it was drawn from
+        at_vertex = (mix_half == onehot).all(-1)
+        assert torch.equal(mix_half[~at_vertex], mixtures[~at_vertex])  # the other rows keep their draw
+        moved += int((at_vertex & ~(mixtures == onehot).all(-1)).sum())
+    assert 16 <= moved <= 48  # about half of 64 rows
+    assert torch.equal(half[3 * 16 + 5]["alpha"], mix_half[5])  # what the model sees (step 3, row 5)
+    with pytest.raises(HfSteerError, match="vertex_fraction is 1.5"):
+        tiny_config(tiny_sources, tmp_path, vertex_fraction=1.5)
 
 
 def test_training_writes_a_pushable_adapter_folder(tiny_sources, tmp_path, tiny_base_folder, capsys):
