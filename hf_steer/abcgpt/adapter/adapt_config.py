@@ -63,9 +63,9 @@ class AbcAdaptConfig:
     )
     concentration: float = field(default=0.5, metadata={"help": "Dirichlet concentration of the training dial (0.5: Beta(½, ½))"})
     vertex_fraction: float = field(
-        default=0.0,
+        default=0.25,
         metadata={"help": "share of rows whose dial is set to the vertex of the source they were drawn from (alpha "
-                          "exactly 0 or 1), after the usual draw; the rest keep their Dirichlet dial"},
+                          "exactly 0 or 1), after the usual draw; the rest keep their Dirichlet dial (0: plain Beta(½, ½))"},
     )
     block_size: int = field(default=64, metadata={"help": "tokens per training window"})
     batch_size: int = field(default=8, metadata={"help": "windows per optimizer step"})
@@ -188,8 +188,8 @@ class AbcAdapterBenchConfig:
     work_dir: str | None = field(default=None, metadata={"help": "where the four runs live (default: beside the JSON); resumable"})
     jobs: int = field(
         default=2,
-        metadata={"help": "trainings run at once, each in its own process with one torch thread (the four runs are "
-                          "independent; 2 fits a 2-core machine); 1: one after another in this process"},
+        metadata={"help": "processes at once for the four trainings and the source score's seeds, each with one torch "
+                          "thread (they are independent; 2 fits a 2-core machine); 1: all in this process"},
     )
 
     def __post_init__(self) -> None:
