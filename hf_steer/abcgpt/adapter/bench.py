@@ -11,11 +11,21 @@ Then, on held-out text only (the last ``val_fraction`` of each file, never train
 * held-out loss per source at α = 0, 0.1, …, 1 (abcGPT's :func:`~hf_steer.abcgpt.evaluation.loss_by_alpha`),
   against the specialists, the mixture LoRA and the base model;
 * the source score of generations along the dial: samples written at each α, scored by the per-token
-  log-likelihood ratio under the two specialists (abcGPT's :func:`~hf_steer.abcgpt.evaluation.source_score`),
-  its Spearman correlation with α and its largest step between neighbouring α (fraction of its range);
+  log-likelihood ratio under the two specialists (abcGPT's :func:`~hf_steer.abcgpt.evaluation.source_score`, kept
+  per sample), its Spearman correlation with α and its largest step between neighbouring α (fraction of its
+  range). ``score_seeds`` seeds (default 2) × ``n_samples`` (16) per α, the same seeds at every α, with a 95%
+  interval per α and a paired one per step (:func:`summarize_scores`). One seed was used before; its one
+  reversal (0.913 → 0.862 at α 0.8 → 0.9) was noise: a second seed gave 0.829 → 0.951, both together rise
+  (0.871 → 0.907 → 0.958 at α 0.8, 0.9, 1) and the step's paired interval is −0.11…+0.19
+  (docs/results/abc_adapter/noise_check.json);
 * unrelated ability: KL to the base model on ordinary held-out prose at α=0.5
   (:func:`hf_steer.benchmarking.heldout_drift`) and a few chat questions, answers checked against expected ones;
 * generation speed with the adapter vs a plain LoRA of the same rank, timed in alternation.
+
+With ``jobs=2`` (the default) the four trainings run two at a time and the sampling seeds side by side, each in a
+``spawn``-ed process with one torch thread: on a 2-core machine that halves the wall time of ≈ 77% of the bench
+(before, one process trained the four runs one after another). Each worker reports its own wall and CPU seconds;
+``cpu_seconds.total`` adds them to the bench process's.
 
 The work folder keeps every run's checkpoints, so an interrupted bench resumes where it stopped (a folder
 written with other settings is started afresh). Goals from the issue are reported as booleans, never tuned

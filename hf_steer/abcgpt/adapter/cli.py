@@ -69,8 +69,9 @@ def cmd_bench(args) -> int:
     sources = {k: str(v) for k, v in parse_source_specs(args.source).items()} if args.source else None
     settings = vars(config_from_args(AbcAdapterBenchConfig, args, sources=sources))
     report = run_bench(args.output_json, model=args.base_model, seed=args.seed, **settings)
-    keys = ["endpoint_gap_vs_specialist", "middle_gap_vs_mixture_lora", "spearman", "max_step_fraction",
-            "kl_at_alpha_0.5", "chat_correct", "generation_speed_ratio", "wall_seconds", "goals"]
+    keys = ["endpoint_gap_vs_specialist", "middle_gap_vs_mixture_lora", "spearman", "monotone", "reversals_beyond_noise",
+            "max_step_fraction",
+            "kl_at_alpha_0.5", "chat_correct", "generation_speed_ratio", "wall_seconds", "cpu_seconds", "goals"]
     print(json.dumps({k: report[k] for k in keys if k in report}, indent=2))
     print(f"wrote {args.output_json}" + (f" and {report['plot']}" if "plot" in report else ""))
     return 0
