@@ -441,6 +441,10 @@ def _plot(result: dict, path: Path) -> None:
     ax = axes[1]
     rows = result["source_score_by_alpha"]
     ax.plot([r["alpha"] for r in rows], [r["score"] for r in rows], marker="o", color="C2")
+    if all("ci95" in r for r in rows):
+        ax.fill_between([r["alpha"] for r in rows], [r["ci95"][0] for r in rows], [r["ci95"][1] for r in rows],
+                        color="C2", alpha=0.2, linewidth=0, label="95% interval of the mean")
+        ax.legend(fontsize=7, loc="lower right")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("α")
     ax.set_ylabel(f"log p_{names[1]} − log p_{names[0]} per token")
