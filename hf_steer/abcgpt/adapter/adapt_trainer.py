@@ -13,8 +13,8 @@ their sources and windows are unchanged). Beta(½, ½) alone gives the ends few 
 comes with α ~ Beta(½, 3/2) (median 0.16), so the α=0 end is trained mostly by rows that are only partly on there.
 Measured on the bundled model (80 steps, normalized gates, held-out loss over the single-source LoRA at the
 matching end; docs/abc_adapter.md): 0 (plain Beta(½, ½)) TinyStories +4.01% / Shakespeare +0.75%; 0.25: +3.41% /
-+0.30%; 0.5: +3.63% / +0.50%, and the middle worse (α=½ over the mixture LoRA +1.1%/+0.6%, +1.6%/+0.9%,
-+2.4%/+1.2%); 0.25 with ``gate_floor=0.2``: +3.56% / +0.64%, middle +0.9%/+0.4%, and a narrower dial (every unit
++0.30%; 0.35: +3.53% / +0.37%; 0.5: +3.63% / +0.50%, and the middle worse (α=½ over the mixture LoRA +1.1%/+0.6%, +1.6%/+0.9%,
++1.9%/+1.0%, +2.4%/+1.2%); 0.25 with ``gate_floor=0.2``: +3.56% / +0.64%, middle +0.9%/+0.4%, and a narrower dial (every unit
 always carries some of both sources). 0.25 without a floor is the default.
 
 The plain LoRA baselines of the bench use the same code with ``gated=False``: the same rows (the mixture
