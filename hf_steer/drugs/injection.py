@@ -57,7 +57,7 @@ from torch import nn
 
 from ..errors import HfSteerError
 from .dose import TYPES, DrugsConfig
-from .rotation import random_rotation
+from .rotation import random_rotation, rotate
 
 _PREFIX = "drugs+"
 
@@ -76,6 +76,7 @@ class _ForwardInfo:
     positions: torch.Tensor | None  # (batch, q_len) token positions, padding-aware when known
     sober_before: int = 0  # positions < this stay sober in this forward
     gates: dict = field(default_factory=dict)  # memo: every layer of a forward asks for the same gates
+    noise: dict = field(default_factory=dict)  # (type, shape, device) -> every dosed layer's draws, see DrugsState.rotate
 
 
 class DrugsState:
@@ -125,6 +126,44 @@ class DrugsState:
 
     def layer_is_dosed(self, layer: int) -> bool:
         return self.active and self.dosed_layers[layer]
+
+    # --- the noise ------------------------------------------------------------------------------
+
+    def rotate(self, letter: str, layer: int, x: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+        """Rotate ``x (..., d)`` by this layer's dose of ``letter`` where ``gate`` (broadcastable to
+        ``x.shape[:-1]``; ``None``: everywhere) is true.
+
+        The Gaussian samples and angles of *every* layer dosed with ``letter`` are drawn together, by
+        the first of them a forward reaches, and each layer takes its slice: at decode size each op
+        costs its dispatch, and this moves a rotation's draws, ``angle·θ``, ``sin`` and ``cos`` into one
+        call per forward (see rotation.py for the figures). Outside a model forward (no per-forward
+        record) each call draws its own.
+        """
+        theta = self.theta(letter, layer)
+        info = self.forward_info
+        if info is None:
+            return random_rotation(x, theta if gate is None else theta * gate.to(torch.float32),
+                                   generator=self.generator(x.device))
+        key = (letter, x.shape, x.device)
+        if key not in info.noise:
+            info.noise[key] = self._draw(letter, x)
+        noise, uniform, cos, sin = info.noise[key][layer]
+        if gate is None:
+            return rotate(x, noise, cos, sin)
+        angle = uniform * (theta * gate.to(uniform.dtype)).unsqueeze(-1)
+        return rotate(x, noise, angle.cos(), angle.sin())
+
+    def _draw(self, letter: str, x: torch.Tensor) -> dict[int, tuple]:
+        """``{layer: (noise, uniform, cos, sin)}`` for every layer dosed with ``letter``, drawn in one call."""
+        layers = [layer for layer, theta in enumerate(self.thetas[letter]) if theta > 0]
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        generator = self.generator(x.device)
+        noise = torch.randn((len(layers), *x.shape), generator=generator, dtype=dtype, device=x.device)
+        uniform = torch.rand((len(layers), *x.shape[:-1], 1), generator=generator, dtype=dtype, device=x.device)
+        thetas = torch.tensor([self.thetas[letter][layer] for layer in layers], dtype=dtype, device=x.device)
+        angle = uniform * thetas.view(-1, *[1] * x.dim())
+        # unbind: one call makes every layer's views (indexing each layer's slice costs a call apiece).
+        return dict(zip(layers, zip(noise.unbind(), uniform.unbind(), angle.cos().unbind(), angle.sin().unbind())))
 
     # --- which positions get noise -------------------------------------------------------------
 
@@ -190,14 +229,6 @@ class _Site:
 # --------------------------------------------------------------------------------------------------
 
 
-def _rotate_masked(x: torch.Tensor, theta: float, gate: torch.Tensor | None, generator) -> torch.Tensor:
-    """Rotate ``x (..., d)`` by up to ``theta`` where ``gate`` (broadcastable to ``x.shape[:-1]``; ``None``:
-    everywhere) is true."""
-    if gate is None:
-        return random_rotation(x, theta, generator=generator)
-    return random_rotation(x, theta * gate.to(torch.float32), generator=generator)
-
-
 def _sub(gate: torch.Tensor | None, index) -> torch.Tensor | None:
     return None if gate is None else gate[index]
 
@@ -210,23 +241,21 @@ def drugs_attention_forward(module: nn.Module, query, key, value, attention_mask
         return site.original(module, query, key, value, attention_mask, **kwargs)
 
     q_len, kv_len = query.shape[-2], key.shape[-2]
-    generator = state.generator(query.device)
     q_gate = state.query_gate(q_len, kv_len, query.device)  # (b, q)
 
-    if (theta := state.theta("Q", layer)) > 0:
-        query = _rotate_masked(query, theta, _sub(q_gate, (slice(None), None, slice(None))), generator)  # (b, h, q, d)
+    if state.theta("Q", layer) > 0:
+        query = state.rotate("Q", layer, query, _sub(q_gate, (slice(None), None, slice(None))))  # (b, h, q, d)
     for letter in ("K", "V"):
-        theta = state.theta(letter, layer)
-        if theta <= 0:
+        if state.theta(letter, layer) <= 0:
             continue
         tensor = key if letter == "K" else value  # (b, kv_heads, kv, d)
         if state.config.persist_kv:
             # Rotate the new positions inside the cache's own storage so the noise is remembered.
             new = tensor[..., kv_len - q_len :, :]
-            new.copy_(_rotate_masked(new, theta, _sub(q_gate, (slice(None), None, slice(None))), generator))
+            new.copy_(state.rotate(letter, layer, new, _sub(q_gate, (slice(None), None, slice(None)))))
         else:
             k_gate = state.key_gate(q_len, kv_len, tensor.device)
-            tensor = _rotate_masked(tensor, theta, _sub(k_gate, (slice(None), None, slice(None))), generator)
+            tensor = state.rotate(letter, layer, tensor, _sub(k_gate, (slice(None), None, slice(None))))
             if letter == "K":
                 key = tensor
             else:
@@ -234,9 +263,9 @@ def drugs_attention_forward(module: nn.Module, query, key, value, attention_mask
 
     attn_output, attn_weights = site.original(module, query, key, value, attention_mask, **kwargs)
 
-    if (theta := state.theta("A", layer)) > 0:
-        attn_output = _rotate_masked(attn_output, theta, _sub(q_gate, (slice(None), slice(None), None)),
-                                     generator)  # (b, q, heads, d)
+    if state.theta("A", layer) > 0:
+        attn_output = state.rotate("A", layer, attn_output,
+                                   _sub(q_gate, (slice(None), slice(None), None)))  # (b, q, heads, d)
     return attn_output, attn_weights
 
 
@@ -259,7 +288,7 @@ def _h_pre_hook(module: nn.Module, args: tuple, kwargs: dict):
     in_args = len(args) > 0
     hidden = args[0] if in_args else kwargs["hidden_states"]  # (b, q, hidden)
     gate = site.state.query_gate(hidden.shape[1], hidden.shape[1], hidden.device)
-    hidden = _rotate_masked(hidden, theta, gate, site.state.generator(hidden.device))
+    hidden = site.state.rotate("H", site.layer, hidden, gate)
     if in_args:
         return (hidden, *args[1:]), kwargs
     return args, {**kwargs, "hidden_states": hidden}

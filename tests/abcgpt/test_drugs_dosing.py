@@ -80,9 +80,13 @@ def test_dosed_generation_keeps_the_dial_and_slides_the_window():
             assert torch.equal(model.Dgenerate(x, alpha=a, seed=0, **greedy), want)
 
         inject(model, DrugsConfig(doses={"A": 0.6, "V": 0.6}, sinks=0))
-        dosed = model.Dgenerate(x, alpha=0.0, seed=0, **greedy)
-        assert dosed.shape == (1, 34) and not torch.equal(dosed, sober_at[0.0])
-        assert torch.equal(model.Dgenerate(x, alpha=0.0, seed=0, **greedy), dosed)  # seeded noise repeats
+        # This tiny model soon repeats one token, so a single seed's noise may leave every argmax alone:
+        # among a few seeds, one must change the text.
+        dosed = [model.Dgenerate(x, alpha=0.0, seed=seed, **greedy) for seed in range(4)]
+        assert all(d.shape == (1, 34) for d in dosed)
+        assert any(not torch.equal(d, sober_at[0.0]) for d in dosed)
+        for seed in range(4):  # seeded noise repeats
+            assert torch.equal(model.Dgenerate(x, alpha=0.0, seed=seed, **greedy), dosed[seed])
 
         remove(model)
         assert torch.equal(model.generate(x, alpha=0.0, **greedy), sober_at[0.0])

@@ -165,3 +165,29 @@ def test_peft_model_is_dosed_through_its_base_and_removed_exactly(prompt):
         assert not hasattr(host, "_drugs_state") and host.config._attn_implementation == "sdpa"
         assert torch.equal(peft_model(**prompt).logits, base)
         assert torch.equal(peft_model.generate(**prompt, max_new_tokens=4, do_sample=False), plain)
+
+
+def test_each_dosed_layer_gets_its_own_draw_from_one_per_forward():
+    """The noise of every dosed layer is drawn once per forward; each layer's slice is its own rotation."""
+    from hf_steer.drugs.injection import DrugsState, _ForwardInfo
+    from hf_steer.drugs.rotation import angle_between
+
+    state = DrugsState(DrugsConfig(doses={"A": 0.4}), num_layers=3)
+    state.seed(0)
+    x = torch.randn(1, 6, 4, 16)
+    state.forward_info = _ForwardInfo(offset=0, q_len=6, positions=None)
+    out = [state.rotate("A", layer, x, None) for layer in range(3)]
+    assert len(state.forward_info.noise) == 1  # one draw served all three layers
+    for y in out:
+        torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1))
+        assert (angle_between(x, y) < 0.4 + 1e-4).all() and (angle_between(x, y) > 0).all()
+    assert not torch.equal(out[0], out[1]) and not torch.equal(out[1], out[2])
+
+    gate = torch.tensor([[True, False, True, False, True, False]])[:, :, None]  # (b, q, heads)
+    masked = state.rotate("A", 1, x, gate)
+    assert torch.equal(masked[:, 1::2], x[:, 1::2]) and not torch.equal(masked[:, ::2], x[:, ::2])
+
+    state.forward_info = None  # outside a model forward: a call draws its own noise
+    alone = state.rotate("A", 0, x, None)
+    torch.testing.assert_close(alone.norm(dim=-1), x.norm(dim=-1))
+    assert not torch.equal(alone, x)
