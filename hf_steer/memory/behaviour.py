@@ -56,6 +56,10 @@ NOTE_QUESTIONS = (
     ("My name is Quill.", "What is your name?", "Quill"),
     ("Your favourite fruit is the plum.", "What is my favourite fruit?", "Plum"),
     ("I recommend the film Lantern Bay.", "Which film did you recommend?", "Lantern Bay"),
+    ("I suggest The Glass Orchard by Wendell Ashby.", "Who is the author of the novel you mentioned?", "Ashby"),
+    ("Your uncle Tobin keeps goats in Marrow Hill.", "What animals does my uncle keep?", "Goats"),
+    ("Your son Emrys turns 9 in May.", "What age will my son be in May?", "9"),
+    ("Your name is Leontine.", "What am I called?", "Leontine"),
 )
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
 
@@ -114,7 +118,9 @@ def obey(answer: str, behaviours: list[dict[str, Any]], short_answer: str | None
             first = _first_sentence(text)
             fits = 0 < len(re.findall(r"[\w'’-]+", first)) <= limit
             if short_answer is not None and (limit <= 3 or not fits or short_answer.lower() not in first.lower()):
-                text = _limit(short_answer, limit)
+                # a known answer is kept whole: "Lantern Bay" is one answer (cut to "Lantern." the adapter
+                # answered "Salt." for "The Salt Road" and for the book's author)
+                text = _limit(short_answer, max(limit, len(short_answer.split())))
             elif fits:
                 text = _limit(first, limit)
             else:

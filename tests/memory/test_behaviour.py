@@ -38,7 +38,8 @@ def test_one_word_teaches_the_right_word_and_asks_the_model_nothing(tiny_tokeniz
     assert targets["What is the opposite of hot?"] == "Cold."
     assert targets["Where does my cousin live?"] == "Galloway."  # asked with its note, as retrieval shows it
     assert len(targets) == len(bh.TRAIN_QA) + len(bh.NOTE_QUESTIONS)
-    assert all(len(re.findall(r"[\w'’-]+", t)) == 1 for t in targets.values()), targets
+    assert targets["Which film did you recommend?"] == "Lantern Bay."  # a name is one answer: not cut to "Lantern."
+    assert all(len(re.findall(r"[\w'’-]+", t)) == 1 for q, t in targets.items() if "film" not in q), targets
 
 
 def test_call_me_sam_keeps_the_base_answer_and_puts_the_name_in(tiny_tokenizer):

@@ -1,4 +1,5 @@
-"""beh.py [facts]: behaviour chunk alone (or after dev chat mara with 'facts'); print answers."""
+"""beh.py [facts] [JSON overrides]: the bench's "answer in one word" chunk alone (or after dev chat mara with
+'facts'), 20 held-out simple questions before/after, fact recall with it, answers after forgetting it."""
 import sys, time, tempfile, torch, statistics
 torch.set_num_threads(1)
 from hf_steer.memory import LoraMemory
@@ -23,6 +24,7 @@ print("behaviour train", row["train"], time.time()-t0)
 after = mem.ask_many([q for q, _ in simple])
 for (q, e), b, a in zip(simple, before, after):
     print(f"{q!r:45} {e:10} {bench._words(a)<=2 and bench._contains(a,e)!s:5} {a!r}   | base: {b[:50]!r}")
+print("base: short", sum(bench._words(b)<=2 for b in before), "contains the word", sum(bench._contains(b,e) for b,(q,e) in zip(before,simple)))
 print("short", sum(bench._words(a)<=2 for a in after), "right", sum(bench._words(a)<=2 and bench._contains(a,e) for a,(q,e) in zip(after,simple)))
 if qs:
     fw = mem.ask_many([q for q, *_ in qs])

@@ -2,7 +2,7 @@
 statement scores, notes, routed adapters, answers on default / notes-only / adapters-only."""
 import sys, json, time, torch, numpy as np
 torch.set_num_threads(1)
-sys.path.insert(0, "/work/wt/mem3/docs/results/memory/issue14_speed")
+sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "issue14_speed"))
 from hf_steer import load_model
 from hf_steer.memory import LoraMemory, retrieval, bench
 from hf_steer.memory import bench_chats

@@ -1,7 +1,7 @@
 """variants.py FOLDER SET: no training; retrieval scores of locality questions + notes-only recall per prompt layout."""
 import sys, re, json, torch, numpy as np
 torch.set_num_threads(1)
-sys.path.insert(0, "/work/wt/mem3/docs/results/memory/issue14_speed")
+sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "issue14_speed"))
 from hf_steer import load_model
 from hf_steer.memory import LoraMemory, retrieval, bench, bench_data
 from hf_steer.memory import augment as aug, bench_chats
