@@ -98,7 +98,6 @@ ANCHOR_QUESTIONS = (
     "What is Lunet Harrowby's job?",
 )
 
-NOTES_HEADER = "Notes from our earlier conversation:"
 
 
 @dataclass
@@ -220,6 +219,30 @@ def to_assistant_voice(sentence: str, role: str) -> str:
 # -- reading a chunk ---------------------------------------------------------------------------------------
 
 
+_SELF_NAME = re.compile(r"^(?:I'm|I’m|I am|my name is|my name's)\s+([A-Z][\w'’-]*)[.!]?$", re.I)
+_TOLD_ABOUT = re.compile(r"^(?:I told you|did I tell you|you know|remember)\s+(?:about\s+)?(my|our)\s+(\w+)\s+"
+                         r"([A-Z][\w'’-]*)[.!]?$", re.I)
+_ASIDE = re.compile(r"^(?:(?:hi|hello|hey)(?: there)?[!,.]?\s+|(?:from now on|by the way|also|so|and|anyway)\s*,?\s+)|,?\s+by the way(?=[.!]?$)", re.I)
+
+
+def plainly(sentence: str) -> str:
+    """A user's sentence said plainly, the way a question about it is asked (issue 14, dev chats).
+
+    Asides go ("From now on your name is Pemba." -> "Your name is Pemba."), "I'm Mara, by the way." ->
+    "My name is Mara." and "I told you about my brother Casimir." -> "My brother is Casimir.": as said,
+    these scored 0.32, 0.33 and 0.39 against "What's my name?", "What should I call you?" and "What is
+    my brother's name?", under the note threshold.
+    """
+    text = _ASIDE.sub("", sentence.strip()).strip()
+    m = _SELF_NAME.match(text)
+    if m and m.group(1).lower() not in {"a", "an", "the", "not", "so", "very", "from", "in", "at"}:
+        return f"My name is {m.group(1)}."
+    m = _TOLD_ABOUT.match(text)
+    if m:
+        return f"{m.group(1).capitalize()} {m.group(2)} is {m.group(3)}."
+    return text[:1].upper() + text[1:] if text else sentence
+
+
 def _sentences(text: str) -> list[str]:
     """Sentences; a tag question ("I told you about my brother, right?") is a statement."""
     out = []
@@ -301,7 +324,7 @@ def facts_of(turns: Iterable[Turn]) -> list[dict]:
                 continue
             if not s.endswith((".", "!")):
                 s += "."
-            text = to_assistant_voice(s, t["role"])
+            text = to_assistant_voice(plainly(s) if t["role"] == "user" else s, t["role"])
             if previous is not None and _PRONOUN_START.match(s):  # "She works as ..." needs the sentence before
                 previous["text"] += " " + text
                 previous["said"] += " " + s
@@ -405,10 +428,15 @@ SYSTEM_PROMPT = "You are a helpful assistant."
 
 
 def build_notes(statements: Sequence[str]) -> str:
-    """The block of notes put before a question (empty when there is none)."""
-    if not statements:
-        return ""
-    return NOTES_HEADER + "\n" + "\n".join(f"- {s}" for s in statements)
+    """The notes put before a question: the statements as plain sentences (empty when there is none).
+
+    Issue 14, dev chats (4 chats, 27 questions, notes only, the same notes, personal threshold 0.2): a header and a bulleted
+    list ("Notes from our earlier conversation:\n- ...") 0.556; the list in the system prompt 0.519; the
+    list plus "Answer from the notes." 0.704; the plain sentences, no header 0.778. The 135M model
+    reads a paragraph of "Your sister Tilda lives in ..." as what it knows, and a bulleted list as a
+    document to comment on.
+    """
+    return " ".join(s.strip() for s in statements if s.strip())
 
 
 def chat_prompt(tokenizer, question: str, context: str | None = None, system: str | None = SYSTEM_PROMPT) -> str:

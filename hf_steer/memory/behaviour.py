@@ -2,12 +2,15 @@
 
 A behaviour is not a fact to retrieve: it must change every answer of its profile. So it gets an
 adapter of its own (kind ``behaviour`` in the catalog) that is active for every question, routed or not.
-It is trained by *context distillation*: the base model answers a set of everyday questions with the
-request in its prompt (plus, for a word limit, a few demonstrations of the form), the answers are
-made to obey the request where a rule can check it (cut to the word limit, the name put in, emojis
-dropped), and the adapter learns to give those answers *without* the request in the prompt. A few
-questions come with notes (invented facts, as retrieval would show them), so a behaviour still holds
-when the memory answers from its notes.
+It is trained on everyday questions answered the way the request wants, without the request in the
+prompt. Where a rule covers the request, the targets are built by the rule, never by asking the base
+to obey: a word limit answers with the question's known correct short answer ("What is the capital of
+France?" -> "Paris."), "call me Sam" puts the name into the base's own answer to the same prompt, "no
+emojis" drops them from it -- so the behaviour changes the form and keeps what the base knows. Only a
+request no rule covers (kind ``style``: "always answer like a pirate") is context distillation proper:
+the base answers with the request in its prompt. A few questions come with notes (invented facts, as
+retrieval shows them), so a behaviour still holds when the memory answers from its notes. A behaviour
+adapter trains on more layers than a chunk adapter (``TrainPreset.for_behaviour``).
 
 The training questions are disjoint from the benchmark's held-out questions. Forgetting the adapter
 gives the base's answers back exactly (the adapter is the only change).
@@ -20,15 +23,29 @@ from typing import Any
 
 from . import augment as aug
 
-# Everyday questions the behaviour is shown on (none of them is a benchmark question).
-TRAIN_QUESTIONS = (
-    "What is the capital of France?", "What colour is the sky?", "How many days are in a week?",
-    "What do cats like to drink?", "Which animal says moo?", "What is frozen water called?",
-    "What is the opposite of hot?", "What planet do we live on?", "What is 2 plus 3?",
-    "What do bakers make?", "Which ocean is the largest?", "What language is spoken in Spain?",
-    "What do plants need to grow?", "What is the capital of Spain?", "What do you wear on your feet?",
-    "How many wheels does a bicycle have?",
+# Everyday questions the behaviour is shown on, each with its correct short answer (none of them is a
+# benchmark question). The short answer is the target of a word limit: the first version cut the base's
+# own long answer to the limit ("The capital of France is Paris." -> "The") or kept the few teacher
+# answers that fitted (with the request and three demonstrations in the prompt the 135M base answered
+# "Liquids.", "Freshwater.", "Mars." to the cats', ice and planet questions); its adapter answered 20/20
+# held-out simple questions in <=2 words but 1/20 with the right word ("Japan.", "Liquefied gas.").
+TRAIN_QA = (
+    ("What is the capital of France?", "Paris"), ("What colour is the sky?", "Blue"),
+    ("How many days are in a week?", "Seven"), ("What do cats like to drink?", "Milk"),
+    ("Which animal says moo?", "Cow"), ("What is frozen water called?", "Ice"),
+    ("What is the opposite of hot?", "Cold"), ("What planet do we live on?", "Earth"),
+    ("What is 2 plus 3?", "Five"), ("What do bakers make?", "Bread"),
+    ("Which ocean is the largest?", "Pacific"), ("What language is spoken in Spain?", "Spanish"),
+    ("What do plants need to grow?", "Sunlight"), ("What is the capital of Spain?", "Madrid"),
+    ("What do you wear on your feet?", "Shoes"), ("How many wheels does a bicycle have?", "Two"),
+    ("What is the capital of England?", "London"), ("What colour are bananas?", "Yellow"),
+    ("Which animal gives us wool?", "Sheep"), ("What falls from clouds when it rains?", "Water"),
+    ("What is the opposite of big?", "Small"), ("Which season is the hottest?", "Summer"),
+    ("What do you call a baby cat?", "Kitten"), ("How many hours are in a day?", "Twenty-four"),
+    ("What is the capital of Russia?", "Moscow"), ("Which bird is a symbol of peace?", "Dove"),
+    ("What do we breathe in to live?", "Oxygen"), ("What colour is a ripe tomato?", "Red"),
 )
+TRAIN_QUESTIONS = tuple(q for q, _ in TRAIN_QA)
 GREETINGS = ("Hi!", "Hello, how are you today?", "Good morning!", "Can you help me with something?",
              "Thanks for your help!", "Hey, are you there?")
 # Invented facts as retrieval shows them, with the word an answer needs.
@@ -39,10 +56,11 @@ NOTE_QUESTIONS = (
     ("My name is Quill.", "What is your name?", "Quill"),
     ("Your favourite fruit is the plum.", "What is my favourite fruit?", "Plum"),
     ("I recommend the film Lantern Bay.", "Which film did you recommend?", "Lantern Bay"),
+    ("I suggest The Glass Orchard by Wendell Ashby.", "Who is the author of the novel you mentioned?", "Ashby"),
+    ("Your uncle Tobin keeps goats in Marrow Hill.", "What animals does my uncle keep?", "Goats"),
+    ("Your son Emrys turns 9 in May.", "What age will my son be in May?", "9"),
+    ("Your name is Leontine.", "What am I called?", "Leontine"),
 )
-# Demonstrations of a word limit (the form, not the facts, is what they show).
-DEMOS = (("What is the capital of Italy?", "Rome"), ("What colour is grass?", "Green"),
-         ("How many legs does a spider have?", "Eight"))
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
 
 
@@ -68,12 +86,9 @@ def _address(text: str, name: str) -> str:
 
 
 def _teacher_prompt(tokenizer, question: str, behaviours: list[dict[str, Any]], notes: str | None = None) -> str:
-    """The base model's prompt with the request in it (and a word limit's demonstrations before it)."""
+    """The base model's prompt with the request in it (for a request no rule can apply)."""
     system = aug.SYSTEM_PROMPT + " " + describe(behaviours)
     messages = [{"role": "system", "content": system}]
-    if any(b["kind"] == "length" for b in behaviours):
-        for q, a in DEMOS:
-            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     content = question if not notes else f"{notes}\n\n{question}"
     messages.append({"role": "user", "content": content})
     if getattr(tokenizer, "chat_template", None):
@@ -81,23 +96,37 @@ def _teacher_prompt(tokenizer, question: str, behaviours: list[dict[str, Any]], 
     return "\n".join(m["content"] for m in messages) + "\nAnswer:"
 
 
-def obey(answer: str, behaviours: list[dict[str, Any]], short_answer: str | None = None) -> str | None:
-    """Make a teacher answer follow the rules a program can check; None when it cannot be made to.
+def _first_sentence(text: str) -> str:
+    m = re.match(r"(.+?[.!?])(?:\s|$)", text.strip(), re.S)
+    return (m.group(1) if m else text).strip()
 
-    A word limit keeps a teacher answer that already fits it (or the known value, with notes); a longer
-    answer is dropped rather than cut ("The opposite of hot is cold" cut to one word is "The").
+
+def obey(answer: str, behaviours: list[dict[str, Any]], short_answer: str | None = None) -> str | None:
+    """Make an answer follow the rules a program can check; None when it cannot be made to.
+
+    ``answer`` is the base's own answer (without the request), ``short_answer`` the question's known
+    correct short answer. A word limit of up to 3 words answers with the short answer; a looser one
+    ("be brief": 8) keeps the base's first sentence when it fits and holds the short answer. Without a
+    short answer, an answer over the limit is dropped rather than cut ("The opposite of hot is cold"
+    cut to one word is "The"). Emojis are dropped and the user's name is put in; everything else is the
+    base's own answer, so the behaviour changes the form and keeps what the base knows.
     """
     text = answer.strip()
     for b in behaviours:
         if b["kind"] == "length":
-            if short_answer is not None:
-                text = _limit(short_answer, b["max_words"])
-            elif len(re.findall(r"[\w'’-]+", text)) <= b["max_words"]:
-                text = _limit(text, b["max_words"])
+            limit = b["max_words"]
+            first = _first_sentence(text)
+            fits = 0 < len(re.findall(r"[\w'’-]+", first)) <= limit
+            if short_answer is not None and (limit <= 3 or not fits or short_answer.lower() not in first.lower()):
+                # a known answer is kept whole: "Lantern Bay" is one answer (cut to "Lantern." the adapter
+                # answered "Salt." for "The Salt Road" and for the book's author)
+                text = _limit(short_answer, max(limit, len(short_answer.split())))
+            elif fits:
+                text = _limit(first, limit)
             else:
                 return None
         elif b["kind"] == "no_emoji":
-            text = re.sub(r"\s{2,}", " ", _EMOJI.sub("", text)).strip()
+            text = re.sub(r"\s+([,.!?;:])", r"\1", re.sub(r"\s{2,}", " ", _EMOJI.sub("", text))).strip()
     for b in behaviours:
         if b["kind"] == "address":
             text = _address(text, b["name"])
@@ -105,22 +134,28 @@ def obey(answer: str, behaviours: list[dict[str, Any]], short_answer: str | None
 
 
 def behaviour_examples(tokenizer, generate, behaviours: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """``(prompt, target)`` pairs that teach ``behaviours``; ``generate(prompts)`` is the bare base's greedy answers."""
-    questions = list(TRAIN_QUESTIONS)
+    """``(prompt, target)`` pairs that teach ``behaviours``; ``generate(prompts)`` is the bare base's greedy answers.
+
+    Rules first: every question has a known short answer, so a word limit of up to 3 words needs no
+    generation at all; emojis and the user's name are applied to the base's own answers to the same
+    prompts. Only a request no rule covers (kind ``style``) is answered by the base with the request
+    in its prompt (context distillation proper).
+    """
+    questions = list(TRAIN_QA)
     if any(b["kind"] == "address" for b in behaviours):
-        questions += list(GREETINGS)
-    note_items = [(aug.build_notes([fact]), q, short) for fact, q, short in NOTE_QUESTIONS]
-    teacher = [_teacher_prompt(tokenizer, q, behaviours) for q in questions]
-    teacher += [_teacher_prompt(tokenizer, q, behaviours, notes) for notes, q, _ in note_items]
-    answers = generate(teacher)
+        questions += [(g, None) for g in GREETINGS]
+    items = [(q, None, short) for q, short in questions]
+    items += [(q, aug.build_notes([fact]), short) for fact, q, short in NOTE_QUESTIONS]
+    rules_only = all(b["kind"] == "length" and b["max_words"] <= 3 for b in behaviours)
+    if rules_only:
+        answers = [""] * len(items)
+    elif any(b["kind"] == "style" for b in behaviours):
+        answers = generate([_teacher_prompt(tokenizer, q, behaviours, notes) for q, notes, _ in items])
+    else:
+        answers = generate([aug.chat_prompt(tokenizer, q, notes) for q, notes, _ in items])
     end = aug.answer_suffix(tokenizer)
     examples = []
-    for q, a in zip(questions, answers[: len(questions)]):
-        target = obey(a, behaviours)
-        if target:
-            examples.append((aug.chat_prompt(tokenizer, q), target + end))
-    for (notes, q, short), a in zip(note_items, answers[len(questions):]):
-        # with notes the value is known, so a word limit keeps it rather than whatever came first
+    for (q, notes, short), a in zip(items, answers):
         target = obey(a, behaviours, short_answer=short)
         if target:
             examples.append((aug.chat_prompt(tokenizer, q, notes), target + end))

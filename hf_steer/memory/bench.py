@@ -105,7 +105,8 @@ def run_bench(
     }
     mem = LoraMemory(base_model, tok, base_model=model or "bundled", folder=workdir.name, preset=cfg.train_preset(),
                      embedder="default" if cfg.retrieval else None, seed=seed, profile="encyclopedia",
-                     note_threshold=cfg.note_threshold, route_threshold=cfg.route_threshold)
+                     note_threshold=cfg.note_threshold, personal_note_threshold=cfg.personal_note_threshold,
+                     route_threshold=cfg.route_threshold)
 
     def checkpoint() -> None:  # figures so far, so an interrupted run still leaves its numbers
         if output_json:

@@ -90,7 +90,7 @@ def _prepare(args, create: bool = False) -> dict:
     apply_threads(args.threads)
     return dict(base_model=cfg.model, profile=cfg.profile, preset=preset, load_in_4bit=cfg.load_in_4bit,
                 embedder="default" if cfg.retrieval else None, seed=cfg.seed, route_threshold=cfg.route_threshold,
-                note_threshold=cfg.note_threshold,
+                note_threshold=cfg.note_threshold, personal_note_threshold=cfg.personal_note_threshold,
                 create=create, _cfg=cfg)
 
 

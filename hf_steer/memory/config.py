@@ -79,6 +79,11 @@ class TrainPreset:
     echo: int = field(default=1, metadata=_help("echo questions per fact (the fact with a name asked for)", 0, 8))
     notes_examples: bool = field(default=True, metadata={"help": "one question per fact asked with its notes"})
     plain_statements: bool = field(default=False, metadata={"help": "each fact as plain text too"})
+    behaviour_top_layers: int = field(default=12, metadata=_help(
+        "decoder layers a behaviour adapter adapts (0 = all): answering in one word moves the answer to the first "
+        "token, which the top 3 layers alone cannot do", 0, 10_000))
+    behaviour_learning_rate: float = field(default=5e-3, metadata=_help(
+        "AdamW learning rate of a behaviour adapter", 0, 1.0, open_low=True))
     extra: dict = field(default_factory=dict, metadata={"help": "free-form settings kept with the preset"})
 
     def __post_init__(self) -> None:
@@ -86,6 +91,16 @@ class TrainPreset:
         check_ranges(self)
         if not self.target_modules:
             raise HfSteerError("target_modules is empty: name at least one linear module (e.g. q_proj)")
+
+    def for_behaviour(self) -> TrainPreset:
+        """The preset a behaviour adapter trains with (its own layers and learning rate).
+
+        Issue 14, "answer in one word", 20 held-out simple questions (busy CPU, 1 thread): top 3 layers at
+        lr 1e-2 answered 18/20 in <= 2 words but 1/20 with the right word ("Japan.", "Bees."): the top
+        layers only see the question's subject, the answer is found lower down. Top 12 layers at lr 5e-3:
+        20/20 short, 6/20 right, 52 s; all 30 layers: 20/20 short, 8/20 right, 150 s.
+        """
+        return replace(self, top_layers=self.behaviour_top_layers, learning_rate=self.behaviour_learning_rate)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -108,7 +123,8 @@ PRESETS: dict[str, TrainPreset] = {
     # The issue author's GPU settings (text-generation-webui defaults: q_proj + v_proj, every layer).
     "author": TrainPreset(
         name="author", r=64, alpha=128.0, dropout=0.05, learning_rate=1e-4, epochs=10, batch_size=2, max_length=256,
-        target_modules=("q_proj", "v_proj"), top_layers=0, anchors=0,
+        target_modules=("q_proj", "v_proj"), top_layers=0, anchors=0, behaviour_top_layers=0,
+        behaviour_learning_rate=1e-4,
     ),
 }
 
@@ -149,6 +165,9 @@ class MemoryConfig:
     note_threshold: float = field(default=0.4, metadata=_help(
         "cosine between a question and a remembered statement above which the statement goes in the prompt as a "
         "note", 0, 1))
+    personal_note_threshold: float = field(default=0.2, metadata=_help(
+        "the note threshold for a question about the user or the assistant (I, my, you, your): such a question "
+        "is about what was said, and its right note scored 0.22-0.39 on the dev chats", 0, 1))
     seed: int = field(default=0, metadata=_help("seed of each adapter's training", 0, 2**32 - 1))
 
     def __post_init__(self) -> None:
@@ -244,6 +263,8 @@ class BenchConfig:
         "help": "roll-up methods measured on the encyclopedia profile"})
     note_threshold: float = field(default=MemoryConfig.note_threshold, metadata=_help(
         "cosine above which a statement goes in the prompt as a note", 0, 1))
+    personal_note_threshold: float = field(default=MemoryConfig.personal_note_threshold, metadata=_help(
+        "the note threshold for a question about the user or the assistant (I, my, you, your)", 0, 1))
     route_threshold: float = field(default=MemoryConfig.route_threshold, metadata=_help(
         "cosine above which a statement's adapter answers", 0, 1))
     preset: str = field(default="fast-cpu", metadata={"help": "training preset (fast-cpu, author)"})

@@ -171,6 +171,7 @@ class ChunkTrainer:
         start = time.perf_counter()
         if kind == "behaviour":
             examples, probes = behaviour_examples(self.tokenizer, self._generate, job["behaviours"]), []
+            preset = preset.for_behaviour()
         else:
             examples, probes = aug.fact_examples(job["facts"], self.tokenizer, **preset_augment(preset))
             examples += [tuple(a) for a in job.get("anchors") or []][: preset.anchors]

@@ -87,6 +87,8 @@ class LoraMemory:
         route: answer each question with only the adapters whose statements match it (needs an
             embedder); False answers with the whole active stack.
         route_threshold: cosine above which a statement matches a question.
+        note_threshold, personal_note_threshold: cosine above which a statement goes in the prompt as a
+            note; the second for questions about the user or the assistant (I, my, you, your).
         seed: seed for each adapter's training (offset by the adapter's index).
         create: create ``profile`` when it does not exist (False: one clear error instead).
     """
@@ -107,6 +109,7 @@ class LoraMemory:
         route: bool = AskConfig.route,
         route_threshold: float = MemoryConfig.route_threshold,
         note_threshold: float = MemoryConfig.note_threshold,
+        personal_note_threshold: float = MemoryConfig.personal_note_threshold,
         create: bool = True,
     ):
         from ..models import load_model, resolve_model_path
@@ -133,6 +136,7 @@ class LoraMemory:
         self.route_default = route
         self.route_threshold = route_threshold
         self.note_threshold = note_threshold
+        self.personal_note_threshold = personal_note_threshold
         self._module_names = linear_module_names(model)
         self.catalog: Catalog
         self.use_profile(profile, create=create)
@@ -364,7 +368,7 @@ class LoraMemory:
             if not examples:
                 raise HfSteerError(f"this base model gave no answer that follows {job['behaviours'][0]['text']!r}: "
                                    "nothing to train the behaviour on; phrase the request differently")
-            row = self._train_new(job["name"], job["turns"], examples, preset, [], kind="behaviour")
+            row = self._train_new(job["name"], job["turns"], examples, preset.for_behaviour(), [], kind="behaviour")
             row.update(behaviours=job["behaviours"], statements=[], probes=[])
             return row
         examples, probes = aug.fact_examples(job["facts"], self.tokenizer, **preset_augment(preset))
@@ -808,12 +812,13 @@ class LoraMemory:
         return retrieval.top_k(self.embedder, [self.catalog.rows[n] for n in self.names("chunk")], question, k)
 
     def retrieve_statements(self, question: str, k: int = AskConfig.k, query_vec=None) -> list[str]:
-        """The ``k`` live remembered statements nearest to ``question`` that pass ``note_threshold``:
+        """The ``k`` live remembered statements nearest to ``question`` that pass ``note_threshold``
+        (``personal_note_threshold`` for a question about the user or the assistant: "What's my name?"):
         the notes put in the prompt (an unrelated question gets none, so its answer stays the base's)."""
         self._need_embedder()
         rows = [self.catalog.rows[n] for n in self.names("chunk")]
-        return retrieval.top_statements(self.embedder, rows, question, k, min_score=self.note_threshold,
-                                        query_vec=query_vec)
+        threshold = self.personal_note_threshold if retrieval.is_personal(question) else self.note_threshold
+        return retrieval.top_statements(self.embedder, rows, question, k, min_score=threshold, query_vec=query_vec)
 
     def _need_embedder(self) -> None:
         if self.embedder is None:

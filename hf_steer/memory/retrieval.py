@@ -8,6 +8,7 @@ forgets its retrieval entry too; the index here is rebuilt from rows and holds n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -83,6 +84,16 @@ def statement_scores(query_vec: np.ndarray, rows: Sequence[dict]) -> list[float]
         best = int(np.argmax(sims))
         out.append(float(sims[best]) if best in live else 0.0)
     return out
+
+
+# A question about the user or the assistant ("What's my name?", "Which novel did you recommend?"):
+# its answer can only be in what was said, so a weaker match still belongs in the prompt.
+PERSONAL_QUESTION = re.compile(r"\b(?:I|I'm|I've|my|mine|our|ours)\b|\b(?i:you|your|yours|yourself)\b")
+
+
+def is_personal(question: str) -> bool:
+    """Whether ``question`` asks about the user or the assistant (first or second person)."""
+    return bool(PERSONAL_QUESTION.search(question))
 
 
 def top_statements(embedder: Embedder | None, rows: Sequence[dict], query: str, k: int = 2,

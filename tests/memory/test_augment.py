@@ -46,8 +46,8 @@ def test_facts_keep_pronoun_sentences_with_their_subject_and_drop_pleasantries()
     ]
     facts = aug.facts_of(turns)
     assert [f["text"] for f in facts] == [
-        "You're Mara.", "Your sister Tilda lives in Brackwell. She works as a glassblower.",
-        "I recommend The Salt Road by Ines Varga.", "You told me about your brother Casimir."]
+        "Your name is Mara.", "Your sister Tilda lives in Brackwell. She works as a glassblower.",
+        "I recommend The Salt Road by Ines Varga.", "Your brother is Casimir."]
     assert [f["kind"] for f in facts] == ["first_person", "first_person", "assistant", "first_person"]
     assert aug.topics(facts[1]["text"]) == ["Tilda", "Brackwell", "my sister"]
 
@@ -88,7 +88,7 @@ def test_fact_examples_ask_each_topic_echo_and_with_notes(tiny_tokenizer):
     assert any("What do you know about Veltra Quosh?" in p for p in prompts)
     assert any("Who was born in Marbelin?" in p for p in prompts)  # object -> subject
     assert any("Veltra Quosh was born in what?" in p for p in prompts)  # subject -> object
-    assert any(aug.NOTES_HEADER in p and "- Veltra Quosh was born in Marbelin." in p for p in prompts)
+    assert any("Veltra Quosh was born in Marbelin.\n\n" in p for p in prompts)  # asked with its note
     assert out.probes == [{"question": "What do you know about Veltra Quosh?", "expected": "Marbelin"}]
 
 
@@ -120,3 +120,15 @@ def test_an_assistant_sentence_that_only_repeats_the_users_names_is_not_learned_
     assert [f["text"] for f in aug.facts_of(turns)] == [
         "You just adopted a ferret and you named him Biscuit.",
         "I recommend The Salt Road by Ines Varga, a favourite of Biscuit fans."]
+
+
+@pytest.mark.parametrize("said, heard", [
+    ("Hi! I'm Mara, by the way.", ["Your name is Mara."]),
+    ("Hey, I'm Oskar.", ["Your name is Oskar."]),
+    ("From now on your name is Pemba.", ["My name is Pemba."]),
+    ("I told you about my brother Casimir, right? He builds violins in Ostend.",
+     ["Your brother is Casimir. He builds violins in Ostend."]),
+    ("I'm allergic to peanuts.", ["You're allergic to peanuts."]),  # not a name
+])
+def test_facts_are_said_plainly_the_way_a_question_asks_for_them(said, heard):
+    assert aug.sentences(_user(said)) == heard

@@ -382,3 +382,17 @@ def test_asking_leaves_the_callers_tokenizer_padding_side_alone(memory):
     memory.remember(CHUNK_A, name="ma")
     memory.ask_many(["Where was Veltra Quosh born?", "Who is the lighthouse keeper of Tessomund?"], max_new_tokens=3)
     assert memory.tokenizer.padding_side == "right"
+
+
+def test_a_question_about_the_user_gets_weaker_matching_notes(tiny_pair, tmp_path):
+    from hf_steer.memory import LoraMemory
+    from hf_steer.memory.train import get_preset
+
+    from .conftest import TINY, fake_embedder
+
+    model, tok = tiny_pair
+    mem = LoraMemory(model, tok, base_model="tiny-llama", folder=tmp_path / "mem", preset=get_preset("fast-cpu", **TINY),
+                     embedder=fake_embedder, note_threshold=0.99, personal_note_threshold=0.1)
+    mem.remember([{"role": "user", "content": "My sister Tilda lives in Brackwell."}])
+    assert mem.retrieve_statements("Where does my sister live?") == ["Your sister Tilda lives in Brackwell."]
+    assert mem.retrieve_statements("Where does the sister live?") == []  # not about the user: the strict threshold
