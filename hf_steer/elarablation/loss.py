@@ -21,8 +21,8 @@ Three ways to turn those sets into a loss (``loss_type``):
     becomes rare. Rewards as above.
 ``margin``
     Bounded hinges in log-space: a bad token is pushed until ``p <= min_threshold`` AND
-    ``p <= bad_ratio x`` its reference probability (so a bad token already under ``min_threshold`` still
-    falls, tenfold by default: otherwise the tether held its logit while a dominant good token was
+    ``p <= bad_ratio x`` its reference probability (only the latter when ``min_threshold`` is 0; so a bad
+    token already under ``min_threshold`` still falls, tenfold by default: otherwise the tether held its logit while a dominant good token was
     pushed down, and its probability rose), a good token that is merely too frequent until
     ``p <= max_threshold``, a rewarded token until ``p >= min_threshold``; each hinge is capped at
     ``margin_cap`` nats so one far-off token cannot dominate. A tether (FTPO-style) keeps the logits of every *other* token at their frozen reference
@@ -165,7 +165,10 @@ def elarablation_loss(
         # A bad token must fall below min_threshold and to a fraction of where it was (it should become rare,
         # not merely non-dominant); a good-but-frequent token only below max_threshold.
         ref_cand_logp = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1).gather(1, topk_ids)
-        bad_target = torch.minimum(min_t.log()[:, None].expand_as(ref_cand_logp), ref_cand_logp + math.log(bad_ratio))
+        # min_threshold 0 (free prose in `auto`: reward nothing) leaves the relative target alone; log(0) = -inf
+        # would make the hinge a constant with no gradient
+        floor = torch.where(min_t > 0, min_t.clamp(min=1e-30).log(), torch.zeros_like(min_t))
+        bad_target = torch.minimum(floor[:, None].expand_as(ref_cand_logp), ref_cand_logp + math.log(bad_ratio))
         target_down = torch.where(bad_mask, bad_target, max_t.log()[:, None].expand_as(bad_target))
         down = (cand_logp - target_down).clamp(min=0, max=margin_cap)
         up = (min_t.log()[:, None] - cand_logp).clamp(min=0, max=margin_cap)

@@ -101,3 +101,36 @@ def test_find_prints_exactly_what_it_writes(tmp_path, tiny_folder, capsys):
     docs = [d for d in yaml.safe_load_all(out.read_text()) if d]
     assert len(kept) == len(docs) >= 1
     assert f"contexts for {len(docs)} patterns" in printed
+
+
+def test_common_words_and_narrative_vocabulary_are_not_trained():
+    """What a story needs is not slop: a phrase of common words ("one day", "that could") has no word to ban,
+    and a narrative word off the antislop list ("began": ~20x its web/news rate in any story) is not kept,
+    while a listed word at the same counts is."""
+    everyday = " ".join([s for s in SENTENCES if "began" not in s] * 4)  # ~350 words: "began" once in it is ~20x its human rate, as in a story
+    stories = []
+    for i in range(6):
+        text = f"{everyday} One day the girl began to sing, and the bird whispered that it could fly. {everyday}"
+        stories.append({"prompt_id": i, "sample": 0, "text": text})
+    patterns, _ = rank_patterns(stories, top=20, min_stories=3)
+    texts = {p["text"] for p in patterns}
+    assert "whispered" in texts
+    assert "began" not in texts and "one day" not in texts and not any(p["cut"] in ("day", "could") for p in patterns)
+
+
+def test_a_phrase_word_is_bad_only_inside_its_phrase(tmp_path):
+    """Another pattern's word is banned at every slot only when it is a word or name; a phrase's word (here
+    "barely") is slop inside its phrase, not at the other patterns' slots."""
+    tok = make_tokenizer("bytelevel")
+    stories = []
+    for i in range(5):
+        text = f"{FILLER} Her voice barely above the noise, she whispered to Elara. {FILLER}"
+        stories.append({"prompt_id": i, "sample": 0, "text": text, "ids": tok(text)["input_ids"]})
+    patterns, _ = rank_patterns(stories, top=10, min_stories=3)
+    phrase = next(p for p in patterns if p["kind"] == "phrase" and p["cut"] == "barely")
+    docs, trained, _ = context_documents(tok, stories, patterns, [f"p{i}" for i in range(5)], chat=True, per_pattern=2)
+    by_cut = {p["cut"]: d for p, d in zip(trained, docs)}
+    assert by_cut["barely"]["rules"]["bad_words"][0] == "barely"
+    assert all("barely" not in d["rules"]["bad_words"] for cut, d in by_cut.items() if cut != "barely")
+    assert "whispered" in by_cut["barely"]["rules"]["bad_words"]  # a word pattern is bad everywhere
+    assert phrase in trained

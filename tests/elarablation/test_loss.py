@@ -199,3 +199,27 @@ def test_within_class_still_pushes_a_bad_token_when_no_token_is_good():
                             ref_logits=probs.log(), vocab_bad=bad, vocab_neutral=~bad, within_class=True)
     out.loss.backward()
     assert out.loss.item() > 1.0 and logits.grad[0, 0] > 0
+
+
+def test_auto_free_prose_settings_push_only_the_bad_word_to_a_tenth_and_hold_the_rest():
+    """`auto`'s contexts (min_threshold 0, max_threshold 1): nothing rewarded, the bad word pushed to a tenth of
+    its reference probability (finite loss), the other candidates keep their order and ratios."""
+    from hf_steer.elarablation.discover import AUTO_HYPERPARAMETERS
+
+    ref = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    logits = ref.clone().requires_grad_(True)
+    topk = torch.arange(4)[None]
+    good = torch.tensor([[False, True, True, True]])
+    bad = ~good
+    kw = {"max_threshold": AUTO_HYPERPARAMETERS["max_threshold"], "min_threshold": AUTO_HYPERPARAMETERS["min_threshold"]}
+    out = elarablation_loss(logits, topk, good, bad, torch.ones_like(good), loss_type="margin", ref_logits=ref, **kw)
+    assert out.n_rewarded.item() == 0 and out.n_punished.item() == 1 and math.isfinite(out.loss.item())
+    opt = torch.optim.SGD([logits], lr=0.5)
+    for _ in range(200):
+        opt.zero_grad()
+        elarablation_loss(logits, topk, good, bad, torch.ones_like(good), loss_type="margin", ref_logits=ref,
+                          **kw).loss.backward()
+        opt.step()
+    p = logits.detach().softmax(-1)[0]
+    assert p[0] <= 0.5 * 0.1 + 1e-3  # the bad word: a tenth of where it was
+    assert p[1] > p[2] > p[3] and (p[1] / p[2]).item() == pytest.approx(2.0, rel=0.05)  # the rest keep their ratios
