@@ -72,6 +72,10 @@ class ElarablationArguments:
             (`anchor_text`), so the step changes the slop point and not the rest of the model. `0` turns it off.
         anchor_tokens (`int`, *optional*, defaults to `256`):
             How many tokens of the anchor text are read each step.
+        context_weight (`float`, *optional*, defaults to `0.0`):
+            Weight of KL(reference || model) at every position of a slop context *before* its slot, averaged: the
+            text around the slop point is held where the model had it. `auto` turns it on (free prose: its
+            contexts are the model's own stories); `0` (the slot contexts' default) skips the extra forward.
 
         > Parameters that control the model
 
@@ -120,6 +124,11 @@ class ElarablationArguments:
         default=100.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
     )
     anchor_tokens: int = field(default=256, metadata={"help": "Tokens of anchor text read each step."})
+    context_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of KL(reference || model) at the positions of each slop context before its slot "
+                  "(holds the model's own text around the slop point; auto sets it); 0 turns it off."},
+    )
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 
     # TrainingArguments defaults that suit Elarablation.
@@ -177,6 +186,8 @@ class ElarablationArguments:
             )
         if self.keep_weight < 0:
             raise HfSteerError(f"keep_weight={self.keep_weight} is negative: use 0 (off) or more")
+        if self.context_weight < 0:
+            raise HfSteerError(f"context_weight={self.context_weight} is negative: use 0 (off) or more")
         if self.anchor_weight < 0 or self.anchor_tokens < 2:
             raise HfSteerError("anchor_weight must be >= 0 and anchor_tokens >= 2: fix the config")
         if self.tree_depth not in (1, 2):
@@ -293,10 +304,17 @@ class AutoArguments(FindArguments):
     train_epochs: float = field(
         default=2.0, metadata={"help": "Passes over the discovered contexts (they are many: a few passes suffice)."}
     )
+    hold_weight: float = field(
+        default=100.0,
+        metadata={"help": "context_weight of the training stage: KL to the base model on the story text before each "
+                  "slop point, so only the slop point moves (0: off)."},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_positive(self, ("eval_stories_per_prompt",))
         _check_positive(self, ("train_epochs",), whole=False)
+        if not self.hold_weight >= 0:
+            raise HfSteerError(f"--hold-weight {self.hold_weight} is negative: use 0 (off) or more")
         if self.patterns is not None and not [p for p in self.patterns.split(",") if p.strip()]:
             raise HfSteerError("--patterns is empty: give comma-separated words or phrases, or leave it out")

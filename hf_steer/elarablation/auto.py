@@ -199,7 +199,8 @@ def run_auto(
 
         log(f"[4/5] training on {contexts_path.name}")
         m, tok = base()
-        fields = {"num_train_epochs": settings.train_epochs, "seed": settings.seed, "save_strategy": "no"}
+        fields = {"num_train_epochs": settings.train_epochs, "seed": settings.seed, "save_strategy": "no",
+                  "context_weight": settings.hold_weight}
         if config is None:
             from .config import ElarablationConfig
 

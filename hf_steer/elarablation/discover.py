@@ -7,19 +7,23 @@ package (Speer 2022: Wikipedia, subtitles, books, news, web text):
 - **words and names**: ratio = (the model's rate + ε) / (the human rate + ε), ε = 1e-7. A word counts
   only when it appears in stories of at least ``min_stories`` different prompts (a word from one
   story's topic, "mermaid" for the mermaid prompt, is not slop) and at least 5x more often than in
-  human text. A word written capitalised in the middle of a sentence (four times in five), or one only
-  ever seen opening sentences and rarer than one in a million human words, is a *name*.
+  human text when it is on the antislop list of over-used words, 50x otherwise (any story uses "began",
+  "stood", "small" 10-40x more than web and news text: see ``MIN_RATIO_UNLISTED``). A word written
+  capitalised in the middle of a sentence (four times in five), or one only ever seen opening sentences
+  and rarer than one in a million human words, is a *name*.
   Words on the antislop list of over-used words get their score doubled.
 - **phrases** (2-3 words, inside a sentence): the human rate of a phrase is its rate in public-domain
   prose shipped with hf_steer (``data/reference_prose.txt.gz``: Shakespeare's plays, public domain), or, when the prose lacks it, the product
   of its words' human rates times 1,000 (a loose upper bound on how often words go together). Phrases
   made only of stopwords, and phrases containing a word already chosen, are skipped. A phrase is
   trained where it turns into slop: before its most over-represented word *transition* ("voice barely
-  above": before "barely"; "a testament to": before "testament").
+  above": before "barely"; "a testament to": before "testament") into a word outside the ~1,000
+  commonest English ones; a phrase with no such word ("one day", "that could") is grammar, not trained.
 
 Patterns are ranked by excess occurrences x log(ratio) (frequent and strongly over-used first); the top
 ones become **contexts**: the model's own generations cut at the token where the pattern's word starts
-(the pattern's word is bad there, every other candidate good, other chosen words bad too). The bad rule
+(the pattern's word is bad there, every other candidate good, the other chosen words and names bad too;
+a phrase's word only inside its phrase). The bad rule
 is the *whole word* (``bad_words``), never its first letters: " tow" for "towering" is decided one
 token deeper, so " town" stays free. The summary says what was kept and why, and what was dropped.
 """
@@ -303,9 +307,10 @@ def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int,
 
 # ------------------------------------------------------------------------------------------ the file
 # Free prose: only the pattern's word is pushed (to a tenth of its reference probability, ``bad_ratio``); no
-# candidate is rewarded or capped, so the tether keeps every other token where the model had it. Rewarding
-# good candidates under 0.005 (the first version) flattened the distribution: held-out stories' judge
-# perplexity +75%, distinct-2 +14%, on the bundled model.
+# candidate is rewarded or capped, so the tether keeps every other token where the model had it. The first
+# version rewarded good candidates under 0.005 (top 20): with the first discovery rules, held-out stories'
+# judge perplexity rose 75% and distinct-2 14% on the bundled model; with both changed, +49% and +3%
+# (docs/elarablation.md, "Story bench": the two changes were not measured apart).
 AUTO_HYPERPARAMETERS = {"top_k": 20, "max_threshold": 1.0, "min_threshold": 0.0}
 
 

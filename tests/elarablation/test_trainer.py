@@ -166,3 +166,37 @@ def test_train_with_a_seed_gives_the_same_adapter_twice(tmp_path):
     assert first.keys() == second.keys() and first
     for name in first:
         torch.testing.assert_close(first[name], second[name])
+
+
+def _context_drift(model, tok, text: str) -> float:
+    """KL(base || tuned) averaged over the positions of ``text`` before its last (the slop slot)."""
+    from hf_steer.benchmarking import kl_per_position
+
+    ids = torch.tensor([tok(text)["input_ids"]])
+    with torch.no_grad():
+        tuned = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        with model.disable_adapter():
+            base = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+    return kl_per_position(base, tuned).mean().item()
+
+
+def test_context_hold_keeps_the_text_before_the_slot_and_still_trains_the_slot(tmp_path):
+    """`context_weight` (auto's hold on the model's own story): the same training moves the distributions
+    at the context's earlier positions far less, and the slot's bad mass still falls."""
+    tok = make_tokenizer("bytelevel")
+    rows = [{"text": "Once upon a time the old sailor looked at the sea and his voice was barely", "bad": ["^ ?[a-m]"]}]
+    drift, bad = {}, {}
+    for weight in (0.0, 100.0):
+        torch.manual_seed(0)
+        args = _config(tmp_path / str(weight), num_train_epochs=8, learning_rate=2e-2, min_threshold=0.001,
+                       anchor_weight=0.0, auto_keep=0, context_weight=weight)
+        trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+        trainer.train()
+        logs = [e for e in trainer.state.log_history if "bad_mass" in e]
+        assert ("context_kl" in logs[0]) == (weight > 0)
+        drift[weight] = _context_drift(trainer.model, tok, rows[0]["text"])
+        bad[weight] = (logs[0]["bad_mass"], logs[-1]["bad_mass"])
+    assert drift[100.0] < 0.25 * drift[0.0]
+    assert bad[100.0][1] < bad[100.0][0]
+    with pytest.raises(HfSteerError, match="context_weight=-1"):
+        _config(tmp_path, context_weight=-1.0)
