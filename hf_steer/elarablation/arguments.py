@@ -302,7 +302,9 @@ class AutoArguments(FindArguments):
                   "(each must occur in the stories)."},
     )
     train_epochs: float = field(
-        default=2.0, metadata={"help": "Passes over the discovered contexts (they are many: a few passes suffice)."}
+        default=1.0,
+        metadata={"help": "Passes over the discovered contexts (they are many; 2 passes without the hold measured "
+                  "-88%% patterns but the same quality loss as 1)."},
     )
     hold_weight: float = field(
         default=100.0,
