@@ -22,8 +22,8 @@ Three ways to turn those sets into a loss (``loss_type``):
 ``margin``
     Bounded hinges in log-space: a bad token is pushed until ``p <= min_threshold`` AND
     ``p <= bad_ratio x`` its reference probability (only the latter when ``min_threshold`` is 0; so a bad
-    token already under ``min_threshold`` still falls, tenfold by default: otherwise the tether held its logit while a dominant good token was
-    pushed down, and its probability rose), a good token that is merely too frequent until
+    token already under ``min_threshold`` still falls, tenfold by default: otherwise the tether held its
+    logit while a dominant good token was pushed down, and its probability rose), a good token that is merely too frequent until
     ``p <= max_threshold``, a rewarded token until ``p >= min_threshold``; each hinge is capped at
     ``margin_cap`` nats so one far-off token cannot dominate. A tether (FTPO-style) keeps the logits of every *other* token at their frozen reference
     values (mean squared error), so the step moves only the tokens it means to move.

@@ -234,6 +234,9 @@ class ElarablationTrainer(Trainer):
             self._anchor_ids = processing_class(anchor_text)["input_ids"][: args.anchor_tokens]
             if len(self._anchor_ids) < 2:
                 raise HfSteerError("anchor_text renders to fewer than 2 tokens: give more text or set anchor_weight=0")
+        if args.context_weight > 0 and not self._uses_adapter:
+            raise HfSteerError("context_weight needs a LoRA adapter (its reference is the model with the adapter off): "
+                               "pass peft_config or set context_weight=0")
         if not self._uses_adapter:
             # Full fine-tuning has no frozen copy to ask later: read the reference logits now.
             needs_ref = [i for i, r in enumerate(self._rows) if args.loss_type == "margin" or r.kind == "keep"]
@@ -369,16 +372,8 @@ class ElarablationTrainer(Trainer):
             return
         device = next(model.parameters()).device
         ids, mask, pos = left_pad([self._rows[i].input_ids for i in missing], self._pad_id)
-        was_training = model.training
-        model.eval()  # no dropout in the reference
-        # Under DDP/FSDP `model` is a wrapper: switch the adapter off on the PeftModel inside, run the wrapper.
-        peft_model = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
-        if self._uses_adapter:
-            with peft_model.disable_adapter():
-                logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device))
-        else:
+        with self._reference_mode(model):
             logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device))
-        model.train(was_training)
         for i, row_logits in zip(missing, logits.float().cpu()):
             self._ref_cache[i] = row_logits
 
@@ -389,12 +384,8 @@ class ElarablationTrainer(Trainer):
             return
         device = next(model.parameters()).device
         ids = torch.tensor([self._anchor_ids], device=device)
-        was_training = model.training
-        model.eval()
-        peft_model = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
-        with peft_model.disable_adapter() if self._uses_adapter else contextlib.nullcontext():
+        with self._reference_mode(model):
             logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
-        model.train(was_training)
         self._anchor_ref = torch.log_softmax(logits.float(), dim=-1).cpu()
 
     def _anchor_kl(self, model) -> torch.Tensor:
@@ -410,19 +401,31 @@ class ElarablationTrainer(Trainer):
         ref = self._anchor_ref.to(device)
         return kl_per_position(ref, logprobs).mean()
 
-    def _context_hold(self, model, inputs, slop: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(last-position logits, KL)``: one forward at every position, and KL(reference || model) averaged
-        over the positions of the slop rows before their slot (the reference is the same batch with the
-        adapter off, no grad). An ordinary-text anchor alone let 280 steps on the model's own stories move its
-        prose everywhere (story bench: judge perplexity +49%); this holds the text the slot sits in."""
-        ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
+    @contextlib.contextmanager
+    def _reference_mode(self, model):
+        """The frozen reference: no grad, no dropout, the adapter off. Under DDP/FSDP ``model`` is a wrapper:
+        the adapter is switched off on the PeftModel inside and the wrapper runs."""
         was_training = model.training
         model.eval()
         peft_model = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
-        with torch.no_grad(), peft_model.disable_adapter() if self._uses_adapter else contextlib.nullcontext():
+        try:
+            with torch.no_grad(), peft_model.disable_adapter() if self._uses_adapter else contextlib.nullcontext():
+                yield
+        finally:
+            model.train(was_training)
+
+    def _context_hold(self, model, inputs, slop: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(last-position logits, KL)``: one forward at every position, and KL(reference || model) averaged
+        over the positions of the slop rows before their slot (the reference is the same batch with the
+        adapter off). An ordinary-text anchor alone let 280 steps on the model's own stories move its
+        prose everywhere (story bench: judge perplexity +49%); this holds the text the slot sits in. The
+        reference's last position is the slot's reference, so it fills the tether's cache too."""
+        ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
+        with self._reference_mode(model):
             ref = model(input_ids=ids[slop], attention_mask=mask[slop], position_ids=pos[slop], use_cache=False).logits
-        model.train(was_training)
+        for b, row_ref in zip(slop, ref[:, -1].float().cpu()):
+            self._ref_cache.setdefault(int(inputs["row_index"][b]), row_ref)
         # positions that predict a real token of the context (the last one is the slot: the hinges' job)
         held = (mask[slop, :-1] * mask[slop, 1:]).bool()
         kl = kl_per_position(torch.log_softmax(ref[:, :-1][held].float(), dim=-1),

@@ -200,3 +200,6 @@ def test_context_hold_keeps_the_text_before_the_slot_and_still_trains_the_slot(t
     assert bad[100.0][1] < bad[100.0][0]
     with pytest.raises(HfSteerError, match="context_weight=-1"):
         _config(tmp_path, context_weight=-1.0)
+    with pytest.raises(HfSteerError, match="context_weight needs a LoRA adapter"):
+        ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path / "full", context_weight=1.0),
+                            load_contexts(rows), tok)
