@@ -28,16 +28,29 @@ import torch
 GATE_FUNCTIONS = ("cos2", "gaussian")
 
 
-def draw_source_positions(shape: tuple[int, ...], n_sources: int, generator: torch.Generator) -> torch.Tensor:
+def draw_source_positions(
+    shape: tuple[int, ...], n_sources: int, generator: torch.Generator, balanced: bool = False
+) -> torch.Tensor:
     """Source positions m ~ Dirichlet(½, …, ½), shape ``(*shape, n_sources)``.
 
     Gamma(½) is Z²/2 for a standard normal Z, so normalised squared Gaussians are a Dirichlet(½) draw
     using only a seeded ``randn``. For two sources m[..., 1] = sin²θ with θ uniform on [0, π/2], which
     is exactly sin²(πu/2), u ~ U(0, 1): most units sit near a source, a few in between.
+
+    ``balanced``: along the last of ``shape`` (the units of one layer), unit i leans to source i mod N: the
+    draw's largest weight is swapped onto that source. Dirichlet(½, …, ½) is symmetric, so every unit still
+    follows the same law; only the luck of how many units lean to each source is gone (16 independent draws
+    put 3 to 13 of them on one side of ½; balanced, exactly 8).
     """
     z = torch.randn(*shape, n_sources, generator=generator, dtype=torch.float64, device="cpu")
     sq = z.square().clamp_min(1e-30)
-    return (sq / sq.sum(-1, keepdim=True)).float()
+    m = sq / sq.sum(-1, keepdim=True)
+    if balanced and len(shape) > 0:
+        target = (torch.arange(shape[-1]) % n_sources).expand(*shape)[..., None]
+        largest = m.argmax(-1, keepdim=True)
+        at_target, at_largest = m.gather(-1, target), m.gather(-1, largest)
+        m = m.scatter(-1, largest, at_target).scatter(-1, target, at_largest)
+    return m.float()
 
 
 def gate_values(

@@ -51,6 +51,21 @@ def test_positions_are_u_shaped_on_the_simplex_and_seeded():
     assert torch.equal(m, again)
 
 
+def test_balanced_positions_split_every_layer_evenly_and_keep_the_law():
+    # 16 units a layer, 2000 layers: each layer has exactly 8 units on each side of ½ ...
+    m = draw_source_positions((2000, 16), 2, torch.Generator().manual_seed(3), balanced=True)
+    assert torch.allclose(m.sum(-1), torch.ones(2000, 16))
+    assert ((m[..., 1] < 0.5).sum(-1) == 8).all()
+    # ... while each unit still follows the arcsine law of m[..., 1] (the law is symmetric about ½)
+    mu = m[..., 1].flatten()
+    assert abs((mu < 0.1).float().mean().item() - 2 / math.pi * math.asin(math.sqrt(0.1))) < 0.015
+    unbalanced = draw_source_positions((2000, 16), 2, torch.Generator().manual_seed(3))
+    assert (unbalanced[..., 1] < 0.5).sum(-1).unique().numel() > 5  # independent draws: 3..13 of 16 on a side
+    # three sources: unit i leans to source i mod 3
+    m3 = draw_source_positions((10, 9), 3, torch.Generator().manual_seed(0), balanced=True)
+    assert torch.equal(m3.argmax(-1), (torch.arange(9) % 3).expand(10, 9))
+
+
 def test_gate_floor_lifts_every_gate_affinely():
     m = draw_source_positions((40,), 2, torch.Generator().manual_seed(1))
     mix = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])

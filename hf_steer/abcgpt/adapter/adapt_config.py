@@ -61,6 +61,11 @@ class AbcAdaptConfig:
         metadata={"help": "divide each row's gates by their mean over all units (same rank on at every alpha); "
                           "--no-gate-normalize: the plain spotlight"},
     )
+    balanced_positions: bool = field(
+        default=False,
+        metadata={"help": "as many units of every layer lean to each source, each still drawn from the U-shaped law "
+                          "(measured no better at 80 steps: docs/abc_adapter.md)"},
+    )
     concentration: float = field(default=0.5, metadata={"help": "Dirichlet concentration of the training dial (0.5: Beta(½, ½))"})
     vertex_fraction: float = field(
         default=0.25,
@@ -147,7 +152,7 @@ def _train_default(name: str):
 
 
 _SHARED = ("steps", "r", "unit_size", "layers", "block_size", "batch_size", "learning_rate", "gate_function",
-           "gate_width", "gate_floor", "gate_normalize", "concentration", "vertex_fraction")
+           "gate_width", "gate_floor", "gate_normalize", "balanced_positions", "concentration", "vertex_fraction")
 
 
 @dataclass
@@ -166,6 +171,7 @@ class AbcAdapterBenchConfig:
     gate_width: float = _train_default("gate_width")
     gate_floor: float = _train_default("gate_floor")
     gate_normalize: bool = _train_default("gate_normalize")
+    balanced_positions: bool = _train_default("balanced_positions")
     concentration: float = _train_default("concentration")
     vertex_fraction: float = _train_default("vertex_fraction")
     sources: dict[str, str] | None = field(

@@ -153,6 +153,7 @@ def adapter_config(cfg: AbcAdaptConfig, names: list[str]):
     return AbcAdapterConfig(
         **common, unit_size=cfg.unit_size, source_names=list(names), gate_function=cfg.gate_function,
         gate_width=cfg.gate_width, gate_floor=cfg.gate_floor, gate_normalize=cfg.gate_normalize, m_seed=cfg.seed,
+        balanced_positions=cfg.balanced_positions,
     )
 
 

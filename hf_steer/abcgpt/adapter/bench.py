@@ -73,7 +73,8 @@ def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | 
         sources=sources, output_dir=str(work / "abc"), base_model=base_model, r=s.r, unit_size=s.unit_size, layers=s.layers,
         block_size=s.block_size, batch_size=s.batch_size, steps=s.steps, learning_rate=s.learning_rate,
         gate_function=s.gate_function, gate_width=s.gate_width, gate_floor=s.gate_floor,
-        gate_normalize=s.gate_normalize, concentration=s.concentration, vertex_fraction=s.vertex_fraction, seed=seed, eval_windows=0,
+        gate_normalize=s.gate_normalize, balanced_positions=s.balanced_positions,
+        concentration=s.concentration, vertex_fraction=s.vertex_fraction, seed=seed, eval_windows=0,
         save_steps=max(1, s.steps // 4), logging_steps=max(1, s.steps // 8), resume=True,
     )
     runs = {"abc": base, "lora_mix": replace(base, output_dir=str(work / "lora_mix"), gated=False)}
@@ -84,8 +85,8 @@ def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | 
 
 
 # Settings a plain LoRA never reads: a baseline trained with other gate settings is the same baseline.
-_GATE_FIELDS = ("unit_size", "gate_function", "gate_width", "gate_floor", "gate_normalize", "concentration",
-                "vertex_fraction")
+_GATE_FIELDS = ("unit_size", "gate_function", "gate_width", "gate_floor", "gate_normalize", "balanced_positions",
+                "concentration", "vertex_fraction")
 
 
 def _run_stamp(cfg: AbcAdaptConfig, base_model: str) -> dict:

@@ -28,11 +28,13 @@ from .config import AbcAdapterConfig
 from .dial import rows_for_batch
 
 
-def positions_for(key: str, n_units: int, n_sources: int, m_seed: int) -> torch.Tensor:
+def positions_for(key: str, n_units: int, n_sources: int, m_seed: int, balanced: bool = False) -> torch.Tensor:
     """Source positions of one layer's units, (n_units, N): abcGPT's U-shaped law, seeded by ``m_seed`` and the
-    module's name (so a layer's m does not depend on which other layers are adapted)."""
+    module's name (so a layer's m does not depend on which other layers are adapted); ``balanced``: as many units
+    lean to each source (``draw_source_positions``)."""
     seed = (m_seed * 1_000_003 + zlib.crc32(key.encode("utf-8"))) % (2**63)
-    return draw_source_positions((n_units,), n_sources, torch.Generator(device="cpu").manual_seed(seed))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    return draw_source_positions((n_units,), n_sources, generator, balanced=balanced)
 
 
 class AbcAdapterLayer(BaseTunerLayer):
@@ -72,7 +74,9 @@ class AbcAdapterLayer(BaseTunerLayer):
         if config.init_lora_weights:
             nn.init.kaiming_uniform_(self.abc_A[adapter_name].weight, a=math.sqrt(5))
             nn.init.zeros_(self.abc_B[adapter_name].weight)
-        self.abc_m[adapter_name] = positions_for(key, r // config.unit_size, config.n_sources, config.m_seed)
+        self.abc_m[adapter_name] = positions_for(
+            key, r // config.unit_size, config.n_sources, config.m_seed, config.balanced_positions
+        )
         self._move_adapter_to_device_of_base_layer(adapter_name)
         self.set_adapter(self.active_adapters, inference_mode=inference_mode)
 

@@ -92,6 +92,16 @@ def test_positions_follow_the_u_shaped_law_and_are_frozen():
         [m for m in again.modules() if isinstance(m, AbcAdapterLayer)]))
 
 
+def test_balanced_positions_give_every_layer_as_many_units_per_source(tmp_path):
+    model = tiny_abc(r=16, target_modules="all-linear", balanced_positions=True)
+    layers = [m for m in model.modules() if isinstance(m, AbcAdapterLayer)]
+    assert all(int((m.abc_m["default"][:, 1] < 0.5).sum()) == 8 for m in layers)
+    plain = [m for m in tiny_abc(r=16, target_modules="all-linear").modules() if isinstance(m, AbcAdapterLayer)]
+    assert {int((m.abc_m["default"][:, 1] < 0.5).sum()) for m in plain} != {8}
+    model.save_pretrained(tmp_path)  # the flag is saved; the positions travel in the weights either way
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["balanced_positions"] is True
+
+
 def test_dial_forms_agree_and_rows_are_independent():
     model = tiny_abc()
     at0, at1, mid = logits(model, alpha=0.0), logits(model, alpha=1.0), logits(model, alpha=0.5)
