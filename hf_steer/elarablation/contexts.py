@@ -82,6 +82,8 @@ FEATURES = datasets.Features(
         # depth-2 rows (see ElarablationConfig.tree_depth): thresholds one token deeper
         "next_max_threshold": datasets.Value("float64"),
         "next_min_threshold": datasets.Value("float64"),
+        # a token that only begins a bad word is followed deeper only on paths the model takes this often
+        "min_path_prob": datasets.Value("float64"),
         # alternatives of one original context: `draws` of the group's rows are trained per epoch
         "group": datasets.Value("string"),
         "draws": datasets.Value("int32"),
@@ -90,7 +92,8 @@ FEATURES = datasets.Features(
     }
 )
 _LIST_KEYS = ("good", "bad", "bad_words", "forced_good", "excluded")
-_OPTIONAL_NUMBERS = ("top_k", "max_threshold", "min_threshold", "temperature", "next_max_threshold", "next_min_threshold")
+_OPTIONAL_NUMBERS = ("top_k", "max_threshold", "min_threshold", "temperature", "next_max_threshold", "next_min_threshold",
+                     "min_path_prob")
 # Keys the original elarablate.py reads (anything else in an original file is an error here, not ignored).
 ORIGINAL_KEYS = ("system_prompt", "user_prompt", "response_text", "hyperparameters", "token_rules", "repeat")
 ORIGINAL_RULE_KEYS = ("bad_token_regexes", "good_token_regexes", "force_good_tokens", "exclude_tokens", "railroad")
@@ -326,6 +329,9 @@ def rows_to_dataset(rows: Sequence[dict[str, Any]], what: str = "context set") -
             check_keep_row(row, source)
         TokenRules.from_row(row)  # raises on a bad regex, naming the file and the pattern
         validate_hyperparameters(row.get("top_k"), row.get("max_threshold"), row.get("min_threshold"), source)
+        path = row.get("min_path_prob")
+        if path is not None and (isinstance(path, bool) or not isinstance(path, (int, float)) or not 0 <= path <= 1):
+            raise HfSteerError(f"{source}: min_path_prob={path!r} is not a probability: use a value in [0, 1], e.g. 0.01")
         if row.get("draws") is not None and row["draws"] < 1:
             raise HfSteerError(f"{source}: repeat={row['draws']} must be 1 or more: fix the file")
         if row.get("chat") and not row.get("user") and not row.get("system") and not row.get("text"):

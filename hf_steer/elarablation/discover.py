@@ -311,7 +311,7 @@ def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int,
 # version rewarded good candidates under 0.005 (top 20): with the first discovery rules, held-out stories'
 # judge perplexity rose 75% and distinct-2 14% on the bundled model; with both changed, +49% and +3%
 # (docs/elarablation.md, "Story bench": the two changes were not measured apart).
-AUTO_HYPERPARAMETERS = {"top_k": 20, "max_threshold": 1.0, "min_threshold": 0.0}
+AUTO_HYPERPARAMETERS = {"top_k": 20, "max_threshold": 1.0, "min_threshold": 0.0, "min_path_prob": 0.01}
 
 
 def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dict], prompts: Sequence[str],

@@ -59,6 +59,8 @@ class PreparedRow:
     group: str = ""
     draws: int | None = None
     vocab_class: int | None = None  # index of the row's whole-vocabulary classes (regex rules only)
+    min_path_prob: float = 0.0  # deeper rows for a bad word's beginning only on paths at least this likely
+    path_prob: float = 1.0  # how likely the base model's path from the slot to this row is
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -268,7 +270,8 @@ class ElarablationTrainer(Trainer):
             min_t = float(_pick(row.get("min_threshold"), args.min_threshold))
         validate_hyperparameters(top_k, max_t, min_t, row.get("source") or "context", vocab_size=vocab_size)
         return dict(top_k=top_k, max_threshold=max_t, min_threshold=min_t,
-                    temperature=float(_pick(row.get("temperature"), args.temperature)))
+                    temperature=float(_pick(row.get("temperature"), args.temperature)),
+                    min_path_prob=float(_pick(row.get("min_path_prob"), args.min_path_prob)))
 
     def _prepare_rows(self, model, tokenizer, dataset: datasets.Dataset, args: ElarablationConfig) -> list[PreparedRow]:
         vocab_size = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else len(tokenizer)
@@ -329,7 +332,8 @@ class ElarablationTrainer(Trainer):
                 which: str) -> list[tuple[PreparedRow, dict]]:
         """Rows one token deeper, each with its source row: for each parent, its ``which`` candidates
         ("good": the tree of ``tree_depth=2``; "pending": beginnings of bad words), most likely first, up
-        to ``tree_width``."""
+        to ``tree_width``; a pending one only on a path at least ``min_path_prob`` likely (most deeper rows
+        of auto's contexts were paths under 1%: half the training positions for a few % of the text)."""
         todo = [(r, src) for r, src in zip(parents, sources) if r.kind == "slop"
                 and (which == "good" or r.rules.bad_words)]
         children = []
@@ -339,15 +343,18 @@ class ElarablationTrainer(Trainer):
             ids, mask, pos = left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id)
             logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device)).float().cpu()
             for (row, source), row_logits in zip(batch, logits):
-                top = (row_logits / row.temperature).topk(row.top_k).indices.tolist()
-                picked = [t for t in top if row.rules.classify(self._texts(t), t) == which][: args.tree_width]
-                for token in picked:
+                probs = torch.softmax(row_logits / row.temperature, dim=-1)
+                top = probs.topk(row.top_k).indices.tolist()
+                picked = [t for t in top if row.rules.classify(self._texts(t), t) == which
+                          and (which != "pending" or row.path_prob * float(probs[t]) >= row.min_path_prob)]
+                for token in picked[: args.tree_width]:
                     child = PreparedRow(
                         input_ids=row.input_ids + [token], rules=row.rules.extended(self._texts(token)),
                         top_k=row.top_k, temperature=row.temperature, depth=row.depth + 1,
                         max_threshold=float(_pick(source.get("next_max_threshold"), args.next_max_threshold)),
                         min_threshold=float(_pick(source.get("next_min_threshold"), args.next_min_threshold)),
                         context_id=f"{row.context_id}+{self._texts(token)!r}",
+                        min_path_prob=row.min_path_prob, path_prob=row.path_prob * float(probs[token]),
                     )
                     children.append((child, source))
         return children

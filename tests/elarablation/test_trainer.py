@@ -96,6 +96,35 @@ def test_tree_depth_two_adds_rows_that_see_the_whole_word(tmp_path):
     assert trainer.state.global_step == 2
 
 
+def test_bad_word_beginnings_are_followed_only_on_likely_paths(tmp_path):
+    tok = make_tokenizer("bytelevel")
+    row = {"text": "Her voice was", "bad_words": ["barely", "softly", "trembling"], "unmatched": "good"}
+
+    def deeper(**kw):
+        trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, **kw),
+                                      load_contexts(row), tok, peft_config=_lora())
+        return [r for r in trainer._rows if r.depth > 1]
+
+    every = deeper()
+    assert len(every) > 4 and all(0 < r.path_prob < 1 for r in every)
+    # a child's path probability is its parent's times its own token's probability there: it only falls
+    by_ids = {tuple(r.input_ids): r for r in every}
+    for r in every:
+        parent = by_ids.get(tuple(r.input_ids[:-1]))
+        assert parent is None or r.path_prob < parent.path_prob
+    cut = sorted(r.path_prob for r in every)[len(every) // 2]
+    likely = deeper(min_path_prob=cut)
+    assert 0 < len(likely) < len(every) and all(r.path_prob >= cut for r in likely)
+    # the same from the context file's own hyperparameter (what auto writes), and a bad value is one line
+    from_file = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300),
+                                    load_contexts({**row, "min_path_prob": cut}), tok, peft_config=_lora())
+    assert len([r for r in from_file._rows if r.depth > 1]) == len(likely)
+    with pytest.raises(HfSteerError, match="min_path_prob=2"):
+        load_contexts({**row, "min_path_prob": 2})
+    with pytest.raises(HfSteerError, match="min_path_prob=-1"):
+        _config(tmp_path, min_path_prob=-1)
+
+
 def test_checkpoint_and_resume(tmp_path):
     tok = make_tokenizer("bytelevel")
     args = _config(tmp_path, num_train_epochs=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2,
