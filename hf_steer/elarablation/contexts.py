@@ -328,10 +328,8 @@ def rows_to_dataset(rows: Sequence[dict[str, Any]], what: str = "context set") -
         if row.get("kind") == "keep":
             check_keep_row(row, source)
         TokenRules.from_row(row)  # raises on a bad regex, naming the file and the pattern
-        validate_hyperparameters(row.get("top_k"), row.get("max_threshold"), row.get("min_threshold"), source)
-        path = row.get("min_path_prob")
-        if path is not None and (isinstance(path, bool) or not isinstance(path, (int, float)) or not 0 <= path <= 1):
-            raise HfSteerError(f"{source}: min_path_prob={path!r} is not a probability: use a value in [0, 1], e.g. 0.01")
+        validate_hyperparameters(row.get("top_k"), row.get("max_threshold"), row.get("min_threshold"), source,
+                                 min_path_prob=row.get("min_path_prob"))
         if row.get("draws") is not None and row["draws"] < 1:
             raise HfSteerError(f"{source}: repeat={row['draws']} must be 1 or more: fix the file")
         if row.get("chat") and not row.get("user") and not row.get("system") and not row.get("text"):
@@ -341,16 +339,17 @@ def rows_to_dataset(rows: Sequence[dict[str, Any]], what: str = "context set") -
 
 def validate_hyperparameters(
     top_k: int | None, max_threshold: float | None, min_threshold: float | None, source: str,
-    vocab_size: int | None = None,
+    vocab_size: int | None = None, min_path_prob: float | None = None,
 ) -> None:
-    """One clear error for top_k out of range or thresholds in the wrong order."""
-    for name, value in (("top_k", top_k), ("max_threshold", max_threshold), ("min_threshold", min_threshold)):
+    """One clear error for top_k out of range, a threshold that is not a probability or thresholds in the wrong order."""
+    probabilities = (("max_threshold", max_threshold), ("min_threshold", min_threshold), ("min_path_prob", min_path_prob))
+    for name, value in (("top_k", top_k), *probabilities):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise HfSteerError(f"{source}: {name}={value!r} is not a number: fix the file")
     if top_k is not None and (top_k < 1 or (vocab_size is not None and top_k > vocab_size)):
         limit = f"1..{vocab_size}" if vocab_size else ">= 1"
         raise HfSteerError(f"{source}: top_k={top_k} is out of range: use a value in {limit}")
-    for name, value in (("max_threshold", max_threshold), ("min_threshold", min_threshold)):
+    for name, value in probabilities:
         if value is not None and not 0 <= value <= 1:
             raise HfSteerError(f"{source}: {name}={value} is not a probability: use a value in [0, 1]")
     if max_threshold is not None and min_threshold is not None and min_threshold >= max_threshold:

@@ -225,9 +225,9 @@ class ElarablationTrainer(Trainer):
 
         self._pad_id = processing_class.pad_token_id
         self._texts = TokenTexts(processing_class)
+        self._uses_adapter = hasattr(model, "disable_adapter")
         self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
-        self._uses_adapter = hasattr(model, "disable_adapter")
         self._anchor_ids: list[int] = []
         self._anchor_ref: torch.Tensor | None = None
         if args.anchor_weight > 0:
@@ -341,7 +341,8 @@ class ElarablationTrainer(Trainer):
         for start in range(0, len(todo), args.per_device_train_batch_size):
             batch = todo[start:start + args.per_device_train_batch_size]
             ids, mask, pos = left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id)
-            logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device)).float().cpu()
+            with self._reference_mode(model):  # the base model's own tree (min_path_prob reads its paths)
+                logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device)).float().cpu()
             for (row, source), row_logits in zip(batch, logits):
                 probs = torch.softmax(row_logits / row.temperature, dim=-1)
                 top = probs.topk(row.top_k).indices.tolist()
