@@ -66,7 +66,23 @@ HELDOUT_PROMPTS = [
     "Describe a storm from the point of view of a tree.",
     "Write a two-line exchange between a baker and a dragon.",
 ]
-PROMPT_SETS = {"bench": PROMPTS, "heldout": HELDOUT_PROMPTS}
+# Written on 2026-12-03 after the default recipes were chosen on PROMPTS (and checked on HELDOUT_PROMPTS), before
+# any generation on them: a set nothing was chosen on, run once to see whether the frontier holds.
+SEALED_PROMPTS = [
+    "Write the opening line of a ghost story set on a farm.",
+    "Describe a musical instrument made of ice.",
+    "Invent a sport played on the back of whales and explain the rules.",
+    "Write a short poem about a lantern in the fog.",
+    "Tell me a short story about a mouse who becomes a mayor.",
+    "Describe a bakery that only opens at night.",
+    "Write the first sentence of a story about a lost map.",
+    "Describe the smell of a forest after a thunderstorm.",
+    "Write a riddle whose answer is a shadow.",
+    "Tell me about a bridge that remembers everyone who crosses it.",
+    "Describe a festival of lights in a mountain village.",
+    "Write a two-line conversation between a pirate and a parrot.",
+]
+PROMPT_SETS = {"bench": PROMPTS, "heldout": HELDOUT_PROMPTS, "sealed": SEALED_PROMPTS}
 
 DEFAULT_THETAS = {"H": (0.15, 0.3), "Q": (0.4, 0.8), "K": (0.4, 0.8), "V": (0.25, 0.5), "A": (0.2, 0.4)}
 DEFAULT_TEMPERATURES = (0.3, 0.5, 0.7, 1.0)

@@ -186,3 +186,16 @@ def test_shared_sober_prompt_cache_gives_the_same_generations(tokenizer):
     assert torch.equal(enc["input_ids"], full["input_ids"])
     shared = _generate(model, tokenizer, enc, 5, 0, prefix)
     assert shared == _generate(model, tokenizer, full, 5, 0)  # the shared prefix changes nothing else
+
+
+def test_the_three_prompt_sets_share_no_prompt():
+    from hf_steer.drugs.bench import PROMPT_SETS
+    from hf_steer.drugs.config import BenchConfig
+    from hf_steer.errors import HfSteerError
+
+    sets = [set(p) for p in PROMPT_SETS.values()]
+    assert list(PROMPT_SETS) == ["bench", "heldout", "sealed"] and all(len(s) == 12 for s in sets)
+    assert len(set.union(*sets)) == 36
+    assert BenchConfig(prompt_sets=["sealed"]).prompt_sets == ["sealed"]
+    with pytest.raises(HfSteerError, match="bench, heldout and/or sealed"):
+        BenchConfig(prompt_sets=["sealed", "sealed"])
