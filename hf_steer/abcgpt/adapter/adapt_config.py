@@ -73,7 +73,9 @@ class AbcAdaptConfig:
                           "exactly 0 or 1), after the usual draw; the rest keep their Dirichlet dial (0: plain Beta(½, ½))"},
     )
     block_size: int = field(default=64, metadata={"help": "tokens per training window"})
-    batch_size: int = field(default=8, metadata={"help": "windows per optimizer step"})
+    batch_size: int = field(default=16, metadata={
+        "help": "windows per optimizer step (16: the bench's abc adapter on two sources, the rows of its two 8-window "
+                "specialists together)"})
     steps: int = field(default=80, metadata={"help": "optimizer steps"})
     learning_rate: float = field(default=2e-3, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = field(default=5, metadata={"help": "linear warm-up steps"})
@@ -165,7 +167,12 @@ class AbcAdapterBenchConfig:
     unit_size: int = _train_default("unit_size")
     layers: str | None = _train_default("layers")
     block_size: int = _train_default("block_size")
-    batch_size: int = _train_default("batch_size")
+    batch_size: int = field(default=8, metadata={
+        "help": "windows per optimizer step of each single-source LoRA; the abc adapter and the mixture LoRA take this "
+                "times the number of sources with --pooled-rows"})
+    pooled_rows: bool = field(default=True, metadata={
+        "help": "the abc adapter and the mixture LoRA (one adapter for every source) see batch_size x sources windows "
+                "per step, the rows of all the specialists together; --no-pooled-rows: batch_size, as one specialist"})
     learning_rate: float = _train_default("learning_rate")
     gate_function: Literal["cos2", "gaussian"] = _train_default("gate_function")
     gate_width: float = _train_default("gate_width")

@@ -77,10 +77,15 @@ def _configs(work: Path, s: AbcAdapterBenchConfig, seed: int, base_model: str | 
         concentration=s.concentration, vertex_fraction=s.vertex_fraction, seed=seed, eval_windows=0,
         save_steps=max(1, s.steps // 4), logging_steps=max(1, s.steps // 8), resume=True,
     )
+    # One adapter for every source stands in for N specialists: with pooled rows it gets their rows together
+    # (N x batch_size a step); the specialists and the mixture LoRA keep the same rank, layers and steps.
+    if s.pooled_rows:
+        base = replace(base, batch_size=s.batch_size * len(sources))
     runs = {"abc": base, "lora_mix": replace(base, output_dir=str(work / "lora_mix"), gated=False)}
     for k, name in enumerate(sources):
         onehot = [1.0 if j == k else 0.0 for j in range(len(sources))]
-        runs[f"lora_{name}"] = replace(base, output_dir=str(work / f"lora_{name}"), gated=False, fixed_mixture=onehot)
+        runs[f"lora_{name}"] = replace(base, output_dir=str(work / f"lora_{name}"), gated=False, fixed_mixture=onehot,
+                                       batch_size=s.batch_size)
     return runs
 
 

@@ -126,3 +126,16 @@ def test_bench_settings_errors_are_one_line(tmp_path, capsys):
         assert main(["abc", "adapt", "bench", "--output-json", str(tmp_path / "x.json"), *extra]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1
+
+
+def test_one_adapter_sees_the_rows_of_all_specialists(tmp_path):
+    from hf_steer.abcgpt.adapter.adapt_config import AbcAdapterBenchConfig
+    from hf_steer.abcgpt.adapter.bench import _configs
+
+    sources = {"a": "a.txt", "b": "b.txt"}
+    pooled = _configs(tmp_path, AbcAdapterBenchConfig(sources=sources, batch_size=4), seed=0, base_model=None)
+    assert {k: c.batch_size for k, c in pooled.items()} == {"abc": 8, "lora_mix": 8, "lora_a": 4, "lora_b": 4}
+    assert {c.steps for c in pooled.values()} == {80} and {c.r for c in pooled.values()} == {16}
+    assert pooled["lora_a"].fixed_mixture == [1.0, 0.0] and pooled["abc"].gated and not pooled["lora_mix"].gated
+    same = _configs(tmp_path, AbcAdapterBenchConfig(sources=sources, batch_size=4, pooled_rows=False), seed=0, base_model=None)
+    assert {c.batch_size for c in same.values()} == {4}
