@@ -68,9 +68,10 @@ class AbcAdaptConfig:
     )
     concentration: float = field(default=0.5, metadata={"help": "Dirichlet concentration of the training dial (0.5: Beta(½, ½))"})
     vertex_fraction: float = field(
-        default=0.25,
+        default=0.0,
         metadata={"help": "share of rows whose dial is set to the vertex of the source they were drawn from (alpha "
-                          "exactly 0 or 1), after the usual draw; the rest keep their Dirichlet dial (0: plain Beta(½, ½))"},
+                          "exactly 0 or 1), after the usual draw; the rest keep their Dirichlet dial (0: plain Beta(½, ½), "
+                          "abcGPT's own schedule; 0.25 helped only with 8 rows a step, docs/abc_adapter.md)"},
     )
     block_size: int = field(default=64, metadata={"help": "tokens per training window"})
     batch_size: int = field(default=16, metadata={

@@ -7,7 +7,7 @@ then a random window of that source's training text, and the model sees the row'
 items ``k·B … k·B+B-1`` of :class:`DialRows`, read in order (sequential sampling), so a run resumed by the
 Trainer from ``checkpoint-N`` draws exactly the rows the uninterrupted run would have drawn.
 
-``vertex_fraction`` (default 0.25) then moves the dial of that share of the rows to the vertex of the source each
+``vertex_fraction`` (default 0) can move the dial of that share of the rows to the vertex of the source each
 was drawn from (α exactly 0 or 1; :func:`to_vertices`, its own generator seeded by ``(seed, 1, step)``, so the rows,
 their sources and windows are unchanged). Beta(½, ½) alone gives the ends few rows near them: a TinyStories row
 comes with α ~ Beta(½, 3/2) (median 0.16), so the α=0 end is trained mostly by rows that are only partly on there.
@@ -15,7 +15,9 @@ Measured on the bundled model (80 steps, normalized gates, held-out loss over th
 matching end; docs/abc_adapter.md): 0 (plain Beta(½, ½)) TinyStories +4.01% / Shakespeare +0.75%; 0.25: +3.41% /
 +0.30%; 0.35: +3.53% / +0.37%; 0.5: +3.63% / +0.50%, and the middle worse (α=½ over the mixture LoRA +1.1%/+0.6%, +1.6%/+0.9%,
 +1.9%/+1.0%, +2.4%/+1.2%); 0.25 with ``gate_floor=0.2``: +3.56% / +0.64%, middle +0.9%/+0.4%, and a narrower dial (every unit
-always carries some of both sources). 0.25 without a floor is the default.
+always carries some of both sources). Those runs took 8 rows a step; with 16 (the rows of both specialists, the
+bench's pooled rows since 2026-12-03) plain Beta(½, ½) reaches the ends (+0.58% / +1.02%) with a smoother dial
+(largest step 0.31) than 0.25 (+0.27% / +0.91%, largest step 0.36), so 0 is the default again.
 
 The plain LoRA baselines of the bench use the same code with ``gated=False``: the same rows (the mixture
 LoRA) or rows of one source only (``fixed_mixture``, the specialists), the same rank, layers and steps.
