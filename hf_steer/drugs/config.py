@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from ..errors import HfSteerError
 from .dose import DEFAULT_SPREAD, TYPES, DrugsConfig, depth_profile
@@ -97,12 +97,14 @@ def parse_type_thetas(items) -> dict[str, list[float]]:
     return out
 
 
-# Chosen on the bench prompts (docs/drugs.md has the search); the held-out prompts never saw them.
 # Chosen on the bench prompts from a grid of 12 (2026-12-03, docs/drugs.md "Frontier"): a light Q dose under
 # temperature 0.6 reaches temperature-0.7 variety (distinct-2 0.82) at a lower judge NLL; Q=0.8 and H=0.3 under
 # the same temperature were the next two.
 DEFAULT_RECIPES: tuple[str, ...] = ("Q=0.4,depth=0.5,temperature=0.6", "Q=0.8,depth=0.5,temperature=0.6",
                                     "H=0.3,depth=0.5,temperature=0.6")
+
+
+PromptSet = Literal["bench", "heldout", "sealed"]  # the keys of drugs.bench.PROMPT_SETS
 
 
 def parse_recipe(text: str) -> tuple[DrugsConfig, dict]:
@@ -280,7 +282,7 @@ class BenchConfig:
     recipes: list[str] = field(default_factory=lambda: list(DEFAULT_RECIPES), metadata={
         "help": "DRµGS settings beyond the one-type sweeps, each TYPE=θ,...[,depth=D,spread=S][,temperature=T"
                 "[,min_p=P]], e.g. K=1.2,depth=0.5 or A=0.3,temperature=0.5 (a stock sampler on top)"})
-    prompt_sets: list[Literal["bench", "heldout", "sealed"]] = field(default_factory=lambda: ["bench", "heldout"], metadata={
+    prompt_sets: list[PromptSet] = field(default_factory=lambda: ["bench", "heldout"], metadata={
         "help": "prompt sets to measure on: bench (the sweeps and recipes were chosen on it), heldout (never tuned on: "
                 "baselines and recipes only) and sealed (written after the default recipes were chosen)"})
     min_p_temperature: float = field(default=1.5, metadata={"help": "temperature of the min-p baseline"})
@@ -309,7 +311,7 @@ class BenchConfig:
         for recipe in self.recipes:
             parse_recipe(recipe)
         if not self.prompt_sets or len(set(self.prompt_sets)) != len(self.prompt_sets) or \
-                not set(self.prompt_sets) <= {"bench", "heldout", "sealed"}:
+                not set(self.prompt_sets) <= set(get_args(PromptSet)):
             raise HfSteerError(f"prompt_sets {self.prompt_sets!r} must name bench, heldout and/or sealed, once each")
         check_number("speed_rounds", self.speed_rounds, 0, 10_000, integer=True)
         check_number("speed_tokens", self.speed_tokens, 1, MAX_NEW_TOKENS, integer=True)
