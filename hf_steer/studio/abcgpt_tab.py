@@ -1,7 +1,9 @@
 """abcGPT tab: load a trained folder (or a starter built once on first use), slide α, read the voice change.
 
 Backend over :mod:`hf_steer.abcgpt` (``load_abcgpt``, ``generate_text``, ``train`` / ``TrainConfig``,
-``parse_mix``). With two sources the dial is one α slider; with N>2 there is one slider per source, kept
+``parse_mix``) and :mod:`hf_steer.abcgpt.adapter`: the folder may also hold an **abc adapter** (abcGPT's dial
+as a PEFT adapter on a pretrained model, written by ``hf-steer abc adapt train`` or its bench), loaded on its
+base model with ``load_adapter`` and sampled with ``generate(alpha=...)``; its length is then in tokens. With two sources the dial is one α slider; with N>2 there is one slider per source, kept
 on the simplex (moving one rescales the others so the weights sum to 1).
 
 The **source score** shown under the generations is measured, not asserted: the mean per-character
@@ -32,6 +34,7 @@ from ..errors import HfSteerError
 from .app import Studio, guarded, number, text
 
 MAX_SOURCES = 6
+ADAPTER_MAX_TOKENS = 200  # an abc adapter writes tokens on a pretrained base: seconds each on 2 CPU cores
 STARTER_NAME = "abcgpt-starter-v1"
 # The starter: small enough to train on first use (96 wide, 3 blocks, 600 steps of 16 x 64 characters:
 # 30 s measured on 2 CPU cores shared with other jobs), big enough that the dial visibly moves the voice
@@ -94,39 +97,69 @@ def on_simplex(weights: list, moved: int) -> list[float]:
     ]
 
 
-def _is_abcgpt_folder(folder: Path) -> None:
+FOLDER_HINT = "pass a folder written by `hf-steer abc train` (abcGPT) or `hf-steer abc adapt train` (abc adapter)"
+
+
+def folder_kind(folder: Path) -> str:
+    """``"abcgpt"`` or ``"adapter"`` (an abc adapter), or one line saying why the folder is neither."""
     if folder.is_file():
-        raise HfSteerError(f"{folder} is a file, not an abcGPT folder: pass a folder written by `hf-steer abc train`")
+        raise HfSteerError(f"{folder} is a file, not a folder: {FOLDER_HINT}")
     if not folder.is_dir():
-        raise HfSteerError(f"abcGPT folder {folder} does not exist: pass a folder written by `hf-steer abc train`")
+        raise HfSteerError(f"folder {folder} does not exist: {FOLDER_HINT}")
+    adapter_config = folder / "adapter_config.json"
+    if adapter_config.is_file():
+        from ..abcgpt.adapter.config import ABC_ADAPTER_PEFT_TYPE
+
+        peft_type = _json_field(adapter_config, "peft_type")
+        if peft_type != ABC_ADAPTER_PEFT_TYPE:
+            raise HfSteerError(f"folder {folder} holds a {peft_type} adapter, not an abc adapter: {FOLDER_HINT}")
+        return "adapter"
     config = folder / "config.json"
     if not config.is_file():
-        raise HfSteerError(f"folder {folder} has no config.json: it is not an abcGPT; pass a folder written by `hf-steer abc train`")
-    try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except (ValueError, OSError, AttributeError):
-        raise HfSteerError(f"{config} is not a readable model config: pass a folder written by `hf-steer abc train`") from None
+        raise HfSteerError(f"folder {folder} has no config.json or adapter_config.json: {FOLDER_HINT}")
+    model_type = _json_field(config, "model_type")
     if model_type != "abcgpt":
-        raise HfSteerError(f"folder {folder} holds a {model_type!r} model, not an abcGPT: pass a folder written by `hf-steer abc train`")
+        raise HfSteerError(f"folder {folder} holds a {model_type!r} model, not an abcGPT: {FOLDER_HINT}")
+    return "abcgpt"
+
+
+def _json_field(path: Path, key: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(key)
+    except (ValueError, OSError, AttributeError):
+        raise HfSteerError(f"{path} is not a readable config: {FOLDER_HINT}") from None
 
 
 def source_texts(folder: Path) -> dict[str, str] | None:
-    """The training part of each source the folder was trained on, or None when they are not on disk."""
+    """The training part of each source the folder was trained on, or None when they are not on disk.
+
+    An abcGPT names them in ``training_args.json``; an abc adapter in ``hf_steer.json`` (``datasets`` in the order
+    of ``source_names``, ``val_fraction`` among the hyperparameters)."""
     from ..abcgpt.training import BUNDLED_SOURCES, read_source, split_text
 
-    args_file = folder / "training_args.json"
-    if not args_file.is_file():
+    args_file, meta_file = folder / "training_args.json", folder / "hf_steer.json"
+    if args_file.is_file():
+        args = json.loads(args_file.read_text())
+        sources, lowercase = args.get("sources") or {}, args.get("lowercase")
+        val_fraction = args.get("val_fraction", 0.1)
+    elif meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        names, paths = meta.get("source_names") or [], meta.get("datasets") or []
+        if len(names) != len(paths):
+            return None
+        sources, lowercase = dict(zip(names, paths)), False
+        val_fraction = (meta.get("hyperparameters") or {}).get("val_fraction", 0.1)
+    else:
         return None
-    args = json.loads(args_file.read_text())
     out = {}
-    for name, path in (args.get("sources") or {}).items():
+    for name, path in sources.items():
         p = Path(path)
         if not p.is_file() and name in BUNDLED_SOURCES:
             p = BUNDLED_SOURCES[name]  # the bundled texts, wherever hf_steer is installed now
         if not p.is_file():
             return None
-        train_part, _ = split_text(read_source(name, p), args.get("val_fraction", 0.1))
-        out[name] = train_part.lower() if args.get("lowercase") else train_part
+        train_part, _ = split_text(read_source(name, p), val_fraction)
+        out[name] = train_part.lower() if lowercase else train_part
     return out or None
 
 
@@ -153,6 +186,7 @@ class AbcBackend:
         self.folder: Path | None = None
         self.model = self.tokenizer = self.scorer = self.curves = None
         self.names: list[str] = []
+        self.kind = "abcgpt"  # or "adapter": an abc adapter on a pretrained base (length in tokens)
 
     @property
     def starter_folder(self) -> Path:
@@ -178,21 +212,35 @@ class AbcBackend:
         return folder
 
     def load(self, folder=None, progress=None) -> str:
-        """Load ``folder`` (empty: the configured one, else the starter, built on first use)."""
+        """Load ``folder`` (empty: the configured one, else the starter, built on first use): an abcGPT or an
+        abc adapter (on the base model it records)."""
         from ..abcgpt import load_abcgpt
 
-        folder = text(folder, "abcGPT folder", allow_empty=True) if folder is not None else ""
+        folder = text(folder, "abcGPT or abc adapter folder", allow_empty=True) if folder is not None else ""
         with self.lock:
             if not folder:
                 folder = self.studio.config.abc_folder or str(self.build_starter(progress))
             path = Path(folder).expanduser()
-            _is_abcgpt_folder(path)
-            model, tokenizer = load_abcgpt(path)
-            names = list(model.config.source_names)
+            kind = folder_kind(path)
+            if kind == "adapter":
+                from ..abcgpt.adapter import load_adapter
+
+                if progress:
+                    progress(0.1, desc="loading the abc adapter and its base model")
+                model, tokenizer = load_adapter(path)
+                names = list(model.source_names)
+            else:
+                model, tokenizer = load_abcgpt(path)
+                names = list(model.config.source_names)
             texts = source_texts(path)
             self.scorer = BigramScorer(texts) if texts and list(texts) == names else None
-            self.model, self.tokenizer, self.names, self.folder = model, tokenizer, names, path
+            self.model, self.tokenizer, self.names, self.folder, self.kind = model, tokenizer, names, path, kind
             self.curves = loss_curves(path, names)
+        if kind == "adapter":
+            config = model.peft_config[model.active_adapter]
+            trainable = sum(p.numel() for n, p in model.named_parameters() if "abc_" in n) / 1e6
+            return (f"Loaded the abc adapter **{path}** on {model.base_model.model.name_or_path}: sources "
+                    f"{', '.join(names)} (rank {config.r}, {trainable:.2f} M adapter parameters); length in tokens.")
         return (f"Loaded **{path}**: sources {', '.join(names)} "
                 f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, context "
                 f"{model.config.n_positions} characters).")
@@ -219,13 +267,22 @@ class AbcBackend:
         samples = number(samples, "samples", 1, 8, integer=True)
         temperature = number(temperature, "temperature", 0.05, 2.0)
         seed = number(seed, "seed", 0, 2**31 - 1, integer=True)
+        prompt = prompt.replace("\\n", "\n")
         with self.lock:
-            room = self.model.config.n_positions - len(prompt)
-            length = number(length, "characters", 1, max(room, 1), integer=True)
-            kwargs = {"alpha": dial} if not isinstance(dial, dict) else {"mix": dial}
-            texts = generate_text(self.model, self.tokenizer, prompt=prompt.replace("\\n", "\n"), max_new_tokens=length,
-                                  temperature=temperature, num_samples=samples, seed=seed, **kwargs)
-            new = [t[len(prompt):] if t.startswith(prompt) else t for t in texts]
+            if self.kind == "adapter":
+                from ..abcgpt.adapter import generate_text as adapter_generate
+
+                length = number(length, "tokens", 1, ADAPTER_MAX_TOKENS, integer=True)
+                new = adapter_generate(self.model, self.tokenizer, prompt, dial, num_samples=samples,
+                                       max_new_tokens=length, temperature=temperature, seed=seed)
+                texts = [prompt + t for t in new]
+            else:
+                room = self.model.config.n_positions - len(prompt)
+                length = number(length, "characters", 1, max(room, 1), integer=True)
+                kwargs = {"alpha": dial} if not isinstance(dial, dict) else {"mix": dial}
+                texts = generate_text(self.model, self.tokenizer, prompt=prompt, max_new_tokens=length,
+                                      temperature=temperature, num_samples=samples, seed=seed, **kwargs)
+                new = [t[len(prompt):] if t.startswith(prompt) else t for t in texts]
             score = self.scorer.score(new) if self.scorer is not None else None
         return texts, score
 
@@ -247,7 +304,7 @@ class AbcBackend:
         if not isinstance(dial, dict):
             ax.axvline(dial, color="black", linestyle="--", label=f"α = {dial:.2f}")
         ax.set_xlabel("α" if n == 2 else "t (centre → that source's vertex); ★ = current mixture")
-        ax.set_ylabel("held-out loss (nats/char)")
+        ax.set_ylabel(f"held-out loss (nats/{'token' if self.kind == 'adapter' else 'char'})")
         ax.set_title("loss by α (measured at training)", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -270,10 +327,11 @@ def build(backend: AbcBackend) -> None:
     gr.Markdown(
         "An abcGPT has one frozen source position on every unit; a spotlight gate passes the units near the dial. "
         "Slide α and the same model writes in another voice. Leave the folder empty to use the starter model "
-        "(trained once on TinyStories and Shakespeare, then cached)."
+        "(trained once on TinyStories and Shakespeare, then cached), or give an abc adapter folder "
+        "(`hf-steer abc adapt train`): the same dial on a pretrained model."
     )
     with gr.Row():
-        folder = gr.Textbox(backend.studio.config.abc_folder or "", label="abcGPT folder (empty: the starter)",
+        folder = gr.Textbox(backend.studio.config.abc_folder or "", label="abcGPT or abc adapter folder (empty: the starter)",
                             elem_id="abc-folder", scale=4)
         load = gr.Button("Load", elem_id="abc-load", scale=1)
     info = gr.Markdown("No model loaded yet: press Load, or move the dial.", elem_id="abc-info")
@@ -285,7 +343,7 @@ def build(backend: AbcBackend) -> None:
             prompt = gr.Textbox("\\n", label="prompt (\\n = newline)", elem_id="abc-prompt")
             with gr.Row():
                 samples = gr.Slider(1, 8, value=3, step=1, label="samples", elem_id="abc-samples")
-                length = gr.Slider(10, 500, value=48, step=1, label="characters", elem_id="abc-length")
+                length = gr.Slider(10, 500, value=48, step=1, label="length (characters)", elem_id="abc-length")
             with gr.Row():
                 temperature = gr.Slider(0.1, 1.5, value=0.8, step=0.05, label="temperature", elem_id="abc-temperature")
                 seed = gr.Number(0, label="seed", precision=0, elem_id="abc-seed")
@@ -294,14 +352,17 @@ def build(backend: AbcBackend) -> None:
             score = gr.Markdown("", elem_id="abc-score")
             plot = gr.Plot(label="loss by α", elem_id="abc-plot")
 
-    def dial_controls():
+    def dial_controls(length_value: int):
         n = len(backend.names)
+        adapter = backend.kind == "adapter"
+        length_update = gr.update(label=f"length ({'tokens' if adapter else 'characters'})",
+                                  maximum=ADAPTER_MAX_TOKENS if adapter else 500, value=length_value)
         alpha_update = gr.update(visible=n == 2, label=f"α (0 = {backend.names[0]}, 1 = {backend.names[-1]})")
         weight_updates = [
             gr.update(visible=n > 2 and i < n, label=backend.names[i] if i < n else "", value=(1 / n if i < n else 0.0))
             for i in range(MAX_SOURCES)
         ]
-        return [alpha_update, *weight_updates]
+        return [alpha_update, *weight_updates, length_update]
 
     def _generate(a, ws, prompt_text, n, chars, temp, seed_value, progress):
         backend.ensure_loaded(progress)
@@ -313,7 +374,10 @@ def build(backend: AbcBackend) -> None:
     @guarded
     def on_load(path, a, prompt_text, n, chars, temp, seed_value, progress=gr.Progress()):
         msg = backend.load(path, progress)
-        controls = dial_controls()
+        chars = number(chars, "length", 1, 500, integer=True)
+        if backend.kind == "adapter":  # tokens now: keep the slider inside the adapter's range
+            chars = min(chars, ADAPTER_MAX_TOKENS)
+        controls = dial_controls(chars)
         ws = [1 / len(backend.names)] * len(backend.names)
         gens = _generate(a, ws, prompt_text, n, chars, temp, seed_value, progress)
         return msg, *controls, *gens
@@ -336,7 +400,7 @@ def build(backend: AbcBackend) -> None:
     common = [prompt, samples, length, temperature, seed]
     gen_out = [out, score, plot]
     # preprocess=False: the handlers check the raw values themselves (one clear line for a bad one)
-    load.click(on_load, [folder, alpha, *common], [info, alpha, *weights, *gen_out], preprocess=False)
+    load.click(on_load, [folder, alpha, *common], [info, alpha, *weights, length, *gen_out], preprocess=False)
     # .release: only when the user lets the slider go (a .change would also fire on programmatic updates)
     for control in (alpha, samples, length, temperature):
         control.release(on_dial, [alpha, *common, *weights], gen_out, preprocess=False)

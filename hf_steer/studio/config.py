@@ -31,7 +31,7 @@ class StudioConfig:
     )
     abc_folder: str | None = field(
         default=None,
-        metadata={"help": "abcGPT folder opened at start (default: a small starter model, trained once and cached)"},
+        metadata={"help": "abcGPT or abc adapter folder the abcGPT tab opens (default: a small starter abcGPT, trained once and cached)"},
     )
     work_folder: str | None = field(
         default=None, metadata={"help": "where the studio keeps what it trains (default: <hf_steer cache>/studio)"}

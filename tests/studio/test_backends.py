@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import make_tiny_model, make_tokenizer
 
@@ -143,6 +145,48 @@ def test_abc_backend_three_sources_on_the_simplex(tmp_path, studio):
         backend.dial(None, [0.2, 0.2, 0.2])
     with pytest.raises(HfSteerError, match="characters is 999"):
         backend.generate(dial, "\\n", 1, 999, 0.8, 0)
+
+
+def test_abc_backend_loads_an_abc_adapter_and_dials_it(tmp_path, studio):
+    """An abc adapter folder (abcGPT's dial on a pretrained base) loads in the abcGPT tab like an abcGPT does."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from hf_steer.abcgpt.adapter import AbcAdaptConfig, train_adapter
+    from hf_steer.abcgpt.training import BUNDLED_SOURCES
+    from hf_steer.studio.abcgpt_tab import ADAPTER_MAX_TOKENS, AbcBackend
+
+    base = tmp_path / "base"
+    make_tiny_model("llama").save_pretrained(base)
+    make_tokenizer().save_pretrained(base)
+    sources = {}
+    for name in ("tinystories", "shakespeare"):
+        sources[name] = str(tmp_path / f"{name}.txt")
+        Path(sources[name]).write_text(BUNDLED_SOURCES[name].read_text(encoding="utf-8")[:3000], encoding="utf-8")
+    folder = tmp_path / "adapter"
+    train_adapter(AbcAdaptConfig(sources=sources, output_dir=str(folder), base_model=str(base), r=4, layers="all",
+                                 block_size=24, batch_size=4, steps=4, save_steps=0, logging_steps=2, eval_windows=2,
+                                 learning_rate=1e-2, warmup_steps=1))
+    backend = AbcBackend(studio)
+    message = backend.load(str(folder))
+    assert "Loaded the abc adapter" in message and "sources tinystories, shakespeare" in message
+    assert backend.kind == "adapter" and backend.names == ["tinystories", "shakespeare"]
+    ids = backend.tokenizer("Once upon a time", return_tensors="pt")["input_ids"]
+    with torch.no_grad():  # the loaded dial is live: the two ends give other logits
+        assert not torch.allclose(backend.model(input_ids=ids, alpha=0.0).logits, backend.model(input_ids=ids, alpha=1.0).logits)
+    texts, score = backend.generate(backend.dial(1.0, []), "Once\\n", 2, 6, 0.8, 0)
+    assert len(texts) == 2 and all(t.startswith("Once\n") and len(t) > len("Once\n") for t in texts)
+    assert set(score["shares"]) == {"tinystories", "shakespeare"}  # the sources' texts are found from hf_steer.json
+    assert backend.curves is not None and backend.plot(0.5) is not None
+    with pytest.raises(HfSteerError, match=f"tokens is 999, outside 1..{ADAPTER_MAX_TOKENS}"):
+        backend.generate(0.5, "Once", 1, 999, 0.8, 0)
+    with pytest.raises(HfSteerError, match="α is 1.5, outside 0..1"):
+        backend.dial(1.5, [])
+    lora = tmp_path / "lora"  # a plain LoRA is not an abc adapter: one line naming both kinds the tab takes
+    get_peft_model(make_tiny_model("llama"), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(lora)
+    with pytest.raises(HfSteerError, match="holds a LORA adapter, not an abc adapter: pass a folder written by"):
+        backend.load(str(lora))
+    assert backend.kind == "adapter" and backend.folder == folder  # the loaded adapter stays loaded
 
 
 def test_bigram_score_tells_the_sources_apart():

@@ -57,7 +57,7 @@ def test_bad_input_on_the_page_shows_one_message_and_loses_nothing(tiny_studio, 
     page.get_by_role("tab", name="abcGPT").click()
     page.locator("#abc-folder textarea").fill(str(tmp_path))
     page.locator("#abc-load").click()
-    assert "has no config.json: it is not an abcGPT" in toast(page)
+    assert "has no config.json or adapter_config.json" in toast(page)
     assert "Traceback" not in page.content()
 
 
@@ -153,3 +153,29 @@ def test_two_browser_tabs_share_one_catalog_without_corrupting_it(tiny_studio, b
     finally:
         a.close()
         b.close()
+
+
+def test_an_abc_adapter_folder_loads_in_the_abcgpt_tab_and_dials(tiny_studio, page, tiny_folder, tmp_path):
+    """What a user of `hf-steer abc adapt train` does: type the adapter's folder in the abcGPT tab and dial it."""
+    from hf_steer.abcgpt.adapter import AbcAdaptConfig, train_adapter
+    from hf_steer.abcgpt.training import BUNDLED_SOURCES
+
+    sources = {}
+    for name in ("tinystories", "shakespeare"):
+        sources[name] = str(tmp_path / f"{name}.txt")
+        (tmp_path / f"{name}.txt").write_text(BUNDLED_SOURCES[name].read_text(encoding="utf-8")[:3000], encoding="utf-8")
+    folder = tmp_path / "adapter"
+    train_adapter(AbcAdaptConfig(sources=sources, output_dir=str(folder), base_model=str(tiny_folder), r=4,
+                                 layers="all", block_size=24, batch_size=4, steps=2, save_steps=0, logging_steps=1,
+                                 eval_windows=1, warmup_steps=1, progress=False))
+    url, _ = tiny_studio
+    page.goto(url)
+    page.get_by_role("tab", name="abcGPT").click()
+    page.locator("#abc-folder textarea").fill(str(folder))
+    click_and_wait(page, page.locator("#abc-load"))
+    wait_text(page, "#abc-info", "Loaded the abc adapter")
+    assert "sources tinystories, shakespeare" in page.locator("#abc-info").inner_text()
+    assert "length (tokens)" in page.locator("#abc-length").inner_text()
+    wait_text(page, "#abc-score", "source score")
+    assert page.locator("#abc-out textarea").input_value().strip()  # Load wrote with the adapter at α = 0
+    assert page.locator("#abc-length input[type=number]").get_attribute("max") == "200"  # tokens, not characters

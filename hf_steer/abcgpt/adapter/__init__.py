@@ -24,6 +24,7 @@ _EXPORTS = {
     "AbcAdaptTrainer": ".adapt_trainer",
     "train_adapter": ".adapt_trainer",
     "load_adapter": ".adapt_trainer",
+    "generate_text": ".generation",
     "run_bench": ".bench",
 }
 __all__ = sorted(_EXPORTS)

@@ -35,28 +35,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    import torch
-
     from .adapt_trainer import load_adapter
-    from .dial import alpha_to_mixture
+    from .generation import generate_text
 
     apply_threads(args.threads)
     model, tokenizer = load_adapter(args.adapter, base_model=args.base_model)
-    dial = args.alpha if args.mix is None else args.mix
-    alpha_to_mixture(dial, model.source_names)  # one-line error before any work
     prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t")
-    if args.chat:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                               add_generation_prompt=True)
-    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
-    torch.manual_seed(args.seed)
-    out = model.generate(ids.repeat(args.num_samples, 1), alpha=dial, do_sample=True, temperature=args.temperature,
-                         max_new_tokens=args.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-    for i, row in enumerate(out):
+    texts = generate_text(model, tokenizer, prompt, args.alpha if args.mix is None else args.mix,
+                          num_samples=args.num_samples, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, seed=args.seed, chat=args.chat)
+    for i, text in enumerate(texts):
         if args.num_samples > 1:
             print(f"--- sample {i + 1}")
-        text = tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True)
-        print(text if args.chat else args.prompt.replace("\\n", "\n") + text)
+        print(text if args.chat else prompt + text)
     return 0
 
 
