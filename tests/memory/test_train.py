@@ -28,10 +28,10 @@ def _rows(lengths, vocab=300, seed=0):
     return rows
 
 
-def _lora_model(arch="llama", top_layers=2):
+def _lora_model(arch="llama", top_layers=2, **overrides):
     from peft import get_peft_model
 
-    model = make_tiny_model(arch, num_hidden_layers=4)
+    model = make_tiny_model(arch, num_hidden_layers=4, **overrides)
     preset = get_preset("fast-cpu", r=4, alpha=8.0, top_layers=top_layers)
     peft = get_peft_model(model, lora_config(preset, 4, {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                                          "up_proj", "down_proj"}))
@@ -73,6 +73,23 @@ def test_cached_bottom_and_length_groups_give_the_full_forwards_loss_and_gradien
     peft.zero_grad(set_to_none=True)  # the fallback (whole model each step) agrees too
     assert step_loss([_FullForward(peft, _collate([rows[i] for i in g], 0)) for g in groups],
                      supervised) == pytest.approx(float(full.detach()), abs=1e-5)
+
+
+def test_sliding_window_layers_train_with_whole_forwards():
+    """Gemma-3's local layers need their own mask: the piecewise run (one captured mask) would give the wrong loss."""
+    sliding = _lora_model("gemma3_text", layer_types=["sliding_attention", "full_attention"] * 2)  # window 16
+    assert _decoder_parts(sliding, max_length=30) is None  # -> _FullForward, exact
+    assert _decoder_parts(sliding, max_length=16) is not None  # texts within the window: one mask fits every layer
+    assert _decoder_parts(_lora_model("llama")) is not None
+    rows = _rows([30, 24, 12])
+    batch = _collate(rows, pad_id=0)
+    full = float(sliding(**batch, use_cache=False).loss)
+    supervised = sum(sum(label != -100 for label in r["labels"][1:]) for r in rows)
+    with torch.no_grad():
+        assert float(_FullForward(sliding, batch).loss_sum()) / supervised == pytest.approx(full, abs=1e-5)
+        # what the piecewise run gave before: another loss, since layer 3 got layer 2's local mask
+        wrong = float(_PrefixCache(sliding, _decoder_parts(sliding, 16), 2, batch).loss_sum()) / supervised
+    assert abs(wrong - full) > 1e-4
 
 
 def test_length_groups_keep_every_text_once_and_pad_little():
