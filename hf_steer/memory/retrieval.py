@@ -86,9 +86,10 @@ def statement_scores(query_vec: np.ndarray, rows: Sequence[dict]) -> list[float]
     return out
 
 
-# A question about the user or the assistant ("What's my name?", "Which novel did you recommend?"):
-# its answer can only be in what was said, so a weaker match still belongs in the prompt.
-PERSONAL_QUESTION = re.compile(r"\b(?:I|I'm|I've|my|mine|our|ours)\b|\b(?i:you|your|yours|yourself)\b")
+# A question about the user or the assistant ("What's my name?", "Which novel did you recommend?", "Where
+# are we moving?"): its answer can only be in what was said, so a weaker match still belongs in the prompt.
+# "we"/"us" joined on 2026-12-03: held-out chats asked "Where are we moving?" and got no note.
+PERSONAL_QUESTION = re.compile(r"\b(?:I|I'm|I've|my|mine|our|ours)\b|\b(?i:you|your|yours|yourself|we|we're|us)\b")
 
 
 def is_personal(question: str) -> bool:
