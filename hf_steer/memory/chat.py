@@ -138,7 +138,8 @@ class ChatSession:
         self.history.append({"role": "user", "content": line})
         self.unlearned.append({"role": "user", "content": line})
         reply = self.memory.chat(self.history[-self.cfg.history_turns :], retrieve=self.ask.retrieve,
-                                 route=self.ask.route, k=self.ask.k, max_new_tokens=self.cfg.max_new_tokens)
+                                 route=self.ask.route, recite=self.ask.recite, k=self.ask.k,
+                                 max_new_tokens=self.cfg.max_new_tokens)
         self.history.append({"role": "assistant", "content": reply})
         self.unlearned.append({"role": "assistant", "content": reply})
         self.say(f"bot> {reply}")

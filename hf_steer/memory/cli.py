@@ -203,7 +203,7 @@ def cmd_ask(args) -> int:
     ask = config_from_args(AskConfig, args)
     mem = _memory(args)
     res = mem.answer(args.question, adapters=ask.adapters, retrieve=ask.retrieve and mem.embedder is not None,
-                     route=ask.route, k=ask.k, max_new_tokens=ask.max_new_tokens)
+                     route=ask.route, recite=ask.recite, k=ask.k, max_new_tokens=ask.max_new_tokens)
     print(res["answer"])
     if not args.quiet:
         print(describe_answer(res))
@@ -214,6 +214,8 @@ def describe_answer(res: dict) -> str:
     """The line under an answer that says what answered it (``--quiet`` hides it)."""
     parts = [f"adapters: {', '.join(res['adapters'])}" if res["adapters"] else "no adapter"]
     parts.append(f"notes: {' | '.join(res['notes'])}" if res["notes"] else "no note")
+    if res.get("recited"):
+        parts.append(f"generated: {res['recited']!r}, which recites another statement: answered with the best note")
     return "[" + "; ".join(parts) + "]"
 
 
@@ -333,7 +335,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("chat", help="chat; every N turns (and on /remember) learn them in the background")
     _common(p, train=True)
     add_config_arguments(p, ChatConfig)
-    add_config_arguments(p, AskConfig, include=["retrieve", "route", "k"], aliases={"k": ["-k"]})
+    add_config_arguments(p, AskConfig, include=["retrieve", "route", "recite", "k"], aliases={"k": ["-k"]})
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("bench", help="recall / locality / corrections / behaviour / speed benchmark (JSON + PNG)")

@@ -187,6 +187,9 @@ class AskConfig:
     adapters: bool = field(default=True, metadata={"help": "use the adapters (routed per question)"})
     route: bool = field(default=True, metadata={"help": "per question, only the adapters whose statements match it "
                                                         "(--no-route: the whole active stack)"})
+    recite: bool = field(default=True, metadata={
+        "help": "when an answer recites a remembered statement that is not the question's best note (or only part of "
+                "it), answer with that note whole (needs notes; --no-recite: the generated answer as is)"})
     k: int = field(default=2, metadata=_help("notes per question at most", 1, 100))
     max_new_tokens: int = field(default=48, metadata=_help("answer length in tokens at most", 1, 4096))
 

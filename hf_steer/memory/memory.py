@@ -859,18 +859,22 @@ class LoraMemory:
         retrieve: bool | None = None,
         route: bool | None = None,
         use: Sequence[str] | None = None,
+        recite: bool = AskConfig.recite,
         k: int = AskConfig.k,
         max_new_tokens: int = AskConfig.max_new_tokens,
         batch_size: int = 16,
     ) -> list[dict[str, Any]]:
-        """Greedy answers with what answered them: ``[{"answer", "adapters", "notes"}]``.
+        """Greedy answers with what answered them: ``[{"answer", "adapters", "notes", "recited"}]``.
 
         ``adapters`` uses the active adapters, routed per question when ``route`` (default
         ``self.route_default``: only the adapters whose statements match the question, see :meth:`route`)
         or the whole stack otherwise; ``use`` names an exact adapter set instead. ``retrieve`` puts the
         top-``k`` remembered statements that pass ``note_threshold`` in the prompt as notes (default:
-        whenever the memory has an embedder). The defaults are the best measured path (see
-        docs/memory.md): notes + routed adapters + every behaviour adapter.
+        whenever the memory has an embedder). With notes, ``recite`` replaces an answer that recites the wrong
+        remembered statement, or part of the right one, by the question's best note whole
+        (:func:`~hf_steer.memory.retrieval.best_recitation`; ``recited`` then holds the generated answer).
+        The defaults are the best measured path (see docs/memory.md): notes + routed adapters + every behaviour
+        adapter + recite.
         """
         route = self.route_default if route is None else route
         for n in use or ():
@@ -899,9 +903,15 @@ class LoraMemory:
                     self.peft.base_model.set_adapter(list(names), inference_mode=True)
                 answers = self._generate([prompts[i] for i in idx], bool(names), max_new_tokens, batch_size)
                 for i, a in zip(idx, answers):
-                    out[i] = {"answer": a, "adapters": list(names), "notes": notes[i]}
+                    out[i] = {"answer": a, "adapters": list(names), "notes": notes[i], "recited": None}
         finally:
             self._activate(stack)
+        if retrieve and recite:
+            rows = [self.catalog.rows[n] for n in self.names("chunk")]
+            for i, r in enumerate(out):
+                whole = retrieval.best_recitation(r["answer"], vecs[i], rows, notes[i])
+                if whole is not None:
+                    r["recited"], r["answer"] = r["answer"], whole
         return out
 
     def ask_many(self, questions: Sequence[str], **kwargs) -> list[str]:
@@ -994,17 +1004,21 @@ class LoraMemory:
         return {"questions": len(probes), "members": round(members, 4), what: round(together, 4), "warning": warning}
 
     def chat(self, messages: list[dict[str, str]], *, retrieve: bool | None = None, route: bool | None = None,
-             k: int = AskConfig.k, max_new_tokens: int = ChatConfig.max_new_tokens) -> str:
-        """One assistant reply to a message list (the REPL's turn), with the active adapters."""
+             recite: bool = AskConfig.recite, k: int = AskConfig.k,
+             max_new_tokens: int = ChatConfig.max_new_tokens) -> str:
+        """One assistant reply to a message list (the REPL's turn), with the active adapters (and, as in
+        :meth:`answer_many`, the best note whole when the reply recites the wrong statement)."""
         msgs = [{"role": "system", "content": aug.SYSTEM_PROMPT}, *messages]
         question = messages[-1]["content"]
         retrieve = (AskConfig.retrieve if retrieve is None else retrieve) and self.embedder is not None
-        notes = retrieval.build_context(self.retrieve_statements(question, k)) if retrieve else ""
+        query_vec = np.asarray(self.embedder([question]))[0] if retrieve else None
+        statements = self.retrieve_statements(question, k, query_vec=query_vec) if retrieve else []
+        notes = retrieval.build_context(statements)
         if notes:
             msgs[-1] = {"role": msgs[-1]["role"], "content": f"{notes}\n\n{question}"}
         route = self.route_default if route is None else route
         stack = self.active
-        names = self.route(question) if route else stack
+        names = self.route(question, query_vec) if route else stack
         if getattr(self.tokenizer, "chat_template", None):
             prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         else:
@@ -1012,9 +1026,13 @@ class LoraMemory:
         try:
             if self.peft is not None and names:
                 self.peft.base_model.set_adapter(list(names), inference_mode=True)
-            return self._generate([prompt], bool(names), max_new_tokens, 1)[0]
+            reply = self._generate([prompt], bool(names), max_new_tokens, 1)[0]
         finally:
             self._activate(stack)
+        if retrieve and recite:
+            rows = [self.catalog.rows[n] for n in self.names("chunk")]
+            reply = retrieval.best_recitation(reply, query_vec, rows, statements) or reply
+        return reply
 
     # -- merging --------------------------------------------------------------------------------
     def merge_in_place(self):

@@ -108,6 +108,54 @@ def top_statements(embedder: Embedder | None, rows: Sequence[dict], query: str, 
     return [pairs[i][0] for i in np.argsort(-sims)[:k] if sims[i] >= min_score]
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[\w']+", text.lower().replace("’", "'")))
+
+
+def recited(answer: str, statements: Sequence[str], min_chars: int = 12) -> int | None:
+    """Index of the one statement ``answer`` recites, or None: the answer (words only, lower case) is part of
+    that statement ("Your brother is Casimir." of "Your brother is Casimir. He builds violins in Ostend."), or
+    begins with all of it. A chunk adapter is trained to answer with whole statements, so this is how its
+    answers look."""
+    a = _words(answer)
+    if len(a) < min_chars:
+        return None
+    hits = [i for i, s in enumerate(statements) if (w := _words(s)) and (a in w or a.startswith(w))]
+    return hits[0] if len(hits) == 1 else None
+
+
+def best_recitation(answer: str, query_vec: np.ndarray, rows: Sequence[dict], notes: Sequence[str],
+                    margin: float = 0.1) -> str | None:
+    """The statement ``answer`` should have recited, when it recited the wrong one or only part of one; else None.
+
+    Measured on issue 14's dev chats (27 questions, bundled model): the question's best statement was in the
+    notes for all 27, yet a routed chunk adapter often recited *another* statement of its chunk ("What did I
+    call my new pet?" -> "Your name is Mara.", scoring 0.246 against 0.547 for "You just adopted a ferret and
+    you named him Biscuit.") or stopped after the first sentence of the right one ("Where does Casimir work?"
+    -> "Your brother is Casimir."). When the answer recites a remembered statement (live or superseded), the
+    question's best live statement is in ``notes``, and that statement scores at least ``margin`` above the
+    recited one (or is the recited one, given only in part): the best statement, whole.
+    """
+    pairs = [(r["statements"][i], r["statement_embeddings"][i], i in _live(r)) for r in rows
+             for i in range(len(r.get("statement_embeddings") or []))]
+    if not pairs or not notes:
+        return None
+    said = recited(answer, [s for s, _, _ in pairs])
+    if said is None:
+        return None
+    sims = _unit([v for _, v, _ in pairs]) @ _unit(query_vec)
+    live = [i for i, (_, _, alive) in enumerate(pairs) if alive]
+    best = max(live, key=lambda i: sims[i]) if live else None
+    if best is None or pairs[best][0] not in notes:
+        return None
+    whole = pairs[best][0]
+    if said == best:
+        return whole if _words(answer) != _words(whole) and _words(whole).startswith(_words(answer)) else None
+    if not pairs[said][2] or sims[best] - sims[said] >= margin:
+        return whole
+    return None
+
+
 def top_k(embedder: Embedder, rows: Sequence[dict], query: str, k: int = 2) -> list[dict]:
     """The ``k`` rows whose stored embedding is nearest (cosine) to ``query``'s."""
     rows = [r for r in rows if r.get("embedding")]

@@ -396,3 +396,19 @@ def test_a_question_about_the_user_gets_weaker_matching_notes(tiny_pair, tmp_pat
     mem.remember([{"role": "user", "content": "My sister Tilda lives in Brackwell."}])
     assert mem.retrieve_statements("Where does my sister live?") == ["Your sister Tilda lives in Brackwell."]
     assert mem.retrieve_statements("Where does the sister live?") == []  # not about the user: the strict threshold
+
+
+def test_an_answer_that_recites_the_wrong_statement_gets_the_best_note(memory, monkeypatch):
+    """The default path's last step (retrieval.best_recitation), wired into answer_many and chat."""
+    memory.remember(["Ana Brel lives in Oskovo.", "Tomas Vek plays the cello in Varnby."])
+    said = []
+    monkeypatch.setattr(memory, "_generate", lambda prompts, *a, **k: [said[0]] * len(prompts))
+    said.append("Tomas Vek plays the cello in Varnby.")  # what a confused chunk adapter does
+    res = memory.answer("Ana Brel lives where?")
+    assert res["answer"] == "Ana Brel lives in Oskovo." and res["recited"] == said[0]
+    assert memory.answer("Ana Brel lives where?", recite=False)["answer"] == said[0]
+    assert memory.answer("Ana Brel lives where?", retrieve=False)["answer"] == said[0]  # no notes: nothing to trust
+    said[0] = "Ana Brel"  # too short to be a recitation: kept as generated
+    assert memory.answer("Ana Brel lives where?")["answer"] == "Ana Brel"
+    said[0] = "Tomas Vek plays the cello"
+    assert memory.chat([{"role": "user", "content": "Ana Brel lives where?"}]) == "Ana Brel lives in Oskovo."

@@ -1,0 +1,56 @@
+"""retrieval: which questions are personal, and the recitation repair, on small hand-made vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hf_steer.memory.retrieval import best_recitation, is_personal, recited
+
+
+@pytest.mark.parametrize("question, personal", [
+    ("What's my name?", True), ("Which novel did you recommend?", True), ("Where are we moving?", True),
+    ("Tell us where we parked.", True), ("What is the capital of France?", False), ("Is Weston far?", False),
+    ("What do bees make?", False),
+])
+def test_questions_about_the_user_or_the_assistant_are_personal(question, personal):
+    assert is_personal(question) is personal
+
+
+def _row(statements, vectors, superseded=()):
+    return {"statements": list(statements), "statement_embeddings": [list(v) for v in vectors],
+            "superseded": list(superseded)}
+
+
+# Three statements on three axes; a question vector says which it is about.
+NAME, PET, SISTER = "Your name is Mara.", "You just adopted a ferret and you named him Biscuit.", \
+    "Your sister Tilda lives in Brackwell. She works as a glassblower."
+ROW = _row([NAME, PET, SISTER], np.eye(3))
+ABOUT_PET = np.array([0.3, 0.9, 0.1])
+
+
+def test_recited_finds_the_one_statement_an_answer_repeats():
+    statements = [NAME, PET, SISTER]
+    assert recited("Your name is Mara.", statements) == 0
+    assert recited("your sister Tilda lives in Brackwell", statements) == 2  # part of one, case and stops aside
+    assert recited("Your name is Mara. Nice to meet you again!", statements) == 0  # all of one, then more
+    assert recited("Biscuit.", statements) is None  # too short to say which it recites
+    assert recited("I'm so glad you're happy to help.", statements) is None
+    assert recited("Your name is Mara.", [NAME, NAME + " She likes tea."]) is None  # two could be meant: none
+
+
+def test_the_wrong_statement_recited_becomes_the_best_note_whole():
+    notes = [PET, NAME]
+    assert best_recitation("Your name is Mara.", ABOUT_PET, [ROW], notes) == PET
+    assert best_recitation("You just adopted a ferret.", ABOUT_PET, [ROW], notes) == PET  # the right one, in part
+    assert best_recitation(PET, ABOUT_PET, [ROW], notes) is None  # already whole
+    assert best_recitation("Biscuit, your ferret.", ABOUT_PET, [ROW], notes) is None  # not a recitation: kept
+    assert best_recitation("Your name is Mara.", ABOUT_PET, [ROW], [NAME]) is None  # best statement not a note
+    close = np.array([0.8, 0.85, 0.0])  # the recited one scores almost as well: retrieval is not sure, keep it
+    assert best_recitation("Your name is Mara.", close, [ROW], notes) is None
+
+
+def test_a_superseded_statement_recited_becomes_the_newer_one():
+    old, new = "Your sister Tilda lives in Brackwell.", "Tilda moved to Coldharbour last month."
+    rows = [_row([old], [[1.0, 0.0]], superseded=[0]), _row([new], [[0.9, 0.1]])]
+    assert best_recitation(old, np.array([1.0, 0.0]), rows, [new]) == new
