@@ -827,7 +827,8 @@ class LoraMemory:
     def route(self, question: str, query_vec=None) -> list[str]:
         """The active adapters for ``question``: every behaviour adapter; a chunk adapter when one of its
         live statements is within ``route_threshold`` cosine of it (and is its best match: a superseded
-        fact's old adapter stays out); a roll-up when one of its members qualifies.
+        fact's old adapter stays out), or, for a question about the user or the assistant, when it holds the
+        question's best note (``personal_note_threshold``); a roll-up when one of its members qualifies.
 
         Routing keeps unrelated questions on the bare base (locality by construction), keeps stacked
         adapters from answering each other's questions, and keeps behaviours on for every question.
@@ -838,7 +839,14 @@ class LoraMemory:
             return active
         chunk_rows = [self.catalog.rows[n] for n in self.names("chunk")]
         q = query_vec if query_vec is not None else np.asarray(self.embedder([question]))[0]
-        hits = {r["name"] for r, sc in zip(chunk_rows, retrieval.statement_scores(q, chunk_rows)) if sc >= self.route_threshold}
+        scores = retrieval.statement_scores(q, chunk_rows)
+        hits = {r["name"] for r, sc in zip(chunk_rows, scores) if sc >= self.route_threshold}
+        if chunk_rows and retrieval.is_personal(question):
+            # A question about the user or the assistant: the chunk of its best note joins, as the note does
+            # (personal_note_threshold); "What is my brother's name?" scored 0.479 against its statement.
+            best = int(np.argmax(scores))
+            if scores[best] >= self.personal_note_threshold:
+                hits.add(chunk_rows[best]["name"])
         out = []
         for n in active:
             row = self.catalog.rows[n]

@@ -412,3 +412,17 @@ def test_an_answer_that_recites_the_wrong_statement_gets_the_best_note(memory, m
     assert memory.answer("Ana Brel lives where?")["answer"] == "Ana Brel"
     said[0] = "Tomas Vek plays the cello"
     assert memory.chat([{"role": "user", "content": "Ana Brel lives where?"}]) == "Ana Brel lives in Oskovo."
+
+
+def test_a_personal_question_routes_the_chunk_of_its_best_note(memory):
+    """A question about the user (I/my/we/you) takes the chunk adapter of its best note when that note passes
+    personal_note_threshold, even under route_threshold; other questions need route_threshold."""
+    memory.remember(["My brother Casimir builds violins in Ostend."], name="mb")
+    memory.remember(["Ana Brel lives in Oskovo."], name="ma")
+    memory.route_threshold, memory.personal_note_threshold = 0.9, 0.2
+    # stored as "Your brother Casimir builds violins in Ostend.": cosine 0.51 with the fake embedder, under 0.9
+    assert memory.route("What does your brother Casimir build?") == ["mb"]
+    assert memory.route("What does the brother Casimir build?") == []  # not personal: route_threshold applies
+    assert memory.route("Where did I park?") == []  # personal, but no note passes 0.2
+    memory.personal_note_threshold = 0.6
+    assert memory.route("What does your brother Casimir build?") == []
