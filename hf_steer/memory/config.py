@@ -166,7 +166,8 @@ class MemoryConfig:
         "cosine between a question and a remembered statement above which the statement goes in the prompt as a "
         "note", 0, 1))
     personal_note_threshold: float = field(default=0.2, metadata=_help(
-        "the note threshold for a question about the user or the assistant (I, my, you, your): such a question "
+        "the note threshold for a question about the user or the assistant (I, my, we, us, you, your), and the "
+        "score at which its best note's chunk adapter is routed too: such a question "
         "is about what was said, and its right note scored 0.22-0.39 on the dev chats", 0, 1))
     seed: int = field(default=0, metadata=_help("seed of each adapter's training", 0, 2**32 - 1))
 
@@ -267,7 +268,8 @@ class BenchConfig:
     note_threshold: float = field(default=MemoryConfig.note_threshold, metadata=_help(
         "cosine above which a statement goes in the prompt as a note", 0, 1))
     personal_note_threshold: float = field(default=MemoryConfig.personal_note_threshold, metadata=_help(
-        "the note threshold for a question about the user or the assistant (I, my, you, your)", 0, 1))
+        "the note (and routing) threshold for a question about the user or the assistant (I, my, we, us, you, "
+        "your)", 0, 1))
     route_threshold: float = field(default=MemoryConfig.route_threshold, metadata=_help(
         "cosine above which a statement's adapter answers", 0, 1))
     preset: str = field(default="fast-cpu", metadata={"help": "training preset (fast-cpu, author)"})

@@ -88,7 +88,8 @@ class LoraMemory:
             embedder); False answers with the whole active stack.
         route_threshold: cosine above which a statement matches a question.
         note_threshold, personal_note_threshold: cosine above which a statement goes in the prompt as a
-            note; the second for questions about the user or the assistant (I, my, you, your).
+            note; the second for questions about the user or the assistant (I, my, we, us, you, your), whose best
+            note's chunk adapter is then routed too.
         seed: seed for each adapter's training (offset by the adapter's index).
         create: create ``profile`` when it does not exist (False: one clear error instead).
     """
