@@ -136,8 +136,10 @@ def best_recitation(answer: str, query_vec: np.ndarray, rows: Sequence[dict], no
     question's best live statement is in ``notes``, and that statement scores at least ``margin`` above the
     recited one (or is the recited one, given only in part): the best statement, whole.
     """
-    pairs = [(r["statements"][i], r["statement_embeddings"][i], i in _live(r)) for r in rows
-             for i in range(len(r.get("statement_embeddings") or []))]
+    pairs = []  # (statement, vector, live) over every row
+    for r in rows:
+        live = set(_live(r))
+        pairs += [(s, v, i in live) for i, (s, v) in enumerate(zip(r["statements"], r.get("statement_embeddings") or []))]
     if not pairs or not notes:
         return None
     said = recited(answer, [s for s, _, _ in pairs])
