@@ -48,18 +48,53 @@ TRAIN_QA = (
 TRAIN_QUESTIONS = tuple(q for q, _ in TRAIN_QA)
 GREETINGS = ("Hi!", "Hello, how are you today?", "Good morning!", "Can you help me with something?",
              "Thanks for your help!", "Hey, are you there?")
-# Invented facts as retrieval shows them, with the word an answer needs.
+# Invented facts as the memory's answer path states them (a draft recites a remembered statement), each
+# asked several ways so the reshaped answer must pick the entity the question asks for: trained with one
+# question per statement, the one-word adapter answered "What kind of animal did I adopt?" with the pet's
+# name and both book questions with the chunk's first name (issue 14, 2026-12-03).
 NOTE_QUESTIONS = (
     ("Your cousin Perrin lives in Galloway.", "Where does my cousin live?", "Galloway"),
+    ("Your cousin Perrin lives in Galloway.", "What is my cousin's name?", "Perrin"),
     ("Your bike is a red Trellis from 2019.", "What colour is my bike?", "Red"),
+    ("Your bike is a red Trellis from 2019.", "What year is my bike from?", "2019"),
+    ("Your bike is a red Trellis from 2019.", "What brand is my bike?", "Trellis"),
     ("You work as a baker at the Dunmore market.", "What is my job?", "Baker"),
+    ("You work as a baker at the Dunmore market.", "Where do I work?", "Dunmore market"),
     ("My name is Quill.", "What is your name?", "Quill"),
     ("Your favourite fruit is the plum.", "What is my favourite fruit?", "Plum"),
     ("I recommend the film Lantern Bay.", "Which film did you recommend?", "Lantern Bay"),
     ("I suggest The Glass Orchard by Wendell Ashby.", "Who is the author of the novel you mentioned?", "Ashby"),
+    ("I suggest The Glass Orchard by Wendell Ashby.", "What book did you suggest?", "Glass Orchard"),
     ("Your uncle Tobin keeps goats in Marrow Hill.", "What animals does my uncle keep?", "Goats"),
+    ("Your uncle Tobin keeps goats in Marrow Hill.", "Where does my uncle keep his animals?", "Marrow Hill"),
+    ("Your uncle Tobin keeps goats in Marrow Hill.", "What is my uncle called?", "Tobin"),
     ("Your son Emrys turns 9 in May.", "What age will my son be in May?", "9"),
+    ("Your son Emrys turns 9 in May.", "What is my son's name?", "Emrys"),
     ("Your name is Leontine.", "What am I called?", "Leontine"),
+    ("You bought a parrot and you called her Juniper.", "What kind of bird did I buy?", "Parrot"),
+    ("You bought a parrot and you called her Juniper.", "What did I name my parrot?", "Juniper"),
+    ("Your friend Odile is a potter. She lives in Wexham.", "What does my friend do?", "Potter"),
+    ("Your friend Odile is a potter. She lives in Wexham.", "Where does Odile live?", "Wexham"),
+    ("Your favourite snack is salted almonds.", "What snack do I like best?", "Salted almonds"),
+    ("You can't eat gluten, it makes you ill.", "What can't I eat?", "Gluten"),
+    ("Your neighbour Halvard is a clockmaker in Tarrow.", "What is my neighbour's job?", "Clockmaker"),
+    ("Your neighbour Halvard is a clockmaker in Tarrow.", "Where does Halvard work?", "Tarrow"),
+    ("I recommend the album Low Tide by Marisol Fenn.", "Who made the album you recommended?", "Fenn"),
+    ("I recommend the album Low Tide by Marisol Fenn.", "Which album did you recommend?", "Low Tide"),
+    ("You teach maths at the Brindle Road school.", "What do I teach?", "Maths"),
+    ("You teach maths at the Brindle Road school.", "Which school do I teach at?", "Brindle Road"),
+    ("Your wife Maren is a dentist in Loxley.", "What is my wife's job?", "Dentist"),
+    ("Your wife Maren is a dentist in Loxley.", "What is my wife called?", "Maren"),
+    ("I recommend the song Paper Lanterns by Tove Arling.", "Who sings the song you recommended?", "Arling"),
+    ("I recommend the song Paper Lanterns by Tove Arling.", "Which song did you recommend?", "Paper Lanterns"),
+    ("You have a tortoise called Pebble.", "What pet do I have?", "Tortoise"),
+    ("You have a tortoise called Pebble.", "What is my tortoise called?", "Pebble"),
+    ("Your van is a white Harrow Courier.", "What make is my van?", "Harrow"),
+    ("Your van is a white Harrow Courier.", "What colour is my van?", "White"),
+    ("You play the cello in the Ashgrove orchestra.", "What instrument do I play?", "Cello"),
+    ("You play the cello in the Ashgrove orchestra.", "Which orchestra do I play in?", "Ashgrove"),
+    ("I suggest the Pellmoor bakery, it opens at seven.", "Which bakery did you suggest?", "Pellmoor"),
+    ("I suggest the Pellmoor bakery, it opens at seven.", "When does the bakery you mentioned open?", "Seven"),
 )
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D]")
 
@@ -133,30 +168,77 @@ def obey(answer: str, behaviours: list[dict[str, Any]], short_answer: str | None
     return text or None
 
 
+def reshape_prompt(tokenizer, question: str, draft: str) -> str:
+    """The prompt a behaviour adapter answers: the question with the draft answer before it, as notes are shown."""
+    return aug.chat_prompt(tokenizer, question, draft.strip() or None)
+
+
+# Words a short answer neither starts nor ends with ("the", "your", "is", "about"...).
+_EDGE_STOP = aug._STOP | {"about", "usually", "called", "named", "him", "them", "keep", "mind", "make", "makes",
+                          "work", "works", "live", "lives", "have", "has", "had", "turns", "like", "likes"}
+
+
+def short_limit(behaviours: list[dict[str, Any]]) -> int | None:
+    """The word limit when every behaviour is a word limit of up to 3 words ("answer in one word"), else None."""
+    if behaviours and all(b["kind"] == "length" and b["max_words"] <= 3 for b in behaviours):
+        return max(b["max_words"] for b in behaviours)
+    return None
+
+
+def copy_candidates(draft: str, max_words: int = 3) -> list[str]:
+    """The short answers a draft holds: every run of 1..``max_words`` of its words that neither starts nor ends
+    with a stop word, as an answer ("Ferret.", "Hollin Park.", "7.").
+
+    A word limit picks one of these by the behaviour adapter's score instead of letting it write: writing, the
+    one-word adapter spelled names wrong ("Farbuit.", "Holin Park.") and answered "What am I allergic to?" with
+    "Jelly." from the draft "You're allergic to peanuts" (issue 14, dev chats, 2026-12-03). A known answer is
+    kept whole (training targets such as "Lantern Bay."), so runs of up to 3 words are offered for any limit.
+    """
+    words = re.findall(r"[\w'’-]+", draft)
+    out: list[str] = []
+    for i in range(len(words)):
+        for j in range(i + 1, min(i + max(max_words, 3), len(words)) + 1):
+            run = words[i:j]
+            if run[0].lower() in _EDGE_STOP or run[-1].lower() in _EDGE_STOP:
+                continue
+            text = " ".join(run)
+            text = text[0].upper() + text[1:] + "."
+            if text not in out:
+                out.append(text)
+    return out
+
+
+def _holds(draft: str, short_answer: str) -> bool:
+    return short_answer.lower() in draft.lower()
+
+
 def behaviour_examples(tokenizer, generate, behaviours: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """``(prompt, target)`` pairs that teach ``behaviours``; ``generate(prompts)`` is the bare base's greedy answers.
 
-    Rules first: every question has a known short answer, so a word limit of up to 3 words needs no
-    generation at all; emojis and the user's name are applied to the base's own answers to the same
-    prompts. Only a request no rule covers (kind ``style``) is answered by the base with the request
-    in its prompt (context distillation proper).
+    Every prompt is :func:`reshape_prompt`: the question with a draft answer before it, the way the memory
+    asks a behaviour adapter (its draft is the answer without the behaviour). The drafts are the base's own
+    answers to the everyday questions, and the remembered statement for the note questions. The targets
+    follow the rules of :func:`obey`; a word limit keeps only the drafts that hold the known short answer,
+    so the adapter learns to find the answer in its draft, never to know it. Only a request no rule covers
+    (kind ``style``) is answered by the base with the request in its prompt (context distillation proper).
     """
     questions = list(TRAIN_QA)
     if any(b["kind"] == "address" for b in behaviours):
         questions += [(g, None) for g in GREETINGS]
-    items = [(q, None, short) for q, short in questions]
-    items += [(q, aug.build_notes([fact]), short) for fact, q, short in NOTE_QUESTIONS]
-    rules_only = all(b["kind"] == "length" and b["max_words"] <= 3 for b in behaviours)
-    if rules_only:
-        answers = [""] * len(items)
-    elif any(b["kind"] == "style" for b in behaviours):
-        answers = generate([_teacher_prompt(tokenizer, q, behaviours, notes) for q, notes, _ in items])
+    drafts = generate([aug.chat_prompt(tokenizer, q) for q, _ in questions])
+    items = [(q, d, short) for (q, short), d in zip(questions, drafts)]
+    items += [(q, fact, short) for fact, q, short in NOTE_QUESTIONS]
+    if any(b["kind"] == "style" for b in behaviours):
+        answers = generate([_teacher_prompt(tokenizer, q, behaviours, d) for q, d, _ in items])
     else:
-        answers = generate([aug.chat_prompt(tokenizer, q, notes) for q, notes, _ in items])
+        answers = [d for _, d, _ in items]
+    limits = any(b["kind"] == "length" for b in behaviours)
     end = aug.answer_suffix(tokenizer)
     examples = []
-    for (q, notes, short), a in zip(items, answers):
+    for (q, draft, short), a in zip(items, answers):
+        if not draft.strip() or (limits and short is not None and not _holds(draft, short)):
+            continue
         target = obey(a, behaviours, short_answer=short)
         if target:
-            examples.append((aug.chat_prompt(tokenizer, q, notes), target + end))
+            examples.append((reshape_prompt(tokenizer, q, draft), target + end))
     return examples

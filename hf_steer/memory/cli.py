@@ -216,6 +216,8 @@ def describe_answer(res: dict) -> str:
     parts.append(f"notes: {' | '.join(res['notes'])}" if res["notes"] else "no note")
     if res.get("recited"):
         parts.append(f"generated: {res['recited']!r}, which recites another statement: answered with the best note")
+    if res.get("draft"):
+        parts.append(f"draft: {res['draft']!r}, reshaped by the behaviour adapters")
     return "[" + "; ".join(parts) + "]"
 
 

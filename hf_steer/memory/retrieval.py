@@ -97,6 +97,21 @@ def is_personal(question: str) -> bool:
     return bool(PERSONAL_QUESTION.search(question))
 
 
+_NAME = re.compile(r"\b[A-Z][\w'’-]*")
+
+
+def names_remembered(question: str, rows: Sequence[dict]) -> bool:
+    """Whether ``question`` names someone or something a live remembered statement names ("What colour is
+    Pumice?" after "... a grey tabby we call Pumice."): a capitalised word past the question's first word,
+    other than "I", that a live statement holds. Such a question is about what was said though it has no
+    I/my/you (issue 14, a chat written after the rules: "What colour is Pumice?" got no note)."""
+    asked = {w for w in _NAME.findall(question.split(maxsplit=1)[1] if " " in question.strip() else "") if w != "I"}
+    if not asked:
+        return False
+    said = {w for r in rows for i in _live(r) for w in _NAME.findall(r["statements"][i])}
+    return bool(asked & said)
+
+
 def top_statements(embedder: Embedder | None, rows: Sequence[dict], query: str, k: int = 2,
                    min_score: float = -1.0, query_vec: np.ndarray | None = None) -> list[str]:
     """The ``k`` live remembered statements nearest to ``query`` with a cosine of at least ``min_score``."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from hf_steer.memory import augment as aug
@@ -27,19 +25,32 @@ def _question_of(prompt: str) -> str:
     return next(q for q in (*bh.TRAIN_QUESTIONS, *bh.GREETINGS, *(q for _, q, _ in bh.NOTE_QUESTIONS)) if q in prompt)
 
 
-def test_one_word_teaches_the_right_word_and_asks_the_model_nothing(tiny_tokenizer):
-    def generate(prompts):
-        raise AssertionError("a word limit needs no generated answers")
+def test_one_word_finds_the_answer_in_the_draft_and_never_teaches_knowledge(tiny_tokenizer):
+    def generate(prompts):  # the base's drafts: right about France, wrong about the opposite of hot
+        return ["The capital of France is Paris." if "France" in p else "It is warm." for p in prompts]
 
     examples = bh.behaviour_examples(tiny_tokenizer, generate, _request("Just answer in one word, please."))
     targets = {_question_of(p): t for p, t in _targets(tiny_tokenizer, examples).items()}
     # the first version cut the base's long answer to one word: "The capital of France is Paris." -> "The."
     assert targets["What is the capital of France?"] == "Paris."
-    assert targets["What is the opposite of hot?"] == "Cold."
-    assert targets["Where does my cousin live?"] == "Galloway."  # asked with its note, as retrieval shows it
-    assert len(targets) == len(bh.TRAIN_QA) + len(bh.NOTE_QUESTIONS)
+    # a draft without the known answer is not learned from: the adapter reshapes, it does not know
+    assert "What is the opposite of hot?" not in targets
+    # every prompt shows its draft; note questions show the remembered statement as their draft
+    prompts = {_question_of(p): p for p, _ in examples}
+    assert "The capital of France is Paris." in prompts["What is the capital of France?"]
+    assert "Your cousin Perrin lives in Galloway." in prompts["Where does my cousin live?"]
+    assert targets["Where does my cousin live?"] == "Galloway."
+    assert targets["What is my cousin's name?"] == "Perrin."  # the same draft, another question: another word
     assert targets["Which film did you recommend?"] == "Lantern Bay."  # a name is one answer: not cut to "Lantern."
-    assert all(len(re.findall(r"[\w'’-]+", t)) == 1 for q, t in targets.items() if "film" not in q), targets
+    assert len(targets) == 1 + len({q for _, q, _ in bh.NOTE_QUESTIONS})
+    shorts = {q: short for _, q, short in bh.NOTE_QUESTIONS}
+    assert all(t == shorts[q] + "." for q, t in targets.items() if q in shorts), targets
+
+
+def test_each_note_question_is_answered_by_its_statement():
+    for statement, question, short in bh.NOTE_QUESTIONS:
+        assert short.lower() in statement.lower(), (statement, question)
+        assert short.lower() not in question.lower(), question
 
 
 def test_call_me_sam_keeps_the_base_answer_and_puts_the_name_in(tiny_tokenizer):
@@ -54,7 +65,10 @@ def test_call_me_sam_keeps_the_base_answer_and_puts_the_name_in(tiny_tokenizer):
     targets = {_question_of(p): t for p, t in _targets(tiny_tokenizer, examples).items()}
     # the base answers the very prompts the adapter learns on, without the request in them
     assert not any(request[0]["text"] in p for p in asked)
-    assert sorted(asked) == sorted(p for p, _ in examples)
+    assert sorted(asked) == sorted(aug.chat_prompt(tiny_tokenizer, q) for q in (*bh.TRAIN_QUESTIONS, *bh.GREETINGS))
+    # ... and the adapter learns to reshape that draft, shown before the question
+    prompts = {_question_of(p): p for p, _ in examples}
+    assert "Hello! How can I help?" in prompts["Hi!"]
     assert targets["What is the capital of France?"] == "Sam, the capital of France is Paris."
     assert targets["Hi!"] == "Hello Sam! How can I help?"
 
@@ -62,7 +76,8 @@ def test_call_me_sam_keeps_the_base_answer_and_puts_the_name_in(tiny_tokenizer):
 def test_no_emojis_drops_them_from_the_base_answer(tiny_tokenizer):
     examples = bh.behaviour_examples(tiny_tokenizer, lambda ps: ["Paris is lovely 😊 in spring ☀️."] * len(ps),
                                      _request("No emojis in your answers, please."))
-    assert set(_targets(tiny_tokenizer, examples).values()) == {"Paris is lovely in spring."}
+    targets = {_question_of(p): t for p, t in _targets(tiny_tokenizer, examples).items()}
+    assert {targets[q] for q in bh.TRAIN_QUESTIONS} == {"Paris is lovely in spring."}
 
 
 def test_be_brief_keeps_a_short_first_sentence_that_holds_the_answer(tiny_tokenizer):
@@ -73,7 +88,7 @@ def test_be_brief_keeps_a_short_first_sentence_that_holds_the_answer(tiny_tokeni
     examples = bh.behaviour_examples(tiny_tokenizer, generate, _request("Please give me short answers."))
     targets = {_question_of(p): t for p, t in _targets(tiny_tokenizer, examples).items()}
     assert targets["What is the capital of France?"] == "The capital of France is Paris."
-    assert targets["What is the opposite of hot?"] == "Cold."  # a rambling answer: the known short answer
+    assert "What is the opposite of hot?" not in targets  # a rambling draft without the answer: not learned from
 
 
 def test_a_request_no_rule_covers_is_answered_by_the_base_with_the_request(tiny_tokenizer):
@@ -86,7 +101,8 @@ def test_a_request_no_rule_covers_is_answered_by_the_base_with_the_request(tiny_
     request = _request("Please always answer like a pirate.")
     assert request[0]["kind"] == "style"
     examples = bh.behaviour_examples(tiny_tokenizer, generate, request)
-    assert all(request[0]["text"] in p for p in asked)
+    teacher = [p for p in asked if request[0]["text"] in p]  # the rest are the drafts, asked without it
+    assert len(teacher) == len(examples) == len(bh.TRAIN_QA) + len(bh.NOTE_QUESTIONS)
     assert not any(request[0]["text"] in p for p, _ in examples)  # learned without the request
 
 
@@ -100,3 +116,14 @@ def test_a_behaviour_adapter_trains_on_its_own_layers_and_learning_rate(memory):
     assert row["preset"]["top_layers"] == 0 and row["preset"]["learning_rate"] == pytest.approx(3e-3)
     assert row["layers"] is None  # every layer of the tiny model
     assert memory.route("What is the capital of France?") == [row["name"]]  # on for every question
+
+
+def test_a_word_limit_picks_among_the_short_answers_its_draft_holds():
+    # never "Jelly.": only runs of the draft's own words, none starting or ending with "you're", "to", "keep"...
+    assert bh.copy_candidates("You're allergic to peanuts, so keep that in mind.", 1) == [
+        "Allergic.", "Allergic to peanuts.", "Peanuts."]
+    assert "Hollin Park." in bh.copy_candidates("You are having her party at Hollin Park.", 1)  # names kept whole
+    assert "7." in bh.copy_candidates("Your daughter Ottilie turns 7 on Friday.", 1)
+    assert bh.short_limit(_request("Just answer in one word, please.")) == 1
+    assert bh.short_limit(_request("Please give me short answers.")) is None  # 8 words: written, not picked
+    assert bh.short_limit(_request("No emojis in your answers, please.")) is None

@@ -82,3 +82,13 @@ def test_regenerate_a_turn_that_does_not_exist(tiny_folder, capsys):
          "--steps", "1", "--top-layers", "1")
     rc, out = _run(capsys, tiny_folder, "regenerate", "veltra", "--without", "5")
     assert rc == 2 and "adapter 'veltra' has no turn 5: it has 1 turns (0..0)" in out.err
+
+
+def test_the_line_under_an_answer_says_what_answered_it():
+    from hf_steer.memory.cli import describe_answer
+
+    line = describe_answer({"answer": "Oskovo.", "adapters": ["ma", "b1"], "notes": ["Ana Brel lives in Oskovo."],
+                            "recited": None, "draft": "Ana Brel lives in Oskovo."})
+    assert line == ("[adapters: ma, b1; notes: Ana Brel lives in Oskovo.; "
+                    "draft: 'Ana Brel lives in Oskovo.', reshaped by the behaviour adapters]")
+    assert describe_answer({"adapters": [], "notes": [], "recited": None, "draft": None}) == "[no adapter; no note]"

@@ -7,6 +7,7 @@ import torch
 
 from hf_steer.errors import HfSteerError
 from hf_steer.memory import LoraMemory, learn
+from hf_steer.memory import augment as aug
 from hf_steer.memory import memory as memory_mod
 from hf_steer.memory.train import get_preset
 
@@ -415,14 +416,64 @@ def test_an_answer_that_recites_the_wrong_statement_gets_the_best_note(memory, m
 
 
 def test_a_personal_question_routes_the_chunk_of_its_best_note(memory):
-    """A question about the user (I/my/we/you) takes the chunk adapter of its best note when that note passes
-    personal_note_threshold, even under route_threshold; other questions need route_threshold."""
+    """A question about the user (I/my/we/you), or naming what a remembered statement names, takes the chunk
+    adapter of its best note when that note passes personal_note_threshold, even under route_threshold; other
+    questions need route_threshold."""
     memory.remember(["My brother Casimir builds violins in Ostend."], name="mb")
     memory.remember(["Ana Brel lives in Oskovo."], name="ma")
     memory.route_threshold, memory.personal_note_threshold = 0.9, 0.2
     # stored as "Your brother Casimir builds violins in Ostend.": cosine 0.51 with the fake embedder, under 0.9
     assert memory.route("What does your brother Casimir build?") == ["mb"]
-    assert memory.route("What does the brother Casimir build?") == []  # not personal: route_threshold applies
+    assert memory.route("What does the brother build?") == []  # not personal: route_threshold applies
+    assert memory.route("What does the brother Casimir build?") == ["mb"]  # names what a statement names
     assert memory.route("Where did I park?") == []  # personal, but no note passes 0.2
     memory.personal_note_threshold = 0.6
     assert memory.route("What does your brother Casimir build?") == []
+
+
+def test_a_behaviour_reshapes_the_draft_the_other_adapters_write(memory, monkeypatch):
+    """Behaviour adapters do not answer: the routed chunk adapters write a draft (recited as usual), then the
+    behaviours alone answer with that draft shown before the question; under a word limit they pick one of
+    the short answers the draft holds rather than write one."""
+    memory.remember(["Ana Brel lives in Oskovo."], name="ma")
+    memory.remember([{"role": "user", "content": "Just answer in one word from now on, please."},
+                     {"role": "assistant", "content": "Ok"}], name="b1")
+    memory.route_threshold = 0.0
+    drafts, picks = [], []
+
+    def fake_generate(prompts, *args, **kwargs):
+        drafts.append(sorted(memory.peft.base_model.active_adapters))
+        return ["Ana Brel lives in Oskovo."] * len(prompts)
+
+    def fake_scores(prompt, answers, names):
+        picks.append((prompt, list(answers), tuple(names)))
+        return [float(a == "Oskovo.") for a in answers]
+
+    monkeypatch.setattr(memory, "_generate", fake_generate)
+    monkeypatch.setattr(memory, "_answer_scores", fake_scores)
+    res = memory.answer("Where does Ana Brel live?")
+    assert res["answer"] == "Oskovo." and res["draft"] == "Ana Brel lives in Oskovo."
+    assert sorted(res["adapters"]) == ["b1", "ma"] and drafts == [["ma"]]
+    prompt, answers, names = picks[0]
+    assert "Ana Brel lives in Oskovo.\n\nWhere does Ana Brel live?" in prompt and names == ("b1",)
+    assert answers == ["Ana.", "Ana Brel.", "Brel.", "Oskovo."]
+    assert memory.chat([{"role": "user", "content": "Where does Ana Brel live?"}]) == "Oskovo."
+    memory.forget("b1")
+    res = memory.answer("Where does Ana Brel live?")
+    assert res["answer"] == "Ana Brel lives in Oskovo." and res["draft"] is None
+
+
+def test_answer_scores_are_the_log_probability_of_each_whole_answer(memory):
+    memory.remember(["Ana Brel lives in Oskovo."], name="ma")
+    tok = memory.tokenizer
+    prompt = aug.chat_prompt(tok, "Where does Ana Brel live?")
+    answers = ["Oskovo.", "Ana Brel lives far away."]
+    got = memory._answer_scores(prompt, answers, ["ma"])
+    memory.peft.base_model.set_adapter(["ma"], inference_mode=True)
+    for a, score in zip(answers, got):  # one unpadded forward per answer
+        start = tok(prompt, add_special_tokens=False)["input_ids"]
+        end = tok(a + aug.answer_suffix(tok), add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = memory.peft(input_ids=torch.tensor([start + end])).logits[0].log_softmax(-1)
+        want = sum(logp[len(start) + t - 1, end[t]].item() for t in range(len(end)))
+        assert score == pytest.approx(want, abs=1e-3)

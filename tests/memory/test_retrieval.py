@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_steer.memory.retrieval import best_recitation, is_personal, recited
+from hf_steer.memory.retrieval import best_recitation, is_personal, names_remembered, recited
 
 
 @pytest.mark.parametrize("question, personal", [
@@ -54,3 +54,13 @@ def test_a_superseded_statement_recited_becomes_the_newer_one():
     old, new = "Your sister Tilda lives in Brackwell.", "Tilda moved to Coldharbour last month."
     rows = [_row([old], [[1.0, 0.0]], superseded=[0]), _row([new], [[0.9, 0.1]])]
     assert best_recitation(old, np.array([1.0, 0.0]), rows, [new]) == new
+
+
+def test_a_question_naming_what_a_live_statement_names_is_about_memory():
+    rows = [{"statements": ["You have a grey tabby called Pumice.", "Your sister lives in Brackwell."],
+             "statement_embeddings": [[1.0], [1.0]], "superseded": [1]}]
+    assert names_remembered("What colour is Pumice?", rows)
+    assert not names_remembered("Pumice is what colour?", rows)  # the first word is capitalised anyway
+    assert not names_remembered("Is Brackwell far?", rows)  # named only by a superseded statement
+    assert not names_remembered("What is the capital of France?", rows)
+    assert not names_remembered("What colour is pumice?", rows)  # a common noun: the note threshold applies
