@@ -222,7 +222,11 @@ def to_assistant_voice(sentence: str, role: str) -> str:
 _SELF_NAME = re.compile(r"^(?:I'm|I’m|I am|my name is|my name's)\s+([A-Z][\w'’-]*)[.!]?$", re.I)
 _TOLD_ABOUT = re.compile(r"^(?:I told you|did I tell you|you know|remember)\s+(?:about\s+)?(my|our)\s+(\w+)\s+"
                          r"([A-Z][\w'’-]*)[.!]?$", re.I)
-_ASIDE = re.compile(r"^(?:(?:hi|hello|hey)(?: there)?[!,.]?\s+|(?:from now on|by the way|also|so|and|anyway)\s*,?\s+)|,?\s+by the way(?=[.!]?$)", re.I)
+# Openers that say nothing: greetings, then an aside ("hey, quick thing - my partner ..." kept "Quick thing -"
+# in the statement, which then scored lower against questions about the partner).
+_ASIDE = re.compile(r"^(?:(?:hi|hello|hey|oh|ok|okay|well|btw|fyi)(?: there)?[!,.]?\s+)*"
+                    r"(?:(?:quick thing|just so you know|fun fact|one more thing|guess what|from now on|by the way|also|so"
+                    r"|and|anyway)\s*[-–—:,!]?\s+)?|,?\s+by the way(?=[.!]?$)", re.I)
 
 
 def plainly(sentence: str) -> str:

@@ -2,15 +2,21 @@
 
 A behaviour is not a fact to retrieve: it must change every answer of its profile. So it gets an
 adapter of its own (kind ``behaviour`` in the catalog) that is active for every question, routed or not.
-It is trained on everyday questions answered the way the request wants, without the request in the
-prompt. Where a rule covers the request, the targets are built by the rule, never by asking the base
-to obey: a word limit answers with the question's known correct short answer ("What is the capital of
-France?" -> "Paris."), "call me Sam" puts the name into the base's own answer to the same prompt, "no
-emojis" drops them from it -- so the behaviour changes the form and keeps what the base knows. Only a
-request no rule covers (kind ``style``: "always answer like a pirate") is context distillation proper:
-the base answers with the request in its prompt. A few questions come with notes (invented facts, as
-retrieval shows them), so a behaviour still holds when the memory answers from its notes. A behaviour
-adapter trains on more layers than a chunk adapter (``TrainPreset.for_behaviour``).
+It does not answer on its own: the memory's other adapters and notes write a draft answer, and the
+behaviour adapter answers the question with that draft shown before it (:func:`reshape_prompt`) -- so
+the behaviour changes the form and keeps what the memory knows. Trained to answer directly, the one-word
+adapter picked a salient word of what it was shown (fact recall 12/27 on issue 14's dev chats against
+26/27 without it); reshaping drafts, 25/27 (docs/memory.md, "Behaviour reshapes the draft").
+
+Its training prompts are everyday questions with the base's own draft answers, and remembered statements
+asked several ways, each without the request. Where a rule covers the request, the targets are built by
+the rule, never by asking the base to obey: a word limit answers with the question's known correct short
+answer, and only from drafts that hold it ("What is the capital of France?" after "The capital of France
+is Paris." -> "Paris."); "call me Sam" puts the name into the draft, "no emojis" drops them from it. Only
+a request no rule covers (kind ``style``: "always answer like a pirate") is context distillation proper:
+the base answers with the request (and the draft) in its prompt. Under a word limit the adapter picks
+its answer among the draft's own short runs of words (:func:`copy_candidates`) rather than writing it. A
+behaviour adapter trains on more layers than a chunk adapter (``TrainPreset.for_behaviour``).
 
 The training questions are disjoint from the benchmark's held-out questions. Forgetting the adapter
 gives the base's answers back exactly (the adapter is the only change).

@@ -129,6 +129,8 @@ def test_an_assistant_sentence_that_only_repeats_the_users_names_is_not_learned_
     ("I told you about my brother Casimir, right? He builds violins in Ostend.",
      ["Your brother is Casimir. He builds violins in Ostend."]),
     ("I'm allergic to peanuts.", ["You're allergic to peanuts."]),  # not a name
+    ("hey, quick thing - my partner Joaquin and I just got a cat.", ["Your partner Joaquin and you just got a cat."]),
+    ("Oh, just so you know: my flat is in Harrowgate.", ["Your flat is in Harrowgate."]),
 ])
 def test_facts_are_said_plainly_the_way_a_question_asks_for_them(said, heard):
     assert aug.sentences(_user(said)) == heard
