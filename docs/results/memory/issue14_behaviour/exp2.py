@@ -11,7 +11,8 @@ import time
 import torch
 
 torch.set_num_threads(2)
-from hf_steer.memory import LoraMemory, bench_chats as chats  # noqa: E402
+from hf_steer.memory import LoraMemory  # noqa: E402
+from hf_steer.memory import bench_chats as chats  # noqa: E402
 
 folder = sys.argv[1]
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])

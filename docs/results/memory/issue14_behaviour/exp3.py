@@ -13,7 +13,8 @@ import time
 import torch
 
 torch.set_num_threads(2)
-from hf_steer.memory import LoraMemory, bench_chats as chats  # noqa: E402
+from hf_steer.memory import LoraMemory  # noqa: E402
+from hf_steer.memory import bench_chats as chats  # noqa: E402
 
 folder, settings = sys.argv[1], json.loads(sys.argv[2])
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])
