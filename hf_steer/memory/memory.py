@@ -909,15 +909,14 @@ class LoraMemory:
         # The adapter set of each question, split into what it knows (chunks, roll-ups) and how to answer
         # (behaviours): the draft comes from the first, the behaviours then reshape the draft.
         behaviours = set(self.names("behaviour"))
-        sets = []
+        sets: list[tuple[str, ...]] = []
         for i, q in enumerate(questions):
             if use is not None:
                 names = tuple(use)
             else:
                 names = tuple(self.route(q, vecs[i]) if (adapters and route) else (self.active if adapters else ()))
             sets.append(names)
-        knows = [tuple(n for n in names if n not in behaviours) for names in sets]
-        hows = [tuple(n for n in names if n in behaviours) for names in sets]
+        knows, hows = zip(*(self._knows_and_hows(names, behaviours) for names in sets)) if sets else ((), ())
         drafts = self._generate_grouped(prompts, knows, max_new_tokens, batch_size)
         out = [{"answer": a, "adapters": list(names), "notes": n, "recited": None, "draft": None}
                for a, names, n in zip(drafts, sets, notes)]
@@ -932,6 +931,11 @@ class LoraMemory:
                                             [hows[i] for i in todo], max_new_tokens, batch_size)):
             out[i]["draft"], out[i]["answer"] = out[i]["answer"], a
         return out
+
+    @staticmethod
+    def _knows_and_hows(names: Sequence[str], behaviours: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """An adapter set split into what writes the draft (chunks, roll-ups) and what reshapes it (behaviours)."""
+        return tuple(n for n in names if n not in behaviours), tuple(n for n in names if n in behaviours)
 
     def _reshape(self, questions: Sequence[str], drafts: Sequence[str], sets: Sequence[tuple[str, ...]],
                  max_new_tokens: int, batch_size: int) -> list[str]:
@@ -1105,12 +1109,11 @@ class LoraMemory:
             prompt = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         else:
             prompt = "\n".join(f"{m['role']}: {m['content']}" for m in msgs) + "\nassistant:"
-        behaviours = set(self.names("behaviour"))
-        reply = self._generate_grouped([prompt], [tuple(n for n in names if n not in behaviours)], max_new_tokens, 1)[0]
+        knows, hows = self._knows_and_hows(names, set(self.names("behaviour")))
+        reply = self._generate_grouped([prompt], [knows], max_new_tokens, 1)[0]
         if retrieve and recite:
             rows = [self.catalog.rows[n] for n in self.names("chunk")]
             reply = retrieval.best_recitation(reply, query_vec, rows, statements) or reply
-        hows = tuple(n for n in names if n in behaviours)
         if hows and reply.strip():  # the behaviours reshape the draft, as in answer_many
             reply = self._reshape([question], [reply], [hows], max_new_tokens, 1)[0]
         return reply
