@@ -814,18 +814,16 @@ class LoraMemory:
 
     def retrieve_statements(self, question: str, k: int = AskConfig.k, query_vec=None) -> list[str]:
         """The ``k`` live remembered statements nearest to ``question`` that pass ``note_threshold``
-        (``personal_note_threshold`` for a question about the user or the assistant: "What's my name?"):
-        the notes put in the prompt (an unrelated question gets none, so its answer stays the base's)."""
+        (``personal_note_threshold`` for a question about the user or the assistant, "What's my name?", and for
+        a statement naming what the question names, "What colour is Pumice?"): the notes put in the prompt
+        (an unrelated question gets none, so its answer stays the base's)."""
         self._need_embedder()
         rows = [self.catalog.rows[n] for n in self.names("chunk")]
-        threshold = self.personal_note_threshold if self._about_memory(question, rows) else self.note_threshold
-        return retrieval.top_statements(self.embedder, rows, question, k, min_score=threshold, query_vec=query_vec)
-
-    @staticmethod
-    def _about_memory(question: str, rows: Sequence[dict[str, Any]]) -> bool:
-        """A question about the user or the assistant, or one naming what a remembered statement names: its
-        answer can only be in what was said, so the weaker ``personal_note_threshold`` applies."""
-        return retrieval.is_personal(question) or retrieval.names_remembered(question, rows)
+        if retrieval.is_personal(question):
+            return retrieval.top_statements(self.embedder, rows, question, k, min_score=self.personal_note_threshold,
+                                            query_vec=query_vec)
+        return retrieval.top_statements(self.embedder, rows, question, k, min_score=self.note_threshold,
+                                        query_vec=query_vec, named_min_score=self.personal_note_threshold)
 
     def _need_embedder(self) -> None:
         if self.embedder is None:
@@ -835,7 +833,8 @@ class LoraMemory:
         """The active adapters for ``question``: every behaviour adapter; a chunk adapter when one of its
         live statements is within ``route_threshold`` cosine of it (and is its best match: a superseded
         fact's old adapter stays out), or, for a question about the user or the assistant, when it holds the
-        question's best note (``personal_note_threshold``); a roll-up when one of its members qualifies.
+        question's best note (``personal_note_threshold``), and for a question naming what remembered
+        statements name, when it is the best of the chunks naming it; a roll-up when one of its members qualifies.
 
         Routing keeps unrelated questions on the bare base (locality by construction), keeps stacked
         adapters from answering each other's questions, and keeps behaviours on for every question.
@@ -848,12 +847,15 @@ class LoraMemory:
         q = query_vec if query_vec is not None else np.asarray(self.embedder([question]))[0]
         scores = retrieval.statement_scores(q, chunk_rows)
         hits = {r["name"] for r, sc in zip(chunk_rows, scores) if sc >= self.route_threshold}
-        if chunk_rows and self._about_memory(question, chunk_rows):
-            # A question about the user or the assistant: the chunk of its best note joins, as the note does
-            # (personal_note_threshold); "What is my brother's name?" scored 0.479 against its statement.
-            best = int(np.argmax(scores))
-            if scores[best] >= self.personal_note_threshold:
-                hits.add(chunk_rows[best]["name"])
+        # A question about the user or the assistant: the chunk of its best note joins, as the note does
+        # (personal_note_threshold); "What is my brother's name?" scored 0.479 against its statement. A
+        # question naming what statements name: the best of the chunks whose statements name it.
+        about = chunk_rows if retrieval.is_personal(question) else retrieval.rows_naming(question, chunk_rows)
+        if about:
+            about_scores = retrieval.statement_scores(q, about)
+            best = int(np.argmax(about_scores))
+            if about_scores[best] >= self.personal_note_threshold:
+                hits.add(about[best]["name"])
         out = []
         for n in active:
             row = self.catalog.rows[n]

@@ -426,6 +426,7 @@ def test_a_personal_question_routes_the_chunk_of_its_best_note(memory):
     assert memory.route("What does your brother Casimir build?") == ["mb"]
     assert memory.route("What does the brother build?") == []  # not personal: route_threshold applies
     assert memory.route("What does the brother Casimir build?") == ["mb"]  # names what a statement names
+    assert memory.route("What does the brother Tomas build?") == []  # names nothing remembered
     assert memory.route("Where did I park?") == []  # personal, but no note passes 0.2
     memory.personal_note_threshold = 0.6
     assert memory.route("What does your brother Casimir build?") == []
