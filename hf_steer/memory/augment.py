@@ -302,11 +302,14 @@ def _informative(s: str, role: str) -> bool:
 def facts_of(turns: Iterable[Turn]) -> list[dict]:
     """Informative statements of a chunk, each resolved to the assistant's voice (see the module docstring)."""
     out: list[dict] = []
+    last_user: dict | None = None  # "She used to be a ship's cook." a turn later is still about her
     for t in turns:
         if t["role"] == "system":
             continue
-        previous: dict | None = None
-        for s in _sentences(t["content"]):
+        previous: dict | None = last_user if t["role"] == "user" else None
+        for k, s in enumerate(_sentences(t["content"])):
+            if k == 0 and previous is not None and _CORRECTION.search(s):
+                previous = None  # "She moved to Coldharbour last month." corrects; it does not continue
             behaviour = t["role"] == "user" and behaviours_of([{"role": "user", "content": s}])
             if behaviour and behaviour[0]["kind"] != "address":
                 previous = None
@@ -344,6 +347,8 @@ def facts_of(turns: Iterable[Turn]) -> list[dict]:
                     "correction": bool(t["role"] == "user" and _CORRECTION.search(s))}
             out.append(fact)
             previous = fact
+        if t["role"] == "user":
+            last_user = previous
     # An assistant sentence naming only what the user said ("Biscuit is a lovely name for a ferret.",
     # "Coldharbour it is.") teaches nothing the user's sentence does not: learning it cost training texts
     # (6 facts -> 3 on the bench's first chunk) and took note slots from the user's facts.

@@ -120,10 +120,16 @@ def _limit(text: str, max_words: int) -> str:
 def _address(text: str, name: str) -> str:
     if name in text:
         return text
-    m = re.match(r"^(hi|hello|hey|good (?:morning|afternoon|evening))\b[!,.]?\s*", text, re.I)
+    m = re.match(r"^(hi|hello|hey|good (?:morning|afternoon|evening))\b(?: there\b)?[!,.]?\s*", text, re.I)
     if m:
         return f"{m.group(1).capitalize()} {name}! {text[m.end():]}".strip()
-    return f"{name}, {text[0].lower() + text[1:]}" if text else name
+    if not text:
+        return name
+    first = re.match(r"[\w'’]+", text)
+    # "The capital ..." -> "Sam, the capital ..."; "I'm here ..." and "El Salvador ..." keep their capital
+    # (a user's try, 2026-12-03: "Sam, i'm here to help", "Sam, el Salvador").
+    common = first is not None and first.group().lower() in aug._STOP and not re.match(r"i\b|i['’]", first.group().lower())
+    return f"{name}, {text[0].lower() + text[1:] if common else text}"
 
 
 def _teacher_prompt(tokenizer, question: str, behaviours: list[dict[str, Any]], notes: str | None = None) -> str:

@@ -52,6 +52,20 @@ def test_facts_keep_pronoun_sentences_with_their_subject_and_drop_pleasantries()
     assert aug.topics(facts[1]["text"]) == ["Tilda", "Brackwell", "my sister"]
 
 
+def test_a_pronoun_sentence_a_turn_later_stays_with_the_user_s_last_statement():
+    """A user's try (2026-12-03): "She used to be a ship's cook" after the assistant's reply was dropped, and
+    "What did my grandmother do for a living?" was answered with the party. A correction stays its own fact."""
+    turns = [
+        {"role": "user", "content": "So my grandmother Ilse turns ninety next week."},
+        {"role": "assistant", "content": "Ninety! She must have great stories."},
+        {"role": "user", "content": "She used to be a ship's cook, believe it or not."},
+    ]
+    assert [f["text"] for f in aug.facts_of(turns)] == [
+        "Your grandmother Ilse turns ninety next week. She used to be a ship's cook, believe it or not."]
+    turns[2]["content"] = "She moved to Coldharbour last month."
+    assert [f["text"] for f in aug.facts_of(turns)][0] == "Your grandmother Ilse turns ninety next week."
+
+
 def test_corrections_are_marked_and_said_plainly():
     facts = aug.facts_of(_user("Oops, I meant my car is from 2013, not 2011.", "Actually, Tilda moved to Coldharbour."))
     assert [f["correction"] for f in facts] == [True, True]

@@ -127,3 +127,13 @@ def test_a_word_limit_picks_among_the_short_answers_its_draft_holds():
     assert bh.short_limit(_request("Just answer in one word, please.")) == 1
     assert bh.short_limit(_request("Please give me short answers.")) is None  # 8 words: written, not picked
     assert bh.short_limit(_request("No emojis in your answers, please.")) is None
+
+
+@pytest.mark.parametrize("answer, addressed", [
+    ("The capital of France is Paris.", "Sam, the capital of France is Paris."),
+    ("I'm here to help.", "Sam, I'm here to help."),
+    ("El Salvador is in Central America.", "Sam, El Salvador is in Central America."),
+    ("Hi there! Welcome back.", "Hi Sam! Welcome back."),
+])
+def test_an_address_lowercases_only_a_common_first_word(answer, addressed):
+    assert bh._address(answer, "Sam") == addressed

@@ -1,5 +1,5 @@
 """Issue 14, tried as a user: behaviours asked for in a chat's own words, beside facts, on text not written for
-the rules. Profile "a": two fact chunks, then "call me Sam"; profile "b": the same facts, then a word limit
+the rules. Profile "sam": two fact chunks, then "call me Sam"; profile "short": the same facts, then a word limit
 phrased another way. Prints each answer with its draft. Usage: python user_behaviour_try.py"""
 import tempfile
 
@@ -19,8 +19,8 @@ FACTS = [
 QUESTIONS = ["Hi!", "How old will my grandmother be?", "Where is the party?", "What did my grandmother do for a living?",
              "What am I bringing to the party?", "What is the capital of Spain?"]
 folder = tempfile.mkdtemp()
-for profile, ask in (("a", "Oh and please call me Sam from now on, nobody calls me Samuel."),
-                     ("b", "Keep your answers really short please, like one or two words max.")):
+for profile, ask in (("sam", "Oh and please call me Sam from now on, nobody calls me Samuel."),
+                     ("short", "Keep your answers really short please, like one or two words max.")):
     mem = LoraMemory(folder=folder, profile=profile)
     for chunk in FACTS:
         mem.remember(chunk)
