@@ -119,11 +119,6 @@ def rows_naming(question: str, rows: Sequence[dict]) -> list[dict]:
     return [r for r in rows if any(names_what(r["statements"][i], asked) for i in _live(r))] if asked else []
 
 
-def names_remembered(question: str, rows: Sequence[dict]) -> bool:
-    """Whether ``question`` names what a live remembered statement names (:func:`rows_naming`)."""
-    return bool(rows_naming(question, rows))
-
-
 def top_statements(embedder: Embedder | None, rows: Sequence[dict], query: str, k: int = 2,
                    min_score: float = -1.0, query_vec: np.ndarray | None = None,
                    named_min_score: float | None = None) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_steer.memory.retrieval import best_recitation, is_personal, names_remembered, recited, top_statements
+from hf_steer.memory.retrieval import best_recitation, is_personal, recited, rows_naming, top_statements
 
 
 @pytest.mark.parametrize("question, personal", [
@@ -59,11 +59,11 @@ def test_a_superseded_statement_recited_becomes_the_newer_one():
 def test_a_question_naming_what_a_live_statement_names_is_about_memory():
     rows = [{"statements": ["You have a grey tabby called Pumice.", "Your sister lives in Brackwell."],
              "statement_embeddings": [[1.0], [1.0]], "superseded": [1]}]
-    assert names_remembered("What colour is Pumice?", rows)
-    assert not names_remembered("Pumice is what colour?", rows)  # the first word is capitalised anyway
-    assert not names_remembered("Is Brackwell far?", rows)  # named only by a superseded statement
-    assert not names_remembered("What is the capital of France?", rows)
-    assert not names_remembered("What colour is pumice?", rows)  # a common noun: the note threshold applies
+    assert rows_naming("What colour is Pumice?", rows) == rows
+    assert not rows_naming("Pumice is what colour?", rows)  # the first word is capitalised anyway
+    assert not rows_naming("Is Brackwell far?", rows)  # named only by a superseded statement
+    assert not rows_naming("What is the capital of France?", rows)
+    assert not rows_naming("What colour is pumice?", rows)  # a common noun: the note threshold applies
 
 
 def test_the_named_bar_is_the_statement_s_own_not_the_question_s():
