@@ -851,11 +851,11 @@ class LoraMemory:
         # (personal_note_threshold); "What is my brother's name?" scored 0.479 against its statement. A
         # question naming what statements name: the best of the chunks whose statements name it.
         about = chunk_rows if retrieval.is_personal(question) else retrieval.rows_naming(question, chunk_rows)
-        if about:
-            about_scores = retrieval.statement_scores(q, about)
-            best = int(np.argmax(about_scores))
-            if about_scores[best] >= self.personal_note_threshold:
-                hits.add(about[best]["name"])
+        about_names = {r["name"] for r in about}
+        scored = [(sc, r["name"]) for r, sc in zip(chunk_rows, scores) if r["name"] in about_names]
+        best = max(scored, key=lambda x: x[0], default=None)
+        if best is not None and best[0] >= self.personal_note_threshold:
+            hits.add(best[1])
         out = []
         for n in active:
             row = self.catalog.rows[n]

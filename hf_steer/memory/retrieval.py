@@ -116,7 +116,7 @@ def rows_naming(question: str, rows: Sequence[dict]) -> list[dict]:
     and "... a grey tabby we call Pumice."): such a question is about what was said though it has no I/my/you
     (issue 14, a chat written after the rules: "What colour is Pumice?" got no note)."""
     asked = named(question)
-    return [r for r in rows if any(names_what(r["statements"][i], asked) for i in _live(r))] if asked else []
+    return [r for r in rows if any(names_what(r["statements"][i], asked) for i in _live(r))]
 
 
 def top_statements(embedder: Embedder | None, rows: Sequence[dict], query: str, k: int = 2,
