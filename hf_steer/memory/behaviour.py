@@ -190,6 +190,11 @@ _EDGE_STOP = aug._STOP | {"about", "usually", "called", "named", "him", "them", 
                           "work", "works", "live", "lives", "have", "has", "had", "turns", "like", "likes"}
 
 
+# The words a short reply to small talk neither starts nor ends with.
+_TALK_STOP = {"i", "i'm", "i’m", "im", "you", "you're", "you’re", "we", "to", "a", "an", "the", "and", "or", "is", "are",
+              "am", "it", "it's", "it’s", "just", "so", "very", "really", "how", "what", "can", "do", "with", "for", "of"}
+
+
 def short_limit(behaviours: list[dict[str, Any]]) -> int | None:
     """The word limit when every behaviour is a word limit of up to 3 words ("answer in one word"), else None."""
     if behaviours and all(b["kind"] == "length" and b["max_words"] <= 3 for b in behaviours):
@@ -197,7 +202,7 @@ def short_limit(behaviours: list[dict[str, Any]]) -> int | None:
     return None
 
 
-def copy_candidates(draft: str, max_words: int = 3) -> list[str]:
+def copy_candidates(draft: str, max_words: int = 3, small_talk: bool = False) -> list[str]:
     """The short answers a draft holds: every run of 1..``max_words`` of its words that neither starts nor ends
     with a stop word, as an answer ("Ferret.", "Hollin Park.", "7.").
 
@@ -205,18 +210,31 @@ def copy_candidates(draft: str, max_words: int = 3) -> list[str]:
     one-word adapter spelled names wrong ("Farbuit.", "Holin Park.") and answered "What am I allergic to?" with
     "Jelly." from the draft "You're allergic to peanuts" (issue 14, dev chats, 2026-12-03). A known answer is
     kept whole (training targets such as "Lantern Bay."), so runs of up to 3 words are offered for any limit.
+
+    ``small_talk`` (the question is "Hi!", "How are you?"): only the draft's first sentence is drawn from. The
+    reply to a greeting is its opening; from the whole draft the one-word adapter picked a word of the base's
+    rambling after it ("How are you doing today?" -> "International Olympic Committee.").
     """
+    stop = _EDGE_STOP
+    if small_talk:  # and its words are the answer: "Great." of "I'm doing great!" ("great" is a stop word elsewhere)
+        draft, stop = _first_sentence(draft), _TALK_STOP
     words = re.findall(r"[\w'’-]+", draft)
     out: list[str] = []
     for i in range(len(words)):
         for j in range(i + 1, min(i + max(max_words, 3), len(words)) + 1):
             run = words[i:j]
-            if run[0].lower() in _EDGE_STOP or run[-1].lower() in _EDGE_STOP:
+            if run[0].lower() in stop or run[-1].lower() in stop:
                 continue
             text = " ".join(run)
             text = text[0].upper() + text[1:] + "."
             if text not in out:
                 out.append(text)
+    # a whole sentence within the limit is an answer too, stop words and all: "Hello!" for "Hi!" (its runs
+    # alone offered "Help." and "Math." of "Hello! I'm here to help with any math ...": a user's try, 2026-12-04)
+    for sentence in re.findall(r"[^.!?]*\w[^.!?]*[.!?]+", draft):
+        sentence = sentence.strip()
+        if len(re.findall(r"[\w'’-]+", sentence)) <= max_words and sentence not in out:
+            out.append(sentence)
     return out
 
 

@@ -819,6 +819,8 @@ class LoraMemory:
         (an unrelated question gets none, so its answer stays the base's)."""
         self._need_embedder()
         rows = [self.catalog.rows[n] for n in self.names("chunk")]
+        if retrieval.is_small_talk(question):
+            return []
         if retrieval.is_personal(question):
             return retrieval.top_statements(self.embedder, rows, question, k, min_score=self.personal_note_threshold,
                                             query_vec=query_vec)
@@ -843,6 +845,8 @@ class LoraMemory:
         active = self.active
         if self.embedder is None or not active:
             return active
+        if retrieval.is_small_talk(question):  # "Hello, how are you?" asks nothing that was said
+            return [n for n in active if self.catalog.rows[n].get("kind") == "behaviour"]
         chunk_rows = [self.catalog.rows[n] for n in self.names("chunk")]
         q = query_vec if query_vec is not None else np.asarray(self.embedder([question]))[0]
         scores = retrieval.statement_scores(q, chunk_rows)
@@ -948,7 +952,7 @@ class LoraMemory:
         out: list[str | None] = [None] * len(prompts)
         for i, (d, names) in enumerate(zip(drafts, sets)):
             limit = short_limit([b for n in names for b in self.catalog.rows[n].get("behaviours", [])])
-            candidates = copy_candidates(d, limit) if limit else []
+            candidates = copy_candidates(d, limit, retrieval.is_small_talk(questions[i])) if limit else []
             if candidates:
                 scores = self._answer_scores(prompts[i], candidates, names)
                 out[i] = candidates[int(np.argmax(scores))]

@@ -124,6 +124,10 @@ def test_a_word_limit_picks_among_the_short_answers_its_draft_holds():
         "Allergic.", "Allergic to peanuts.", "Peanuts."]
     assert "Hollin Park." in bh.copy_candidates("You are having her party at Hollin Park.", 1)  # names kept whole
     assert "7." in bh.copy_candidates("Your daughter Ottilie turns 7 on Friday.", 1)
+    assert "Hello!" in bh.copy_candidates("Hello! I'm here to help with any math.", 1)  # a whole sentence that fits
+    # small talk: the draft's opening only, and its pleasant words are answers
+    assert bh.copy_candidates("I'm doing great! I'm excited about the Olympic Committee.", 1, small_talk=True) == [
+        "Doing.", "Doing great.", "Great."]
     assert bh.short_limit(_request("Just answer in one word, please.")) == 1
     assert bh.short_limit(_request("Please give me short answers.")) is None  # 8 words: written, not picked
     assert bh.short_limit(_request("No emojis in your answers, please.")) is None

@@ -432,6 +432,17 @@ def test_a_personal_question_routes_the_chunk_of_its_best_note(memory):
     assert memory.route("What does your brother Casimir build?") == []
 
 
+def test_small_talk_gets_no_note_and_no_chunk_adapter(memory):
+    """"Hello, how are you?" is personal by its "you" but asks nothing that was said: it stays on the base (a
+    user's try: it was answered with a remembered statement, "Your daughter Ottilie turns 5 on Friday.")."""
+    memory.remember(["How are you going to celebrate? My brother Casimir builds violins in Ostend."], name="mb")
+    memory.route_threshold, memory.personal_note_threshold = 0.9, -1.0  # every personal question would match
+    assert memory.route("How are you, brother Casimir?") == ["mb"]
+    assert memory.retrieve_statements("How are you, brother Casimir?")
+    for talk in ("Hello, how are you?", "Thanks a lot!", "How are you, Casimir?"):
+        assert memory.route(talk) == [] and memory.retrieve_statements(talk) == []
+
+
 def test_a_behaviour_reshapes_the_draft_the_other_adapters_write(memory, monkeypatch):
     """Behaviour adapters do not answer: the routed chunk adapters write a draft (recited as usual), then the
     behaviours alone answer with that draft shown before the question; under a word limit they pick one of

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_steer.memory.retrieval import best_recitation, is_personal, recited, rows_naming, top_statements
+from hf_steer.memory.retrieval import (
+    best_recitation,
+    is_personal,
+    is_small_talk,
+    recited,
+    rows_naming,
+    top_statements,
+)
 
 
 @pytest.mark.parametrize("question, personal", [
@@ -15,6 +22,16 @@ from hf_steer.memory.retrieval import best_recitation, is_personal, recited, row
 ])
 def test_questions_about_the_user_or_the_assistant_are_personal(question, personal):
     assert is_personal(question) is personal
+
+
+@pytest.mark.parametrize("message, talk", [
+    ("Hello, how are you?", True), ("Hi!", True), ("Thanks a lot!", True), ("Good evening, how are you?", True),
+    ("Bye, see you later!", True), ("How are you, Pemba?", True), ("Are you there?", True),
+    ("Hi! What is my job?", False), ("How old is my daughter turning?", False), ("Hello, what is my name?", False),
+    ("Thank you! Where does my sister live?", False), ("What's up with my car?", False), ("Pemba?", False),
+])
+def test_small_talk_is_greetings_thanks_and_goodbyes_only(message, talk):
+    assert is_small_talk(message) is talk
 
 
 def _row(statements, vectors, superseded=()):
