@@ -5,10 +5,11 @@ trained on that file alone (a fresh LoRA each time, same settings), and the prob
 file's rules call bad is read at the file's own slot(s) before and after, over the WHOLE vocabulary
 at T=1 (not only the top-k the trainer sees, so a bad token that merely left the top-k still counts).
 
-A file without bad regexes (``monster_variety.yaml`` only rewards) has no bad mass; for it the figure
-is what the original pushes down instead: the mass of good candidates above ``max_threshold`` in the
-top-k at the file's temperature. Files whose contexts share one slot (``{a|b}`` alternatives) are
-measured on every alternative and averaged.
+A file whose rules call no token bad (``monster_variety.yaml`` has good regexes only, and the original
+leaves a token no regex matches neutral) has no bad mass; for it the figure is what the original pushes
+down instead: the mass of good candidates above ``max_threshold`` in the top-k at the file's temperature.
+Only the file's own slots are measured, never the keep rows the trainer adds beside them. Files whose
+contexts share one slot (``{a|b}`` alternatives) are measured on every alternative and averaged.
 """
 
 from __future__ import annotations
@@ -134,7 +135,10 @@ def run_original_bench(
         args = ElarablationConfig(output_dir=str(Path(output_json).with_suffix("")) + "-scratch", seed=seed,
                                   disable_tqdm=True, save_strategy="no", report_to="none", **config)
         trainer = ElarablationTrainer(base, args, dataset, tokenizer)
-        roots = [r for r in trainer._rows if r.depth == 1]
+        # The file's own slots: not the keep rows the trainer adds beside them (``auto_keep``), whose figure was
+        # the over-threshold mass of an ordinary slot ("Hugo turned to" -> " her" 0.32): averaged in, it made
+        # names_elf_f_Am read 0.61 -> 0.61 where its own slot reads 0.001.
+        roots = [r for r in trainer._rows if r.depth == 1 and r.kind == "slop"]
         masks = [vocabulary_classes(r.rules, vocab) if any(r.rules.bad) or r.rules.bad_words else None for r in roots]
         base.eval()
         with base.disable_adapter():
