@@ -156,7 +156,31 @@ def test_the_bad_tail_beyond_the_top_k_may_not_grow():
     held = elarablation_loss(moved, cand, good, bad, valid, loss_type="margin", ref_logits=ref, vocab_bad=vocab_bad)
     free = elarablation_loss(moved, cand, good, bad, valid, loss_type="margin", ref_logits=ref)
     tail_now = torch.softmax(moved, -1)[0, 2:].sum().log() - torch.softmax(ref, -1)[0, 2:].sum().log()
-    assert held.loss.item() - free.loss.item() == pytest.approx(tail_now.item(), abs=1e-4) and tail_now > 0
+    # its rise over the reference, and its way down to a tenth of the reference (bad_ratio)
+    assert held.loss.item() - free.loss.item() == pytest.approx(2 * tail_now.item() + math.log(10), abs=1e-4)
+    assert tail_now > 0
+
+
+def test_the_bad_tail_at_its_reference_still_falls_to_a_tenth():
+    """Held only at the reference, the bad mass outside the top-k of original files rose (names_elf_f_Am); at the
+    reference it is now pushed on, to bad_ratio of it, and no further."""
+    ref = torch.tensor([[0.9, 0.05, 0.03, 0.02]]).log()
+    logits = ref.clone().requires_grad_(True)
+    cand = torch.tensor([[1]])
+    good, bad, valid = torch.tensor([[True]]), torch.tensor([[False]]), torch.tensor([[True]])
+    vocab_bad = torch.tensor([[False, False, True, True]])
+    kw = dict(loss_type="margin", ref_logits=ref, vocab_bad=vocab_bad, max_threshold=0.95, min_threshold=0.01)
+    out = elarablation_loss(logits, cand, good, bad, valid, **kw)
+    assert out.loss.item() == pytest.approx(math.log(10), abs=1e-4)
+    out.loss.backward()
+    assert (logits.grad[0, 2:] > 0).all()  # descending the gradient lowers the bad tokens
+    opt = torch.optim.SGD([logits], lr=0.5)
+    for _ in range(300):
+        opt.zero_grad()
+        elarablation_loss(logits, cand, good, bad, valid, **kw).loss.backward()
+        opt.step()
+    tail = logits.detach().softmax(-1)[0, 2:].sum().item()
+    assert tail == pytest.approx(0.005, rel=0.1)  # a tenth of 0.05
 
 
 def test_within_class_hinges_move_mass_among_names_only():
