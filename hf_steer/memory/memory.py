@@ -816,7 +816,8 @@ class LoraMemory:
         """The ``k`` live remembered statements nearest to ``question`` that pass ``note_threshold``
         (``personal_note_threshold`` for a question about the user or the assistant, "What's my name?", and for
         a statement naming what the question names, "What colour is Pumice?"): the notes put in the prompt
-        (an unrelated question gets none, so its answer stays the base's)."""
+        (an unrelated question gets none, so its answer stays the base's; small talk, "Hello, how are you?", none
+        either: :func:`~hf_steer.memory.retrieval.is_small_talk`)."""
         self._need_embedder()
         rows = [self.catalog.rows[n] for n in self.names("chunk")]
         if retrieval.is_small_talk(question):
@@ -837,6 +838,7 @@ class LoraMemory:
         fact's old adapter stays out), or, for a question about the user or the assistant, when it holds the
         question's best note (``personal_note_threshold``), and for a question naming what remembered
         statements name, when it is the best of the chunks naming it; a roll-up when one of its members qualifies.
+        Small talk ("Hello, how are you?") takes the behaviours only.
 
         Routing keeps unrelated questions on the bare base (locality by construction), keeps stacked
         adapters from answering each other's questions, and keeps behaviours on for every question.
