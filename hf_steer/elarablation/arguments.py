@@ -80,8 +80,10 @@ class ElarablationArguments:
             How many tokens of the anchor text are read each step.
         context_weight (`float`, *optional*, defaults to `0.0`):
             Weight of KL(reference || model) at every position of a slop context *before* its slot, averaged: the
-            text around the slop point is held where the model had it. `auto` turns it on (free prose: its
-            contexts are the model's own stories); `0` (the slot contexts' default) skips the extra forward.
+            text around the slop point is held where the model had it, except the tokens that are a whole bad word
+            of the context's rules, which are let go to `bad_ratio` of the reference (the stories hold other
+            patterns before the slot). `auto` turns it on (free prose: its contexts are the model's own stories);
+            `0` (the slot contexts' default) skips the extra forward.
 
         > Parameters that control the model
 
@@ -138,7 +140,8 @@ class ElarablationArguments:
     context_weight: float = field(
         default=0.0,
         metadata={"help": "Weight of KL(reference || model) at the positions of each slop context before its slot "
-                  "(holds the model's own text around the slop point; auto sets it); 0 turns it off."},
+                  "(holds the model's own text around the slop point, its bad words let go to bad_ratio; auto "
+                  "sets it); 0 turns it off."},
     )
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 
@@ -320,7 +323,7 @@ class AutoArguments(FindArguments):
     hold_weight: float = field(
         default=100.0,
         metadata={"help": "context_weight of the training stage: KL to the base model on the story text before each "
-                  "slop point, so only the slop point moves (0: off)."},
+                  "slop point, so only the slop point moves; the patterns' own words there are let go (0: off)."},
     )
 
     def __post_init__(self) -> None:

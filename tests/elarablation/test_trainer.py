@@ -232,3 +232,42 @@ def test_context_hold_keeps_the_text_before_the_slot_and_still_trains_the_slot(t
     with pytest.raises(HfSteerError, match="context_weight needs a LoRA adapter"):
         ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path / "full", context_weight=1.0),
                             load_contexts(rows), tok)
+
+
+def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them(tmp_path):
+    """auto's contexts are stories that use other patterns before the slot: the hold holds every position to
+    the reference except the bad words' own tokens, which it lets fall to bad_ratio of it (a plain hold held
+    them up). The same training with a bad word the text never uses holds its " and"."""
+    tok = make_tokenizer("bytelevel")
+    text = "the sea and the sky and the sun and his old voice was"
+    and_id = tok(" and", add_special_tokens=False)["input_ids"]
+    assert len(and_id) == 1  # a whole word in one token: the hold lets it go
+    ids = tok(text, return_tensors="pt")["input_ids"]
+    before_and = [i - 1 for i, t in enumerate(ids[0].tolist()) if t == and_id[0]]
+    kept = {}
+    for word in ("and", "zzz"):
+        torch.manual_seed(0)
+        model = make_tiny_model("llama")
+        # a random model gives " and" ~1/vocab everywhere, too little for a hold to move: learn the text until
+        # " and" is ~0.35 where it comes (near 1, a tenth of its odds would still leave it near 1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(14):
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        args = _config(tmp_path / word, num_train_epochs=20, learning_rate=2e-2, anchor_weight=0.0, auto_keep=0,
+                       context_weight=100.0)
+        rows = [{"text": text, "bad_words": [word], "unmatched": "good"}]
+        trainer = ElarablationTrainer(model, args, load_contexts(rows), tok, peft_config=_lora())
+        mask = trainer._hold_masks[trainer._rows[0].hold_class]
+        assert bool(mask[and_id[0]]) == (word == "and")
+        assert not mask[tok(" the", add_special_tokens=False)["input_ids"][0]]
+        trainer.train()
+        model = trainer.model
+        with torch.no_grad():
+            tuned = torch.softmax(model(input_ids=ids).logits[0].float(), -1)[before_and, and_id[0]]
+            with model.disable_adapter():
+                base = torch.softmax(model(input_ids=ids).logits[0].float(), -1)[before_and, and_id[0]]
+        assert base.min() > 0.2  # the base predicts " and" where the text has it
+        kept[word] = (tuned / base).mean().item()
+    assert kept["and"] < 0.6 and kept["zzz"] > 0.9, kept
