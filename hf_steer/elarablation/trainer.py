@@ -309,6 +309,21 @@ class ElarablationTrainer(Trainer):
 
     _CLASS_CODES = {"neutral": 0, "good": 1, "bad": 2}
 
+    def _vocab_tables(self, rows: list[PreparedRow], vocab_size: int, key_of, build) -> tuple[list, list]:
+        """``(tables, index of each row's table)``: one whole-vocabulary tensor per distinct ``key_of(row)``
+        (``None``: the row gets none), built once by ``build(row, texts)`` from the decoded vocabulary."""
+        tables: list[torch.Tensor] = []
+        keys: dict = {}
+        texts = None
+        for row in rows:
+            key = key_of(row)
+            if key is not None and key not in keys:
+                if texts is None:
+                    texts = [self._texts(i) for i in range(vocab_size)]
+                keys[key] = len(tables)
+                tables.append(build(row, texts))
+        return tables, [None if key_of(row) is None else keys[key_of(row)] for row in rows]
+
     def _assign_vocab_masks(self, rows: list[PreparedRow], vocab_size: int, args: ElarablationConfig) -> None:
         """Whole-vocabulary classes (0 neutral, 1 good, 2 bad, 3 other) of the (depth-1) rows whose rules are
         regexes, one tensor per distinct rule set (see ``loss.elarablation_loss``'s ``vocab_bad`` and
@@ -316,21 +331,21 @@ class ElarablationTrainer(Trainer):
         self._vocab_masks: list[torch.Tensor] = []
         if args.loss_type != "margin":
             return
-        keys: dict[tuple, int] = {}
-        texts = None
-        for row in rows:
+
+        def key_of(row):
             if row.kind != "slop" or not (row.rules.bad or row.rules.good) or row.rules.bad_words:
-                continue
-            key = (tuple(p.pattern for p in row.rules.bad), tuple(p.pattern for p in row.rules.good), row.rules.unmatched,
-                   row.rules.forced_ids, row.rules.excluded_ids)
-            if key not in keys:
-                if texts is None:
-                    texts = [self._texts(i) for i in range(vocab_size)]
-                codes = torch.tensor([self._CLASS_CODES.get(row.rules.classify(t, i), 3) for i, t in enumerate(texts)],
-                                     dtype=torch.uint8)
-                keys[key] = len(self._vocab_masks)
-                self._vocab_masks.append(codes)
-            row.vocab_class = keys[key]
+                return None
+            return (tuple(p.pattern for p in row.rules.bad), tuple(p.pattern for p in row.rules.good),
+                    row.rules.unmatched, row.rules.forced_ids, row.rules.excluded_ids)
+
+        def build(row, texts):
+            return torch.tensor([self._CLASS_CODES.get(row.rules.classify(t, i), 3) for i, t in enumerate(texts)],
+                                dtype=torch.uint8)
+
+        self._vocab_masks, index = self._vocab_tables(rows, vocab_size, key_of, build)
+        for row, i in zip(rows, index):
+            if i is not None:
+                row.vocab_class = i
 
     def _assign_hold_masks(self, rows: list[PreparedRow], vocab_size: int, args: ElarablationConfig) -> None:
         """What the context hold lets go, one bool mask per distinct list of bad words: every token that is a
@@ -342,24 +357,21 @@ class ElarablationTrainer(Trainer):
         self._hold_masks: list[torch.Tensor] = []
         if args.context_weight <= 0:
             return
-        keys: dict[tuple[str, ...], int] = {}
-        per_word: dict[str, torch.Tensor] = {}
-        texts = None
-        for row in rows:
-            words = row.rules.bad_words
-            if row.kind != "slop" or not words:
-                continue
-            if words not in keys:
-                if texts is None:
-                    texts = [self._texts(i) for i in range(vocab_size)]
-                mask = torch.zeros(vocab_size, dtype=torch.bool)
-                for word in words:
-                    if word not in per_word:
-                        per_word[word] = torch.tensor([word_match(t, word) == "bad" for t in texts])
-                    mask |= per_word[word]
-                keys[words] = len(self._hold_masks)
-                self._hold_masks.append(mask)
-            row.hold_class = keys[words]
+        per_word: dict[str, torch.Tensor] = {}  # files share words across rows with different lists
+
+        def word_mask(word, texts):
+            if word not in per_word:
+                per_word[word] = torch.tensor([word_match(t, word) == "bad" for t in texts])
+            return per_word[word]
+
+        def build(row, texts):
+            return torch.stack([word_mask(w, texts) for w in row.rules.bad_words]).any(dim=0)
+
+        self._hold_masks, index = self._vocab_tables(
+            rows, vocab_size, lambda row: row.rules.bad_words if row.kind == "slop" and row.rules.bad_words else None,
+            build)
+        for row, i in zip(rows, index):
+            row.hold_class = i
 
     @torch.no_grad()
     def _expand(self, model, tokenizer, parents: list[PreparedRow], sources: list[dict], args,
