@@ -19,6 +19,7 @@ torch.set_num_threads(2)
 from hf_steer.memory import LoraMemory  # noqa: E402
 from hf_steer.memory import behaviour as beh  # noqa: E402
 from hf_steer.memory import bench_chats as chats  # noqa: E402
+from picks import for_each_draft, has  # noqa: E402
 
 folder = sys.argv[1]
 NULLS = ["", "Answer."]
@@ -32,10 +33,6 @@ def cands_time(draft, limit):
         return beh.copy_candidates(draft, limit)
     finally:
         beh._EDGE_STOP = old
-
-
-def has(a, e):
-    return e.lower() in a.lower()
 
 
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])
@@ -62,17 +59,7 @@ def score_all(q, draft, names, expected, into, label):
                 print(f"  {label} {cname}/{how} {q!r} {expected!r}: {pick!r} <- {draft!r}", flush=True)
 
 
-for chat in chats.DEV_CHATS:
-    mem.use_profile(chat["name"], create=False)
-    names = tuple(mem.names("behaviour"))
-    assert names, f"no behaviour adapter in {chat['name']}"
-    qs = chat["questions"]
-    for (q, e, *_), r in zip(qs, mem.answer_many([q for q, *_ in qs], max_new_tokens=32)):
-        score_all(q, r.get("draft", ""), names, e, tally, "fact")
-mem.use_profile("mara", create=False)
-names = tuple(mem.names("behaviour"))
-simple = chats.BEHAVIOUR["questions"]
-for (q, e), r in zip(simple, mem.answer_many([q for q, _ in simple], max_new_tokens=32)):
-    score_all(q, r.get("draft", ""), names, e, simple_tally, "simple")
+for_each_draft(mem, lambda q, d, names, e, label: score_all(q, d, names, e,
+                                                           tally if label == "fact" else simple_tally, label))
 for key in tally:
     print(f"{key:14s} fact {sum(tally[key])}/{len(tally[key])}  simple right {sum(simple_tally.get(key, []))}/{len(simple_tally.get(key, []))}")

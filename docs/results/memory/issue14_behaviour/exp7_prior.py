@@ -22,15 +22,12 @@ from hf_steer.memory import LoraMemory  # noqa: E402
 from hf_steer.memory import augment as aug  # noqa: E402
 from hf_steer.memory import behaviour as beh  # noqa: E402
 from hf_steer.memory import bench_chats as chats  # noqa: E402
+from picks import echo, for_each_draft, has  # noqa: E402
 
 folder = sys.argv[1]
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])
 tok = mem.tokenizer
 W = re.compile(r"[\w'’-]+")
-
-
-def has(a, e):
-    return e.lower() in a.lower()
 
 
 @torch.no_grad()
@@ -46,11 +43,6 @@ def sentences(draft, limit):
         if 0 < len(W.findall(s)) <= limit:
             out.append(s)
     return out
-
-
-def echo(q, c):
-    qw = {w.lower() for w in W.findall(q)}
-    return all(w.lower() in qw for w in W.findall(c))
 
 
 tally: dict[str, list[bool]] = {}
@@ -77,18 +69,9 @@ def score_all(q, draft, names, expected, label):
 
 
 GREET = ["Hi!", "Hello, how are you?", "Good evening!", "Thanks a lot!", "Hey there"]
-for chat in chats.DEV_CHATS:
-    mem.use_profile(chat["name"], create=False)
-    names = tuple(mem.names("behaviour"))
-    assert names, f"no behaviour adapter in {chat['name']}"
-    qs = chat["questions"]
-    for (q, e, *_), r in zip(qs, mem.answer_many([q for q, *_ in qs], max_new_tokens=32)):
-        score_all(q, r.get("draft", ""), names, e, "fact")
+for_each_draft(mem, score_all)
 mem.use_profile("mara", create=False)
 names = tuple(mem.names("behaviour"))
-simple = chats.BEHAVIOUR["questions"]
-for (q, e), r in zip(simple, mem.answer_many([q for q, _ in simple], max_new_tokens=32)):
-    score_all(q, r.get("draft", ""), names, e, "simple")
 for q, r in zip(GREET, mem.answer_many(GREET, max_new_tokens=32)):
     print("  greet", q, "->", r["answer"], "| draft", r.get("draft", "")[:80])
     score_all(q, r.get("draft", ""), names, None, "greet")

@@ -8,7 +8,7 @@ right). FOLDER holds the 4 dev chats learnt (exp.py) and the one-word behaviour 
   questions with no such noun ("What does my brother make?") get no type term;
 - ``noecho``: candidates made only of the question's own words dropped ("Up." for the opposite of up).
 
-Usage: python exp8_type.py FOLDER [learn]   (learn: teach the 4 dev chats and the behaviour chunk into FOLDER first)
+Usage (from this folder): python exp8_type.py FOLDER [learn]   (learn: teach the 4 dev chats and the behaviour chunk into FOLDER first)
 """
 import re
 import sys
@@ -20,6 +20,7 @@ torch.set_num_threads(2)
 from hf_steer.memory import LoraMemory  # noqa: E402
 from hf_steer.memory import behaviour as beh  # noqa: E402
 from hf_steer.memory import bench_chats as chats  # noqa: E402
+from picks import echo, for_each_draft, has  # noqa: E402
 
 folder = sys.argv[1]
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])
@@ -78,15 +79,6 @@ def type_scores(noun: str, cands: list[str]) -> np.ndarray:
     return np.array(out)
 
 
-def has(a, e):
-    return e.lower() in a.lower()
-
-
-def echo(q, c):
-    qw = {w.lower() for w in W.findall(q)}
-    return all(w.lower() in qw for w in W.findall(c))
-
-
 tally: dict[str, list[bool]] = {}
 
 
@@ -110,17 +102,6 @@ def score_all(q, draft, names, expected, label):
             print(f"  {label} {how} [{noun}] {q!r} {expected!r}: {pick!r} <- {draft!r}", flush=True)
 
 
-for chat in chats.DEV_CHATS:
-    mem.use_profile(chat["name"], create=False)
-    names = tuple(mem.names("behaviour"))
-    assert names, f"no behaviour adapter in {chat['name']}"
-    qs = chat["questions"]
-    for (q, e, *_), r in zip(qs, mem.answer_many([q for q, *_ in qs], max_new_tokens=32)):
-        score_all(q, r.get("draft", ""), names, e, "fact")
-mem.use_profile(chats.DEV_CHATS[0]["name"], create=False)
-names = tuple(mem.names("behaviour"))
-simple = chats.BEHAVIOUR["questions"]
-for (q, e), r in zip(simple, mem.answer_many([q for q, _ in simple], max_new_tokens=32)):
-    score_all(q, r.get("draft", ""), names, e, "simple")
+for_each_draft(mem, score_all)
 for key in sorted(tally):
     print(f"{key:22s} {sum(tally[key])}/{len(tally[key])}")
