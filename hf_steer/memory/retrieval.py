@@ -121,17 +121,40 @@ def is_small_talk(message: str) -> bool:
 
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*")
+_LOWER_WORD = re.compile(r"\b[a-z][a-z'’-]{2,}")
+# A lower-case word rarer than this in human English (wordfreq's Zipf scale: 3 = once per million words) is as
+# specific as a name: "knee" 4.33, "radiator" 3.34, "ferret" 3.01 are; "party" 5.49, "capital" 5.01, "river" 5.03
+# are not.
+RARE_ZIPF = 4.5
+
+
+def _stem(word: str) -> str:
+    word = word.lower().replace("’", "'").removesuffix("'s")
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def rare_words(text: str) -> set[str]:
+    """The lower-case words of ``text`` rarer than ``RARE_ZIPF`` in human English, stemmed ("knees" -> "knee")."""
+    from wordfreq import zipf_frequency
+
+    return {_stem(w) for w in _LOWER_WORD.findall(text) if zipf_frequency(w, "en") < RARE_ZIPF}
 
 
 def named(question: str) -> set[str]:
-    """The names a question asks about: its capitalised words past the first word, other than "I"."""
+    """What a question asks about by name: its capitalised words past the first word, other than "I", and its
+    rare lower-case words (:func:`rare_words`, stemmed). "Which knee is bad?" has no I/my/you and no name, yet
+    only what was said can answer it (issue 14, a chat written as a user: "My physio says my left knee needs
+    rest" was never shown for it)."""
     rest = question.split(maxsplit=1)[1] if " " in question.strip() else ""
-    return {w for w in _NAME.findall(rest) if w != "I"}
+    return {w for w in _NAME.findall(rest) if w != "I"} | rare_words(question)
 
 
 def names_what(statement: str, names: set[str]) -> bool:
-    """Whether ``statement`` names one of ``names``."""
-    return bool(names) and not names.isdisjoint(_NAME.findall(statement))
+    """Whether ``statement`` names one of ``names`` (a capitalised name, or a rare word in any case)."""
+    if not names:
+        return False
+    said = set(_NAME.findall(statement)) | {_stem(w) for w in re.findall(r"[\w'’-]+", statement)}
+    return not names.isdisjoint(said)
 
 
 def rows_naming(question: str, rows: Sequence[dict]) -> list[dict]:

@@ -9,6 +9,7 @@ from hf_steer.memory.retrieval import (
     best_recitation,
     is_personal,
     is_small_talk,
+    rare_words,
     recited,
     rows_naming,
     top_statements,
@@ -80,7 +81,20 @@ def test_a_question_naming_what_a_live_statement_names_is_about_memory():
     assert not rows_naming("Pumice is what colour?", rows)  # the first word is capitalised anyway
     assert not rows_naming("Is Brackwell far?", rows)  # named only by a superseded statement
     assert not rows_naming("What is the capital of France?", rows)
-    assert not rows_naming("What colour is pumice?", rows)  # a common noun: the note threshold applies
+    assert not rows_naming("What colour is the sky?", rows)  # common words: the note threshold applies
+
+
+def test_a_rare_word_names_what_a_statement_is_about():
+    """A question with no I/my/you and no name still asks about what was said when it shares a rare word with a
+    live statement ("Which knee is bad?"); a common word ("party", "colour") does not make it so."""
+    rows = [{"statements": ["Your physio says your left knee needs rest.", "You're bringing your rhubarb cakes to the party."],
+             "statement_embeddings": [[1.0], [1.0]]}]
+    assert rows_naming("Which knee is bad?", rows) == rows
+    assert rows_naming("Which knees are bad?", rows) == rows  # stemmed on both sides
+    assert rows_naming("What is in a rhubarb cake?", rows) == rows
+    assert not rows_naming("Where is the party?", rows)
+    assert not rows_naming("What colour is the sky?", rows)
+    assert rare_words("Which knee is bad?") == {"knee"} and rare_words("Where is the party tonight?") == set()
 
 
 def test_the_named_bar_is_the_statement_s_own_not_the_question_s():
