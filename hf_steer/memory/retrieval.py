@@ -121,7 +121,6 @@ def is_small_talk(message: str) -> bool:
 
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*")
-_LOWER_WORD = re.compile(r"\b[a-z][a-z'’-]{2,}")
 # A lower-case word rarer than this in human English (wordfreq's Zipf scale: 3 = once per million words) is as
 # specific as a name: "knee" 4.33, "radiator" 3.34, "ferret" 3.01 are; "party" 5.49, "capital" 5.01, "river" 5.03
 # are not.
@@ -133,11 +132,33 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
+# A word after one of these is a particular thing the speaker and the listener both know of ("the gearbox",
+# "which knee"); after "a", or with none, it is any such thing ("What does a gearbox do?").
+_DEFINITE = {"the", "which", "whose", "this", "that", "these", "those"}
+
+
 def rare_words(text: str) -> set[str]:
-    """The lower-case words of ``text`` rarer than ``RARE_ZIPF`` in human English, stemmed ("knees" -> "knee")."""
+    """The lower-case words of ``text`` rarer than ``RARE_ZIPF`` in human English that follow a definite word
+    (``_DEFINITE``, adjectives and nouns allowed between: "the violin lessons"), stemmed ("knees" -> "knee").
+
+    A definite reference is to something already known, which in a memory is something that was said; a generic
+    one is a question for the base. Tried as a user (docs/memory.md): with every rare word, "What does a gearbox
+    do?" and "How many strings does a violin have?" took a chat's gearbox and violin statements and lost the
+    base's answers."""
     from wordfreq import zipf_frequency
 
-    return {_stem(w) for w in _LOWER_WORD.findall(text) if zipf_frequency(w, "en") < RARE_ZIPF}
+    out, definite = set(), False
+    for w in re.findall(r"[\w'’-]+", text):
+        low = w.lower()
+        if low in _DEFINITE:
+            definite = True
+        elif low in ("a", "an") or not w[0].islower() and not definite:
+            definite = False
+        elif w[0].islower() and definite and len(w) >= 3 and zipf_frequency(w, "en") < RARE_ZIPF:
+            out.add(_stem(w))
+        elif zipf_frequency(w, "en") >= 6.0:  # a function word ("is", "does", "of") ends the phrase
+            definite = False
+    return out
 
 
 def named(question: str) -> set[str]:

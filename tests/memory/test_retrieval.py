@@ -85,16 +85,28 @@ def test_a_question_naming_what_a_live_statement_names_is_about_memory():
 
 
 def test_a_rare_word_names_what_a_statement_is_about():
-    """A question with no I/my/you and no name still asks about what was said when it shares a rare word with a
-    live statement ("Which knee is bad?"); a common word ("party", "colour") does not make it so."""
+    """A question with no I/my/you and no name still asks about what was said when it shares a rare word, said of
+    a particular thing, with a live statement ("Which knee is bad?"); a common word ("party", "colour") does not."""
     rows = [{"statements": ["Your physio says your left knee needs rest.", "You're bringing your rhubarb cakes to the party."],
              "statement_embeddings": [[1.0], [1.0]]}]
     assert rows_naming("Which knee is bad?", rows) == rows
     assert rows_naming("Which knees are bad?", rows) == rows  # stemmed on both sides
-    assert rows_naming("What is in a rhubarb cake?", rows) == rows
+    assert rows_naming("What is in the rhubarb cake?", rows) == rows
     assert not rows_naming("Where is the party?", rows)
     assert not rows_naming("What colour is the sky?", rows)
     assert rare_words("Which knee is bad?") == {"knee"} and rare_words("Where is the party tonight?") == set()
+
+
+def test_a_rare_word_said_of_any_such_thing_is_a_question_for_the_base():
+    """After "a" (or with no definite word before it) a rare word is any such thing: tried as a user, "What does a
+    gearbox do?" took the chat's gearbox statement and lost the base's answer."""
+    rows = [{"statements": ["The gearbox on your car is broken again.", "Your daughter Wren started violin lessons."],
+             "statement_embeddings": [[1.0], [1.0]]}]
+    assert rows_naming("When will the gearbox be fixed?", rows) == rows
+    assert rows_naming("Who teaches the violin lessons?", rows) == rows
+    assert not rows_naming("What does a gearbox do?", rows)
+    assert not rows_naming("How many strings does a violin have?", rows)
+    assert not rows_naming("What is in a rhubarb cake?", rows)
 
 
 def test_the_named_bar_is_the_statement_s_own_not_the_question_s():

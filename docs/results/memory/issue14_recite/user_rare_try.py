@@ -17,6 +17,9 @@ QUESTIONS = [
     "When will the gearbox be fixed?",
     # ordinary questions sharing a rare word with a statement (should stay the base's answers)
     "How many strings does a violin have?", "What does a gearbox do?", "What is the capital of Italy?",
+    # written after the first try (the rule then took every rare word), before the second: generic and definite
+    "Is a gearbox expensive to repair?", "What is the violin made of?", "Which garage has the Skoda?",
+    "What is wrong with the gearbox?",
 ]
 mem = LoraMemory(folder=tempfile.mkdtemp(), profile="me")
 base = [r["answer"] for r in mem.answer_many(QUESTIONS, adapters=False, retrieve=False, max_new_tokens=32)]
