@@ -167,8 +167,9 @@ class MemoryConfig:
         "note", 0, 1))
     personal_note_threshold: float = field(default=0.2, metadata=_help(
         "the note threshold for a question about the user or the assistant (I, my, we, us, you, your) and for a "
-        "statement naming a name (or a word rarer than 'party', as 'knee') the question names, and the score at which its best note's chunk adapter is "
-        "routed too: such a question is about what was said, and its right note scored 0.22-0.39 on the dev chats",
+        "statement naming a name (or a word rarer than 'party', as 'the knee') the question names, and the score at "
+        "which its best note's chunk adapter is routed too: such a question is about what was said, and its right "
+        "note scored 0.22-0.39 on the dev chats",
         0, 1))
     seed: int = field(default=0, metadata=_help("seed of each adapter's training", 0, 2**32 - 1))
 

@@ -152,9 +152,9 @@ def rare_words(text: str) -> set[str]:
         low = w.lower()
         if low in _DEFINITE:
             definite = True
-        elif low in ("a", "an") or not w[0].islower() and not definite:
+        elif low in ("a", "an"):
             definite = False
-        elif w[0].islower() and definite and len(w) >= 3 and zipf_frequency(w, "en") < RARE_ZIPF:
+        elif definite and w[0].islower() and len(w) >= 3 and zipf_frequency(w, "en") < RARE_ZIPF:
             out.add(_stem(w))
         elif zipf_frequency(w, "en") >= 6.0:  # a function word ("is", "does", "of") ends the phrase
             definite = False
