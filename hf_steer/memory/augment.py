@@ -47,7 +47,12 @@ _STOP = set(
     correction nice great good wow cool happy glad hmm fine lovely wonderful interesting also again now today
     tomorrow yesterday from as by way dear sounds night nights""".split()
 )
-_ENTITY = re.compile(r"\b(?:[A-Z][\w'’-]*)(?:\s+(?:of|de|van|von|the|la|le)?\s*[A-Z][\w'’-]*)*|\b\d[\d,.:/-]*\d\b|\b\d\b")
+# Days and months are names though users type them in lower case ("the lessons are on thursdays": a user's try,
+# issue 14, 2026-12-04, lost that sentence as saying nothing); "may" and "march" are also verbs and stay out.
+_CALENDAR = (r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|april|june|july|august"
+             r"|september|october|november|december)s?")
+_ENTITY = re.compile(r"\b(?:[A-Z][\w'’-]*)(?:\s+(?:of|de|van|von|the|la|le)?\s*[A-Z][\w'’-]*)*|\b\d[\d,.:/-]*\d\b|\b\d\b"
+                     rf"|\b{_CALENDAR}\b")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 _PRONOUN_START = re.compile(r"^(?:he|she|they|it|his|her|their|its)\b", re.I)
 _PERSONAL = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|we|our|us|you|your|you're|yours|yourself)\b", re.I)

@@ -25,6 +25,13 @@ def test_entities_and_informative_sentences():
     assert aug.sentences(turns) == ["Doran Pellick keeps bees."]
 
 
+def test_days_and_months_typed_in_lower_case_are_names():
+    """A user's try: "The lessons are on thursdays after school." said nothing to the statement finder."""
+    assert aug.entities("The lessons are on thursdays after school.") == ["thursdays"]
+    assert aug.sentences(_user("The lessons are on thursdays after school.")) == ["The lessons are on thursdays after school."]
+    assert aug.entities("You may march in the parade.") == []  # verbs, not months
+
+
 @pytest.mark.parametrize("said, role, heard", [
     ("My sister Tilda lives in Brackwell.", "user", "Your sister Tilda lives in Brackwell."),
     ("I'm allergic to peanuts.", "user", "You're allergic to peanuts."),
