@@ -121,6 +121,7 @@ def is_small_talk(message: str) -> bool:
 
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*")
+_WORD = re.compile(r"[\w'’-]+")
 # A lower-case word rarer than this in human English (wordfreq's Zipf scale: 3 = once per million words) is as
 # specific as a name: "knee" 4.33, "radiator" 3.34, "ferret" 3.01 are; "party" 5.49, "capital" 5.01, "river" 5.03
 # are not.
@@ -148,15 +149,15 @@ def rare_words(text: str) -> set[str]:
     from wordfreq import zipf_frequency
 
     out, definite = set(), False
-    for w in re.findall(r"[\w'’-]+", text):
+    for w in _WORD.findall(text):
         low = w.lower()
-        if low in _DEFINITE:
-            definite = True
-        elif low in ("a", "an"):
-            definite = False
-        elif definite and w[0].islower() and len(w) >= 3 and zipf_frequency(w, "en") < RARE_ZIPF:
+        if low in _DEFINITE or low in ("a", "an"):
+            definite = low in _DEFINITE
+            continue
+        zipf = zipf_frequency(w, "en")  # one dictionary look-up a word: this runs for every question asked
+        if definite and w[0].islower() and len(w) >= 3 and zipf < RARE_ZIPF:
             out.add(_stem(w))
-        elif zipf_frequency(w, "en") >= 6.0:  # a function word ("is", "does", "of") ends the phrase
+        elif zipf >= 6.0:  # a function word ("is", "does", "of") ends the phrase
             definite = False
     return out
 
@@ -174,7 +175,7 @@ def names_what(statement: str, names: set[str]) -> bool:
     """Whether ``statement`` names one of ``names`` (a capitalised name, or a rare word in any case)."""
     if not names:
         return False
-    said = set(_NAME.findall(statement)) | {_stem(w) for w in re.findall(r"[\w'’-]+", statement)}
+    said = set(_NAME.findall(statement)) | {_stem(w) for w in _WORD.findall(statement)}
     return not names.isdisjoint(said)
 
 
