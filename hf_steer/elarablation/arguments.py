@@ -59,6 +59,12 @@ class ElarablationArguments:
             token probabilities at the row's temperature). `0` follows every such candidate (up to 8 a row,
             3 levels); `auto` writes 0.01 into its context files (measured there: 404 of the 838 deeper rows
             were paths under 1%).
+        first_token_push (`bool`, *optional*, defaults to `True`):
+            `margin` only: a candidate that only begins a bad word (" El" of Elara) is also pushed at the slot
+            itself, down to the share of its probability that does not lead to a bad word one token deeper
+            (the base model's share there, where that row exists: " El" followed by "ara" or "ena" 70% of the
+            time keeps 0.37 of its probability at `bad_ratio` 0.1). Off, only the deeper row is trained, and the
+            beginning is held by the tether.
 
         keep_weight (`float`, *optional*, defaults to `1.0`):
             Weight of the loss at *keep* slots (a name introduced earlier must come back): KL to the reference
@@ -114,6 +120,11 @@ class ElarablationArguments:
         default=0.0,
         metadata={"help": "Follow a token that only begins a bad word one token deeper only on paths the base model "
                   "takes at least this often from the slot; 0 follows all."},
+    )
+    first_token_push: bool = field(
+        default=True,
+        metadata={"help": "margin: push a token that only begins a bad word at the slot too, by the share of its "
+                  "base continuations that are bad words (the deeper row's); off: only the deeper row is trained."},
     )
     keep_weight: float = field(
         default=1.0, metadata={"help": "Weight of the loss at keep slots (an introduced name must come back)."}

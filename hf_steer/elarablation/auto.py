@@ -130,8 +130,8 @@ def run_auto(
     if set(train_prompts) & set(eval_prompts):
         raise HfSteerError("--eval-prompts share prompts with --prompts: judge on prompts the patterns were not found on")
     training = {k: v for k, v in (dataclasses.asdict(config) if config is not None else {}).items()
-                if k in ("loss_type", "learning_rate", "top_k", "bad_ratio", "keep_weight", "neutral_weight", "within_class",
-                         "auto_keep",
+                if k in ("loss_type", "learning_rate", "top_k", "bad_ratio", "first_token_push", "keep_weight",
+                         "neutral_weight", "within_class", "auto_keep",
                          "anchor_weight",
                          "load_in_4bit", "per_device_train_batch_size")}
     state = AutoState(work_dir, {"model": str(model or "bundled"), "chat_template": chat_template,

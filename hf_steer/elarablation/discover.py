@@ -371,7 +371,8 @@ def write_context_file(path: str | os.PathLike, docs: Sequence[dict], header: st
 FILE_HEADER = """\
 # Written by `hf-steer elarablate {command}`: one document per over-used pattern the model showed.
 # Each `train` context is the model's own story cut right before the pattern's word. `bad_words` are
-# whole words (a token that only begins one is decided one token deeper); every other candidate is good.
+# whole words (a token that only begins one is decided one token deeper, and pushed at the slot by the share
+# of its continuations that are bad words); every other candidate is good.
 # Edit freely (drop a pattern, add contexts, change rules), then: hf-steer elarablate train THIS_FILE ...
 """
 

@@ -93,6 +93,7 @@ def elarablation_loss(
     vocab_neutral: torch.Tensor | None = None,
     neutral_weight: float = 1.0,
     within_class: bool = False,
+    bad_share: torch.Tensor | None = None,
 ) -> LossOutput:
     """Loss at the slop point for a batch of rows.
 
@@ -121,6 +122,10 @@ def elarablation_loss(
             rewarding rare names moves mass among names only; the name-vs-non-name split is left to the neutral
             hold and the tether (``margin`` only). A row with no good token in its vocabulary (bad rules only) is
             read as without it: its bad tokens' mass can only go to the non-names.
+        bad_share: (B, K) floats, ``margin`` only: a bad candidate with a share ``q`` > 0 only *begins* bad words
+            (" El" of Elara), ``q`` of its reference probability leading to one; it is pushed down to
+            ``1 - q (1 - bad_ratio)`` of its reference probability (its bad part tenfold down, the rest kept),
+            with no ``min_threshold`` floor.
 
     Returns:
         :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
@@ -170,6 +175,9 @@ def elarablation_loss(
         # would make the hinge a constant with no gradient
         floor = torch.where(min_t > 0, min_t.clamp(min=1e-30).log(), torch.zeros_like(min_t))
         bad_target = torch.minimum(floor[:, None].expand_as(ref_cand_logp), ref_cand_logp + math.log(bad_ratio))
+        if bad_share is not None:
+            soft = bad_share.float().clamp(0, 1)
+            bad_target = torch.where(soft > 0, ref_cand_logp + torch.log1p(-soft * (1 - bad_ratio)), bad_target)
         target_down = torch.where(bad_mask, bad_target, max_t.log()[:, None].expand_as(bad_target))
         down = (cand_logp - target_down).clamp(min=0, max=margin_cap)
         up = (min_t.log()[:, None] - cand_logp).clamp(min=0, max=margin_cap)

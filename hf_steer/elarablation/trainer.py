@@ -16,7 +16,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,12 @@ class PreparedRow:
     hold_class: int | None = None  # index of the row's bad-token mask for the context hold (context_weight)
     min_path_prob: float = 0.0  # deeper rows for a bad word's beginning only on paths at least this likely
     path_prob: float = 1.0  # how likely the base model's path from the slot to this row is
+    # first_token_push: the base's next-token mass here on bad words (None: not read) and on beginnings of one;
+    # then, for each beginning, the base's probability of going on to a bad word from it (read deeper down)
+    own_bad: float | None = None
+    pending_probs: dict[int, float] = field(default_factory=dict)
+    bad_share: dict[int, float] = field(default_factory=dict)
+    parent: PreparedRow | None = field(default=None, repr=False, compare=False)  # the row a deeper row grew from
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -295,7 +301,8 @@ class ElarablationTrainer(Trainer):
         children: list[PreparedRow] = []
         if args.tree_depth == 2:
             children += [child for child, _ in self._expand(model, tokenizer, rows, sources, args, "good")]
-        # A candidate that only begins a bad word is decided where the word is: one token deeper.
+        # A candidate that only begins a bad word is decided where the word is: one token deeper (and, with
+        # first_token_push, also pushed at the slot by how often the base goes on to a bad word: _bad_shares).
         level, level_sources = rows, sources
         for _ in range(MAX_WORD_DEPTH):
             deeper = self._expand(model, tokenizer, level, level_sources, args, "pending")
@@ -304,6 +311,7 @@ class ElarablationTrainer(Trainer):
             children += [child for child, _ in deeper]
             level, level_sources = [c for c, _ in deeper], [src for _, src in deeper]
         rows = rows + children
+        self._bad_shares(rows)
         self._assign_hold_masks(rows, vocab_size, args)
         return rows
 
@@ -373,6 +381,16 @@ class ElarablationTrainer(Trainer):
         for row, i in zip(rows, index):
             row.hold_class = i
 
+    @staticmethod
+    def _bad_shares(rows: list[PreparedRow]) -> None:
+        """Each beginning's ``bad_share`` at its parent, deepest rows first: the base's probability of going on
+        to a bad word from it, through deeper beginnings too (" cre" -> "ature" is bad; " cre" -> "at" -> "ures"
+        counts as p("at") x its own share). A row that was never read (the last level) gives none."""
+        for row in sorted(rows, key=lambda r: -r.depth):
+            if row.parent is not None and row.own_bad is not None:
+                share = row.own_bad + sum(p * row.bad_share.get(t, 0.0) for t, p in row.pending_probs.items())
+                row.parent.bad_share[row.input_ids[-1]] = min(share, 1.0)
+
     @torch.no_grad()
     def _expand(self, model, tokenizer, parents: list[PreparedRow], sources: list[dict], args,
                 which: str) -> list[tuple[PreparedRow, dict]]:
@@ -392,6 +410,10 @@ class ElarablationTrainer(Trainer):
             for (row, source), row_logits in zip(batch, logits):
                 probs = torch.softmax(row_logits / row.temperature, dim=-1)
                 top = probs.topk(row.top_k).indices.tolist()
+                if which == "pending":  # what first_token_push needs (_bad_shares)
+                    kinds = {t: row.rules.classify(self._texts(t), t) for t in top}
+                    row.own_bad = sum(float(probs[t]) for t in top if kinds[t] == "bad")
+                    row.pending_probs = {t: float(probs[t]) for t in top if kinds[t] == "pending"}
                 picked = [t for t in top if row.rules.classify(self._texts(t), t) == which
                           and (which != "pending" or row.path_prob * float(probs[t]) >= row.min_path_prob)]
                 for token in picked[: args.tree_width]:
@@ -402,6 +424,7 @@ class ElarablationTrainer(Trainer):
                         min_threshold=float(_pick(source.get("next_min_threshold"), args.next_min_threshold)),
                         context_id=f"{row.context_id}+{self._texts(token)!r}",
                         min_path_prob=row.min_path_prob, path_prob=row.path_prob * float(probs[token]),
+                        parent=row if which == "pending" else None,
                     )
                     children.append((child, source))
         return children
@@ -497,8 +520,14 @@ class ElarablationTrainer(Trainer):
 
     # ------------------------------------------------------------------------------------ loss
     def _candidates(self, topk_ids: torch.Tensor, rows: list[PreparedRow]) -> tuple[torch.Tensor, ...]:
-        """``(ids, good, bad, valid)`` of each row's candidates: its own top-k, then its forced-good tokens
-        that are not in it (the original adds those with probability 0, so they are always rewarded)."""
+        """``(ids, good, bad, valid, bad_share)`` of each row's candidates: its own top-k, then its forced-good
+        tokens that are not in it (the original adds those with probability 0, so they are always rewarded).
+
+        With ``first_token_push`` (margin), a beginning of a bad word whose deeper row was read is bad too, with
+        its ``bad_share`` (0 elsewhere): the loss pushes it by that share only. Left to the deeper row alone, the
+        beginning was held by the tether: where the bundled model's held-out stories first name an Elara, " El"
+        kept its probability (0.370 -> 0.391 after "a young woman named"), the whole name only halved (0.22 ->
+        0.12), and the stories used Elara about as often as before (1.60 -> 1.55 per 1,000 words; issue 16)."""
         lists = []
         for row, ids in zip(rows, topk_ids.tolist()):
             own = ids[: row.top_k]
@@ -508,14 +537,18 @@ class ElarablationTrainer(Trainer):
         good = torch.zeros((len(rows), width), dtype=torch.bool)
         bad = torch.zeros_like(good)
         valid = torch.zeros_like(good)
+        share = torch.zeros((len(rows), width), dtype=torch.float32)
+        push = self.args.first_token_push and self.args.loss_type == "margin"
         for b, (row, ids) in enumerate(zip(rows, lists)):
             for k, token in enumerate(ids):
                 kind = row.rules.classify(self._texts(token), token)
                 cand[b, k] = token
+                if kind == "pending" and push and row.bad_share.get(token, 0.0) > 0:
+                    kind, share[b, k] = "bad", row.bad_share[token]
                 valid[b, k] = kind not in ("excluded", "pending")
                 good[b, k] = kind == "good"
                 bad[b, k] = kind == "bad"
-        return cand, good, bad, valid
+        return cand, good, bad, valid, share
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         row_index = inputs["row_index"].tolist()
@@ -540,7 +573,7 @@ class ElarablationTrainer(Trainer):
             with torch.no_grad():
                 k = max(r.top_k for r in srows)
                 topk_ids = (slogits.float() / temperature[:, None]).topk(k, dim=-1).indices
-            cand, good, bad, valid = (m.to(device) for m in self._candidates(topk_ids.cpu(), srows))
+            cand, good, bad, valid, bad_share = (m.to(device) for m in self._candidates(topk_ids.cpu(), srows))
             ref_logits = vocab_bad = vocab_neutral = None
             if self.args.loss_type == "margin":
                 ref_logits = torch.stack([self._ref_cache[row_index[b]] for b in slop]).to(device)
@@ -556,7 +589,7 @@ class ElarablationTrainer(Trainer):
                 temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
                 tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
                 vocab_bad=vocab_bad, vocab_neutral=vocab_neutral, neutral_weight=self.args.neutral_weight,
-                within_class=self.args.within_class,
+                within_class=self.args.within_class, bad_share=bad_share,
             )
             total = total + out.loss * len(slop)
             for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):

@@ -247,3 +247,26 @@ def test_auto_free_prose_settings_push_only_the_bad_word_to_a_tenth_and_hold_the
     p = logits.detach().softmax(-1)[0]
     assert p[0] <= 0.5 * 0.1 + 1e-3  # the bad word: a tenth of where it was
     assert p[1] > p[2] > p[3] and (p[1] / p[2]).item() == pytest.approx(2.0, rel=0.05)  # the rest keep their ratios
+
+
+def test_a_beginning_of_bad_words_falls_by_its_bad_share_only():
+    """first_token_push: " El" (0.5) leads to a bad word 70% of the time one token deeper (bad_share 0.7): it is
+    pushed to 1 - 0.7 x 0.9 = 0.37 of its reference probability, not to a tenth as a whole bad word is, and with
+    min_threshold 0.015 (a hand-written file) there is no floor under it; the other candidates keep their ratios."""
+    ref = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    logits = ref.clone().requires_grad_(True)
+    topk = torch.arange(4)[None]
+    bad = torch.tensor([[True, False, False, False]])
+    share = torch.tensor([[0.7, 0.0, 0.0, 0.0]])
+    kw = {"loss_type": "margin", "ref_logits": ref, "max_threshold": 1.0, "min_threshold": 0.015, "bad_share": share}
+    opt = torch.optim.SGD([logits], lr=0.5)
+    for _ in range(300):
+        opt.zero_grad()
+        elarablation_loss(logits, topk, ~bad, bad, torch.ones_like(bad), **kw).loss.backward()
+        opt.step()
+    p = logits.detach().softmax(-1)[0]
+    assert 0.5 * 0.1 * 2 < p[0].item() <= 0.5 * 0.37 + 1e-3  # down to its target, far from a tenth
+    assert (p[1] / p[2]).item() == pytest.approx(2.0, rel=0.05)
+    # a share of 0 is an ordinary bad token: a tenth (and under min_threshold's floor it is not, 0.05 > 0.015)
+    out = elarablation_loss(ref.clone(), topk, ~bad, bad, torch.ones_like(bad), **{**kw, "bad_share": share * 0})
+    assert out.loss.item() == pytest.approx(min(4.0, math.log(0.5) - math.log(0.015)), rel=1e-4)

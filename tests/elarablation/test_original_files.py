@@ -122,7 +122,7 @@ def test_forced_good_token_outside_the_top_k_is_rewarded(tmp_path):
     row = trainer._rows[0]
     forced = next(iter(row.rules.forced_ids))
     top = torch.arange(5)[None]  # a top-k that cannot hold the forced token
-    cand, good, bad, valid = trainer._candidates(top, [row])
+    cand, good, bad, valid, _ = trainer._candidates(top, [row])
     assert cand.shape[1] == 4 and cand[0, 3] == forced and good[0, 3] and valid[0, 3]
     trainer.train()
     assert [e for e in trainer.state.log_history if "n_rewarded" in e][0]["n_rewarded"] >= 1

@@ -125,6 +125,30 @@ def test_bad_word_beginnings_are_followed_only_on_likely_paths(tmp_path):
         _config(tmp_path, min_path_prob=-1)
 
 
+def test_a_beginning_of_bad_words_is_pushed_at_the_slot_by_its_deeper_rows_bad_share(tmp_path):
+    """first_token_push: a deeper row records how often the base turns its beginning into a bad word there, and
+    the slot then counts that beginning as bad with that share (off: pending, left to the tether)."""
+    tok = make_tokenizer("bytelevel")
+    # two-letter words: the tiny byte-level vocabulary (300 tokens) spells " so" as " s" + "o", one level deep
+    row = {"text": "Her voice was", "bad_words": ["so", "at", "in"], "unmatched": "good"}
+    for push in (True, False):
+        trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, first_token_push=push),
+                                      load_contexts(row), tok, peft_config=_lora())
+        slot = trainer._rows[0]
+        children = [r for r in trainer._rows if r.depth == 2]
+        assert children and all(r.parent is slot for r in children)
+        assert set(slot.bad_share) == {r.input_ids[-1] for r in children}
+        assert all(0 <= q <= 1 for q in slot.bad_share.values()) and any(q > 0 for q in slot.bad_share.values())
+        top = torch.tensor([[t for t in slot.bad_share] + [0] * (slot.top_k - len(slot.bad_share))])
+        _, _, bad, valid, share = trainer._candidates(top, [slot])
+        pushed = {t for k, t in enumerate(top[0].tolist()) if bad[0, k]}
+        if push:
+            assert pushed == {t for t, q in slot.bad_share.items() if q > 0}
+            assert all(share[0, k] == slot.bad_share[t] for k, t in enumerate(top[0].tolist()) if t in pushed)
+        else:
+            assert not pushed and not valid[0, : len(slot.bad_share)].any() and not share.any()
+
+
 def test_checkpoint_and_resume(tmp_path):
     tok = make_tokenizer("bytelevel")
     args = _config(tmp_path, num_train_epochs=4, save_strategy="steps", save_steps=2, per_device_train_batch_size=2,
