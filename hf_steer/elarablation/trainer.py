@@ -410,11 +410,11 @@ class ElarablationTrainer(Trainer):
             for (row, source), row_logits in zip(batch, logits):
                 probs = torch.softmax(row_logits / row.temperature, dim=-1)
                 top = probs.topk(row.top_k).indices.tolist()
+                kinds = {t: row.rules.classify(self._texts(t), t) for t in top}
                 if which == "pending":  # what first_token_push needs (_bad_shares)
-                    kinds = {t: row.rules.classify(self._texts(t), t) for t in top}
                     row.own_bad = sum(float(probs[t]) for t in top if kinds[t] == "bad")
                     row.pending_probs = {t: float(probs[t]) for t in top if kinds[t] == "pending"}
-                picked = [t for t in top if row.rules.classify(self._texts(t), t) == which
+                picked = [t for t in top if kinds[t] == which
                           and (which != "pending" or row.path_prob * float(probs[t]) >= row.min_path_prob)]
                 for token in picked[: args.tree_width]:
                     child = PreparedRow(
