@@ -37,6 +37,11 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+# Settings added after a work folder could have been started, with the value such a folder was run with: it resumes
+# with that value passed (``--no-first-token-push``), and the error below says so.
+ADDED_SETTINGS = {"first_token_push": False}
+
+
 class AutoState:
     """``state.json`` of a work folder: the settings it was started with and the stages finished."""
 
@@ -48,12 +53,14 @@ class AutoState:
                 old = json.loads(self.path.read_text(encoding="utf-8"))
             except json.JSONDecodeError:
                 raise HfSteerError(f"{self.path} is damaged: remove it (the stage files stay) or use another --work-dir") from None
-            changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
-                             if settings.get(k) != old.get("settings", {}).get(k))
+            before = {**{k: v for k, v in ADDED_SETTINGS.items() if k in settings}, **old.get("settings", {})}
+            changed = sorted(k for k in set(settings) | set(before) if settings.get(k) != before.get(k))
             if changed:
+                values = ", ".join(f"{k}={before.get(k)!r}" for k in changed)
                 raise HfSteerError(
-                    f"work folder {work_dir} was started with other settings ({', '.join(changed)} differ): run the "
-                    "same command to resume it, or pass another --work-dir")
+                    f"work folder {work_dir} was started with other settings ({', '.join(changed)} differ): it has "
+                    f"{values}; run it with those to resume it, or pass another --work-dir")
+            old["settings"] = before
             self.data = old
 
     def done(self, stage: str) -> bool:

@@ -7,7 +7,7 @@ from conftest import make_tiny_model, make_tokenizer
 
 from hf_steer.cli import main
 from hf_steer.elarablation.arguments import AutoArguments
-from hf_steer.elarablation.auto import run_auto
+from hf_steer.elarablation.auto import AutoState, run_auto
 from hf_steer.elarablation.stories import read_jsonl
 from hf_steer.errors import HfSteerError
 
@@ -53,8 +53,19 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder)
     assert any("was edited" in line for line in lines) and any(line.startswith("[4/5]") for line in lines)
     assert not any(line.startswith("[1/5]") or line.startswith("[3/5]") for line in lines)
 
-    with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\)"):
+    with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\): it has "
+                       "max_new_tokens=20; run it with those"):
         _run(work, tiny_folder, max_new_tokens=21)
+
+
+def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran_with(tmp_path):
+    """A work folder from before first_token_push trained without it: resumed with today's default it is an error
+    that names the value; with that value (--no-first-token-push) it resumes, its finished stages kept."""
+    AutoState(tmp_path, {"max_new_tokens": 20}).finish("stories", file="stories_train.jsonl")
+    with pytest.raises(HfSteerError, match="first_token_push differ\\): it has first_token_push=False"):
+        AutoState(tmp_path, {"max_new_tokens": 20, "first_token_push": True})
+    state = AutoState(tmp_path, {"max_new_tokens": 20, "first_token_push": False})
+    assert state.done("stories") and state.data["settings"]["first_token_push"] is False
 
 
 def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
