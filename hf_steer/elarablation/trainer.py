@@ -525,9 +525,10 @@ class ElarablationTrainer(Trainer):
 
         With ``first_token_push`` (margin), a beginning of a bad word whose deeper row was read is bad too, with
         its ``bad_share`` (0 elsewhere): the loss pushes it by that share only. Left to the deeper row alone, the
-        beginning was held by the tether: where the bundled model's held-out stories first name an Elara, " El"
-        kept its probability (0.370 -> 0.391 after "a young woman named"), the whole name only halved (0.22 ->
-        0.12), and the stories used Elara about as often as before (1.60 -> 1.55 per 1,000 words; issue 16)."""
+        beginning was held by the tether: where the bundled model's held-out stories first name an Elara (16
+        slots), " El" kept its probability (0.273 -> 0.276), the whole name fell only to 0.61x (0.149 -> 0.091),
+        and the stories used Elara about as often as before (1.60 -> 1.55 per 1,000 words; issue 16,
+        docs/results/elarablation/probes/pattern_probe.py)."""
         lists = []
         for row, ids in zip(rows, topk_ids.tolist()):
             own = ids[: row.top_k]
