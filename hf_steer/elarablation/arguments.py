@@ -65,6 +65,13 @@ class ElarablationArguments:
             (the base model's share there, where that row exists: " El" followed by "ara" or "ena" 70% of the
             time keeps 0.37 of its probability at `bad_ratio` 0.1). Off, only the deeper row is trained, and the
             beginning is held by the tether.
+        train_deeper_rows (`bool`, *optional*, defaults to `False`):
+            With `first_token_push` (`margin`): also train the deeper rows themselves (the rest of a bad word
+            after its beginning: "ara" after " El"). Off, they are only read for the beginnings' bad shares and
+            the slot alone is trained: on the story bench the deeper rows were half the positions and most of the
+            judge's perplexity rise (docs/elarablation.md, "Only the slot is trained"). Without
+            `first_token_push` (or with another loss) the deeper rows are always trained: nothing else decides a
+            beginning.
 
         keep_weight (`float`, *optional*, defaults to `1.0`):
             Weight of the loss at *keep* slots (a name introduced earlier must come back): KL to the reference
@@ -125,6 +132,11 @@ class ElarablationArguments:
         default=True,
         metadata={"help": "margin: push a token that only begins a bad word at the slot too, by the share of its "
                   "base continuations that are bad words (the deeper row's); off: only the deeper row is trained."},
+    )
+    train_deeper_rows: bool = field(
+        default=False,
+        metadata={"help": "With first_token_push: also train the rows one token deeper (the rest of a bad word after "
+                  "its beginning); off: they are only read for the beginnings' bad shares."},
     )
     keep_weight: float = field(
         default=1.0, metadata={"help": "Weight of the loss at keep slots (an introduced name must come back)."}

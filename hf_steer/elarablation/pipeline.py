@@ -26,7 +26,7 @@ DESCRIPTION = (
 )
 # The hyperparameters an adapter's hf_steer.json records (ElarablationConfig fields).
 RECORDED = ("loss_type", "top_k", "max_threshold", "min_threshold", "temperature", "tether_weight", "margin_cap",
-            "tree_depth", "tree_width", "min_path_prob", "first_token_push", "keep_weight", "neutral_weight", "within_class", "auto_keep", "anchor_weight", "learning_rate",
+            "tree_depth", "tree_width", "min_path_prob", "first_token_push", "train_deeper_rows", "keep_weight", "neutral_weight", "within_class", "auto_keep", "anchor_weight", "learning_rate",
             "num_train_epochs", "per_device_train_batch_size", "seed")
 
 

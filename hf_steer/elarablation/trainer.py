@@ -310,8 +310,12 @@ class ElarablationTrainer(Trainer):
                 break
             children += [child for child, _ in deeper]
             level, level_sources = [c for c, _ in deeper], [src for _, src in deeper]
+        self._bad_shares(rows + children)
+        if args.first_token_push and args.loss_type == "margin" and not args.train_deeper_rows:
+            # the beginnings are pushed at their slots by those shares; the deeper rows were only read for them
+            # (trained too, they were half the positions and most of the story bench's judge rise)
+            children = [child for child in children if child.parent is None]  # tree_depth=2 rows stay
         rows = rows + children
-        self._bad_shares(rows)
         self._assign_hold_masks(rows, vocab_size, args)
         return rows
 

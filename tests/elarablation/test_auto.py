@@ -66,6 +66,11 @@ def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran
         AutoState(tmp_path, {"max_new_tokens": 20, "first_token_push": True})
     state = AutoState(tmp_path, {"max_new_tokens": 20, "first_token_push": False})
     assert state.done("stories") and state.data["settings"]["first_token_push"] is False
+    # one started with first_token_push, before train_deeper_rows existed, trained its deeper rows
+    AutoState(tmp_path / "b", {"first_token_push": True}).finish("stories", file="stories_train.jsonl")
+    with pytest.raises(HfSteerError, match="it has train_deeper_rows=True"):
+        AutoState(tmp_path / "b", {"first_token_push": True, "train_deeper_rows": False})
+    assert AutoState(tmp_path / "b", {"first_token_push": True, "train_deeper_rows": True}).done("stories")
 
 
 def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):

@@ -101,7 +101,7 @@ def test_bad_word_beginnings_are_followed_only_on_likely_paths(tmp_path):
     row = {"text": "Her voice was", "bad_words": ["barely", "softly", "trembling"], "unmatched": "good"}
 
     def deeper(**kw):
-        trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, **kw),
+        trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, train_deeper_rows=True, **kw),
                                       load_contexts(row), tok, peft_config=_lora())
         return [r for r in trainer._rows if r.depth > 1]
 
@@ -116,7 +116,7 @@ def test_bad_word_beginnings_are_followed_only_on_likely_paths(tmp_path):
     likely = deeper(min_path_prob=cut)
     assert 0 < len(likely) < len(every) and all(r.path_prob >= cut for r in likely)
     # the same from the context file's own hyperparameter (what auto writes), and a bad value is one line
-    from_file = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300),
+    from_file = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, train_deeper_rows=True),
                                     load_contexts({**row, "min_path_prob": cut}), tok, peft_config=_lora())
     assert len([r for r in from_file._rows if r.depth > 1]) == len(likely)
     with pytest.raises(HfSteerError, match="min_path_prob=2"):
@@ -132,7 +132,8 @@ def test_a_beginning_of_bad_words_is_pushed_at_the_slot_by_its_deeper_rows_bad_s
     # two-letter words: the tiny byte-level vocabulary (300 tokens) spells " so" as " s" + "o", one level deep
     row = {"text": "Her voice was", "bad_words": ["so", "at", "in"], "unmatched": "good"}
     for push in (True, False):
-        trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, first_token_push=push),
+        trainer = ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, first_token_push=push,
+                                                                        train_deeper_rows=True),
                                       load_contexts(row), tok, peft_config=_lora())
         slot = trainer._rows[0]
         children = [r for r in trainer._rows if r.depth == 2]
@@ -147,6 +148,23 @@ def test_a_beginning_of_bad_words_is_pushed_at_the_slot_by_its_deeper_rows_bad_s
             assert all(share[0, k] == slot.bad_share[t] for k, t in enumerate(top[0].tolist()) if t in pushed)
         else:
             assert not pushed and not valid[0, : len(slot.bad_share)].any() and not share.any()
+
+
+def test_by_default_the_deeper_rows_are_only_read_and_the_slot_alone_is_trained(tmp_path):
+    """train_deeper_rows off (the default): the slot still gets its beginnings' bad shares from the deeper rows, but
+    only the slot is a training row; without first_token_push nothing else decides a beginning, so they train."""
+    tok = make_tokenizer("bytelevel")
+    row = {"text": "Her voice was", "bad_words": ["so", "at", "in"], "unmatched": "good"}
+
+    def rows(**kw):
+        return ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, **kw),
+                                   load_contexts(row), tok, peft_config=_lora())._rows
+
+    read = rows()
+    assert [r.depth for r in read] == [1] and any(q > 0 for q in read[0].bad_share.values())
+    trained = rows(train_deeper_rows=True)
+    assert trained[0].bad_share == read[0].bad_share and max(r.depth for r in trained) > 1
+    assert max(r.depth for r in rows(first_token_push=False)) > 1
 
 
 def test_checkpoint_and_resume(tmp_path):
@@ -279,8 +297,10 @@ def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them
             model(input_ids=ids, labels=ids).loss.backward()
             optimizer.step()
             optimizer.zero_grad()
+        # the deeper rows (" a" begins "and") carry the same text before their slot: trained, they give the hold
+        # several rows of this text a step, the setup these bounds were measured with
         args = _config(tmp_path / word, num_train_epochs=20, learning_rate=2e-2, anchor_weight=0.0, auto_keep=0,
-                       context_weight=100.0)
+                       context_weight=100.0, train_deeper_rows=True)
         rows = [{"text": text, "bad_words": [word], "unmatched": "good"}]
         trainer = ElarablationTrainer(model, args, load_contexts(rows), tok, peft_config=_lora())
         mask = trainer._hold_masks[trainer._rows[0].hold_class]
