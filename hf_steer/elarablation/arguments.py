@@ -339,9 +339,9 @@ class AutoArguments(FindArguments):
                   "(each must occur in the stories)."},
     )
     train_epochs: float = field(
-        default=1.0,
-        metadata={"help": "Passes over the discovered contexts (they are many; 2 passes without the hold measured "
-                  "-88%% patterns but the same quality loss as 1)."},
+        default=2.0,
+        metadata={"help": "Passes over the discovered contexts (story bench, the slots alone trained under the hold: "
+                  "2 lower the patterns where stories use them to 0.39x of the base, 1 to 0.46x)."},
     )
     hold_weight: float = field(
         default=100.0,
