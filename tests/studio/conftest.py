@@ -181,9 +181,12 @@ def toast(page, timeout_ms: int = 60_000) -> str:
 
 
 def close_toasts(page) -> None:
+    """Close every toast and wait until they are gone: a closed toast stays on the page while it fades out, and the
+    next ``toast()`` read it instead of the new one (a fresh-clone CI run, 2026-12-05)."""
     for close in page.locator(".toast-close").all():
         with contextlib.suppress(Exception):
             close.click(timeout=2000)
+    page.wait_for_function("() => document.querySelectorAll('.toast-message-text').length === 0", timeout=15_000)
 
 
 def screenshot(page, name: str) -> Path:
