@@ -185,6 +185,12 @@ class ElarablationArguments:
     )
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
+    @property
+    def pushes_beginnings(self) -> bool:
+        """first_token_push is on and the loss reads it (``margin`` only): a beginning of a bad word is pushed at
+        its slot by its bad share."""
+        return self.first_token_push and self.loss_type == "margin"
+
     def __post_init__(self):
         for name in ("learning_rate", "num_train_epochs", "temperature", "margin_cap"):
             value = getattr(self, name)

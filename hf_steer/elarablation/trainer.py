@@ -311,7 +311,7 @@ class ElarablationTrainer(Trainer):
             children += [child for child, _ in deeper]
             level, level_sources = [c for c, _ in deeper], [src for _, src in deeper]
         self._bad_shares(rows + children)
-        if args.first_token_push and args.loss_type == "margin" and not args.train_deeper_rows:
+        if args.pushes_beginnings and not args.train_deeper_rows:
             # the beginnings are pushed at their slots by those shares; the deeper rows were only read for them
             # (trained too, they were half the positions and most of the story bench's judge rise)
             children = [child for child in children if child.parent is None]  # tree_depth=2 rows stay
@@ -543,7 +543,7 @@ class ElarablationTrainer(Trainer):
         bad = torch.zeros_like(good)
         valid = torch.zeros_like(good)
         share = torch.zeros((len(rows), width), dtype=torch.float32)
-        push = self.args.first_token_push and self.args.loss_type == "margin"
+        push = self.args.pushes_beginnings
         for b, (row, ids) in enumerate(zip(rows, lists)):
             for k, token in enumerate(ids):
                 kind = row.rules.classify(self._texts(token), token)

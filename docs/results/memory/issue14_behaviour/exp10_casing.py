@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 torch.set_num_threads(2)
-from picks import for_each_draft, has  # noqa: E402
+from picks import for_each_draft, has, learn  # noqa: E402
 
 from hf_steer.memory import LoraMemory  # noqa: E402
 from hf_steer.memory import behaviour as beh  # noqa: E402
@@ -58,11 +58,7 @@ memory_module.copy_candidates = candidates
 
 folder = sys.argv[1]
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])
-for chat in chats.DEV_CHATS:
-    mem.use_profile(chat["name"])
-    for c in chat["chunks"]:
-        mem.remember(c)
-    mem.remember(chats.BEHAVIOUR["chunk"])
+learn(mem)
 tok = mem.tokenizer
 tally: dict[str, list[bool]] = {}
 

@@ -17,19 +17,16 @@ import numpy as np
 import torch
 
 torch.set_num_threads(2)
+from picks import echo, for_each_draft, has, learn  # noqa: E402
+
 from hf_steer.memory import LoraMemory  # noqa: E402
 from hf_steer.memory import behaviour as beh  # noqa: E402
 from hf_steer.memory import bench_chats as chats  # noqa: E402
-from picks import echo, for_each_draft, has  # noqa: E402
 
 folder = sys.argv[1]
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])
 if sys.argv[2:] == ["learn"]:
-    for chat in chats.DEV_CHATS:
-        mem.use_profile(chat["name"])
-        for c in chat["chunks"]:
-            mem.remember(c)
-        mem.remember(chats.BEHAVIOUR["chunk"])
+    learn(mem)
 tok = mem.tokenizer
 W = re.compile(r"[\w'’-]+")
 DET = {"my", "your", "the", "a", "an", "his", "her", "our", "their"}

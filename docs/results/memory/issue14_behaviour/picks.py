@@ -17,6 +17,15 @@ def echo(question: str, candidate: str) -> bool:
     return all(w.lower() in asked for w in WORD.findall(candidate))
 
 
+def learn(mem) -> None:
+    """Teach the 4 dev chats, each with the "answer in one word" chunk, into ``mem`` (one profile per chat)."""
+    for chat in chats.DEV_CHATS:
+        mem.use_profile(chat["name"])
+        for c in chat["chunks"]:
+            mem.remember(c)
+        mem.remember(chats.BEHAVIOUR["chunk"])
+
+
 def for_each_draft(mem, score) -> None:
     """``score(question, draft, behaviour_names, expected, label)`` for the 27 fact questions of the 4 dev chats
     (label "fact", each in its chat's profile) and the 20 simple questions (label "simple", the first chat's),
