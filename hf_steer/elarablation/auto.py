@@ -39,7 +39,7 @@ def _digest(path: Path) -> str:
 
 # Settings added after a work folder could have been started, with the value such a folder was run with: it resumes
 # with that value passed (``--no-first-token-push``), and the error below says so.
-ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True}
+ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True, "tether_weight": 1.0}
 
 
 class AutoState:
@@ -137,7 +137,7 @@ def run_auto(
     if set(train_prompts) & set(eval_prompts):
         raise HfSteerError("--eval-prompts share prompts with --prompts: judge on prompts the patterns were not found on")
     training = {k: v for k, v in (dataclasses.asdict(config) if config is not None else {}).items()
-                if k in ("loss_type", "learning_rate", "top_k", "bad_ratio", "first_token_push", "train_deeper_rows",
+                if k in ("loss_type", "learning_rate", "top_k", "tether_weight", "bad_ratio", "first_token_push", "train_deeper_rows",
                          "keep_weight",
                          "neutral_weight", "within_class", "auto_keep",
                          "anchor_weight",

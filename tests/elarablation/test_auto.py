@@ -71,6 +71,11 @@ def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran
     with pytest.raises(HfSteerError, match="it has train_deeper_rows=True"):
         AutoState(tmp_path / "b", {"first_token_push": True, "train_deeper_rows": False})
     assert AutoState(tmp_path / "b", {"first_token_push": True, "train_deeper_rows": True}).done("stories")
+    # tether_weight was not recorded before it was a flag: such a folder ran with the default, 1.0
+    AutoState(tmp_path / "c", {"top_k": 50}).finish("stories", file="stories_train.jsonl")
+    with pytest.raises(HfSteerError, match="it has tether_weight=1.0"):
+        AutoState(tmp_path / "c", {"top_k": 50, "tether_weight": 0.1})
+    assert AutoState(tmp_path / "c", {"top_k": 50, "tether_weight": 1.0}).done("stories")
 
 
 def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
