@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import HfSteerError
 from ..utils import atomic_write_json
+from .arguments import ElarablationArguments
 
 STAGES = ("stories", "patterns", "before", "train", "after")
 
@@ -39,7 +40,12 @@ def _digest(path: Path) -> str:
 
 # Settings added after a work folder could have been started, with the value such a folder was run with: it resumes
 # with that value passed (``--no-first-token-push``), and the error below says so.
-ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True, "tether_weight": 1.0}
+ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True}
+# Recorded since 2026-12-05 (auto now records every hyperparameter an adapter's hf_steer.json does); a folder from before
+# ran with the trainer's defaults for them.
+ADDED_SETTINGS.update({k: ElarablationArguments.__dataclass_fields__[k].default for k in (
+    "tether_weight", "margin_cap", "max_threshold", "min_threshold", "temperature", "tree_depth", "tree_width",
+    "min_path_prob")})
 
 
 class AutoState:
@@ -136,12 +142,11 @@ def run_auto(
     eval_prompts, eval_chat = load_prompts(settings.eval_prompts)
     if set(train_prompts) & set(eval_prompts):
         raise HfSteerError("--eval-prompts share prompts with --prompts: judge on prompts the patterns were not found on")
-    training = {k: v for k, v in (dataclasses.asdict(config) if config is not None else {}).items()
-                if k in ("loss_type", "learning_rate", "top_k", "tether_weight", "bad_ratio", "first_token_push", "train_deeper_rows",
-                         "keep_weight",
-                         "neutral_weight", "within_class", "auto_keep",
-                         "anchor_weight",
-                         "load_in_4bit", "per_device_train_batch_size")}
+    from .pipeline import RECORDED
+
+    # the adapter's recorded hyperparameters (epochs and seed are auto's own settings) and how the model was loaded
+    recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed")} | {"load_in_4bit"}
+    training = {k: v for k, v in (dataclasses.asdict(config) if config is not None else {}).items() if k in recorded}
     state = AutoState(work_dir, {"model": str(model or "bundled"), "chat_template": chat_template,
                                  **dataclasses.asdict(settings), **dataclasses.asdict(lora), **training})
     timings: dict[str, float] = dict(state.data.get("timings", {}))
