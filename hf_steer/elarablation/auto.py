@@ -45,7 +45,7 @@ ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True}
 # ran with the trainer's defaults for them.
 ADDED_SETTINGS.update({k: ElarablationArguments.__dataclass_fields__[k].default for k in (
     "tether_weight", "margin_cap", "max_threshold", "min_threshold", "temperature", "tree_depth", "tree_width",
-    "min_path_prob")})
+    "min_path_prob", "next_max_threshold", "next_min_threshold", "anchor_tokens", "bad_ratio")})
 
 
 class AutoState:
@@ -144,9 +144,14 @@ def run_auto(
         raise HfSteerError("--eval-prompts share prompts with --prompts: judge on prompts the patterns were not found on")
     from .pipeline import RECORDED
 
-    # the adapter's recorded hyperparameters (epochs and seed are auto's own settings) and how the model was loaded
-    recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed")} | {"load_in_4bit"}
-    training = {k: v for k, v in (dataclasses.asdict(config) if config is not None else {}).items() if k in recorded}
+    # the adapter's recorded hyperparameters (its epochs, seed and context_weight are auto's train_epochs, seed and
+    # hold_weight) and how the model was loaded
+    recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed", "context_weight")} | {"load_in_4bit"}
+    if config is None:  # the trainer's defaults with auto_keep 2 (the CLI always passes a config)
+        from .config import ElarablationConfig
+
+        config = ElarablationConfig(output_dir=str(work_dir / "adapter"), auto_keep=2)
+    training = {k: v for k, v in dataclasses.asdict(config).items() if k in recorded}
     state = AutoState(work_dir, {"model": str(model or "bundled"), "chat_template": chat_template,
                                  **dataclasses.asdict(settings), **dataclasses.asdict(lora), **training})
     timings: dict[str, float] = dict(state.data.get("timings", {}))
@@ -214,10 +219,6 @@ def run_auto(
         m, tok = base()
         fields = {"num_train_epochs": settings.train_epochs, "seed": settings.seed, "save_strategy": "no",
                   "context_weight": settings.hold_weight}
-        if config is None:
-            from .config import ElarablationConfig
-
-            config = ElarablationConfig(output_dir=str(adapter_dir), auto_keep=2)
         after_path.unlink(missing_ok=True)
         with timed("train"):
             result = train(str(contexts_path), adapter_dir, m, config=config, lora=lora, tokenizer=tok, **fields)

@@ -6,15 +6,18 @@ Every folder written here carries ``hf_steer.json`` (one :class:`~hf_steer.artif
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from transformers import TrainingArguments
+
 from ..artifacts import Artifact, base_model_name
 from ..errors import HfSteerError
-from .arguments import LoraArguments
+from .arguments import ElarablationArguments, LoraArguments
 from .config import ElarablationConfig
 
 METHOD = "elarablation"
@@ -24,10 +27,13 @@ DESCRIPTION = (
     "rewarding good rare ones, while slots that refer back to a name the text already introduced are held; "
     "one forward pass per batch of contexts, never training on the contexts themselves."
 )
-# The hyperparameters an adapter's hf_steer.json records (ElarablationConfig fields).
-RECORDED = ("loss_type", "top_k", "max_threshold", "min_threshold", "temperature", "tether_weight", "margin_cap",
-            "tree_depth", "tree_width", "min_path_prob", "first_token_push", "train_deeper_rows", "keep_weight", "neutral_weight", "within_class", "auto_keep", "anchor_weight", "learning_rate",
-            "num_train_epochs", "per_device_train_batch_size", "seed")
+# The hyperparameters an adapter's hf_steer.json records: every Elarablation field but how the model was loaded,
+# and the Trainer settings that shape the adapter. Read off the dataclass: a hand-kept list here left out bad_ratio,
+# so auto (which records this list) stopped recording it and could not resume its own older folders (2026-12-05).
+_TRAINER_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments)}  # ElarablationArguments re-defaults some
+RECORDED = tuple(f.name for f in dataclasses.fields(ElarablationArguments)
+                 if f.name not in _TRAINER_FIELDS and f.name != "load_in_4bit") + (
+    "learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed")
 
 
 def default_lora_config(model, r: int = LoraArguments.lora_r, alpha: int = LoraArguments.lora_alpha,

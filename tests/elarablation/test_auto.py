@@ -7,7 +7,8 @@ from conftest import make_tiny_model, make_tokenizer
 
 from hf_steer.cli import main
 from hf_steer.elarablation.arguments import AutoArguments
-from hf_steer.elarablation.auto import AutoState, run_auto
+from hf_steer.elarablation.auto import ADDED_SETTINGS, AutoState, run_auto
+from hf_steer.elarablation.pipeline import RECORDED
 from hf_steer.elarablation.stories import read_jsonl
 from hf_steer.errors import HfSteerError
 
@@ -52,6 +53,24 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder)
     _run(work, tiny_folder, lines)
     assert any("was edited" in line for line in lines) and any(line.startswith("[4/5]") for line in lines)
     assert not any(line.startswith("[1/5]") or line.startswith("[3/5]") for line in lines)
+
+    # the adapter records every hyperparameter (bad_ratio was once left out), and auto's state the same ones
+    recorded = json.loads((work / "adapter" / "hf_steer.json").read_text())["hyperparameters"]
+    state = json.loads((work / "state.json").read_text())
+    assert set(RECORDED) <= set(recorded) and recorded["bad_ratio"] == state["settings"]["bad_ratio"] == 0.1
+    # a folder from an older hf-steer, which recorded fewer settings, resumes with today's defaults for them: these
+    # are the settings of a real work folder from 2026-12-04 (and train_deeper_rows, recorded since that evening)
+    old_keys = ("model chat_template prompts stories_per_prompt max_new_tokens story_temperature top min_stories "
+                "contexts_per_pattern context_tokens generation_batch_size seed eval_prompts eval_stories_per_prompt "
+                "patterns train_epochs hold_weight lora_r lora_alpha lora_layers per_device_train_batch_size "
+                "learning_rate loss_type top_k bad_ratio keep_weight neutral_weight within_class auto_keep "
+                "anchor_weight load_in_4bit first_token_push train_deeper_rows").split()
+    assert set(state["settings"]) - set(old_keys) <= set(ADDED_SETTINGS)
+    state["settings"] = {k: state["settings"][k] for k in old_keys}
+    (work / "state.json").write_text(json.dumps(state))
+    lines.clear()
+    _run(work, tiny_folder, lines)
+    assert not any(line[:1] == "[" and line[2:4] == "/5" for line in lines), lines
 
     with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\): it has "
                        "max_new_tokens=20; run it with those"):
