@@ -39,6 +39,9 @@ class ElarablationArguments:
             Temperature at which probabilities are read against the thresholds.
         tether_weight (`float`, *optional*, defaults to `1.0`):
             Weight of the reference-logit tether (`margin` only).
+        tether_centred (`bool`, *optional*, defaults to `False`):
+            Tether the *centred* logits: the variance of (logits - reference) over the tokens the hinges do not
+            move, so a shift of every logit together (which the softmax ignores) is free (`margin` only).
         margin_cap (`float`, *optional*, defaults to `4.0`):
             Largest value in nats of one hinge term (`margin` only).
         bad_ratio (`float`, *optional*, defaults to `0.1`):
@@ -113,6 +116,8 @@ class ElarablationArguments:
     min_threshold: float = field(default=0.015, metadata={"help": "Good candidates below this probability are rewarded."})
     temperature: float = field(default=1.0, metadata={"help": "Temperature at which probabilities are compared."})
     tether_weight: float = field(default=1.0, metadata={"help": "Weight of the reference-logit tether (margin)."})
+    tether_centred: bool = field(
+        default=False, metadata={"help": "Tether the centred logits: a shift of every logit together is free (margin)."})
     margin_cap: float = field(default=4.0, metadata={"help": "Largest value in nats of one hinge term (margin)."})
     bad_ratio: float = field(
         default=0.1,

@@ -45,7 +45,7 @@ ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True}
 # ran with the trainer's defaults for them.
 ADDED_SETTINGS.update({k: ElarablationArguments.__dataclass_fields__[k].default for k in (
     "tether_weight", "margin_cap", "max_threshold", "min_threshold", "temperature", "tree_depth", "tree_width",
-    "min_path_prob", "next_max_threshold", "next_min_threshold", "anchor_tokens", "bad_ratio")})
+    "min_path_prob", "next_max_threshold", "next_min_threshold", "anchor_tokens", "bad_ratio", "tether_centred")})
 
 
 class AutoState:

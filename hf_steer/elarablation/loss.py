@@ -87,6 +87,7 @@ def elarablation_loss(
     loss_type: str = "elarablate",
     ref_logits: torch.Tensor | None = None,
     tether_weight: float = 1.0,
+    tether_centred: bool = False,
     margin_cap: float = 4.0,
     bad_ratio: float = 0.1,
     vocab_bad: torch.Tensor | None = None,
@@ -105,6 +106,8 @@ def elarablation_loss(
         loss_type: one of ``LOSS_TYPES``.
         ref_logits: (B, V) frozen reference logits; required by ``margin`` (the tether).
         tether_weight: weight of the tether term (``margin`` only).
+        tether_centred: tether the variance of ``logits - ref_logits`` over the unmoved tokens instead of its mean
+            square, so moving every logit together costs nothing (the softmax does not see it).
         margin_cap: largest value, in nats, of one hinge term (``margin`` only).
         bad_ratio: a bad token's target is at most this fraction of its reference probability (``margin`` only).
         vocab_bad: (B, V) bool, the tokens of the WHOLE vocabulary each row's rules call bad (``margin`` only;
@@ -183,8 +186,11 @@ def elarablation_loss(
         up = (min_t.log()[:, None] - cand_logp).clamp(min=0, max=margin_cap)
         terms = torch.where(punished, down, torch.zeros_like(down)) + torch.where(rewarded, up, torch.zeros_like(up))
         moved = torch.zeros_like(logits, dtype=torch.bool).scatter(1, topk_ids, punished | rewarded)
-        sq = (logits - ref_logits.float()).pow(2)
-        tether = (sq * ~moved).sum(-1) / (~moved).sum(-1).clamp(min=1)
+        n_held = (~moved).sum(-1).clamp(min=1)
+        drift = logits - ref_logits.float()
+        if tether_centred:
+            drift = drift - ((drift * ~moved).sum(-1) / n_held)[:, None]
+        tether = (drift.pow(2) * ~moved).sum(-1) / n_held
         row_loss = terms.sum(-1) + tether_weight * tether
         if vocab_bad is not None:
             has = vocab_bad.any(-1)

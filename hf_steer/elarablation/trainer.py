@@ -592,7 +592,7 @@ class ElarablationTrainer(Trainer):
                 max_threshold=torch.tensor([r.max_threshold for r in srows], device=device),
                 min_threshold=torch.tensor([r.min_threshold for r in srows], device=device),
                 temperature=temperature, loss_type=self.args.loss_type, ref_logits=ref_logits,
-                tether_weight=self.args.tether_weight, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
+                tether_weight=self.args.tether_weight, tether_centred=self.args.tether_centred, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
                 vocab_bad=vocab_bad, vocab_neutral=vocab_neutral, neutral_weight=self.args.neutral_weight,
                 within_class=self.args.within_class, bad_share=bad_share,
             )

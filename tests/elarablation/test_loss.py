@@ -115,6 +115,19 @@ def test_margin_is_zero_once_targets_are_met_and_tether_holds_other_tokens():
     assert out.loss.item() > 0
 
 
+def test_centred_tether_lets_every_logit_shift_together_and_still_holds_their_spread():
+    logits, topk = _setup([0.2, 0.3, 0.5])
+    ref = logits.detach().clone()
+    kw = dict(loss_type="margin", ref_logits=ref, max_threshold=0.9, min_threshold=0.001)
+    args = (topk[:, :1], torch.zeros(1, 1, dtype=torch.bool), torch.zeros(1, 1, dtype=torch.bool), torch.ones(1, 1, dtype=torch.bool))
+    shifted = ref + 2.0  # the same distribution
+    assert elarablation_loss(shifted, *args, **kw).loss.item() == pytest.approx(4.0, abs=1e-4)
+    assert elarablation_loss(shifted, *args, tether_centred=True, **kw).loss.item() == pytest.approx(0.0, abs=1e-6)
+    spread = ref.clone()
+    spread[0, 2] += 1.0  # one logit away from the others: 3 held tokens, drift (0, 0, 1), variance 2/9
+    assert elarablation_loss(spread, *args, tether_centred=True, **kw).loss.item() == pytest.approx(2 / 9, abs=1e-4)
+
+
 def test_margin_hinge_is_bounded():
     logits, topk = _setup([1 - 1e-9, 1e-9])
     good = torch.tensor([[False, True]])
