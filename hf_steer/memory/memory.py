@@ -35,7 +35,14 @@ from ..errors import HfSteerError
 from ..utils import atomic_write_json
 from . import augment as aug
 from . import retrieval
-from .behaviour import behaviour_examples, copy_candidates, reshape_prompt, short_limit
+from .behaviour import (
+    asked_type,
+    behaviour_examples,
+    copy_candidates,
+    pick_answer,
+    reshape_prompt,
+    short_limit,
+)
 from .catalog import Catalog, base_fingerprint, check_name, profiles, require_profile
 from .config import AskConfig, ChatConfig, MemoryConfig, TrainPreset, get_preset
 from .learn import (
@@ -956,8 +963,9 @@ class LoraMemory:
             limit = short_limit([b for n in names for b in self.catalog.rows[n].get("behaviours", [])])
             candidates = copy_candidates(d, limit, retrieval.is_small_talk(questions[i])) if limit else []
             if candidates:
-                scores = self._answer_scores(prompts[i], candidates, names)
-                out[i] = candidates[int(np.argmax(scores))]
+                kind = asked_type(questions[i])
+                fit = self._type_fit(kind, candidates) if kind else None
+                out[i] = pick_answer(questions[i], candidates, self._answer_scores(prompts[i], candidates, names), fit)
         rest = [i for i, a in enumerate(out) if a is None]
         for i, a in zip(rest, self._generate_grouped([prompts[i] for i in rest], [sets[i] for i in rest],
                                                       max_new_tokens, batch_size)):
@@ -988,6 +996,26 @@ class LoraMemory:
         at = torch.arange(len(start) - 1, width - 1)
         picked = logp[:, at].gather(-1, ids[:, len(start):].to(device).unsqueeze(-1)).squeeze(-1)
         return (picked * mask[:, len(start):].to(device)).sum(-1).tolist()
+
+    @torch.no_grad()
+    def _type_fit(self, kind: str, answers: Sequence[str]) -> list[float]:
+        """The bare base's log p(" <kind>" | "<Answer> is a(n)") for each answer: is "Nurse" a job, "Larkfield"?"""
+        tok = self.tokenizer
+        article = "an" if kind[0] in "aeiou" else "a"
+        starts = [tok((a[0].upper() + a[1:]).rstrip(".!?") + f" is {article}", add_special_tokens=False)["input_ids"]
+                  for a in answers]
+        end = tok(f" {kind}", add_special_tokens=False)["input_ids"]
+        width = max(map(len, starts)) + len(end)
+        ids = torch.full((len(starts), width), tok.pad_token_id if tok.pad_token_id is not None else 0)
+        mask = torch.zeros_like(ids)
+        for k, s in enumerate(starts):  # right padding; each row's " <kind>" sits after its own answer
+            ids[k, : len(s) + len(end)] = torch.tensor(s + end)
+            mask[k, : len(s) + len(end)] = 1
+        model = self.peft if self.peft is not None else self.model
+        device = next(model.parameters()).device
+        with self.base_only():
+            logp = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+        return [sum(logp[k, len(s) - 1 + t, e].item() for t, e in enumerate(end)) for k, s in enumerate(starts)]
 
     def _generate_grouped(self, prompts: Sequence[str], sets: Sequence[tuple[str, ...]], max_new_tokens: int,
                           batch_size: int) -> list[str]:

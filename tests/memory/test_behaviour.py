@@ -43,8 +43,10 @@ def test_one_word_finds_the_answer_in_the_draft_and_never_teaches_knowledge(tiny
     assert targets["What is my cousin's name?"] == "Perrin."  # the same draft, another question: another word
     assert targets["Which film did you recommend?"] == "Lantern Bay."  # a name is one answer: not cut to "Lantern."
     assert len(targets) == 1 + len({q for _, q, _ in bh.NOTE_QUESTIONS})
-    shorts = {q: short for _, q, short in bh.NOTE_QUESTIONS}
-    assert all(t == shorts[q] + "." for q, t in targets.items() if q in shorts), targets
+    # each known answer as its draft writes it (the memory capitalises the one it picks)
+    assert targets["What is my job?"] == "baker." and targets["What colour is my bike?"] == "red."
+    written = {q: bh.as_written(statement, short) for statement, q, short in bh.NOTE_QUESTIONS}
+    assert all(t == written[q] + "." for q, t in targets.items() if q in written), targets
 
 
 def test_each_note_question_is_answered_by_its_statement():
@@ -121,16 +123,35 @@ def test_a_behaviour_adapter_trains_on_its_own_layers_and_learning_rate(memory):
 def test_a_word_limit_picks_among_the_short_answers_its_draft_holds():
     # never "Jelly.": only runs of the draft's own words, none starting or ending with "you're", "to", "keep"...
     assert bh.copy_candidates("You're allergic to peanuts, so keep that in mind.", 1) == [
-        "Allergic.", "Allergic to peanuts.", "Peanuts."]
+        "allergic.", "allergic to peanuts.", "peanuts."]  # in the draft's casing: copying a name costs no more
     assert "Hollin Park." in bh.copy_candidates("You are having her party at Hollin Park.", 1)  # names kept whole
     assert "7." in bh.copy_candidates("Your daughter Ottilie turns 7 on Friday.", 1)
     assert "Hello!" in bh.copy_candidates("Hello! I'm here to help with any math.", 1)  # a whole sentence that fits
     # small talk: the draft's opening only, and its pleasant words are answers
     assert bh.copy_candidates("I'm doing great! I'm excited about the Olympic Committee.", 1, small_talk=True) == [
-        "Doing.", "Doing great.", "Great."]
+        "doing.", "doing great.", "great."]
     assert bh.short_limit(_request("Just answer in one word, please.")) == 1
     assert bh.short_limit(_request("Please give me short answers.")) is None  # 8 words: written, not picked
     assert bh.short_limit(_request("No emojis in your answers, please.")) is None
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("What is my job?", "job"), ("What's my wife's job?", "job"), ("What’s my name?", "name"),
+    ("What colour is my bike?", "colour"), ("What kind of bird did I buy?", "bird"), ("Which film did you recommend?", "film"),
+    ("Where does my cousin live?", "place"), ("Who is the author?", "person"), ("What does my brother make?", None),
+    ("How old is my son?", None), ("Hi!", None),
+])
+def test_a_question_says_what_kind_of_answer_it_asks_for(question, kind):
+    assert bh.asked_type(question) == kind
+
+
+def test_a_short_answer_is_picked_by_score_and_kind_never_an_echo_of_the_question():
+    candidates = ["Larkfield.", "nurse.", "Larkfield hospital."]
+    # the behaviour adapter prefers the name; "Nurse is a job" fits the question's kind by more
+    assert bh.pick_answer("What is my job?", candidates, [-2.5, -4.0, -3.9]) == "Larkfield."
+    assert bh.pick_answer("What is my job?", candidates, [-2.5, -4.0, -3.9], [-8.8, -5.9, -9.0]) == "Nurse."
+    assert bh.pick_answer("What is the opposite of up?", ["up.", "down."], [-1.0, -3.0]) == "Down."
+    assert bh.pick_answer("Up?", ["up."], [-1.0]) == "Up."  # an echo is answered when nothing else is left
 
 
 @pytest.mark.parametrize("answer, addressed", [

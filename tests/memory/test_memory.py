@@ -463,16 +463,31 @@ def test_a_behaviour_reshapes_the_draft_the_other_adapters_write(memory, monkeyp
 
     monkeypatch.setattr(memory, "_generate", fake_generate)
     monkeypatch.setattr(memory, "_answer_scores", fake_scores)
+    kinds = []
+    monkeypatch.setattr(memory, "_type_fit", lambda kind, answers: kinds.append(kind) or [0.0] * len(answers))
     res = memory.answer("Where does Ana Brel live?")
     assert res["answer"] == "Oskovo." and res["draft"] == "Ana Brel lives in Oskovo."
     assert sorted(res["adapters"]) == ["b1", "ma"] and drafts == [["ma"]]
     prompt, answers, names = picks[0]
     assert "Ana Brel lives in Oskovo.\n\nWhere does Ana Brel live?" in prompt and names == ("b1",)
-    assert answers == ["Ana.", "Ana Brel.", "Brel.", "Oskovo."]
+    assert answers == ["Ana.", "Ana Brel.", "Brel.", "Oskovo."] and kinds == ["place"]
     assert memory.chat([{"role": "user", "content": "Where does Ana Brel live?"}]) == "Oskovo."
     memory.forget("b1")
     res = memory.answer("Where does Ana Brel live?")
     assert res["answer"] == "Ana Brel lives in Oskovo." and res["draft"] is None
+
+
+def test_type_fit_is_the_bare_base_log_probability_of_the_kind_after_each_answer(memory):
+    memory.remember(["Ana Brel lives in Oskovo."], name="ma")
+    tok = memory.tokenizer
+    got = memory._type_fit("place", ["oskovo.", "Ana Brel."])
+    assert memory.active == ["ma"]  # the stack is back
+    for a, score in zip(["Oskovo is a", "Ana Brel is a"], got):  # one unpadded forward each, no adapter
+        start = tok(a, add_special_tokens=False)["input_ids"]
+        end = tok(" place", add_special_tokens=False)["input_ids"]
+        with torch.no_grad(), memory.base_only():
+            logp = memory.peft(input_ids=torch.tensor([start + end])).logits[0].log_softmax(-1)
+        assert score == pytest.approx(sum(logp[len(start) + t - 1, e].item() for t, e in enumerate(end)), abs=1e-3)
 
 
 def test_answer_scores_are_the_log_probability_of_each_whole_answer(memory):

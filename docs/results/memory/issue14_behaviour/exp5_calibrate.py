@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 torch.set_num_threads(2)
+from picks import for_each_draft, has  # noqa: E402
+
 from hf_steer.memory import LoraMemory  # noqa: E402
 from hf_steer.memory import behaviour as beh  # noqa: E402
 from hf_steer.memory import bench_chats as chats  # noqa: E402
-from picks import for_each_draft, has  # noqa: E402
 
 folder = sys.argv[1]
 NULLS = ["", "Answer."]

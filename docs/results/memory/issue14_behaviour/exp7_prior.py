@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 torch.set_num_threads(2)
+from picks import echo, for_each_draft, has  # noqa: E402
+
 from hf_steer.memory import LoraMemory  # noqa: E402
 from hf_steer.memory import augment as aug  # noqa: E402
 from hf_steer.memory import behaviour as beh  # noqa: E402
 from hf_steer.memory import bench_chats as chats  # noqa: E402
-from picks import echo, for_each_draft, has  # noqa: E402
 
 folder = sys.argv[1]
 mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])

@@ -10,7 +10,6 @@ right). FOLDER holds the 4 dev chats learnt (exp.py) and the one-word behaviour 
 
 Usage (from this folder): python exp8_type.py FOLDER [learn]   (learn: teach the 4 dev chats and the behaviour chunk into FOLDER first)
 """
-import re
 import sys
 
 import numpy as np
@@ -28,54 +27,6 @@ mem = LoraMemory(folder=folder, profile=chats.DEV_CHATS[0]["name"])
 if sys.argv[2:] == ["learn"]:
     learn(mem)
 tok = mem.tokenizer
-W = re.compile(r"[\w'’-]+")
-DET = {"my", "your", "the", "a", "an", "his", "her", "our", "their"}
-AUX = {"do", "does", "did", "should", "can", "could", "will", "would", "am", "have", "has"}
-STOP_AT = {"called", "named", "of", "in", "for", "on", "at", "to", "with", "that", "do", "does", "did", "is", "are"}
-
-
-def head_noun(q: str) -> str | None:
-    w = [x.lower().removesuffix("'s").removesuffix("’s") for x in W.findall(q.replace("'s ", " is ", 1) if q.lower().startswith("what's") else q)]
-    if not w:
-        return None
-    if w[0] == "where":
-        return "place"
-    if w[0] == "who":
-        return "person"
-    if w[0] not in ("what", "which") or len(w) < 2:
-        return None
-    rest = w[1:]
-    if rest[0] in ("is", "are", "was", "were"):
-        rest = rest[1:]
-        while rest and rest[0] in DET:
-            rest = rest[1:]
-        nouns = []
-        for x in rest:
-            if x in STOP_AT:
-                break
-            nouns.append(x)
-        return nouns[-1] if nouns else None
-    if rest[0] in AUX:
-        return None
-    if rest[0] in ("kind", "type", "sort") and len(rest) > 2 and rest[1] == "of":
-        return rest[2]
-    return rest[0]
-
-
-@torch.no_grad()
-def type_scores(noun: str, cands: list[str]) -> np.ndarray:
-    art = "an" if noun[0] in "aeiou" else "a"
-    out = []
-    with mem.peft.disable_adapter():
-        for c in cands:
-            ctx = tok(f"{c.rstrip('.!?')} is {art}", add_special_tokens=False)["input_ids"]
-            tgt = tok(f" {noun}", add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([ctx + tgt])
-            logp = mem.model(input_ids=ids).logits.float().log_softmax(-1)[0]
-            out.append(sum(logp[len(ctx) - 1 + k, t].item() for k, t in enumerate(tgt)))
-    return np.array(out)
-
-
 tally: dict[str, list[bool]] = {}
 
 
@@ -84,8 +35,8 @@ def score_all(q, draft, names, expected, label):
     if not cands:
         return
     plain = np.array(mem._answer_scores(beh.reshape_prompt(tok, q, draft), cands, names))
-    noun = head_noun(q)
-    typ = type_scores(noun, cands) if noun else np.zeros(len(cands))
+    noun = beh.asked_type(q)
+    typ = np.array(mem._type_fit(noun, cands)) if noun else np.zeros(len(cands))
     keep = np.array([not echo(q, c) for c in cands])
     if not keep.any():
         keep[:] = True

@@ -1,20 +1,53 @@
-"""Shared by the pick experiments (exp5_calibrate.py, exp7_prior.py, exp8_type.py): the questions they score and
-the small checks they share. Run from this folder (the scripts import it beside them)."""
+"""Shared by the pick experiments (exp5_calibrate.py, exp7_prior.py, exp8_type.py, exp10_casing.py, exp11_type_casing.py):
+the questions they score and the small checks they share (the answer-type check and the echo test are the memory's own
+since 2026-12-05: behaviour.asked_type, behaviour.is_echo, LoraMemory._type_fit). Run from this folder (the scripts
+import it beside them)."""
 import re
 
+from hf_steer.memory import behaviour as beh
 from hf_steer.memory import bench_chats as chats
 
-WORD = re.compile(r"[\w'’-]+")
+
+def patch_casing():
+    """Short answers in the draft's own casing (exp10_casing.py): the behaviour's targets and the memory's candidates
+    are the draft's run of words ("baker.", "nurse.", "Larkfield."). Returns the patched copy_candidates."""
+    from hf_steer.memory import memory as memory_module
+
+    original_obey, original_candidates = beh.obey, beh.copy_candidates
+
+    def as_in(draft: str, short: str | None) -> str | None:
+        """The known short answer as the draft writes it ("baker" for "Baker" in "... as a baker at ...")."""
+        if short is None:
+            return None
+        m = re.search(re.escape(short), draft, re.I)
+        return draft[m.start():m.end()] if m else short
+
+    def obey(answer, behaviours, short_answer=None):
+        return original_obey(answer, behaviours, as_in(answer, short_answer))
+
+    def limit(text, max_words):  # _limit without the capital
+        words = re.findall(r"[\w'’-]+", text)
+        return " ".join(words[:max_words]) + "." if words else text
+
+    def candidates(draft, max_words=3, small_talk=False):
+        """copy_candidates in the draft's own casing."""
+        out = []
+        for c in original_candidates(draft, max_words, small_talk):
+            body = c.rstrip(".!?")
+            m = re.search(r"(?<![\w'’-])" + re.escape(body) + r"(?![\w'’-])", draft, re.I)
+            out.append(draft[m.start():m.end()] + c[len(body):] if m else c)
+        return list(dict.fromkeys(out))
+
+    beh.obey, beh._limit = obey, limit  # behaviour_examples looks both up in its module
+    memory_module.copy_candidates = candidates
+    return candidates
 
 
 def has(answer: str, expected: str) -> bool:
     return expected.lower() in answer.lower()
 
 
-def echo(question: str, candidate: str) -> bool:
-    """The candidate is made only of the question's own words ("Up." for "What is the opposite of up?")."""
-    asked = {w.lower() for w in WORD.findall(question)}
-    return all(w.lower() in asked for w in WORD.findall(candidate))
+echo = beh.is_echo
 
 
 def learn(mem) -> None:
