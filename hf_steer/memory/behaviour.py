@@ -6,7 +6,8 @@ It does not answer on its own: the memory's other adapters and notes write a dra
 behaviour adapter answers the question with that draft shown before it (:func:`reshape_prompt`) -- so
 the behaviour changes the form and keeps what the memory knows. Trained to answer directly, the one-word
 adapter picked a salient word of what it was shown (fact recall 12/27 on issue 14's dev chats against
-26/27 without it); reshaping drafts, 25/27 (docs/memory.md, "Behaviour reshapes the draft").
+26/27 without it); reshaping drafts, 25/27, and 26/27 once the pick also weighs the kind of answer the
+question asks for (:func:`pick_answer`; docs/memory.md, "Behaviour reshapes the draft").
 
 Its training prompts are everyday questions with the base's own draft answers, and remembered statements
 asked several ways, each without the request. Where a rule covers the request, the targets are built by
