@@ -210,6 +210,12 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[\w']+", text.lower().replace("’", "'")))
 
 
+def _in_order(part: str, whole: str) -> bool:
+    """Every word of ``part`` appears in ``whole``, in the same order (with gaps)."""
+    rest = iter(whole.split())
+    return all(w in rest for w in part.split())
+
+
 def recited(answer: str, statements: Sequence[str], min_chars: int = 12) -> int | None:
     """Index of the one statement ``answer`` recites, or None: the answer (words only, lower case) is part of
     that statement ("Your brother is Casimir." of "Your brother is Casimir. He builds violins in Ostend."), or
@@ -233,6 +239,11 @@ def best_recitation(answer: str, query_vec: np.ndarray, rows: Sequence[dict], no
     -> "Your brother is Casimir."). When the answer recites a remembered statement (live or superseded), the
     question's best live statement is in ``notes``, and that statement scores at least ``margin`` above the
     recited one (or is the recited one, given only in part): the best statement, whole.
+
+    "In part" includes a span left out: "Your brother Tomasz mostly builds boats." for "Your brother Tomasz is a
+    carpenter in Dunloe, he mostly builds boats." (a user's try, 2026-12-05: 3 of 10 drafts). Only the best statement
+    is completed that way; an answer that recites *another* statement must still recite it without gaps to be
+    replaced (counted as a recitation of any statement, with gaps, encyclopedia recall fell 0.967 -> 0.933).
     """
     pairs = []  # (statement, vector, live) over every row
     for r in rows:
@@ -240,17 +251,19 @@ def best_recitation(answer: str, query_vec: np.ndarray, rows: Sequence[dict], no
         pairs += [(s, v, i in live) for i, (s, v) in enumerate(zip(r["statements"], r.get("statement_embeddings") or []))]
     if not pairs or not notes:
         return None
-    said = recited(answer, [s for s, _, _ in pairs])
-    if said is None:
-        return None
     sims = _unit([v for _, v, _ in pairs]) @ _unit(query_vec)
     live = [i for i, (_, _, alive) in enumerate(pairs) if alive]
     best = max(live, key=lambda i: sims[i]) if live else None
     if best is None or pairs[best][0] not in notes:
         return None
+    said = recited(answer, [s for s, _, _ in pairs])
+    if said is None and len(_words(answer)) >= 12 and _in_order(_words(answer), _words(pairs[best][0])):
+        said = best  # the best statement with a span left out
+    if said is None:
+        return None
     whole = pairs[best][0]
     if said == best:
-        return whole if _words(answer) != _words(whole) and _words(whole).startswith(_words(answer)) else None
+        return whole if _words(answer) != _words(whole) and _in_order(_words(answer), _words(whole)) else None
     if not pairs[said][2] or sims[best] - sims[said] >= margin:
         return whole
     return None

@@ -52,6 +52,7 @@ def test_recited_finds_the_one_statement_an_answer_repeats():
     assert recited("Your name is Mara.", statements) == 0
     assert recited("your sister Tilda lives in Brackwell", statements) == 2  # part of one, case and stops aside
     assert recited("Your name is Mara. Nice to meet you again!", statements) == 0  # all of one, then more
+    assert recited("Your sister Tilda works as a glassblower.", statements) is None  # with a gap: see below
     assert recited("Biscuit.", statements) is None  # too short to say which it recites
     assert recited("I'm so glad you're happy to help.", statements) is None
     assert recited("Your name is Mara.", [NAME, NAME + " She likes tea."]) is None  # two could be meant: none
@@ -61,6 +62,9 @@ def test_the_wrong_statement_recited_becomes_the_best_note_whole():
     notes = [PET, NAME]
     assert best_recitation("Your name is Mara.", ABOUT_PET, [ROW], notes) == PET
     assert best_recitation("You just adopted a ferret.", ABOUT_PET, [ROW], notes) == PET  # the right one, in part
+    assert best_recitation("You just adopted a ferret named Biscuit.", ABOUT_PET, [ROW], notes) == PET  # a gap
+    # another statement with a gap is not taken for its recitation: the answer stands
+    assert best_recitation("Your sister Tilda works as a glassblower.", ABOUT_PET, [ROW], notes) is None
     assert best_recitation(PET, ABOUT_PET, [ROW], notes) is None  # already whole
     assert best_recitation("Biscuit, your ferret.", ABOUT_PET, [ROW], notes) is None  # not a recitation: kept
     assert best_recitation("Your name is Mara.", ABOUT_PET, [ROW], [NAME]) is None  # best statement not a note
