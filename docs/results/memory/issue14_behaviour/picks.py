@@ -4,6 +4,8 @@ since 2026-12-05: behaviour.asked_type, behaviour.is_echo, LoraMemory._type_fit)
 import it beside them)."""
 import re
 
+import numpy as np
+
 from hf_steer.memory import behaviour as beh
 from hf_steer.memory import bench_chats as chats
 
@@ -75,3 +77,30 @@ def for_each_draft(mem, score) -> None:
     simple = chats.BEHAVIOUR["questions"]
     for (q, e), r in zip(simple, mem.answer_many([q for q, _ in simple], max_new_tokens=32)):
         score(q, r.get("draft", ""), names, e, "simple")
+
+
+def score_four_ways(mem, tally: dict, candidates=beh.copy_candidates, show=("plain", "type", "noecho", "noecho+type")):
+    """A ``score`` for :func:`for_each_draft`: the word-limit pick by the adapter's score alone (``plain``), plus the
+    answer-type fit (``type``), with echoes of the question dropped (``noecho``), and both; right/wrong per way in
+    ``tally`` (exp8_type.py, exp11_type_casing.py). Misses of the ways in ``show`` are printed."""
+    def score(q, draft, names, expected, label):
+        cands = candidates(draft, 1)
+        if not cands:
+            return
+        plain = np.array(mem._answer_scores(beh.reshape_prompt(mem.tokenizer, q, draft), cands, names))
+        noun = beh.asked_type(q)
+        typ = np.array(mem._type_fit(noun, cands)) if noun else np.zeros(len(cands))
+        keep = np.array([not echo(q, c) for c in cands])
+        if not keep.any():
+            keep[:] = True
+        rows = {"plain": plain, "type": plain + typ, "noecho": np.where(keep, plain, -1e9),
+                "noecho+type": np.where(keep, plain + typ, -1e9)}
+        for how, s in rows.items():
+            pick = cands[int(np.argmax(s))]
+            ok = has(pick, expected)
+            tally.setdefault(f"{label}/{how}", []).append(ok)
+            if how in show and not ok:
+                top = sorted(zip(s, cands), reverse=True)[:3]
+                print(f"  {label} {how} [{noun}] {q!r} {expected!r}: {pick!r}  top "
+                      f"{[(c, round(float(v), 2)) for v, c in top]} <- {draft!r}", flush=True)
+    return score
