@@ -42,6 +42,9 @@ from .loss import elarablation_loss, keep_loss
 # Rows one token deeper are built for a candidate that only *begins* a bad word (" tow" for "towering"),
 # at most this many levels down.
 MAX_WORD_DEPTH = 3
+# The context hold reads the reference at every position of each context; its last hidden states are kept (one
+# vocabulary projection per step instead of a whole forward) up to this many bytes, then read again each step.
+REFERENCE_HIDDEN_BYTES = 1 << 30
 
 
 @dataclass
@@ -70,6 +73,8 @@ class PreparedRow:
     pending_probs: dict[int, float] = field(default_factory=dict)
     bad_share: dict[int, float] = field(default_factory=dict)
     parent: PreparedRow | None = field(default=None, repr=False, compare=False)  # the row a deeper row grew from
+    # the reference's last hidden states at the context's tokens (context hold; ElarablationTrainer._reference_hidden)
+    ref_hidden: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -156,6 +161,14 @@ def last_position_logits(model: nn.Module, input_ids: torch.Tensor, attention_ma
     return out.logits[:, -1]
 
 
+def _head_alone_gives_logits(model: nn.Module) -> bool:
+    """Whether the output embedding applied to the last hidden states gives the model's logits (no soft-capping
+    or logit scale after it, as Gemma-2 and Cohere have)."""
+    config = getattr(model, "config", None)
+    return (model.get_output_embeddings() is not None and not getattr(config, "final_logit_softcapping", None)
+            and not getattr(config, "logit_scale", None))
+
+
 class ElarablationTrainer(Trainer):
     """Trainer for Elarablation (see the module docstring and ``docs/elarablation.md``).
 
@@ -235,6 +248,8 @@ class ElarablationTrainer(Trainer):
         self._pad_id = processing_class.pad_token_id
         self._texts = TokenTexts(processing_class)
         self._uses_adapter = hasattr(model, "disable_adapter")
+        self._hidden_bytes = 0
+        self._keeps_hidden = args.context_weight > 0 and _head_alone_gives_logits(model)
         self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
         self._anchor_ids: list[int] = []
@@ -300,16 +315,10 @@ class ElarablationTrainer(Trainer):
         self._assign_vocab_masks(rows, vocab_size, args)
         children: list[PreparedRow] = []
         if args.tree_depth == 2:
-            children += [child for child, _ in self._expand(model, tokenizer, rows, sources, args, "good")]
+            children += self._expand(model, tokenizer, rows, sources, args, "good", levels=1)
         # A candidate that only begins a bad word is decided where the word is: one token deeper (and, with
         # first_token_push, also pushed at the slot by how often the base goes on to a bad word: _bad_shares).
-        level, level_sources = rows, sources
-        for _ in range(MAX_WORD_DEPTH):
-            deeper = self._expand(model, tokenizer, level, level_sources, args, "pending")
-            if not deeper:
-                break
-            children += [child for child, _ in deeper]
-            level, level_sources = [c for c, _ in deeper], [src for _, src in deeper]
+        children += self._expand(model, tokenizer, rows, sources, args, "pending", levels=MAX_WORD_DEPTH)
         self._bad_shares(rows + children)
         if args.pushes_beginnings and not args.train_deeper_rows:
             # the beginnings are pushed at their slots by those shares; the deeper rows were only read for them
@@ -396,42 +405,69 @@ class ElarablationTrainer(Trainer):
                 row.parent.bad_share[row.input_ids[-1]] = min(share, 1.0)
 
     @torch.no_grad()
-    def _expand(self, model, tokenizer, parents: list[PreparedRow], sources: list[dict], args,
-                which: str) -> list[tuple[PreparedRow, dict]]:
-        """Rows one token deeper, each with its source row: for each parent, its ``which`` candidates
-        ("good": the tree of ``tree_depth=2``; "pending": beginnings of bad words), most likely first, up
-        to ``tree_width``; a pending one only on a path at least ``min_path_prob`` likely (most deeper rows
-        of auto's contexts were paths under 1%: half the training positions for a few % of the text)."""
+    def _expand(self, model, tokenizer, parents: list[PreparedRow], sources: list[dict], args, which: str,
+                levels: int) -> list[PreparedRow]:
+        """Rows one token deeper, ``levels`` levels down: for each row, its ``which`` candidates ("good": the tree
+        of ``tree_depth=2``; "pending": beginnings of bad words), most likely first, up to ``tree_width``; a
+        pending one only on a path at least ``min_path_prob`` likely (most deeper rows of auto's contexts were
+        paths under 1%: half the training positions for a few % of the text). Level by level, as before.
+
+        A deeper row is its parent plus one token, so it is read with the parent's KV cache: one full forward
+        per batch of contexts and one-token forwards below it. Re-reading every deeper row whole took 119 full
+        forwards for auto's 231 contexts (148 of the training stage's 790 s on the bundled model); the
+        probabilities read are the same to float rounding. The reference's hidden states at the contexts
+        themselves are kept for the context hold (``_keep_reference_hidden``)."""
         todo = [(r, src) for r, src in zip(parents, sources) if r.kind == "slop"
                 and (which == "good" or r.rules.bad_words)]
-        children = []
+        by_level: list[list[PreparedRow]] = [[] for _ in range(levels)]
         device = next(model.parameters()).device
         for start in range(0, len(todo), args.per_device_train_batch_size):
             batch = todo[start:start + args.per_device_train_batch_size]
-            ids, mask, pos = left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id)
+            ids, mask, pos = (t.to(device) for t in left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id))
             with self._reference_mode(model):  # the base model's own tree (min_path_prob reads its paths)
-                logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device)).float().cpu()
-            for (row, source), row_logits in zip(batch, logits):
-                probs = torch.softmax(row_logits / row.temperature, dim=-1)
-                top = probs.topk(row.top_k).indices.tolist()
-                kinds = {t: row.rules.classify(self._texts(t), t) for t in top}
-                if which == "pending":  # what first_token_push needs (_bad_shares)
-                    row.own_bad = sum(float(probs[t]) for t in top if kinds[t] == "bad")
-                    row.pending_probs = {t: float(probs[t]) for t in top if kinds[t] == "pending"}
-                picked = [t for t in top if kinds[t] == which
-                          and (which != "pending" or row.path_prob * float(probs[t]) >= row.min_path_prob)]
-                for token in picked[: args.tree_width]:
-                    child = PreparedRow(
-                        input_ids=row.input_ids + [token], rules=row.rules.extended(self._texts(token)),
-                        top_k=row.top_k, temperature=row.temperature, depth=row.depth + 1,
-                        max_threshold=float(_pick(source.get("next_max_threshold"), args.next_max_threshold)),
-                        min_threshold=float(_pick(source.get("next_min_threshold"), args.next_min_threshold)),
-                        context_id=f"{row.context_id}+{self._texts(token)!r}",
-                        min_path_prob=row.min_path_prob, path_prob=row.path_prob * float(probs[token]),
-                        parent=row if which == "pending" else None,
-                    )
-                    children.append((child, source))
-        return children
+                out = self._reference_forward(model, ids, mask, pos, [r for r, _ in batch], use_cache=True)
+            for level in range(levels):
+                grown = self._grow(batch, out.logits[:, -1].float().cpu(), args, which)
+                by_level[level] += [child for _, child, _ in grown]
+                if not grown or level == levels - 1:
+                    break
+                index = torch.tensor([b for b, _, _ in grown], device=device)
+                cache = out.cache
+                cache.reorder_cache(index)
+                mask = torch.cat([mask[index], mask.new_ones((len(grown), 1))], dim=1)
+                pos = pos[index, -1:] + 1
+                step = torch.tensor([[child.input_ids[-1]] for _, child, _ in grown], device=device)
+                with self._reference_mode(model):
+                    out = model(input_ids=step, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+                batch = [(child, source) for _, child, source in grown]
+        return [child for level in by_level for child in level]
+
+    def _grow(self, batch: list[tuple[PreparedRow, dict]], logits: torch.Tensor, args,
+              which: str) -> list[tuple[int, PreparedRow, dict]]:
+        """``(index in batch, child, source)`` of each row's picked candidates (see ``_expand``); a pending row also
+        records what ``_bad_shares`` needs."""
+        grown = []
+        for b, ((row, source), row_logits) in enumerate(zip(batch, logits)):
+            probs = torch.softmax(row_logits / row.temperature, dim=-1)
+            top = probs.topk(row.top_k).indices.tolist()
+            kinds = {t: row.rules.classify(self._texts(t), t) for t in top}
+            if which == "pending":  # what first_token_push needs (_bad_shares)
+                row.own_bad = sum(float(probs[t]) for t in top if kinds[t] == "bad")
+                row.pending_probs = {t: float(probs[t]) for t in top if kinds[t] == "pending"}
+            picked = [t for t in top if kinds[t] == which
+                      and (which != "pending" or row.path_prob * float(probs[t]) >= row.min_path_prob)]
+            for token in picked[: args.tree_width]:
+                child = PreparedRow(
+                    input_ids=row.input_ids + [token], rules=row.rules.extended(self._texts(token)),
+                    top_k=row.top_k, temperature=row.temperature, depth=row.depth + 1,
+                    max_threshold=float(_pick(source.get("next_max_threshold"), args.next_max_threshold)),
+                    min_threshold=float(_pick(source.get("next_min_threshold"), args.next_min_threshold)),
+                    context_id=f"{row.context_id}+{self._texts(token)!r}",
+                    min_path_prob=row.min_path_prob, path_prob=row.path_prob * float(probs[token]),
+                    parent=row if which == "pending" else None,
+                )
+                grown.append((b, child, source))
+        return grown
 
     def _collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids, mask, positions = left_pad([f["input_ids"] for f in features], self._pad_id)
@@ -495,30 +531,84 @@ class ElarablationTrainer(Trainer):
         finally:
             model.train(was_training)
 
+    def _reference_forward(self, model, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor,
+                           rows: list[PreparedRow], use_cache: bool = False):
+        """The reference's forward over left-padded ``rows`` (inside ``_reference_mode``), logits at the last
+        position only; each row's last hidden states are kept for the context hold while the budget lasts."""
+        keep = self._keeps_hidden and any(r.ref_hidden is None for r in rows)
+        kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=use_cache,
+                      output_hidden_states=keep)
+        try:
+            out = model(**kwargs, logits_to_keep=1)
+        except TypeError:  # architectures without logits_to_keep
+            out = model(**kwargs)
+        if keep:
+            for row, hidden, real in zip(rows, out.hidden_states[-1], mask.bool()):
+                size = hidden.element_size() * hidden.shape[-1] * len(row.input_ids)
+                if row.ref_hidden is None and self._hidden_bytes + size <= REFERENCE_HIDDEN_BYTES:
+                    row.ref_hidden = hidden[real].detach().cpu()
+                    self._hidden_bytes += size
+        return out
+
+    def _reference_hidden(self, model, inputs, slop: list[int]) -> torch.Tensor:
+        """The reference's last hidden states of the slop rows, left-padded like the batch: ``(len(slop), T, H)``.
+        Rows not kept yet are read now (and kept, within ``REFERENCE_HIDDEN_BYTES``)."""
+        ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
+        rows = [self._rows[int(inputs["row_index"][b])] for b in slop]
+        missing = [k for k, r in enumerate(rows) if r.ref_hidden is None]
+        fresh: dict[int, torch.Tensor] = {}
+        if missing:
+            at = [slop[k] for k in missing]
+            with self._reference_mode(model):
+                out = self._reference_forward(model, ids[at], mask[at], pos[at], [rows[k] for k in missing])
+            # rows over the budget: read for this step only
+            fresh = {k: h[m.bool()] for k, h, m in zip(missing, out.hidden_states[-1], mask[at])
+                     if rows[k].ref_hidden is None}
+        hidden = [fresh.get(k, r.ref_hidden) for k, r in enumerate(rows)]
+        padded = hidden[0].new_zeros((len(rows), ids.shape[1], hidden[0].shape[-1]))
+        for k, h in enumerate(hidden):
+            padded[k, ids.shape[1] - len(h):] = h.to(padded.device)
+        return padded.to(ids.device)
+
     def _context_hold(self, model, inputs, slop: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(last-position logits, KL)``: one forward at every position, and KL(reference || model) averaged
-        over the positions of the slop rows before their slot (the reference is the same batch with the
+        over the positions of the slop rows before their slot (the reference is the same contexts with the
         adapter off). An ordinary-text anchor alone let 280 steps on the model's own stories move its
         prose everywhere (story bench: judge perplexity +49%); this holds the text the slot sits in. The
         tokens that are whole bad words are not held but let go to ``bad_ratio`` of the reference
         (``_assign_hold_masks``): story bench, patterns -37% -> -51%, slop index -16% -> -20%, looping 19.6% ->
         14.7%, judge perplexity +7.3% -> +13.5%. The reference's last position is the slot's reference, so it
-        fills the tether's cache too."""
+        fills the tether's cache too.
+
+        The reference is read from its kept last hidden states (``_reference_hidden``: the vocabulary projection
+        alone, at the held positions only), not a second forward each step: on auto's contexts (bundled model,
+        2 cores) a step took 8.0 s with it, most of a second of which was that forward. Models whose logits are
+        not the head alone (soft-capping) and FSDP (its head is sharded outside its forward) read it whole."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
-        with self._reference_mode(model):
-            ref = model(input_ids=ids[slop], attention_mask=mask[slop], position_ids=pos[slop], use_cache=False).logits
-        for b, row_ref in zip(slop, ref[:, -1].float().cpu()):
-            self._ref_cache.setdefault(int(inputs["row_index"][b]), row_ref)
         # positions that predict a real token of the context (the last one is the slot: the hinges' job)
         held = (mask[slop, :-1] * mask[slop, 1:]).bool()
-        target = ref[:, :-1].float()
+        if self._keeps_hidden and not getattr(self, "is_fsdp_enabled", False):
+            hidden = self._reference_hidden(model, inputs, slop)
+            head = self.accelerator.unwrap_model(model).get_output_embeddings() if hasattr(self, "accelerator") \
+                else model.get_output_embeddings()
+            with torch.no_grad():
+                slot_ref = head(hidden[:, -1]).float()
+                target = head(hidden[:, :-1][held]).float()
+        else:
+            with self._reference_mode(model):
+                ref = model(input_ids=ids[slop], attention_mask=mask[slop], position_ids=pos[slop],
+                            use_cache=False).logits
+            slot_ref, target = ref[:, -1].float(), ref[:, :-1][held].float()
+        for b, row_ref in zip(slop, slot_ref.cpu()):
+            self._ref_cache.setdefault(int(inputs["row_index"][b]), row_ref)
         classes = [self._rows[int(inputs["row_index"][b])].hold_class for b in slop]
         if any(c is not None for c in classes):  # bad words are let go to bad_ratio of the reference, not held
             none = torch.zeros(target.shape[-1], dtype=torch.bool)
             let_go = torch.stack([self._hold_masks[c][: target.shape[-1]] if c is not None else none for c in classes])
-            target = target + math.log(self.args.bad_ratio) * let_go[:, None, :].to(target.device)
-        kl = kl_per_position(torch.log_softmax(target[held], dim=-1),
+            row_of = held.nonzero()[:, 0]
+            target = target + math.log(self.args.bad_ratio) * let_go.to(target.device)[row_of]
+        kl = kl_per_position(torch.log_softmax(target, dim=-1),
                              torch.log_softmax(logits[slop, :-1][held].float(), dim=-1))
         return logits[:, -1], kl.mean() if kl.numel() else logits.new_zeros(())
 

@@ -315,3 +315,54 @@ def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them
         assert base.min() > 0.2  # the base predicts " and" where the text has it
         kept[word] = (tuned / base).mean().item()
     assert kept["and"] < 0.6 and kept["zzz"] > 0.9, kept
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_deeper_rows_read_through_the_parents_cache_match_reading_them_whole(tmp_path, arch):
+    """A word's beginning is read one and two tokens deeper with its parent's KV cache: each deeper row's figures
+    (own bad mass, the beginnings' probabilities) are those of the row read whole, left-padded beside others."""
+    tok = make_tokenizer("bytelevel")
+    rows = [{"text": "Once upon a time the sailor", "bad_words": ["and", "a", "the", "an"], "unmatched": "good"},
+            {"text": "The old man looked at the sea and", "bad_words": ["and", "a", "the", "an"], "unmatched": "good"}]
+    torch.manual_seed(0)
+    args = _config(tmp_path, top_k=200, anchor_weight=0.0, auto_keep=0, min_path_prob=0.0, train_deeper_rows=True,
+                   per_device_train_batch_size=2)
+    trainer = ElarablationTrainer(make_tiny_model(arch), args, load_contexts(rows), tok, peft_config=_lora())
+    deeper = [r for r in trainer._rows if r.depth > 1 and r.own_bad is not None]
+    assert len({r.depth for r in deeper}) >= 2, "the test needs rows two and three tokens deep"
+    model = trainer.model
+    with torch.no_grad(), model.disable_adapter():
+        ids, mask, pos = left_pad([r.input_ids for r in deeper], tok.pad_token_id)
+        probs = torch.softmax(last_position_logits(model, ids, mask, pos).float(), -1)
+    for row, p in zip(deeper, probs):
+        assert row.own_bad == pytest.approx(sum(float(p[t]) for t in range(len(p))
+                                                if row.rules.classify(trainer._texts(t), t) == "bad"
+                                                and t in p.topk(row.top_k).indices), abs=1e-5)
+        for token, prob in row.pending_probs.items():
+            assert prob == pytest.approx(float(p[token]), abs=1e-5)
+
+
+def test_context_hold_from_kept_hidden_states_matches_a_whole_reference_forward(tmp_path):
+    """The hold's reference is the head applied to the kept last hidden states: the same KL and slot reference
+    as a second forward with the adapter off, on a batch whose rows are padded differently than when kept."""
+    tok = make_tokenizer("bytelevel")
+    rows = [{"text": "Once upon a time the old sailor looked at the sea", "bad_words": ["sea"], "unmatched": "good"},
+            {"text": "Her voice was", "bad_words": ["barely"], "unmatched": "good"},
+            {"text": "The dwarf grunted and the sea was", "bad_words": ["calm"], "unmatched": "good"}]
+    torch.manual_seed(0)
+    args = _config(tmp_path, anchor_weight=0.0, auto_keep=0, context_weight=10.0, per_device_train_batch_size=2)
+    trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+    assert all(r.ref_hidden is not None for r in trainer._rows if r.depth == 1)  # kept while the tree was read
+    with torch.no_grad():  # move the adapter off zero, so the model and its reference differ
+        for name, p in trainer.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    batch = trainer._collate([{"input_ids": trainer._rows[i].input_ids, "row_index": i} for i in (2, 0, 1)])
+    figures = {}
+    for kept in (True, False):
+        trainer._keeps_hidden, trainer._ref_cache = kept, {}
+        logits, kl = trainer._context_hold(trainer.model, batch, [0, 1, 2])
+        figures[kept] = (float(kl), torch.stack([trainer._ref_cache[i] for i in (0, 1, 2)]), logits)
+    assert figures[True][0] > 1e-4
+    assert figures[True][0] == pytest.approx(figures[False][0], rel=1e-4)
+    torch.testing.assert_close(figures[True][1], figures[False][1], atol=1e-4, rtol=1e-4)
