@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class PreparedRow:
     parent: PreparedRow | None = field(default=None, repr=False, compare=False)  # the row a deeper row grew from
     # the reference's last hidden states at the context's tokens (context hold; ElarablationTrainer._reference_hidden)
     ref_hidden: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # and at the input of the first decoder layer with anything to train (ElarablationTrainer._frozen_bottom)
+    ref_bottom: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -169,6 +172,45 @@ def _head_alone_gives_logits(model: nn.Module) -> bool:
             and not getattr(config, "logit_scale", None))
 
 
+def frozen_bottom(model: nn.Module) -> tuple[nn.ModuleList | None, int]:
+    """``(decoder layers, how many of them from the bottom have nothing to train)``; ``(None, 0)`` when the model
+    is not a plain stack of decoder ``layers`` or something outside them trains (embeddings)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        layers = getattr(base.get_decoder(), "layers", None)
+    except Exception:  # no get_decoder
+        return None, 0
+    trainable = [re.search(r"\.layers\.(\d+)\.", n) for n, p in model.named_parameters() if p.requires_grad]
+    if not isinstance(layers, nn.ModuleList) or not trainable or not all(trainable):
+        return None, 0
+    return layers, min(int(m.group(1)) for m in trainable)
+
+
+class _PassThrough(nn.Module):
+    """Stands in for a frozen bottom layer whose output is already known (it is given as ``inputs_embeds``)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        if hasattr(layer, "attention_type"):  # some models pick each layer's mask by it
+            self.attention_type = layer.attention_type
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
+
+
+@contextlib.contextmanager
+def bottom_skipped(layers: nn.ModuleList, first: int):
+    """The model runs from decoder layer ``first`` on: pass that layer's input as ``inputs_embeds``."""
+    saved = [layers[i] for i in range(first)]
+    for i, layer in enumerate(saved):
+        layers[i] = _PassThrough(layer)
+    try:
+        yield
+    finally:
+        for i, layer in enumerate(saved):
+            layers[i] = layer
+
+
 class ElarablationTrainer(Trainer):
     """Trainer for Elarablation (see the module docstring and ``docs/elarablation.md``).
 
@@ -248,8 +290,13 @@ class ElarablationTrainer(Trainer):
         self._pad_id = processing_class.pad_token_id
         self._texts = TokenTexts(processing_class)
         self._uses_adapter = hasattr(model, "disable_adapter")
+        # The context hold's reference and the frozen bottom layers' output are read once per context and kept.
         self._hidden_bytes = 0
         self._keeps_hidden = args.context_weight > 0 and _head_alone_gives_logits(model)
+        self._layers, self._first = frozen_bottom(model)
+        self._skips_bottom = self._first > 0 and args.world_size == 1  # (under DDP/FSDP the layers run as usual)
+        self._keeps_bottom = args.context_weight > 0 and self._skips_bottom
+        self._anchor_bottom: torch.Tensor | None = None
         self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
         self._anchor_ids: list[int] = []
@@ -502,8 +549,10 @@ class ElarablationTrainer(Trainer):
         device = next(model.parameters()).device
         ids = torch.tensor([self._anchor_ids], device=device)
         with self._reference_mode(model):
-            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
-        self._anchor_ref = torch.log_softmax(logits.float(), dim=-1).cpu()
+            out = model(input_ids=ids, use_cache=False, output_hidden_states=self._skips_bottom)
+        self._anchor_ref = torch.log_softmax(out.logits[0, :-1].float(), dim=-1).cpu()
+        if self._skips_bottom:
+            self._anchor_bottom = out.hidden_states[self._first].detach()
 
     def _anchor_kl(self, model) -> torch.Tensor:
         """KL(reference || model) per position, averaged, over the anchor text."""
@@ -514,7 +563,12 @@ class ElarablationTrainer(Trainer):
         # builds the same graph and DDP's parameter hooks still fire once per backward. FSDP needs its wrapper.
         if not getattr(self, "is_fsdp_enabled", False) and hasattr(self, "accelerator"):
             model = self.accelerator.unwrap_model(model)
-        logprobs = torch.log_softmax(model(input_ids=ids, use_cache=False).logits[0, :-1].float(), dim=-1)
+        if self._anchor_bottom is not None:  # the frozen bottom's output is known: run the layers that train
+            with bottom_skipped(self._layers, self._first):
+                logits = model(inputs_embeds=self._anchor_bottom, use_cache=False).logits
+        else:
+            logits = model(input_ids=ids, use_cache=False).logits
+        logprobs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
         ref = self._anchor_ref.to(device)
         return kl_per_position(ref, logprobs).mean()
 
@@ -532,41 +586,46 @@ class ElarablationTrainer(Trainer):
             model.train(was_training)
 
     def _reference_forward(self, model, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor,
-                           rows: list[PreparedRow], use_cache: bool = False):
+                           rows: list[PreparedRow], use_cache: bool = False, need: bool = False):
         """The reference's forward over left-padded ``rows`` (inside ``_reference_mode``), logits at the last
-        position only; each row's last hidden states are kept for the context hold while the budget lasts."""
-        keep = self._keeps_hidden and any(r.ref_hidden is None for r in rows)
+        position only. Each row's last hidden states (the hold's reference) and the input of the first layer with
+        anything to train (the frozen bottom's output) are kept while ``REFERENCE_HIDDEN_BYTES`` lasts; ``need``:
+        return the hidden states even when every row has them."""
+        kept = [("ref_hidden", -1)] if self._keeps_hidden else []
+        kept += [("ref_bottom", self._first)] if self._keeps_bottom else []
+        keep = need or any(getattr(r, attr) is None for r in rows for attr, _ in kept)
         kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=use_cache,
                       output_hidden_states=keep)
         try:
             out = model(**kwargs, logits_to_keep=1)
         except TypeError:  # architectures without logits_to_keep
             out = model(**kwargs)
-        if keep:
-            for row, hidden, real in zip(rows, out.hidden_states[-1], mask.bool()):
+        for attr, layer in kept if keep else []:
+            for row, hidden, real in zip(rows, out.hidden_states[layer], mask.bool()):
                 size = hidden.element_size() * hidden.shape[-1] * len(row.input_ids)
-                if row.ref_hidden is None and self._hidden_bytes + size <= REFERENCE_HIDDEN_BYTES:
-                    row.ref_hidden = hidden[real].detach().cpu()
+                if getattr(row, attr) is None and self._hidden_bytes + size <= REFERENCE_HIDDEN_BYTES:
+                    setattr(row, attr, hidden[real].detach().cpu())
                     self._hidden_bytes += size
         return out
 
-    def _reference_hidden(self, model, inputs, slop: list[int]) -> torch.Tensor:
-        """The reference's last hidden states of the slop rows, left-padded like the batch: ``(len(slop), T, H)``.
-        Rows not kept yet are read now (and kept, within ``REFERENCE_HIDDEN_BYTES``)."""
+    def _kept_states(self, model, inputs, batch: list[int], attr: str) -> torch.Tensor:
+        """The kept ``attr`` (``ref_hidden`` or ``ref_bottom``) of the batch's rows ``batch``, left-padded like the
+        batch: ``(len(batch), T, H)``. Rows without it are read now (and kept, within the budget)."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
-        rows = [self._rows[int(inputs["row_index"][b])] for b in slop]
-        missing = [k for k, r in enumerate(rows) if r.ref_hidden is None]
+        rows = [self._rows[int(inputs["row_index"][b])] for b in batch]
+        missing = [k for k, r in enumerate(rows) if getattr(r, attr) is None]
         fresh: dict[int, torch.Tensor] = {}
         if missing:
-            at = [slop[k] for k in missing]
+            at = [batch[k] for k in missing]
             with self._reference_mode(model):
-                out = self._reference_forward(model, ids[at], mask[at], pos[at], [rows[k] for k in missing])
+                out = self._reference_forward(model, ids[at], mask[at], pos[at], [rows[k] for k in missing], need=True)
+            layer = -1 if attr == "ref_hidden" else self._first
             # rows over the budget: read for this step only
-            fresh = {k: h[m.bool()] for k, h, m in zip(missing, out.hidden_states[-1], mask[at])
-                     if rows[k].ref_hidden is None}
-        hidden = [fresh.get(k, r.ref_hidden) for k, r in enumerate(rows)]
-        padded = hidden[0].new_zeros((len(rows), ids.shape[1], hidden[0].shape[-1]))
-        for k, h in enumerate(hidden):
+            fresh = {k: h[m.bool()] for k, h, m in zip(missing, out.hidden_states[layer], mask[at])
+                     if getattr(rows[k], attr) is None}
+        states = [fresh.get(k, getattr(r, attr)) for k, r in enumerate(rows)]
+        padded = states[0].new_zeros((len(rows), ids.shape[1], states[0].shape[-1]))
+        for k, h in enumerate(states):
             padded[k, ids.shape[1] - len(h):] = h.to(padded.device)
         return padded.to(ids.device)
 
@@ -585,11 +644,16 @@ class ElarablationTrainer(Trainer):
         2 cores) a step took 8.0 s with it, most of a second of which was that forward. Models whose logits are
         not the head alone (soft-capping) and FSDP (its head is sharded outside its forward) read it whole."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
+        if self._keeps_bottom:  # the frozen bottom layers' output is known: run the layers that train
+            bottom = self._kept_states(model, inputs, list(range(len(ids))), "ref_bottom")
+            with bottom_skipped(self._layers, self._first):
+                logits = model(inputs_embeds=bottom, attention_mask=mask, position_ids=pos, use_cache=False).logits
+        else:
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
         # positions that predict a real token of the context (the last one is the slot: the hinges' job)
         held = (mask[slop, :-1] * mask[slop, 1:]).bool()
         if self._keeps_hidden and not getattr(self, "is_fsdp_enabled", False):
-            hidden = self._reference_hidden(model, inputs, slop)
+            hidden = self._kept_states(model, inputs, slop, "ref_hidden")
             head = self.accelerator.unwrap_model(model).get_output_embeddings() if hasattr(self, "accelerator") \
                 else model.get_output_embeddings()
             with torch.no_grad():

@@ -342,27 +342,44 @@ def test_deeper_rows_read_through_the_parents_cache_match_reading_them_whole(tmp
             assert prob == pytest.approx(float(p[token]), abs=1e-5)
 
 
-def test_context_hold_from_kept_hidden_states_matches_a_whole_reference_forward(tmp_path):
-    """The hold's reference is the head applied to the kept last hidden states: the same KL and slot reference
-    as a second forward with the adapter off, on a batch whose rows are padded differently than when kept."""
+@pytest.mark.parametrize("arch", ["llama", "gemma3_text", "gpt2"])
+def test_context_hold_and_anchor_from_kept_states_match_whole_forwards(tmp_path, arch):
+    """The hold's reference is the head applied to the kept last hidden states, and the trained forward (and the
+    anchor's) runs from the first adapted layer on the kept output of the frozen layers below it: the same
+    logits, KL and slot reference as whole forwards, on a batch padded differently than when the rows were
+    kept. Gemma-3 has sliding-window layers (a window shorter than the texts here); GPT-2 has no ``layers``
+    stack, so it runs whole."""
     tok = make_tokenizer("bytelevel")
     rows = [{"text": "Once upon a time the old sailor looked at the sea", "bad_words": ["sea"], "unmatched": "good"},
             {"text": "Her voice was", "bad_words": ["barely"], "unmatched": "good"},
             {"text": "The dwarf grunted and the sea was", "bad_words": ["calm"], "unmatched": "good"}]
     torch.manual_seed(0)
-    args = _config(tmp_path, anchor_weight=0.0, auto_keep=0, context_weight=10.0, per_device_train_batch_size=2)
-    trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
-    assert all(r.ref_hidden is not None for r in trainer._rows if r.depth == 1)  # kept while the tree was read
+    args = _config(tmp_path, anchor_weight=1.0, anchor_tokens=40, auto_keep=0, context_weight=10.0,
+                   per_device_train_batch_size=2)
+    modules = ["c_attn"] if arch == "gpt2" else ["q_proj", "v_proj", "o_proj"]
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=modules, layers_to_transform=[2, 3])
+    extra = {"layer_types": ["sliding_attention", "full_attention"] * 2} if arch == "gemma3_text" else {}
+    trainer = ElarablationTrainer(make_tiny_model(arch, num_hidden_layers=4, n_layer=4, **extra), args,
+                                  load_contexts(rows), tok, peft_config=lora)
+    assert trainer._first == (0 if arch == "gpt2" else 2)
+    if arch != "gpt2":  # kept while the tree was read
+        assert all(r.ref_hidden is not None and r.ref_bottom is not None for r in trainer._rows if r.depth == 1)
     with torch.no_grad():  # move the adapter off zero, so the model and its reference differ
         for name, p in trainer.model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.05)
     batch = trainer._collate([{"input_ids": trainer._rows[i].input_ids, "row_index": i} for i in (2, 0, 1)])
+    trainer.model.eval()  # GPT-2's dropout would draw other masks in the two runs
     figures = {}
     for kept in (True, False):
-        trainer._keeps_hidden, trainer._ref_cache = kept, {}
-        logits, kl = trainer._context_hold(trainer.model, batch, [0, 1, 2])
-        figures[kept] = (float(kl), torch.stack([trainer._ref_cache[i] for i in (0, 1, 2)]), logits)
-    assert figures[True][0] > 1e-4
+        trainer._keeps_hidden = trainer._keeps_bottom = trainer._skips_bottom = kept and arch != "gpt2"
+        trainer._ref_cache, trainer._anchor_ref, trainer._anchor_bottom = {}, None, None
+        with torch.no_grad():
+            logits, kl = trainer._context_hold(trainer.model, batch, [0, 1, 2])
+            anchor = trainer._anchor_kl(trainer.model)
+        figures[kept] = (float(kl), torch.stack([trainer._ref_cache[i] for i in (0, 1, 2)]), logits, float(anchor))
+    assert figures[True][0] > 1e-6 and figures[True][3] > 1e-6  # the adapter moved the model
     assert figures[True][0] == pytest.approx(figures[False][0], rel=1e-4)
+    assert figures[True][3] == pytest.approx(figures[False][3], rel=1e-4)
     torch.testing.assert_close(figures[True][1], figures[False][1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(figures[True][2], figures[False][2], atol=1e-4, rtol=1e-4)
