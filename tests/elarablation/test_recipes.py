@@ -33,13 +33,22 @@ def test_script_quantizes_with_bf16_storage_for_fsdp():
     assert module.parse_args(["library", "--output-dir", "o"]).bnb_4bit_quant_storage == "bfloat16"
 
 
+def _free_port() -> int:
+    """A port nothing listens on now: accelerate's default 29500 may still be held by an earlier run."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_process_cpu_data_parallel_run(tmp_path, tiny_folder, name_contexts):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     accelerate = Path(sys.executable).with_name("accelerate")
     out = tmp_path / "ddp"
     proc = subprocess.run(
         [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", str(RECIPES / "train.py"), str(name_contexts),
+         "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no", str(RECIPES / "train.py"), str(name_contexts),
          "--model", str(tiny_folder), "--output-dir", str(out), "--max-steps", "2", "--batch-size", "1",
          "--lora-layers", "0-1"],
         env=env, capture_output=True, text=True, timeout=240,
