@@ -361,7 +361,7 @@ def test_context_hold_and_anchor_from_kept_states_match_whole_forwards(tmp_path,
     extra = {"layer_types": ["sliding_attention", "full_attention"] * 2} if arch == "gemma3_text" else {}
     trainer = ElarablationTrainer(make_tiny_model(arch, num_hidden_layers=4, n_layer=4, **extra), args,
                                   load_contexts(rows), tok, peft_config=lora)
-    assert trainer._first == (0 if arch == "gpt2" else 2)
+    assert trainer._first == (0 if arch == "gpt2" else 2) and trainer._skips_bottom == (arch != "gpt2")
     if arch != "gpt2":  # kept while the tree was read
         assert all(r.ref_hidden is not None and r.ref_bottom is not None for r in trainer._rows if r.depth == 1)
     with torch.no_grad():  # move the adapter off zero, so the model and its reference differ
@@ -383,3 +383,19 @@ def test_context_hold_and_anchor_from_kept_states_match_whole_forwards(tmp_path,
     assert figures[True][3] == pytest.approx(figures[False][3], rel=1e-4)
     torch.testing.assert_close(figures[True][1], figures[False][1], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(figures[True][2], figures[False][2], atol=1e-4, rtol=1e-4)
+
+
+def test_a_model_whose_layers_cannot_be_skipped_runs_whole(monkeypatch):
+    """The skip is checked once on the model: a decoder loop that reads a layer's output otherwise (a tuple, or
+    more work between layers) gives other logits or fails, and the trainer then runs every layer."""
+    from hf_steer.elarablation import trainer as trainer_module
+
+    model = make_tiny_model("llama", num_hidden_layers=3)
+    layers = model.model.layers
+    ids = list(range(5, 20))
+    assert trainer_module.bottom_skip_works(model, layers, 2, ids)
+    monkeypatch.setattr(trainer_module._PassThrough, "forward", lambda self, hidden_states, *a, **k: (hidden_states,))
+    assert not trainer_module.bottom_skip_works(model, layers, 2, ids)
+    monkeypatch.setattr(trainer_module._PassThrough, "forward", lambda self, hidden_states, *a, **k: 2 * hidden_states)
+    assert not trainer_module.bottom_skip_works(model, layers, 2, ids)
+    assert all(not isinstance(layer, trainer_module._PassThrough) for layer in layers)  # put back each time
