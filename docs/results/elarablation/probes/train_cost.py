@@ -4,7 +4,8 @@ Builds the trainer as `auto` does (its defaults: auto_keep 2, hold 100, 2 epochs
 the first step and `STEPS` steps, and writes the prepared rows (own bad mass, bad shares of each beginning) and each
 step's logged losses to OUT.json. Run it on two commits to check that a speed-up computes the same thing.
 
-Usage: python train_cost.py CONTEXTS.yaml OUT.json STEPS   (2 threads; ~1 minute plus ~6 s a step)
+Usage: python train_cost.py CONTEXTS.yaml OUT.json STEPS [MODEL CHAT_TEMPLATE]   (2 threads; bundled model:
+~1 minute plus ~6 s a step; Gemma-3-270M: its folder and `gemma`)
 """
 
 import json
@@ -14,6 +15,7 @@ import time
 import torch
 
 from hf_steer.elarablation.arguments import LoraArguments
+from hf_steer.elarablation.chat import apply_chat_template
 from hf_steer.elarablation.config import ElarablationConfig
 from hf_steer.elarablation.contexts import load_contexts
 from hf_steer.elarablation.pipeline import default_lora_config
@@ -23,7 +25,8 @@ from hf_steer.utils import set_seed
 
 contexts, out_path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(2)
-model, tokenizer = load_model(None)
+model, tokenizer = load_model(sys.argv[4] if len(sys.argv) > 4 else None)
+apply_chat_template(tokenizer, sys.argv[5] if len(sys.argv) > 5 else None)
 config = ElarablationConfig(output_dir="/tmp/train_cost_out", auto_keep=2, num_train_epochs=2, seed=0,
                             save_strategy="no", context_weight=100.0, max_steps=steps, logging_steps=1,
                             disable_tqdm=True, report_to=[])
