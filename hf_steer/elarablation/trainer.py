@@ -156,12 +156,16 @@ def last_position_logits(model: nn.Module, input_ids: torch.Tensor, attention_ma
     """
     if position_ids is None:
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    return forward_last(model, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        use_cache=False).logits[:, -1]
+
+
+def forward_last(model: nn.Module, **kwargs: Any):
+    """``model(**kwargs)`` with the vocabulary projection at the last position only, where the model allows it."""
     try:
-        out = model(**kwargs, logits_to_keep=1)
+        return model(**kwargs, logits_to_keep=1)
     except TypeError:  # architectures without logits_to_keep
-        out = model(**kwargs)
-    return out.logits[:, -1]
+        return model(**kwargs)
 
 
 def _head_alone_gives_logits(model: nn.Module) -> bool:
@@ -615,12 +619,8 @@ class ElarablationTrainer(Trainer):
         kept = [("ref_hidden", -1)] if self._keeps_hidden else []
         kept += [("ref_bottom", self._first)] if self._keeps_bottom else []
         keep = need or any(getattr(r, attr) is None for r in rows for attr, _ in kept)
-        kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=use_cache,
-                      output_hidden_states=keep)
-        try:
-            out = model(**kwargs, logits_to_keep=1)
-        except TypeError:  # architectures without logits_to_keep
-            out = model(**kwargs)
+        out = forward_last(model, input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=use_cache,
+                           output_hidden_states=keep)
         for attr, layer in kept if keep else []:
             for row, hidden, real in zip(rows, out.hidden_states[layer], mask.bool()):
                 size = hidden.element_size() * hidden.shape[-1] * len(row.input_ids)
@@ -640,6 +640,8 @@ class ElarablationTrainer(Trainer):
             at = [batch[k] for k in missing]
             with self._reference_mode(model):
                 out = self._reference_forward(model, ids[at], mask[at], pos[at], [rows[k] for k in missing], need=True)
+            for b, slot_ref in zip(at, out.logits[:, -1].float().cpu()):  # the tether's and keep rows' reference too
+                self._ref_cache.setdefault(int(inputs["row_index"][b]), slot_ref)
             layer = -1 if attr == "ref_hidden" else self._first
             # rows over the budget: read for this step only
             fresh = {k: h[m.bool()] for k, h, m in zip(missing, out.hidden_states[layer], mask[at])
