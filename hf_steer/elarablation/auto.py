@@ -314,6 +314,9 @@ def changes(before: dict, after: dict) -> dict[str, float]:
         "slop_index": rel(before["slop_index"], after["slop_index"]),
         "distinct_2": rel(before["distinct_2"], after["distinct_2"]),
         "looping_points": after["looping"] - before["looping"],
+        # the slop index's change if the targeted patterns vanished and nothing else changed
+        "slop_index_patterns_alone": rel(before["slop_index"],
+                                         before.get("slop_index_without_patterns", before["slop_index"])),
     }
 
 
@@ -323,7 +326,9 @@ def report_lines(report: dict) -> list[str]:
         f"held-out stories: {b['stories']} before, {a['stories']} after ({b['mean_words']:.0f} / {a['mean_words']:.0f} words each)",
         f"targeted patterns per 1,000 words: {b.get('patterns_per_1k_words', 0):.2f} -> "
         f"{a.get('patterns_per_1k_words', 0):.2f} ({100 * c['patterns']:+.0f}%)",
-        f"slop index: {b['slop_index']:.1f} -> {a['slop_index']:.1f} ({100 * c['slop_index']:+.0f}%)",
+        f"slop index: {b['slop_index']:.1f} -> {a['slop_index']:.1f} ({100 * c['slop_index']:+.0f}%); with every "
+        f"targeted pattern gone and nothing else changed it would be {b.get('slop_index_without_patterns', 0):.1f} "
+        f"({100 * c['slop_index_patterns_alone']:+.0f}%)",
         f"distinct-2: {b['distinct_2']:.3f} -> {a['distinct_2']:.3f}",
         f"looping stories: {100 * b['looping']:.1f}% -> {100 * a['looping']:.1f}%",
     ]

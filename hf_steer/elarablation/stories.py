@@ -14,7 +14,10 @@ Figures of a list of stories (:func:`story_figures`):
   breath" is, and "a deep breath" a trigram);
 - ``distinct_2``: distinct word bigrams / all word bigrams (over all stories together);
 - ``looping``: share of stories in which some word 4-gram occurs 3 or more times;
-- per pattern: occurrences per 1,000 words (:func:`pattern_rate`).
+- per pattern: occurrences per 1,000 words (:func:`pattern_rate`), and ``slop_index_without_patterns``:
+  the slop index with every hit that overlaps a pattern's occurrence taken out -- the lowest index that
+  training those patterns out, and changing nothing else, can reach (on the bundled model's held-out
+  stories, the 40 patterns `auto` finds in its 136 stories hold a quarter of the index: 150 -> 113).
 """
 
 from __future__ import annotations
@@ -203,17 +206,27 @@ def slop_lists() -> tuple[frozenset, frozenset, frozenset]:
     return slop_words, frozenset(bigrams), frozenset(trigrams)
 
 
-def slop_index(texts: Sequence[str]) -> dict[str, float]:
-    """EQ-Bench's slop index over all ``texts`` together, with its parts."""
+def slop_index(texts: Sequence[str], without: Sequence[str] = ()) -> dict[str, float]:
+    """EQ-Bench's slop index over all ``texts`` together, with its parts.
+
+    ``without``: word or phrase patterns whose occurrences are taken out first (a hit that overlaps one is
+    not counted; the text's word count is unchanged): the index the stories would have without them.
+    """
     slop_words, bigrams, trigrams = slop_lists()
+    removed = [words(p) for p in without]
     hits = Counter()
     total = 0
     for text in texts:
         tokens = words(text)
         total += len(tokens)
-        hits["word"] += sum(t in slop_words for t in tokens)
-        hits["bigram"] += sum(" ".join(tokens[k:k + 2]) in bigrams for k in range(len(tokens) - 1))
-        hits["trigram"] += sum(" ".join(tokens[k:k + 3]) in trigrams for k in range(len(tokens) - 2))
+        covered = [False] * len(tokens)
+        for gram in filter(None, removed):
+            for k in range(len(tokens) - len(gram) + 1):
+                if tokens[k:k + len(gram)] == gram:
+                    covered[k:k + len(gram)] = [True] * len(gram)
+        for n, grams, name in ((1, slop_words, "word"), (2, bigrams, "bigram"), (3, trigrams, "trigram")):
+            hits[name] += sum(" ".join(tokens[k:k + n]) in grams and not any(covered[k:k + n])
+                              for k in range(len(tokens) - n + 1))
     score = hits["word"] + 2 * hits["bigram"] + 8 * hits["trigram"]
     return {"slop_index": 1000 * score / total if total else 0.0, "word_hits": hits["word"],
             "bigram_hits": hits["bigram"], "trigram_hits": hits["trigram"], "words": total}
@@ -258,6 +271,8 @@ def story_figures(texts: Sequence[str], patterns: Sequence[str] = ()) -> dict[st
         rates = {p: pattern_rate(texts, p) for p in patterns}
         figures["pattern_rates"] = rates
         figures["patterns_per_1k_words"] = sum(rates.values())
+        # the most that removing these patterns, and nothing else, could do to the slop index
+        figures["slop_index_without_patterns"] = slop_index(texts, without=patterns)["slop_index"]
     return figures
 
 

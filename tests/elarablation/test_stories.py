@@ -32,6 +32,18 @@ def test_slop_index_is_eq_bench_formula_per_thousand_words():
     assert slop_index(["The dog ran home."])["slop_index"] == 0.0
 
 
+def test_slop_index_without_patterns_takes_out_only_their_hits():
+    text = "She took a deep breath. The shadows whispered and the shadows fell."
+    whole = slop_index([text])
+    assert whole["word_hits"] == 3  # "shadows" twice, "whispered" once (both on the antislop list)
+    without = slop_index([text], without=["shadows", "deep breath"])
+    # "deep breath" and every gram that overlaps it go; "whispered" stays; the word count is unchanged
+    assert without["word_hits"] == 1 and without["bigram_hits"] == 0 and without["trigram_hits"] == 0
+    assert without["words"] == whole["words"] and without["slop_index"] == pytest.approx(1000 / whole["words"])
+    figures = story_figures([text], ["shadows", "deep breath"])
+    assert figures["slop_index_without_patterns"] == pytest.approx(without["slop_index"])
+
+
 def test_distinct_loops_and_pattern_rates():
     assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
     assert loops("the end of the road, the end of the road, the end of the road")
