@@ -327,7 +327,9 @@ class FindArguments:
         metadata={"help": "Story tokens kept before each pattern in its context (shorter contexts train faster; "
                   "the slop choice is local)."},
     )
-    generation_batch_size: int = field(default=32, metadata={"help": "Stories generated per batch."})
+    generation_batch_size: int = field(default=128, metadata={
+        "help": "Most stories generated in one batch (they are split into equal batches; another size draws other "
+                "stories). Lower it when memory is short."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
     def __post_init__(self) -> None:

@@ -1,10 +1,11 @@
 """Story-level figures (EQ-Bench's slop index, distinct-2, loops, pattern rates) and prompt sets."""
 
 import pytest
-from conftest import make_tokenizer
+from conftest import make_tiny_model, make_tokenizer
 
 from hf_steer.elarablation.stories import (
     distinct_n,
+    generate_stories,
     load_prompts,
     loops,
     pattern_rate,
@@ -53,6 +54,17 @@ def test_distinct_loops_and_pattern_rates():
     assert pattern_rate(texts, "barely above") == pytest.approx(1000 / 13)
     figures = story_figures(texts, ["whispered"])
     assert figures["stories"] == 2 and figures["pattern_rates"]["whispered"] > 0
+
+
+def test_stories_come_in_equal_batches_and_a_resume_draws_the_same():
+    model, tok = make_tiny_model("llama"), make_tokenizer("bytelevel", chat_template=True)
+    sizes = []
+    prompts = ["Write a story.", "Write a poem.", "Write a tale."]
+    first = generate_stories(model, tok, prompts, True, 3, 6, 0.7, seed=1, batch_size=4,
+                             on_batch=lambda new: sizes.append(len(new)))
+    assert sizes == [3, 3, 3]  # 9 stories at most 4 a batch: three of 3, not 4, 4 and a tail of 1
+    again = generate_stories(model, tok, prompts, True, 3, 6, 0.7, seed=1, batch_size=4, done=first[:3])
+    assert [d["ids"] for d in again] == [d["ids"] for d in first]
 
 
 def test_prompt_sets_ship_three_disjoint_splits(tmp_path):
