@@ -245,7 +245,7 @@ def _rank_phrases(stories, total: int, stats, min_stories: int, chosen_words: se
 
 # ------------------------------------------------------------------------------------------ contexts
 def _cut_positions(story: dict, pattern: dict) -> list[int]:
-    """Character offsets in the story where the pattern's cut word starts (one per occurrence)."""
+    """Character offsets in the story where the pattern's cut word starts (one per occurrence; a name's first only)."""
     text = story["text"]
     if pattern["kind"] == "phrase":
         ws = pattern["text"].split()
@@ -259,7 +259,10 @@ def _cut_positions(story: dict, pattern: dict) -> list[int]:
                 out.append(inner.start())
         return out
     rx = re.compile(r"(?<![A-Za-z'])" + re.escape(pattern["cut"]) + r"(?![A-Za-z])", re.IGNORECASE)
-    return [m.start() for m in rx.finditer(text)]
+    starts = [m.start() for m in rx.finditer(text)]
+    # a name is invented once: its later uses in the story refer back to the character, which the keep rows hold
+    # (a second context from the same story was such a back-reference, "One day, a young dragon, Eira, came ...")
+    return starts[:1] if pattern["kind"] == "name" else starts
 
 
 def cut_story(tokenizer, story: dict, char_start: int, keep_tokens: int | None = None) -> str | None:

@@ -8,6 +8,7 @@ from hf_steer.elarablation.contexts import TokenRules, load_contexts, word_match
 from hf_steer.elarablation.discover import (
     _rank_phrases,
     context_documents,
+    contexts_for,
     cut_story,
     rank_patterns,
     word_statistics,
@@ -134,3 +135,19 @@ def test_a_phrase_word_is_bad_only_inside_its_phrase(tmp_path):
     assert all("barely" not in d["rules"]["bad_words"] for cut, d in by_cut.items() if cut != "barely")
     assert "whispered" in by_cut["barely"]["rules"]["bad_words"]  # a word pattern is bad everywhere
     assert phrase in trained
+
+
+def test_a_name_is_cut_where_it_is_invented_not_where_the_story_refers_back():
+    """Only a name's first use in a story is slop (the model invented it there); its later uses are the character
+    coming back, which keep rows hold, so a second context from the same story would push against them. A word
+    gives a context at each use."""
+    tok = make_tokenizer("bytelevel")
+    text = "The ship landed at dawn. A young pilot named Elara stepped out. Later, Elara looked at the ancient sky."
+    stories = [{"prompt_id": 0, "sample": 0, "text": text, "ids": tok(text)["input_ids"]}]
+    name = {"kind": "name", "text": "Elara", "cut": "Elara"}
+    assert [c for _, c in contexts_for(tok, stories, name, limit=5)] == ["The ship landed at dawn. A young pilot named"]
+    word = {"kind": "word", "text": "ancient", "cut": "ancient"}
+    assert len(contexts_for(tok, stories, word, limit=5)) == 1
+    twice = text + " The ancient sea was calm."
+    stories = [{"prompt_id": 0, "sample": 0, "text": twice, "ids": tok(twice)["input_ids"]}]
+    assert len(contexts_for(tok, stories, word, limit=5)) == 2
