@@ -5,9 +5,10 @@ Each story of the chosen files of a story bench work folder is cut right before 
 p(pattern's first token) and p(whole pattern) at T=1 with the adapter off and on, averaged per pattern and file
 group (held-out = before/after files, training = the training stories). The text stays the story's own.
 
-Usage: python pattern_probe.py WORK [--pattern P ...] [--stories before after train]   (2 threads, a few minutes)
+Usage: python pattern_probe.py WORK [--pattern P ...] [--stories before after train] [--use N]   (2 threads, minutes)
   all targeted patterns, held-out "before" stories (the default)
   --pattern Elara --stories before after train            where Elara is first named, every story of the folder
+  --use 2                                                  at each pattern's second use (a name: the story refers back)
 """
 
 import argparse
@@ -26,6 +27,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("work")
 parser.add_argument("--pattern", nargs="+", default=None)
 parser.add_argument("--stories", nargs="+", choices=list(FILES), default=["before"])
+parser.add_argument("--use", type=int, default=1, help="cut before the pattern's N-th use in each story (2: where a "
+                    "story refers back to a name it introduced: the keep rows' job, which should stay near 1x)")
 args = parser.parse_args()
 torch.set_num_threads(2)
 path = bundled_model_path()
@@ -53,7 +56,8 @@ totals = []
 for pattern in patterns:
     groups: dict[str, list[tuple[float, ...]]] = {}
     for group, story in stories:
-        m = re.search(rf"(?<![\w']){re.escape(pattern)}(?![\w'])", story["text"])
+        uses = list(re.finditer(rf"(?<![\w']){re.escape(pattern)}(?![\w'])", story["text"]))
+        m = uses[args.use - 1] if len(uses) >= args.use else None
         if not m or m.start() == 0:
             continue
         start = m.start() - (story["text"][m.start() - 1] == " ")
