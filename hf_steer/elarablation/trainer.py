@@ -566,6 +566,11 @@ class ElarablationTrainer(Trainer):
         for i, row_logits in zip(missing, logits.float().cpu()):
             self._ref_cache[i] = row_logits
 
+    def _remember_slot_refs(self, inputs, batch: list[int], slot_logits: torch.Tensor) -> None:
+        """Keep the reference logits at the slot of batch rows ``batch`` (read by a reference forward run anyway)."""
+        for b, row_ref in zip(batch, slot_logits.float().cpu()):
+            self._ref_cache.setdefault(int(inputs["row_index"][b]), row_ref)
+
     @torch.no_grad()
     def _fill_anchor_reference(self, model) -> None:
         """Cache the frozen model's log-probs over the anchor text."""
@@ -640,8 +645,7 @@ class ElarablationTrainer(Trainer):
             at = [batch[k] for k in missing]
             with self._reference_mode(model):
                 out = self._reference_forward(model, ids[at], mask[at], pos[at], [rows[k] for k in missing], need=True)
-            for b, slot_ref in zip(at, out.logits[:, -1].float().cpu()):  # the tether's and keep rows' reference too
-                self._ref_cache.setdefault(int(inputs["row_index"][b]), slot_ref)
+            self._remember_slot_refs(inputs, at, out.logits[:, -1])  # the tether's and keep rows' reference too
             layer = -1 if attr == "ref_hidden" else self._first
             # rows over the budget: read for this step only
             fresh = {k: h[m.bool()] for k, h, m in zip(missing, out.hidden_states[layer], mask[at])
@@ -689,8 +693,7 @@ class ElarablationTrainer(Trainer):
                 ref = model(input_ids=ids[slop], attention_mask=mask[slop], position_ids=pos[slop],
                             use_cache=False).logits
             slot_ref, target = ref[:, -1].float(), ref[:, :-1][held].float()
-        for b, row_ref in zip(slop, slot_ref.cpu()):
-            self._ref_cache.setdefault(int(inputs["row_index"][b]), row_ref)
+        self._remember_slot_refs(inputs, slop, slot_ref)
         classes = [self._rows[int(inputs["row_index"][b])].hold_class for b in slop]
         if any(c is not None for c in classes):  # bad words are let go to bad_ratio of the reference, not held
             none = torch.zeros(target.shape[-1], dtype=torch.bool)
