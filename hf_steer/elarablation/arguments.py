@@ -88,8 +88,9 @@ class ElarablationArguments:
             At a slot with neutral tokens (a name slot), the hinges read each candidate's probability within the
             named class (every non-neutral token), renormalised to the reference's class mass (`margin` only): the
             hinges alone never move mass between names and non-names (see `loss.elarablation_loss`).
-        auto_keep (`int`, *optional*, defaults to `2`):
-            Keep contexts generated per training context whose rules ban stock names (see `keep.py`).
+        auto_keep (`int`, *optional*, defaults to `3`):
+            Keep contexts generated per training context whose rules ban stock names (see `keep.py`): the first
+            repeats the slot's own last words once the name is known (its echo), the others use fixed bridges.
 
         anchor_weight (`float`, *optional*, defaults to `100.0`):
             Weight of the anchor term: KL(reference || model) of the next-token distributions over ordinary text
@@ -160,9 +161,10 @@ class ElarablationArguments:
                   "only, not from non-names (margin)."},
     )
     auto_keep: int = field(
-        default=2,
+        default=3,
         metadata={"help": "Keep contexts generated per training context whose rules ban stock names: the context, "
-                  "the name introduced, then a slot that refers back to it (0: none)."},
+                  "the name introduced, then a slot that refers back to it; the first repeats the slot's own words "
+                  "(0: none)."},
     )
     anchor_weight: float = field(
         default=100.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}

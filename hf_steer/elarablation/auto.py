@@ -147,10 +147,10 @@ def run_auto(
     # the adapter's recorded hyperparameters (its epochs, seed and context_weight are auto's train_epochs, seed and
     # hold_weight) and how the model was loaded
     recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed", "context_weight")} | {"load_in_4bit"}
-    if config is None:  # the trainer's defaults with auto_keep 2 (the CLI always passes a config)
+    if config is None:  # the trainer's defaults (the CLI always passes a config)
         from .config import ElarablationConfig
 
-        config = ElarablationConfig(output_dir=str(work_dir / "adapter"), auto_keep=2)
+        config = ElarablationConfig(output_dir=str(work_dir / "adapter"))
     training = {k: v for k, v in dataclasses.asdict(config).items() if k in recorded}
     state = AutoState(work_dir, {"model": str(model or "bundled"), "chat_template": chat_template,
                                  **dataclasses.asdict(settings), **dataclasses.asdict(lora), **training})

@@ -8,6 +8,15 @@ banned name filled in, a bridging sentence, and a slot where that name must come
 
     The elf girl nods. "My name is Elara." From that night on, Hugo and     -> " Elara" is held
 
+The first keep context of each slop context is its *echo*: the slot's own last words said again once the
+name is known (``"My name is Elara." Hugo leaned closer. "Sorry, what was that?" She said it again: "My
+name is`` -> " Elara"). Same words, opposite targets: only the name earlier in the text tells them apart.
+Without it the adapter learned the slot's words as a ban (names after a title or in an address fell most).
+Measured exactly (``docs/results/elarablation/exact_check.py``, bundled model, seeds 0-2, two cores): the
+El- back-references keep 84.9% -> 98.7% on the bench's 20 slots and 76.2% -> 96.3% on a second set written
+apart, with 3 keep contexts (the echo + 2 bridges) against the 2 bridges before; the echo in place of one of the
+2 bridges, 96.9% / 86.0%.
+
 The trainer holds the model's distribution at those slots (``loss.keep_loss``). The bridges are fixed
 templates written for hf_steer; they are not the bench's back-reference contexts (``reference`` lists
 of the library), which stay held out.
@@ -15,6 +24,7 @@ of the library), which stay held out.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .contexts import TokenRules, TokenTexts, make_row
@@ -39,6 +49,11 @@ BRIDGES = (
     ' {other} rose from the bench and bowed low. "You are welcome in this house, {title}',
     ' {other} poured two cups of tea and pushed one across the table. "Drink it while it is hot,',
 )
+# The echo bridge: the slop slot's own last words, said again once the name is known ({tail}). The same words
+# end the slop context (a name is invented there: pushed down) and this keep context (the name comes back: held),
+# so only the name earlier in the text tells them apart, and the adapter cannot learn the slot's words as a ban.
+ECHO_DIALOGUE = ' {other} leaned closer. "Sorry, what was that?" She said it again: {tail}'
+ECHO_NARRATION = " Years later, {other} still told it the same way: {tail}"
 # The title before a name in the title bridge; names not listed here take "Lady".
 MALE_NAMES = frozenset({"Eldrin", "Elias", "Kael", "Thorne", "Aric", "Cael", "Zephyr"})
 OTHERS = ("Hugo", "Wren", "Osric", "Pell", "Dunstan", "Merrick")
@@ -55,6 +70,14 @@ def _close(text: str) -> str:
     return '."' if text.count('"') % 2 == 1 else "."
 
 
+def slot_words(text: str) -> str:
+    """The slop slot's own last words: the open quote's speech so far, or the text after the last sentence end."""
+    text = text.strip()
+    if text.count('"') % 2 == 1:
+        return text[text.rfind('"'):]
+    return re.split(r"(?<=[.!?])[\"”’')]*\s+", text)[-1]
+
+
 def keep_rows(rows: list[dict[str, Any]], tokenizer, per_row: int, names: tuple[str, ...] = STOCK_NAMES,
               seed: int = 0) -> list[dict[str, Any]]:
     """Up to ``per_row`` keep rows for each slop row whose rules ban at least one of ``names``.
@@ -62,12 +85,13 @@ def keep_rows(rows: list[dict[str, Any]], tokenizer, per_row: int, names: tuple[
     A row with ``bad_words`` (a pattern ``find``/``auto`` discovered) gets keep rows for its own pattern
     (its first bad word) when that is a name.
 
-    Names and bridges are taken in turn (shifted by ``seed``) so the set covers El- names and others and
+    The first is the row's echo (its own last words again, :func:`slot_words`); the others take the bridges in
+    turn. Names and bridges are taken in turn (shifted by ``seed``) so the set covers El- names and others and
     every bridge shape. Keep rows copy the slop row's chat framing (system, user) and family.
     """
     texts = TokenTexts(tokenizer)
     out = []
-    turn = seed
+    turn = bridge_turn = seed
     for row in rows:
         if row.get("kind", "slop") != "slop" or per_row <= 0:
             continue
@@ -79,13 +103,19 @@ def keep_rows(rows: list[dict[str, Any]], tokenizer, per_row: int, names: tuple[
             banned = [n for n in names if _bans(rules, texts, tokenizer, n)]
         if not banned:
             continue
-        for _ in range(per_row):
+        tail = slot_words(row["text"])
+        echo = ECHO_DIALOGUE if tail.startswith('"') else ECHO_NARRATION
+        for k in range(per_row):
             name = banned[turn % len(banned)]
-            bridge = BRIDGES[turn % len(BRIDGES)]
             other = OTHERS[(turn // len(BRIDGES)) % len(OTHERS)]
+            if k == 0:  # the echo first: it is what tells inventing a name from reusing one (see ECHO_DIALOGUE)
+                bridge = echo
+            else:
+                bridge = BRIDGES[bridge_turn % len(BRIDGES)]
+                bridge_turn += 1
             turn += 1
             text = row["text"].rstrip() + " " + name + _close(row["text"]) + bridge.format(
-                name=name, other=other, title="Lord" if name in MALE_NAMES else "Lady")
+                name=name, other=other, title="Lord" if name in MALE_NAMES else "Lady", tail=tail)
             out.append(make_row(text, kind="keep", expected=name, chat=row["chat"], system=row["system"],
                                 user=row["user"], family=row["family"], source=f"{row['source']} (generated keep)",
                                 split="train", temperature=row.get("temperature")))

@@ -6,7 +6,7 @@ from peft import LoraConfig
 
 from hf_steer.elarablation.config import ElarablationConfig
 from hf_steer.elarablation.contexts import load_contexts
-from hf_steer.elarablation.keep import BRIDGES, keep_rows
+from hf_steer.elarablation.keep import BRIDGES, keep_rows, slot_words
 from hf_steer.elarablation.trainer import ElarablationTrainer
 from hf_steer.errors import HfSteerError
 
@@ -15,12 +15,14 @@ def test_keep_rows_introduce_a_banned_name_then_refer_back():
     tok = make_tokenizer("bytelevel")
     # (the tiny test tokenizer spells " Elara" as " " + "E" + ...: a rule on " " bans every name's first token)
     rows = list(load_contexts({"text": 'The elf girl nods. "My name is', "bad": ["^ $"], "unmatched": "neutral"}))
-    keep = keep_rows(rows, tok, per_row=len(BRIDGES), names=("Elara", "Mira"))
-    assert len(keep) == len(BRIDGES)
-    assert [r["expected"] for r in keep] == ["Elara", "Mira"] * (len(BRIDGES) // 2)  # banned names in turn
+    keep = keep_rows(rows, tok, per_row=len(BRIDGES) + 1, names=("Elara", "Mira"))
+    assert len(keep) == len(BRIDGES) + 1
+    assert [r["expected"] for r in keep] == ["Elara", "Mira"] * (len(BRIDGES) // 2) + ["Elara"]  # names in turn
     for row in keep:
         assert row["kind"] == "keep" and row["text"].startswith(f'The elf girl nods. "My name is {row["expected"]}."')
-    assert len({r["text"].split(".", 2)[-1] for r in keep}) == len(BRIDGES)  # every bridge shape once
+    # the first is the echo: the slot's own words again, now that the name is known
+    assert keep[0]["text"].endswith('She said it again: "My name is') and keep[0]["expected"] == "Elara"
+    assert len({r["text"].split(".", 2)[-1] for r in keep[1:]}) == len(BRIDGES)  # then every bridge shape once
     unbanned = list(load_contexts({"text": 'The elf girl nods. "My name is', "bad": ["^x"], "unmatched": "neutral"}))
     assert keep_rows(unbanned, tok, per_row=2, names=("Elara",)) == []
     # a row that bans no stock name gets no keep row; a discovered word that is no name neither
@@ -28,6 +30,17 @@ def test_keep_rows_introduce_a_banned_name_then_refer_back():
     assert keep_rows(plain, tok, per_row=2) == []
     named = list(load_contexts({"text": "There once was a girl called", "bad_words": ["Lyra"], "unmatched": "good"}))
     assert [r["expected"] for r in keep_rows(named, tok, per_row=2)] == ["Lyra", "Lyra"]
+
+
+def test_slot_words_are_the_open_speech_or_the_last_sentence():
+    assert slot_words('The young witch grinned. "Hi! My name\'s') == '"Hi! My name\'s'  # the quote's speech so far
+    assert slot_words("It rained. Once upon a time there lived a girl named ") == "Once upon a time there lived a girl named"
+    assert slot_words('He said "hi." She was called') == 'She was called'
+    tok = make_tokenizer("bytelevel")
+    story = list(load_contexts({"text": "It rained all day. In the village lived a girl named", "bad_words": ["Lyra"],
+                                "unmatched": "good"}))
+    echo = keep_rows(story, tok, per_row=1)[0]  # narration: told again the same way
+    assert echo["text"].endswith("still told it the same way: In the village lived a girl named")
 
 
 def test_user_keep_contexts_in_a_file_and_their_one_line_error(tmp_path):
