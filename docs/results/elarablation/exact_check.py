@@ -9,6 +9,9 @@ base model gives the name p >= 0.2 (10), as the issue asks for contexts the base
 
     PYTHONPATH=. python docs/results/elarablation/exact_check.py OUT.json '{"within_class": true}'
     PYTHONPATH=. python docs/results/elarablation/exact_check.py OUT.json '{"adapter": "path/to/adapter"}'
+    PYTHONPATH=. python docs/results/elarablation/exact_check.py OUT.json '{"seed": 1, "threads": 2}'
+
+Settings are ``train()``'s keyword arguments (``seed`` 0 unless given), plus ``threads`` (torch threads, 1 unless given).
 """
 import json
 import sys
@@ -25,8 +28,6 @@ from hf_steer.elarablation.bench import (
 )
 from hf_steer.elarablation.contexts import load_contexts, make_row, render_context
 from hf_steer.elarablation.pipeline import train
-
-torch.set_num_threads(1)
 
 SECOND_NAMES = [
     'The young knight removed her helmet. "My name is',
@@ -74,12 +75,14 @@ def mean(xs):
 
 def main(out_json, settings):
     t0 = time.time()
+    settings = dict(settings)
+    torch.set_num_threads(int(settings.pop("threads", 1)))
     if "adapter" in settings:
         from hf_steer.elarablation.pipeline import load_adapter
         model, tok = load_adapter(settings["adapter"])
         res = {"train_seconds": None, "steps": None}
     else:
-        res = train(load_contexts(TRAIN_FAMILIES), out_json + "-adapter", None, disable_tqdm=True, seed=0, **settings)
+        res = train(load_contexts(TRAIN_FAMILIES), out_json + "-adapter", None, disable_tqdm=True, **{"seed": 0, **settings})
         model, tok = res["trainer"].model, res["trainer"].processing_class
     model.eval()
     from hf_steer.elarablation.contexts import TokenRules, TokenTexts
