@@ -65,15 +65,20 @@ def _bans(rules: TokenRules, texts: TokenTexts, tokenizer, name: str) -> bool:
     return bool(ids) and rules.classify(texts(ids[0]), ids[0]) in ("bad", "pending")
 
 
+def _in_quote(text: str) -> bool:
+    """Does ``text`` end inside an open (straight) quote?"""
+    return text.count('"') % 2 == 1
+
+
 def _close(text: str) -> str:
     """End the introduction: the name's sentence closes, and an open quote closes with it."""
-    return '."' if text.count('"') % 2 == 1 else "."
+    return '."' if _in_quote(text) else "."
 
 
 def slot_words(text: str) -> str:
     """The slop slot's own last words: the open quote's speech so far, or the text after the last sentence end."""
     text = text.strip()
-    if text.count('"') % 2 == 1:
+    if _in_quote(text):
         return text[text.rfind('"'):]
     return re.split(r"(?<=[.!?])[\"”’')]*\s+", text)[-1]
 

@@ -23,6 +23,7 @@ Figures of a list of stories (:func:`story_figures`):
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections import Counter
@@ -117,8 +118,6 @@ def generate_stories(model, tokenizer, prompts: Sequence[str], chat: bool, per_p
     stories already written, ``on_batch`` saves each new batch) writes the same stories. A story is
     ``{"prompt_id", "prompt", "sample", "text", "ids"}`` (``ids``: the generated token ids).
     """
-    import math
-
     import torch
     from tqdm.auto import tqdm
 
