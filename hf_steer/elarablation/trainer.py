@@ -673,18 +673,28 @@ class ElarablationTrainer(Trainer):
         losses to 1e-4. Models whose logits are not the head alone (soft-capping) and FSDP (its head is sharded
         outside its forward) read the reference whole; DDP and FSDP run every layer."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
+        # positions that predict a real token of the context (the last one is the slot: the hinges' job)
+        held = (mask[slop, :-1] * mask[slop, 1:]).bool()
+        head_alone = self._keeps_hidden and not getattr(self, "is_fsdp_enabled", False)
+        if head_alone:
+            head = self.accelerator.unwrap_model(model).get_output_embeddings() if hasattr(self, "accelerator") \
+                else model.get_output_embeddings()
+            head_alone = not any(p.requires_grad for p in head.parameters())
+        # With the head alone, the trained forward projects the last position only and the held positions are
+        # projected from its last hidden states: half of a batch's positions are keep rows and padding, whose
+        # vocabulary projection (and its backward) the hold never reads.
+        forward = forward_last if head_alone else (lambda m, **kw: m(**kw))
+        kwargs = dict(attention_mask=mask, position_ids=pos, use_cache=False, output_hidden_states=head_alone)
         if self._keeps_bottom:  # the frozen bottom layers' output is known: run the layers that train
             bottom = self._kept_states(model, inputs, list(range(len(ids))), "ref_bottom")
             with bottom_skipped(self._layers, self._first):
-                logits = model(inputs_embeds=bottom, attention_mask=mask, position_ids=pos, use_cache=False).logits
+                out = forward(model, inputs_embeds=bottom, **kwargs)
         else:
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
-        # positions that predict a real token of the context (the last one is the slot: the hinges' job)
-        held = (mask[slop, :-1] * mask[slop, 1:]).bool()
-        if self._keeps_hidden and not getattr(self, "is_fsdp_enabled", False):
+            out = forward(model, input_ids=ids, **kwargs)
+        last = out.logits[:, -1]
+        if head_alone:
+            trained = head(out.hidden_states[-1][slop, :-1][held])
             hidden = self._kept_states(model, inputs, slop, "ref_hidden")
-            head = self.accelerator.unwrap_model(model).get_output_embeddings() if hasattr(self, "accelerator") \
-                else model.get_output_embeddings()
             with torch.no_grad():
                 slot_ref = head(hidden[:, -1]).float()
                 target = head(hidden[:, :-1][held]).float()
@@ -693,6 +703,7 @@ class ElarablationTrainer(Trainer):
                 ref = model(input_ids=ids[slop], attention_mask=mask[slop], position_ids=pos[slop],
                             use_cache=False).logits
             slot_ref, target = ref[:, -1].float(), ref[:, :-1][held].float()
+            trained = out.logits[slop, :-1][held]
         self._remember_slot_refs(inputs, slop, slot_ref)
         classes = [self._rows[int(inputs["row_index"][b])].hold_class for b in slop]
         if any(c is not None for c in classes):  # bad words are let go to bad_ratio of the reference, not held
@@ -700,9 +711,8 @@ class ElarablationTrainer(Trainer):
             let_go = torch.stack([self._hold_masks[c][: target.shape[-1]] if c is not None else none for c in classes])
             row_of = held.nonzero()[:, 0]
             target = target + math.log(self.args.bad_ratio) * let_go.to(target.device)[row_of]
-        kl = kl_per_position(torch.log_softmax(target, dim=-1),
-                             torch.log_softmax(logits[slop, :-1][held].float(), dim=-1))
-        return logits[:, -1], kl.mean() if kl.numel() else logits.new_zeros(())
+        kl = kl_per_position(torch.log_softmax(target, dim=-1), torch.log_softmax(trained.float(), dim=-1))
+        return last, kl.mean() if kl.numel() else last.new_zeros(())
 
     # ------------------------------------------------------------------------------------ loss
     def _candidates(self, topk_ids: torch.Tensor, rows: list[PreparedRow]) -> tuple[torch.Tensor, ...]:

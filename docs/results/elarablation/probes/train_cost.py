@@ -1,6 +1,6 @@
 """Issue 16: what auto's training stage costs, and what it computes, on a contexts file (bundled model).
 
-Builds the trainer as `auto` does (its defaults: auto_keep 2, hold 100, 2 epochs, seed 0), times the set-up before
+Builds the trainer as `auto` does (its defaults: auto_keep 3, hold 100, 2 epochs, seed 0), times the set-up before
 the first step and `STEPS` steps, and writes the prepared rows (own bad mass, bad shares of each beginning) and each
 step's logged losses to OUT.json. Run it on two commits to check that a speed-up computes the same thing.
 
@@ -27,7 +27,7 @@ contexts, out_path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(2)
 model, tokenizer = load_model(sys.argv[4] if len(sys.argv) > 4 else None)
 apply_chat_template(tokenizer, sys.argv[5] if len(sys.argv) > 5 else None)
-config = ElarablationConfig(output_dir="/tmp/train_cost_out", auto_keep=2, num_train_epochs=2, seed=0,
+config = ElarablationConfig(output_dir="/tmp/train_cost_out", num_train_epochs=2, seed=0,
                             save_strategy="no", context_weight=100.0, max_steps=steps, logging_steps=1,
                             disable_tqdm=True, report_to=[])
 set_seed(0)
