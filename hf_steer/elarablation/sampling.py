@@ -107,3 +107,29 @@ def name_counts(samples: Counter) -> Counter:
     for text, count in samples.items():
         names[first_name(text)] += count
     return names
+
+
+class InverseCdfSampling:
+    """A ``LogitsProcessor`` that draws the next token itself, for ``generate(do_sample=False)``: ancestral
+    sampling at ``temperature``, one uniform number per row through the cumulative distribution; every other
+    token's score becomes ``-inf``, so greedy decoding takes the drawn one.
+
+    Why not ``do_sample=True``: ``torch.multinomial`` draws one sample on the CPU by drawing an exponential for
+    every vocabulary entry, serially (``q ~ Exp(1)``, ``argmax(p / q)``): 102 stories x 49,152 tokens took 97 ms a
+    decoding step on 2 cores, a fifth of generating with the bundled model (``torch.profiler``). The draw here is
+    from the same distribution, from another random stream: the same seed writes other stories than
+    ``do_sample=True``.
+    """
+
+    def __init__(self, temperature: float, seed: int):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        cdf = probs.double().cumsum(dim=-1)  # float64: 49k float32 terms would drift at the top of the sum
+        u = torch.rand((len(scores), 1), generator=self.generator, dtype=torch.float64).to(cdf.device) * cdf[:, -1:]
+        drawn = torch.searchsorted(cdf, u, right=True).clamp_(max=scores.shape[-1] - 1)
+        return torch.full_like(scores, -float("inf")).scatter_(-1, drawn, 0.0)

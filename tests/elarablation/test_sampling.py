@@ -7,7 +7,7 @@ import torch
 from conftest import make_tiny_model, make_tokenizer
 
 from hf_steer.elarablation.bench import continuation_probability, is_repetitive, kept, name_figures
-from hf_steer.elarablation.sampling import first_name, name_is_complete, sample_continuations
+from hf_steer.elarablation.sampling import InverseCdfSampling, first_name, name_is_complete, sample_continuations
 
 
 def test_first_token_frequencies_match_the_softmax():
@@ -74,3 +74,24 @@ def test_name_plot_shares_are_over_all_named_samples(tmp_path):
     assert name_shares(Counter({"Aria": 3, "Tom": 1}), k=1) == [("Aria", 0.75)]
     path = plot_names(Counter({"Elara": 40}), Counter({"Aria": 5}), tmp_path / "p.png", totals=(100, 200))
     assert path.stat().st_size > 0
+
+
+def test_inverse_cdf_sampling_draws_from_the_softmax_at_its_temperature():
+    """The stories' sampler: greedy decoding over its scores takes a token drawn from softmax(scores / T), never
+    one of probability 0, and the same seed draws the same tokens."""
+    scores = torch.tensor([2.0, 1.0, 0.0, -float("inf"), 0.5, -1.0])
+    rows = scores.expand(40_000, -1).clone()
+    for temperature in (0.7, 1.5):
+        out = InverseCdfSampling(temperature, seed=0)(None, rows)
+        drawn = out.argmax(-1)
+        assert torch.isinf(out).sum(-1).eq(len(scores) - 1).all() and out.max(-1).values.eq(0).all()
+        freq = torch.bincount(drawn, minlength=len(scores)).float() / len(rows)
+        expected = torch.softmax(scores / temperature, -1)
+        assert freq[3] == 0
+        # 40,000 draws: a probability's standard error is at most 0.0025
+        torch.testing.assert_close(freq, expected, atol=0.01, rtol=0)
+    again = InverseCdfSampling(0.7, seed=0)(None, rows[:50]).argmax(-1)
+    assert torch.equal(again, InverseCdfSampling(0.7, seed=0)(None, rows[:50]).argmax(-1))
+    assert not torch.equal(again, InverseCdfSampling(0.7, seed=1)(None, rows[:50]).argmax(-1))
+    with pytest.raises(ValueError, match="temperature"):
+        InverseCdfSampling(0.0, seed=0)
