@@ -7,7 +7,12 @@ import torch
 from conftest import make_tiny_model, make_tokenizer
 
 from hf_steer.elarablation.bench import continuation_probability, is_repetitive, kept, name_figures
-from hf_steer.elarablation.sampling import InverseCdfSampling, first_name, name_is_complete, sample_continuations
+from hf_steer.elarablation.sampling import (
+    InverseCdfSampling,
+    first_name,
+    name_is_complete,
+    sample_continuations,
+)
 
 
 def test_first_token_frequencies_match_the_softmax():
