@@ -5,6 +5,9 @@ times. Names are short, and most samples share their first tokens, so this sampl
 context once (KV cache), then walks a prefix tree: at each depth it runs ONE batched forward over
 the distinct unfinished prefixes and draws, for each prefix, as many next tokens as samples went
 through it. The draws are exactly those of ancestral sampling at the given temperature.
+
+:class:`InverseCdfSampling` is the stories' draw (``stories.generate_stories``): ancestral sampling inside
+``generate`` without ``torch.multinomial``'s exponential per vocabulary entry.
 """
 
 from __future__ import annotations

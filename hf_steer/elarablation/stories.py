@@ -132,7 +132,8 @@ def generate_stories(model, tokenizer, prompts: Sequence[str], chat: bool, per_p
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = {t for t in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")) if isinstance(t, int)}
     # equal batches of at most batch_size: 136 stories at 128 are two of 68, not 128 and a slow tail of 8 that
-    # takes as many decoding steps (bundled model, 2 cores: batch 32 wrote 165 tokens a second, 68 194, 102 210)
+    # takes as many decoding steps (bundled model, 2 cores, do_sample=True: batch 32 wrote 165 tokens a second, 68
+    # 194, 102 210)
     size = math.ceil(len(jobs) / math.ceil(len(jobs) / batch_size)) if jobs else batch_size
     batches = [jobs[k:k + size] for k in range(0, len(jobs), size)]
     was_training = model.training
