@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import torch
+from transformers import LogitsProcessor
 
 _NAME = re.compile(r"[A-Z][\w'\-]*")
 _DONE_NAME = re.compile(r"[A-Z][\w'\-]*[^\w'\-]")
@@ -112,7 +113,7 @@ def name_counts(samples: Counter) -> Counter:
     return names
 
 
-class InverseCdfSampling:
+class InverseCdfSampling(LogitsProcessor):
     """A ``LogitsProcessor`` that draws the next token itself, for ``generate(do_sample=False)``: ancestral
     sampling at ``temperature``, one uniform number per row through the cumulative distribution; every other
     token's score becomes ``-inf``, so greedy decoding takes the drawn one.
