@@ -170,10 +170,11 @@ def forward_last(model: nn.Module, **kwargs: Any):
 
 def _head_alone_gives_logits(model: nn.Module) -> bool:
     """Whether the output embedding applied to the last hidden states gives the model's logits (no soft-capping
-    or logit scale after it, as Gemma-2 and Cohere have)."""
+    or logit scale after it, as Gemma-2 and Cohere have), the same with the adapter on or off (nothing in it trains)."""
     config = getattr(model, "config", None)
-    return (model.get_output_embeddings() is not None and not getattr(config, "final_logit_softcapping", None)
-            and not getattr(config, "logit_scale", None))
+    head = model.get_output_embeddings()
+    return (head is not None and not any(p.requires_grad for p in head.parameters())
+            and not getattr(config, "final_logit_softcapping", None) and not getattr(config, "logit_scale", None))
 
 
 def frozen_bottom(model: nn.Module) -> tuple[nn.ModuleList | None, int]:
@@ -676,23 +677,20 @@ class ElarablationTrainer(Trainer):
         # positions that predict a real token of the context (the last one is the slot: the hinges' job)
         held = (mask[slop, :-1] * mask[slop, 1:]).bool()
         head_alone = self._keeps_hidden and not getattr(self, "is_fsdp_enabled", False)
-        if head_alone:
-            head = self.accelerator.unwrap_model(model).get_output_embeddings() if hasattr(self, "accelerator") \
-                else model.get_output_embeddings()
-            head_alone = not any(p.requires_grad for p in head.parameters())
         # With the head alone, the trained forward projects the last position only and the held positions are
         # projected from its last hidden states: half of a batch's positions are keep rows and padding, whose
         # vocabulary projection (and its backward) the hold never reads.
-        forward = forward_last if head_alone else (lambda m, **kw: m(**kw))
         kwargs = dict(attention_mask=mask, position_ids=pos, use_cache=False, output_hidden_states=head_alone)
         if self._keeps_bottom:  # the frozen bottom layers' output is known: run the layers that train
-            bottom = self._kept_states(model, inputs, list(range(len(ids))), "ref_bottom")
-            with bottom_skipped(self._layers, self._first):
-                out = forward(model, inputs_embeds=bottom, **kwargs)
+            kwargs["inputs_embeds"] = self._kept_states(model, inputs, list(range(len(ids))), "ref_bottom")
         else:
-            out = forward(model, input_ids=ids, **kwargs)
+            kwargs["input_ids"] = ids
+        with bottom_skipped(self._layers, self._first) if self._keeps_bottom else contextlib.nullcontext():
+            out = forward_last(model, **kwargs) if head_alone else model(**kwargs)
         last = out.logits[:, -1]
         if head_alone:
+            head = self.accelerator.unwrap_model(model).get_output_embeddings() if hasattr(self, "accelerator") \
+                else model.get_output_embeddings()
             trained = head(out.hidden_states[-1][slop, :-1][held])
             hidden = self._kept_states(model, inputs, slop, "ref_hidden")
             with torch.no_grad():
