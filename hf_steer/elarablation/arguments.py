@@ -103,6 +103,13 @@ class ElarablationArguments:
             of the context's rules, which are let go to `bad_ratio` of the reference (the stories hold other
             patterns before the slot). `auto` turns it on (free prose: its contexts are the model's own stories);
             `0` (the slot contexts' default) skips the extra forward.
+        let_go_beginnings (`bool`, *optional*, defaults to `True`):
+            With `context_weight`: a token that only *begins* a bad word (" cr" of crumbling, " El" of Elara) is let
+            go too, wherever the reference gives it at least 1% in the context: to `1 - s (1 - bad_ratio)` of its
+            reference probability, `s` the reference's share of going on from it to a bad word (read once, up to two
+            tokens deeper). Off, such a token was held at every position, against the push at the slot: the bundled
+            model's adapters then kept a multi-token word's probability at its trained slots (Elara 0.90x, crumbling
+            0.91x, while one-token words fell to 0.09-0.3x).
 
         > Parameters that control the model
 
@@ -175,6 +182,11 @@ class ElarablationArguments:
         metadata={"help": "Weight of KL(reference || model) at the positions of each slop context before its slot "
                   "(holds the model's own text around the slop point, its bad words let go to bad_ratio; auto "
                   "sets it); 0 turns it off."},
+    )
+    let_go_beginnings: bool = field(
+        default=True,
+        metadata={"help": "With context_weight: also let go a token that only begins a bad word, by the reference's "
+                  "share of going on from it to one (read once where it has >= 1%); off: such tokens are held."},
     )
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 

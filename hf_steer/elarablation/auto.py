@@ -40,7 +40,7 @@ def _digest(path: Path) -> str:
 
 # Settings added after a work folder could have been started, with the value such a folder was run with: it resumes
 # with that value passed (``--no-first-token-push``), and the error below says so.
-ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True}
+ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True, "let_go_beginnings": False}
 # Recorded since 2026-12-05 (auto now records every hyperparameter an adapter's hf_steer.json does); a folder from before
 # ran with the trainer's defaults for them.
 ADDED_SETTINGS.update({k: ElarablationArguments.__dataclass_fields__[k].default for k in (

@@ -46,6 +46,9 @@ MAX_WORD_DEPTH = 3
 # The context hold reads the reference at every position of each context; its last hidden states are kept (one
 # vocabulary projection per step instead of a whole forward) up to this many bytes, then read again each step.
 REFERENCE_HIDDEN_BYTES = 1 << 30
+# The context hold lets go a token that only begins a bad word (let_go_beginnings) where the reference gives it at
+# least this much, and follows it deeper on paths at least this likely (auto's min_path_prob at the slot).
+HOLD_BEGINNING_MIN_PROB = 0.01
 
 
 @dataclass
@@ -78,6 +81,8 @@ class PreparedRow:
     ref_hidden: torch.Tensor | None = field(default=None, repr=False, compare=False)
     # and at the input of the first decoder layer with anything to train (frozen_bottom)
     ref_bottom: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # let_go_beginnings: (positions, tokens, bad shares) for the context hold's target, read once (_read_hold_beginnings)
+    hold_let_go: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -322,6 +327,8 @@ class ElarablationTrainer(Trainer):
                               and bottom_skip_works(model, self._layers, self._first,
                                                     tokenize_context(train_dataset[0], processing_class)))
         self._keeps_bottom = args.context_weight > 0 and self._skips_bottom
+        self._lets_go_beginnings = args.context_weight > 0 and args.let_go_beginnings
+        self._kinds: dict[tuple, str | None] = {}
         self._anchor_bottom: torch.Tensor | None = None
         self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
@@ -497,8 +504,12 @@ class ElarablationTrainer(Trainer):
         for start in range(0, len(todo), args.per_device_train_batch_size):
             batch = todo[start:start + args.per_device_train_batch_size]
             ids, mask, pos = (t.to(device) for t in left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id))
+            reads_hold = which == "pending" and self._lets_go_beginnings
             with self._reference_mode(model):  # the base model's own tree (min_path_prob reads its paths)
-                out = self._reference_forward(model, ids, mask, pos, [r for r, _ in batch], use_cache=True)
+                out = self._reference_forward(model, ids, mask, pos, [r for r, _ in batch], use_cache=True,
+                                              need=reads_hold)
+            if reads_hold:
+                self._read_hold_beginnings(model, [r for r, _ in batch], ids, mask, pos, out)
             for level in range(levels):
                 grown = self._grow(batch, out.logits[:, -1].float().cpu(), args, which)
                 by_level[level] += [child for _, child, _ in grown]
@@ -514,6 +525,119 @@ class ElarablationTrainer(Trainer):
                     out = model(input_ids=step, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
                 batch = [(child, source) for _, child, source in grown]
         return [child for level in by_level for child in level]
+
+    @torch.no_grad()
+    def _read_hold_beginnings(self, model, rows: list[PreparedRow], ids: torch.Tensor, mask: torch.Tensor,
+                              pos: torch.Tensor, out) -> None:
+        """``hold_let_go`` of each row (``let_go_beginnings``): at every held position where the reference gives a
+        token that only begins one of the row's bad words at least ``HOLD_BEGINNING_MIN_PROB``, the reference's
+        share of going on from it to a bad word, up to two tokens deeper (" Rav" -> "ens" -> "wood"), on paths at
+        least that likely (as ``_bad_shares`` reads a slot's). Read once from the contexts' reference forward
+        (``out``, with its KV cache and last hidden states): each beginning is one token past its position, so
+        it is read with the context's cache and the positions after it masked out."""
+        import copy
+
+        width = ids.shape[1]
+        if self._keeps_hidden:
+            head = model.get_output_embeddings()
+            position_logits = [head(h) for h in out.hidden_states[-1]]
+        else:  # soft-capped logits: the whole reference forward
+            with self._reference_mode(model):
+                position_logits = list(model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                             use_cache=False).logits)
+        words_of = [row.rules.bad_words for row in rows]
+        starts: list[tuple[int, int, int, float]] = []  # (row in batch, column, beginning token, its probability)
+        for b, row in enumerate(rows):
+            n = len(row.input_ids)
+            if not words_of[b] or n < 2:
+                continue
+            probs = torch.softmax(position_logits[b][width - n:width - 1].float(), dim=-1)
+            values, tokens = probs.topk(min(row.top_k, probs.shape[-1]), dim=-1)
+            written = self._words_written(row.input_ids, words_of[b])
+            for p, (vs, ts) in enumerate(zip(values.tolist(), tokens.tolist())):
+                for v, t in zip(vs, ts):
+                    if v < HOLD_BEGINNING_MIN_PROB:
+                        break
+                    # a word the context already wrote is a back-reference there ("Elara ... Elara"): held
+                    if self._word_kind(words_of[b], "", t) == "pending" and not any(
+                            written.get(w, n) <= p and word_match(self._texts(t), w) == "pending" for w in words_of[b]):
+                        starts.append((b, width - n + p, t, v))
+        shares: dict[tuple[int, int, int], float] = {}
+        for lo in range(0, len(starts), 256):
+            part = starts[lo:lo + 256]
+            index = torch.tensor([b for b, _, _, _ in part], device=ids.device)
+            cols = torch.tensor([c for _, c, _, _ in part], device=ids.device)
+            cache = copy.deepcopy(out.cache)
+            cache.reorder_cache(index)
+            step_mask = mask[index] * (torch.arange(width, device=ids.device)[None] <= cols[:, None])
+            step_mask = torch.cat([step_mask, step_mask.new_ones((len(part), 1))], dim=1)
+            step_pos = pos[index, cols][:, None] + 1
+            step = torch.tensor([[t] for _, _, t, _ in part], device=ids.device)
+            # one node per path read: (row in batch, the word so far, path probability); its own bad mass and
+            # (child node, probability) of its beginnings, filled level by level
+            nodes = [(b, self._texts(t), v) for b, _, t, v in part]
+            level_nodes = list(range(len(nodes)))
+            own: dict[int, float] = {}
+            kids: dict[int, list[tuple[int, float]]] = defaultdict(list)
+            for level in range(MAX_WORD_DEPTH - 1):
+                with self._reference_mode(model):
+                    logits = model(input_ids=step, attention_mask=step_mask, position_ids=step_pos, cache=cache,
+                                   use_cache=True)
+                probs = torch.softmax(logits.logits[:, -1].float(), dim=-1)
+                values, tokens = probs.topk(min(rows[0].top_k, probs.shape[-1]), dim=-1)
+                grown = []
+                for k, (node, vs, ts) in enumerate(zip(level_nodes, values.tolist(), tokens.tolist())):
+                    b, prefix, path = nodes[node]
+                    own[node] = 0.0
+                    for v, t in zip(vs, ts):
+                        kind = self._word_kind(words_of[b], prefix, t)
+                        if kind == "bad":
+                            own[node] += v
+                        elif (kind == "pending" and level < MAX_WORD_DEPTH - 2
+                              and path * v >= HOLD_BEGINNING_MIN_PROB):
+                            nodes.append((b, prefix + self._texts(t), path * v))
+                            kids[node].append((len(nodes) - 1, v))
+                            grown.append((k, len(nodes) - 1, t))
+                if not grown:
+                    break
+                index = torch.tensor([k for k, _, _ in grown], device=ids.device)
+                cache.reorder_cache(index)
+                step_mask = torch.cat([step_mask[index], step_mask.new_ones((len(grown), 1))], dim=1)
+                step_pos = step_pos[index] + 1
+                step = torch.tensor([[t] for _, _, t in grown], device=ids.device)
+                level_nodes = [node for _, node, _ in grown]
+
+            share = [0.0] * len(nodes)
+            for node in reversed(range(len(nodes))):  # a node's children come after it
+                share[node] = own.get(node, 0.0) + sum(v * share[kid] for kid, v in kids[node])
+            for k, (b, c, t, _) in enumerate(part):
+                shares[(b, c, t)] = min(share[k], 1.0)
+        for b, row in enumerate(rows):
+            found = [(c - (width - len(row.input_ids)), t, s) for (bb, c, t), s in shares.items() if bb == b and s > 0]
+            if found:
+                row.hold_let_go = (torch.tensor([p for p, _, _ in found]), torch.tensor([t for _, t, _ in found]),
+                                   torch.tensor([s for _, _, s in found]))
+
+    def _words_written(self, ids: list[int], words: tuple[str, ...]) -> dict[str, int]:
+        """The first position (token index) by which each of ``words`` the text of ``ids`` contains is written whole."""
+        ends, text = [], ""
+        for token in ids:
+            text += self._texts(token)
+            ends.append(len(text))
+        first = {}
+        for word in words:
+            found = re.search(r"(?<![A-Za-z'])" + re.escape(word) + r"(?![A-Za-z])", text, re.IGNORECASE)
+            if found:
+                first[word] = next(k for k, end in enumerate(ends) if end >= found.end())
+        return first
+
+    def _word_kind(self, words: tuple[str, ...], prefix: str, token: int) -> str | None:
+        """``word_match`` of ``prefix`` + the token against any of ``words``: "bad", "pending" or ``None`` (cached)."""
+        key = (words, prefix, token)
+        if key not in self._kinds:
+            kinds = {word_match(prefix + self._texts(token), w) for w in words}
+            self._kinds[key] = "bad" if "bad" in kinds else ("pending" if "pending" in kinds else None)
+        return self._kinds[key]
 
     def _grow(self, batch: list[tuple[PreparedRow, dict]], logits: torch.Tensor, args,
               which: str) -> list[tuple[int, PreparedRow, dict]]:
@@ -709,6 +833,21 @@ class ElarablationTrainer(Trainer):
             let_go = torch.stack([self._hold_masks[c][: target.shape[-1]] if c is not None else none for c in classes])
             row_of = held.nonzero()[:, 0]
             target = target + math.log(self.args.bad_ratio) * let_go.to(target.device)[row_of]
+        if any(self._rows[int(inputs["row_index"][b])].hold_let_go is not None for b in slop):
+            # beginnings of bad words, by their share (_read_hold_beginnings); a row's position p is column
+            # p + (width - its length) of the left-padded batch
+            flat = torch.full(held.shape, -1, dtype=torch.long, device=held.device)
+            flat[held] = torch.arange(int(held.sum()), device=held.device)
+            at, tokens, factors = [], [], []
+            for k, b in enumerate(slop):
+                row = self._rows[int(inputs["row_index"][b])]
+                if row.hold_let_go is not None:
+                    positions, ids_, shares = row.hold_let_go
+                    at.append(flat[k, positions.to(held.device) + ids.shape[1] - len(row.input_ids)])
+                    tokens.append(ids_)
+                    factors.append(torch.log1p(-shares * (1 - self.args.bad_ratio)))
+            target = target.index_put((torch.cat(at).to(target.device), torch.cat(tokens).to(target.device)),
+                                      torch.cat(factors).to(target.device, target.dtype), accumulate=True)
         kl = kl_per_position(torch.log_softmax(target, dim=-1), torch.log_softmax(trained.float(), dim=-1))
         return last, kl.mean() if kl.numel() else last.new_zeros(())
 
