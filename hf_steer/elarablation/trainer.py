@@ -47,8 +47,10 @@ MAX_WORD_DEPTH = 3
 # vocabulary projection per step instead of a whole forward) up to this many bytes, then read again each step.
 REFERENCE_HIDDEN_BYTES = 1 << 30
 # The context hold lets go a token that only begins a bad word (let_go_beginnings) where the reference gives it at
-# least this much, and follows it deeper on paths at least this likely (auto's min_path_prob at the slot).
-HOLD_BEGINNING_MIN_PROB = 0.01
+# least this much, and follows it deeper on paths at least this likely. On auto's 319 positions (bundled model):
+# at 0.01, 1,641 positions let go and 44 s more preparation; 0.02, 1,008 and 35 s; 0.05, 415 and 24 s (10 s of
+# it the vocabulary projection at every position). Below 5% a token's target moves by under 0.045 at bad_ratio 0.1.
+HOLD_BEGINNING_MIN_PROB = 0.05
 
 
 @dataclass
@@ -329,6 +331,7 @@ class ElarablationTrainer(Trainer):
         self._keeps_bottom = args.context_weight > 0 and self._skips_bottom
         self._lets_go_beginnings = args.context_weight > 0 and args.let_go_beginnings
         self._kinds: dict[tuple, str | None] = {}
+        self._firsts: dict[tuple, list[int]] = {}
         self._anchor_bottom: torch.Tensor | None = None
         self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
@@ -509,7 +512,7 @@ class ElarablationTrainer(Trainer):
                 out = self._reference_forward(model, ids, mask, pos, [r for r, _ in batch], use_cache=True,
                                               need=reads_hold)
             if reads_hold:
-                self._read_hold_beginnings(model, [r for r, _ in batch], ids, mask, pos, out)
+                self._read_hold_beginnings(model, tokenizer, [r for r, _ in batch], ids, mask, pos, out)
             for level in range(levels):
                 grown = self._grow(batch, out.logits[:, -1].float().cpu(), args, which)
                 by_level[level] += [child for _, child, _ in grown]
@@ -527,14 +530,18 @@ class ElarablationTrainer(Trainer):
         return [child for level in by_level for child in level]
 
     @torch.no_grad()
-    def _read_hold_beginnings(self, model, rows: list[PreparedRow], ids: torch.Tensor, mask: torch.Tensor,
+    def _read_hold_beginnings(self, model, tokenizer, rows: list[PreparedRow], ids: torch.Tensor, mask: torch.Tensor,
                               pos: torch.Tensor, out) -> None:
-        """``hold_let_go`` of each row (``let_go_beginnings``): at every held position where the reference gives a
-        token that only begins one of the row's bad words at least ``HOLD_BEGINNING_MIN_PROB``, the reference's
-        share of going on from it to a bad word, up to two tokens deeper (" Rav" -> "ens" -> "wood"), on paths at
-        least that likely (as ``_bad_shares`` reads a slot's). Read once from the contexts' reference forward
-        (``out``, with its KV cache and last hidden states): each beginning is one token past its position, so
-        it is read with the context's cache and the positions after it masked out."""
+        """``hold_let_go`` of each row (``let_go_beginnings``): at every held position where the reference gives the
+        first token of one of the row's bad words as the tokenizer writes it (" cr" of " crumbling", " El" of
+        " Elara") at least ``HOLD_BEGINNING_MIN_PROB``, and that token only begins the word, the reference's share of
+        going on from it to a bad word, up to two tokens deeper (" Rav" -> "ens" -> "wood"), on paths at least that
+        likely (as ``_bad_shares`` reads a slot's). Read once from the contexts' reference forward (``out``, with its
+        KV cache and last hidden states): each beginning is one token past its position, so it is read with the
+        context's cache and the positions after it masked out.
+
+        Only the written first tokens: every token that merely spells a word's first letters (" a" of "ancient",
+        itself one token) was ~20,000 reads on auto's contexts, 94 s of preparation for shares of about 0."""
         import copy
 
         width = ids.shape[1]
@@ -551,28 +558,37 @@ class ElarablationTrainer(Trainer):
             n = len(row.input_ids)
             if not words_of[b] or n < 2:
                 continue
-            probs = torch.softmax(position_logits[b][width - n:width - 1].float(), dim=-1)
-            values, tokens = probs.topk(min(row.top_k, probs.shape[-1]), dim=-1)
+            firsts = self._first_tokens(tokenizer, words_of[b])
+            if not firsts:
+                continue
+            probs = torch.softmax(position_logits[b][width - n:width - 1].float(), dim=-1)[:, firsts]
             written = self._words_written(row.input_ids, words_of[b])
-            for p, (vs, ts) in enumerate(zip(values.tolist(), tokens.tolist())):
-                for v, t in zip(vs, ts):
-                    if v < HOLD_BEGINNING_MIN_PROB:
-                        break
-                    # a word the context already wrote is a back-reference there ("Elara ... Elara"): held
-                    if self._word_kind(words_of[b], "", t) == "pending" and not any(
-                            written.get(w, n) <= p and word_match(self._texts(t), w) == "pending" for w in words_of[b]):
-                        starts.append((b, width - n + p, t, v))
+            for p, k in (probs >= HOLD_BEGINNING_MIN_PROB).nonzero().tolist():
+                t = firsts[k]
+                # a word the context already wrote is a back-reference there ("Elara ... Elara"): held
+                if not any(written.get(w, n) <= p and word_match(self._texts(t), w) == "pending" for w in words_of[b]):
+                    starts.append((b, width - n + p, t, float(probs[p, k])))
         shares: dict[tuple[int, int, int], float] = {}
+        # A sliding window counts back from a token's place in the cache, not from its position: a beginning put at
+        # the end of the context's cache would see other tokens than at its own place. Such batches are read whole.
+        window = getattr(getattr(model, "config", None), "sliding_window", None)
+        whole = bool(window) and width > window
         for lo in range(0, len(starts), 256):
             part = starts[lo:lo + 256]
-            index = torch.tensor([b for b, _, _, _ in part], device=ids.device)
-            cols = torch.tensor([c for _, c, _, _ in part], device=ids.device)
-            cache = copy.deepcopy(out.cache)
-            cache.reorder_cache(index)
-            step_mask = mask[index] * (torch.arange(width, device=ids.device)[None] <= cols[:, None])
-            step_mask = torch.cat([step_mask, step_mask.new_ones((len(part), 1))], dim=1)
-            step_pos = pos[index, cols][:, None] + 1
-            step = torch.tensor([[t] for _, _, t, _ in part], device=ids.device)
+            if whole:
+                cache = None
+                step, step_mask, step_pos = (t.to(ids.device) for t in left_pad(
+                    [rows[b].input_ids[:c - width + len(rows[b].input_ids) + 1] + [t] for b, c, t, _ in part],
+                    self._pad_id))
+            else:
+                index = torch.tensor([b for b, _, _, _ in part], device=ids.device)
+                cols = torch.tensor([c for _, c, _, _ in part], device=ids.device)
+                cache = copy.deepcopy(out.cache)
+                cache.reorder_cache(index)
+                step_mask = mask[index] * (torch.arange(width, device=ids.device)[None] <= cols[:, None])
+                step_mask = torch.cat([step_mask, step_mask.new_ones((len(part), 1))], dim=1)
+                step_pos = pos[index, cols][:, None] + 1
+                step = torch.tensor([[t] for _, _, t, _ in part], device=ids.device)
             # one node per path read: (row in batch, the word so far, path probability); its own bad mass and
             # (child node, probability) of its beginnings, filled level by level
             nodes = [(b, self._texts(t), v) for b, _, t, v in part]
@@ -581,9 +597,10 @@ class ElarablationTrainer(Trainer):
             kids: dict[int, list[tuple[int, float]]] = defaultdict(list)
             for level in range(MAX_WORD_DEPTH - 1):
                 with self._reference_mode(model):
-                    logits = model(input_ids=step, attention_mask=step_mask, position_ids=step_pos, cache=cache,
-                                   use_cache=True)
-                probs = torch.softmax(logits.logits[:, -1].float(), dim=-1)
+                    result = forward_last(model, input_ids=step, attention_mask=step_mask, position_ids=step_pos,
+                                          cache=cache, use_cache=True)
+                cache = result.cache
+                probs = torch.softmax(result.logits[:, -1].float(), dim=-1)
                 values, tokens = probs.topk(min(rows[0].top_k, probs.shape[-1]), dim=-1)
                 grown = []
                 for k, (node, vs, ts) in enumerate(zip(level_nodes, values.tolist(), tokens.tolist())):
@@ -603,7 +620,7 @@ class ElarablationTrainer(Trainer):
                 index = torch.tensor([k for k, _, _ in grown], device=ids.device)
                 cache.reorder_cache(index)
                 step_mask = torch.cat([step_mask[index], step_mask.new_ones((len(grown), 1))], dim=1)
-                step_pos = step_pos[index] + 1
+                step_pos = step_pos[index, -1:] + 1
                 step = torch.tensor([[t] for _, _, t in grown], device=ids.device)
                 level_nodes = [node for _, node, _ in grown]
 
@@ -617,6 +634,20 @@ class ElarablationTrainer(Trainer):
             if found:
                 row.hold_let_go = (torch.tensor([p for p, _, _ in found]), torch.tensor([t for _, t, _ in found]),
                                    torch.tensor([s for _, _, s in found]))
+
+    def _first_tokens(self, tokenizer, words: tuple[str, ...]) -> list[int]:
+        """The first tokens of ``words`` as the tokenizer writes them (lower and capitalised, after a space or not)
+        that only begin a word of ``words``, in a fixed order (cached)."""
+        if words not in self._firsts:
+            found = set()
+            for word in words:
+                for form in (word, word.capitalize()):
+                    for text in (" " + form, form):
+                        first = tokenizer(text, add_special_tokens=False)["input_ids"][:1]
+                        if first and self._word_kind(words, "", first[0]) == "pending":
+                            found.add(first[0])
+            self._firsts[words] = sorted(found)
+        return self._firsts[words]
 
     def _words_written(self, ids: list[int], words: tuple[str, ...]) -> dict[str, int]:
         """The first position (token index) by which each of ``words`` the text of ``ids`` contains is written whole."""

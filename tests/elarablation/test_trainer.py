@@ -399,3 +399,108 @@ def test_a_model_whose_layers_cannot_be_skipped_runs_whole(monkeypatch):
     monkeypatch.setattr(trainer_module._PassThrough, "forward", lambda self, hidden_states, *a, **k: 2 * hidden_states)
     assert not trainer_module.bottom_skip_works(model, layers, 2, ids)
     assert all(not isinstance(layer, trainer_module._PassThrough) for layer in layers)  # put back each time
+
+
+def _learned_model(arch: str, tok, texts: list[str], steps: int = 30):
+    """A tiny model that has learned ``texts``: its next-token probabilities are peaked where the texts go on."""
+    torch.manual_seed(0)
+    model = make_tiny_model(arch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        for text in texts:
+            ids = tok(text, return_tensors="pt")["input_ids"]
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    return model
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3_text"])
+def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, monkeypatch):
+    """let_go_beginnings: at every held position where a token that only begins a bad word (" s" of "sea": " s",
+    "e", "a" here) has >= 1%, the hold lets it go by the reference's share of going on to a bad word. The shares
+    are read with the context's KV cache and the later positions masked out: the same as reading each path whole.
+    A position after the word was written is a back-reference and stays held. The hold's KL, on a left-padded
+    batch, uses exactly that target."""
+    from hf_steer.elarablation import trainer as trainer_module
+    from hf_steer.elarablation.trainer import MAX_WORD_DEPTH
+
+    # the learned tiny model is sure of most next tokens: a lower floor lets several paths through
+    monkeypatch.setattr(trainer_module, "HOLD_BEGINNING_MIN_PROB", 1e-3)
+    floor = trainer_module.HOLD_BEGINNING_MIN_PROB
+    tok = make_tokenizer("bytelevel")
+    texts = ["the sun and the sand and the sea and the sun and the sand and the sky and the",
+             "the sea and the sun and the sea and the sand and the"]
+    assert tok(" sea", add_special_tokens=False)["input_ids"].__len__() == 3
+    model = _learned_model(arch, tok, texts, steps=6)  # learned, not yet sure of every next letter
+    words = ["sea", "sky"]
+    rows = [{"text": t, "bad_words": words, "unmatched": "good"} for t in texts]
+    args = _config(tmp_path, context_weight=100.0, anchor_weight=0.0, auto_keep=0, top_k=20,
+                   per_device_train_batch_size=2)
+    trainer = ElarablationTrainer(model, args, load_contexts(rows), tok, peft_config=_lora())
+    model = trainer.model
+
+    def probs(seq):
+        with torch.no_grad(), model.disable_adapter():
+            return torch.softmax(model(input_ids=torch.tensor([seq])).logits[0, -1].float(), -1)
+
+    def share(seq, prefix, path, levels):  # the reference's probability of going on from seq to a bad word
+        values, tokens = probs(seq).topk(args.top_k)
+        total = 0.0
+        for v, t in zip(values.tolist(), tokens.tolist()):
+            kind = trainer._word_kind(tuple(words), prefix, t)
+            if kind == "bad":
+                total += v
+            elif kind == "pending" and levels > 0 and path * v >= floor:
+                total += v * share(seq + [t], prefix + trainer._texts(t), path * v, levels - 1)
+        return total
+
+    # the first tokens of the words as the tokenizer writes them (" s" of " sea"), when they only begin one
+    firsts = {tok(f, add_special_tokens=False)["input_ids"][0] for w in words
+              for f in (" " + w, w, " " + w.capitalize(), w.capitalize())}
+    firsts = {t for t in firsts if trainer._word_kind(tuple(words), "", t) == "pending"}
+    assert firsts
+    for row in trainer._rows:
+        ids = row.input_ids
+        sea_end = next((p for p in range(len(ids)) if " sea " in tok.decode(ids[:p + 1]) + " "), len(ids))
+        expected = {}
+        for p in range(len(ids) - 1):
+            values, tokens = probs(ids[:p + 1]).topk(args.top_k)
+            for v, t in zip(values.tolist(), tokens.tolist()):
+                if v < floor or t not in firsts:
+                    continue
+                if sea_end <= p and trainer._texts(t).strip() in ("s", "se"):
+                    continue  # "sea" written: a back-reference
+                s = min(share(ids[:p + 1] + [t], trainer._texts(t), v, MAX_WORD_DEPTH - 2), 1.0)
+                if s > 0:
+                    expected[(p, t)] = s
+        positions, tokens, shares = row.hold_let_go
+        got = {(int(p), int(t)): float(s) for p, t, s in zip(positions, tokens, shares)}
+        assert got.keys() == expected.keys() and len(got) >= 3
+        assert all(got[k] == pytest.approx(expected[k], abs=1e-4) for k in got), (got, expected)
+        assert all(p < sea_end for p, _ in got if trainer._texts(_).strip() == "s")  # held after "sea"
+
+    # the hold's KL on a left-padded batch: the reference with the beginnings let go by their shares
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    model.eval()
+    batch = trainer._collate([{"input_ids": r.input_ids, "row_index": i} for i, r in enumerate(trainer._rows)])
+    with torch.no_grad():
+        _, kl = trainer._context_hold(model, batch, [0, 1])
+        terms, held_terms = [], []
+        for row in trainer._rows:
+            ids = torch.tensor([row.input_ids])
+            tuned = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+            with model.disable_adapter():
+                reference = model(input_ids=ids).logits[0, :-1].float()
+            positions, tokens, shares = row.hold_let_go
+            target = reference.clone()
+            target[positions, tokens] += torch.log1p(-shares * (1 - args.bad_ratio))
+            for into, t in ((terms, target), (held_terms, reference)):
+                t = torch.log_softmax(t, -1)
+                into.append((t.exp() * (t - tuned)).sum(-1))
+    expected, held = float(torch.cat(terms).mean()), float(torch.cat(held_terms).mean())
+    # the same to float rounding; the KL with the beginnings held is further off than that by a wide margin
+    assert abs(float(kl) - expected) < 1e-3 * expected and abs(float(kl) - expected) < 0.2 * abs(held - expected)
