@@ -104,12 +104,13 @@ class ElarablationArguments:
             patterns before the slot). `auto` turns it on (free prose: its contexts are the model's own stories);
             `0` (the slot contexts' default) skips the extra forward.
         let_go_beginnings (`bool`, *optional*, defaults to `True`):
-            With `context_weight`: a token that only *begins* a bad word (" cr" of crumbling, " El" of Elara) is let
-            go too, wherever the reference gives it at least 1% in the context: to `1 - s (1 - bad_ratio)` of its
-            reference probability, `s` the reference's share of going on from it to a bad word (read once, up to two
-            tokens deeper). Off, such a token was held at every position, against the push at the slot: the bundled
-            model's adapters then kept a multi-token word's probability at its trained slots (Elara 0.90x, crumbling
-            0.91x, while one-token words fell to 0.09-0.3x).
+            With `context_weight`: the first token of a bad word written in several tokens (" cr" of crumbling,
+            " El" of Elara) is let go too, wherever the reference gives it at least 5% in the context (not after the
+            context has written the word: a back-reference there), to `1 - s (1 - bad_ratio)` of its reference
+            probability, `s` the reference's share of going on from it to a bad word (read once, up to two tokens
+            deeper). Off, such a token is held at every position, against the push at the slot: the bundled model's
+            `auto` adapter kept such words at their trained slots (Elara 0.90x, crumbling 0.91x, tome 0.91x) while
+            one-token words fell to 0.09-0.3x.
 
         > Parameters that control the model
 
@@ -185,8 +186,8 @@ class ElarablationArguments:
     )
     let_go_beginnings: bool = field(
         default=True,
-        metadata={"help": "With context_weight: also let go a token that only begins a bad word, by the reference's "
-                  "share of going on from it to one (read once where it has >= 1%); off: such tokens are held."},
+        metadata={"help": "With context_weight: also let go the first token of a bad word of several tokens, by the "
+                  "reference's share of going on from it to one (read once where it has >= 5%); off: it is held."},
     )
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 

@@ -10,6 +10,7 @@ from conftest import make_tiny_model, make_tokenizer
 from hf_steer.cli import main
 from hf_steer.elarablation.arguments import AutoArguments
 from hf_steer.elarablation.auto import ADDED_SETTINGS, AutoState, run_auto, user_patterns
+from hf_steer.elarablation.config import ElarablationConfig
 from hf_steer.elarablation.discover import context_documents
 from hf_steer.elarablation.pipeline import RECORDED
 from hf_steer.elarablation.stories import load_prompts, read_jsonl
@@ -20,9 +21,10 @@ SMALL = dict(stories_per_prompt=1, eval_stories_per_prompt=1, max_new_tokens=60,
              contexts_per_pattern=2, generation_batch_size=34, train_epochs=1.0)
 
 
-def _run(work, tiny_folder, lines=None, **overrides):
+def _run(work, tiny_folder, lines=None, config=None, **overrides):
     log = (lines.append if lines is not None else lambda line: None)
-    return run_auto(work, model=str(tiny_folder), settings=AutoArguments(**{**SMALL, **overrides}), log=log)
+    return run_auto(work, model=str(tiny_folder), settings=AutoArguments(**{**SMALL, **overrides}), config=config,
+                    log=log)
 
 
 def _a_word_it_writes(work, tiny_folder) -> str:
@@ -45,8 +47,8 @@ def _a_word_it_writes(work, tiny_folder) -> str:
 def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder):
     word = _a_word_it_writes(tmp_path / "first", tiny_folder)
 
-    def run(work, tiny_folder, lines=None, **overrides):  # every run names the pattern, as the user's command would
-        return _run(work, tiny_folder, lines, patterns=word, **overrides)
+    def run(work, tiny_folder, lines=None, config=None, **overrides):  # every run names the pattern, as a user would
+        return _run(work, tiny_folder, lines, config, patterns=word, **overrides)
 
     work = tmp_path / "work"
     lines = []
@@ -94,13 +96,17 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder)
     assert set(state["settings"]) - set(old_keys) <= set(ADDED_SETTINGS)
     state["settings"] = {k: state["settings"][k] for k in old_keys}
     (work / "state.json").write_text(json.dumps(state))
+    # it ran before let_go_beginnings existed, so without it: resumed as it ran (--no-let-go-beginnings)
+    with pytest.raises(HfSteerError, match="it has let_go_beginnings=False"):
+        run(work, tiny_folder)
     lines.clear()
-    run(work, tiny_folder, lines)
+    run(work, tiny_folder, lines, config=ElarablationConfig(output_dir=str(work / "adapter"), let_go_beginnings=False))
     assert not any(line[:1] == "[" and line[2:4] == "/5" for line in lines), lines
 
     with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\): it has "
                        "max_new_tokens=60; run it with those"):
-        run(work, tiny_folder, max_new_tokens=61)
+        run(work, tiny_folder, max_new_tokens=61,
+            config=ElarablationConfig(output_dir=str(work / "adapter"), let_go_beginnings=False))
 
 
 def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran_with(tmp_path):
