@@ -401,10 +401,10 @@ def test_a_model_whose_layers_cannot_be_skipped_runs_whole(monkeypatch):
     assert all(not isinstance(layer, trainer_module._PassThrough) for layer in layers)  # put back each time
 
 
-def _learned_model(arch: str, tok, texts: list[str], steps: int = 30):
+def _learned_model(arch: str, tok, texts: list[str], steps: int = 30, **overrides):
     """A tiny model that has learned ``texts``: its next-token probabilities are peaked where the texts go on."""
     torch.manual_seed(0)
-    model = make_tiny_model(arch)
+    model = make_tiny_model(arch, **overrides)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(steps):
         for text in texts:
@@ -415,13 +415,13 @@ def _learned_model(arch: str, tok, texts: list[str], steps: int = 30):
     return model
 
 
-@pytest.mark.parametrize("arch", ["llama", "gemma3_text"])
-def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, monkeypatch):
-    """let_go_beginnings: at every held position where a token that only begins a bad word (" s" of "sea": " s",
-    "e", "a" here) has >= 1%, the hold lets it go by the reference's share of going on to a bad word. The shares
-    are read with the context's KV cache and the later positions masked out: the same as reading each path whole.
-    A position after the word was written is a back-reference and stays held. The hold's KL, on a left-padded
-    batch, uses exactly that target."""
+@pytest.mark.parametrize("arch,window", [("llama", None), ("gemma3_text", 16), ("gemma3_text", 64)])
+def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, window, monkeypatch):
+    """let_go_beginnings: at every held position where the first token of a bad word (" s" of "sea": " s", "e", "a"
+    here) is likely enough (5% by default; lowered here), the hold lets it go by the reference's share of going on to
+    a bad word. The shares are read with the context's KV cache and the later positions masked out (read whole where
+    Gemma's window is shorter than the text): the same as reading each path whole. A position after the word was
+    written is a back-reference and stays held. The hold's KL, on a left-padded batch, uses exactly that target."""
     from hf_steer.elarablation import trainer as trainer_module
     from hf_steer.elarablation.trainer import MAX_WORD_DEPTH
 
@@ -432,7 +432,8 @@ def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, monke
     texts = ["the sun and the sand and the sea and the sun and the sand and the sky and the",
              "the sea and the sun and the sea and the sand and the"]
     assert tok(" sea", add_special_tokens=False)["input_ids"].__len__() == 3
-    model = _learned_model(arch, tok, texts, steps=6)  # learned, not yet sure of every next letter
+    # learned, not yet sure of every next letter; Gemma's window shorter (16: read whole) or longer than the texts
+    model = _learned_model(arch, tok, texts, steps=6, **({"sliding_window": window} if window else {}))
     words = ["sea", "sky"]
     rows = [{"text": t, "bad_words": words, "unmatched": "good"} for t in texts]
     args = _config(tmp_path, context_weight=100.0, anchor_weight=0.0, auto_keep=0, top_k=20,
