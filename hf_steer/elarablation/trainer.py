@@ -601,12 +601,12 @@ class ElarablationTrainer(Trainer):
                                           cache=cache, use_cache=True)
                 cache = result.cache
                 probs = torch.softmax(result.logits[:, -1].float(), dim=-1)
-                values, tokens = probs.topk(min(rows[0].top_k, probs.shape[-1]), dim=-1)
+                values, tokens = probs.topk(min(max(r.top_k for r in rows), probs.shape[-1]), dim=-1)
                 grown = []
                 for k, (node, vs, ts) in enumerate(zip(level_nodes, values.tolist(), tokens.tolist())):
                     b, prefix, path = nodes[node]
                     own[node] = 0.0
-                    for v, t in zip(vs, ts):
+                    for v, t in zip(vs[:rows[b].top_k], ts[:rows[b].top_k]):  # the row's own top-k, as _grow reads
                         kind = self._word_kind(words_of[b], prefix, t)
                         if kind == "bad":
                             own[node] += v
