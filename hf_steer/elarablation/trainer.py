@@ -12,6 +12,7 @@ rows per epoch from each group of alternatives, as the original elarablate does.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import re
@@ -456,7 +457,8 @@ class ElarablationTrainer(Trainer):
         whole bad word on its own (" ancient", " shadows"). The hold's target is the reference with those tokens
         at ``bad_ratio`` of their probability: auto's contexts are the model's stories, which hold other
         patterns before the slot (" tasked" ... " enigmatic" ... "named"), and a plain hold held those up too.
-        A token that only begins a bad word (" El" of Elara) is not in it: elsewhere it begins other words.
+        A token that only begins a bad word (" El" of Elara) is not in it: elsewhere it begins other words (it is let
+        go by its share where it is likely, ``_read_hold_beginnings``).
         Regex rules (hand-written slot files) are about their slot, not the text before it: not used here."""
         self._hold_masks: list[torch.Tensor] = []
         if args.context_weight <= 0:
@@ -542,8 +544,6 @@ class ElarablationTrainer(Trainer):
 
         Only the written first tokens: every token that merely spells a word's first letters (" a" of "ancient",
         itself one token) was ~20,000 reads on auto's contexts, 94 s of preparation for shares of about 0."""
-        import copy
-
         width = ids.shape[1]
         if self._keeps_hidden:
             head = model.get_output_embeddings()
@@ -818,8 +818,8 @@ class ElarablationTrainer(Trainer):
         adapter off). An ordinary-text anchor alone let 280 steps on the model's own stories move its
         prose everywhere (story bench: judge perplexity +49%); this holds the text the slot sits in. The
         tokens that are whole bad words are not held but let go to ``bad_ratio`` of the reference
-        (``_assign_hold_masks``): story bench, patterns -37% -> -51%, slop index -16% -> -20%, looping 19.6% ->
-        14.7%, judge perplexity +7.3% -> +13.5%. The reference's last position is the slot's reference, so it
+        (``_assign_hold_masks``; a word's first token by its share, ``_read_hold_beginnings``): story bench, patterns
+        -37% -> -51%, slop index -16% -> -20%, looping 19.6% -> 14.7%, judge perplexity +7.3% -> +13.5%. The reference's last position is the slot's reference, so it
         fills the tether's cache too.
 
         The reference is read from its kept last hidden states (``_kept_states``: the vocabulary projection alone,
