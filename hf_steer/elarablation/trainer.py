@@ -819,8 +819,8 @@ class ElarablationTrainer(Trainer):
         prose everywhere (story bench: judge perplexity +49%); this holds the text the slot sits in. The
         tokens that are whole bad words are not held but let go to ``bad_ratio`` of the reference
         (``_assign_hold_masks``; a word's first token by its share, ``_read_hold_beginnings``): story bench, patterns
-        -37% -> -51%, slop index -16% -> -20%, looping 19.6% -> 14.7%, judge perplexity +7.3% -> +13.5%. The reference's last position is the slot's reference, so it
-        fills the tether's cache too.
+        -37% -> -51%, slop index -16% -> -20%, looping 19.6% -> 14.7%, judge perplexity +7.3% -> +13.5%. The
+        reference's last position is the slot's reference, so it fills the tether's cache too.
 
         The reference is read from its kept last hidden states (``_kept_states``: the vocabulary projection alone,
         at the held positions only), not by a second forward each step, and the trained forward runs from the first
