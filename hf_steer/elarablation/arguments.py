@@ -187,7 +187,7 @@ class ElarablationArguments:
     let_go_beginnings: bool = field(
         default=True,
         metadata={"help": "With context_weight: also let go the first token of a bad word of several tokens, by the "
-                  "reference's share of going on from it to one (read once where it has >= 5%); off: it is held."},
+                  "reference's share of going on from it to one (read once where it is at least 0.05 likely); off: it is held."},
     )
     load_in_4bit: bool = field(default=False, metadata={"help": "Load a model given by name in 4-bit nf4 (QLoRA)."})
 
