@@ -40,6 +40,7 @@ from .contexts import (
     word_match,
 )
 from .loss import elarablation_loss, keep_loss
+from .stories import pattern_regex
 
 # Rows one token deeper are built for a candidate that only *begins* a bad word (" tow" for "towering"),
 # at most this many levels down.
@@ -657,7 +658,7 @@ class ElarablationTrainer(Trainer):
             ends.append(len(text))
         first = {}
         for word in words:
-            found = re.search(r"(?<![A-Za-z'])" + re.escape(word) + r"(?![A-Za-z])", text, re.IGNORECASE)
+            found = pattern_regex(word).search(text)
             if found:
                 first[word] = next(k for k, end in enumerate(ends) if end >= found.end())
         return first
