@@ -68,6 +68,9 @@ FEATURES = datasets.Features(
         "bad": datasets.List(datasets.Value("string")),
         # whole words that are bad (a token that only begins one is decided one token deeper)
         "bad_words": datasets.List(datasets.Value("string")),
+        # phrases whose LAST word is bad after the words before it ("the sun"): the context hold lets that word go
+        # where the text it holds ends with those words (a phrase's word is not bad everywhere, so not a bad word)
+        "bad_phrases": datasets.List(datasets.Value("string")),
         "forced_good": datasets.List(datasets.Value("string")),
         "excluded": datasets.List(datasets.Value("string")),
         # how a candidate that matches no regex counts: bad / good / neutral ("" -> bad if good regexes, else good)
@@ -91,7 +94,7 @@ FEATURES = datasets.Features(
         "expected": datasets.Value("string"),
     }
 )
-_LIST_KEYS = ("good", "bad", "bad_words", "forced_good", "excluded")
+_LIST_KEYS = ("good", "bad", "bad_words", "bad_phrases", "forced_good", "excluded")
 _OPTIONAL_NUMBERS = ("top_k", "max_threshold", "min_threshold", "temperature", "next_max_threshold", "next_min_threshold",
                      "min_path_prob")
 # Keys the original elarablate.py reads (anything else in an original file is an error here, not ignored).
@@ -182,6 +185,7 @@ class TokenRules:
     good: list[re.Pattern] = field(default_factory=list)
     bad: list[re.Pattern] = field(default_factory=list)
     bad_words: tuple[str, ...] = ()
+    bad_phrases: tuple[str, ...] = ()
     forced_good: frozenset[str] = frozenset()
     excluded: frozenset[str] = frozenset()
     unmatched: str = "bad"
@@ -200,7 +204,13 @@ class TokenRules:
         for word in words:
             if not _WORD.match(word):
                 raise HfSteerError(f"{source}: bad word {word!r} is not one word: give letters only (e.g. towering)")
+        phrases = tuple(row.get("bad_phrases") or [])
+        for phrase in phrases:
+            if len(phrase.split()) < 2 or not all(_WORD.match(w) for w in phrase.split()):
+                raise HfSteerError(f"{source}: bad phrase {phrase!r} is not two or more words: give words separated by "
+                                   "spaces, the bad one last (e.g. the sun)")
         rules = cls(good=good, bad=[compile_regex(p, source) for p in row.get("bad") or []], bad_words=words,
+                    bad_phrases=phrases,
                     forced_good=frozenset(row.get("forced_good") or []), excluded=frozenset(row.get("excluded") or []),
                     unmatched=unmatched)
         return rules.resolve(tokenizer) if tokenizer is not None else rules
@@ -269,6 +279,7 @@ def make_row(
     good: Sequence[str] = (),
     bad: Sequence[str] = (),
     bad_words: Sequence[str] = (),
+    bad_phrases: Sequence[str] = (),
     forced_good: Sequence[str] = (),
     excluded: Sequence[str] = (),
     unmatched: str = "",
@@ -293,7 +304,7 @@ def make_row(
     row = {
         "id": id or "", "family": family, "source": source, "split": split, "kind": kind, "chat": bool(chat),
         "system": system or "", "user": user or "", "text": text, "good": list(good), "bad": list(bad),
-        "bad_words": list(bad_words), "forced_good": list(forced_good), "excluded": list(excluded),
+        "bad_words": list(bad_words), "bad_phrases": list(bad_phrases), "forced_good": list(forced_good), "excluded": list(excluded),
         "unmatched": unmatched or "", "expected": expected or "", "relative_thresholds": bool(relative_thresholds),
         "group": group or "", "draws": draws,
     }

@@ -98,13 +98,24 @@ def _sentences(text: str) -> list[list[str]]:
     return out
 
 
+def possessive_stem(word: str) -> str:
+    """A possessive is its word ("Elara's" -> "Elara", "ship's" -> "ship").
+
+    The pattern regexes match a word before its "'s" (``stories.pattern_regex``), so counting "Elara's" apart
+    listed the name twice (bundled model, 120 stories of a user's prompts: 'Elara' and "Elara's" both kept, each
+    use of the possessive counted in both) and judged "ship's" (wordfreq 3.6e-6) apart from "ship" (8.5e-5).
+    """
+    return word[:-2] if len(word) > 2 and word[-2:].lower() == "'s" else word
+
+
 def word_statistics(stories: Sequence[dict]) -> dict[str, dict[str, Any]]:
-    """Per lower-cased word: occurrences, distinct prompts and stories, share written capitalised mid-sentence."""
+    """Per lower-cased word (a possessive counted as its word): occurrences, distinct prompts and stories, share
+    written capitalised mid-sentence."""
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"count": 0, "prompts": set(), "stories": set(), "capital": 0})
     for story in stories:
         key = (story["prompt_id"], story["sample"])
         for sentence in _sentences(story["text"]):
-            for position, word in enumerate(sentence):
+            for position, word in enumerate(map(possessive_stem, sentence)):
                 entry = stats[word.lower()]
                 entry["count"] += 1
                 entry["prompts"].add(story["prompt_id"])
@@ -190,7 +201,7 @@ def _rank_phrases(stories, total: int, stats, min_stories: int, chosen_words: se
             for n in (2, 3):
                 for k in range(len(ws) - n + 1):
                     gram = ws[k:k + n]
-                    if all(w in STOPWORDS for w in gram) or any(w in chosen_words for w in gram):
+                    if all(w in STOPWORDS for w in gram) or any(possessive_stem(w) in chosen_words for w in gram):
                         continue
                     key = " ".join(gram)
                     counts[key] += 1
@@ -317,6 +328,12 @@ def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int,
 AUTO_HYPERPARAMETERS = {"top_k": 20, "max_threshold": 1.0, "min_threshold": 0.0, "min_path_prob": 0.01}
 
 
+def _through_cut(pattern: dict) -> str:
+    """A phrase up to the word it is trained before ("casting a warm glow" at 'warm': "casting a warm")."""
+    words = pattern["text"].split()
+    return " ".join(words[:words.index(pattern["cut"]) + 1])
+
+
 def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dict], prompts: Sequence[str],
                       chat: bool, per_pattern: int, top: int | None = None,
                       keep_tokens: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
@@ -341,6 +358,8 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
     # another pattern's word is bad at every slot only when it is a word or a name: a phrase's word is slop
     # inside its phrase ("barely" in "voice barely above"), not everywhere
     bad_words = sorted({p["cut"] for p, _ in found if p["kind"] != "phrase"})
+    # ... but the context hold lets it go inside its phrase, wherever the held story text writes the words before it
+    bad_phrases = sorted({_through_cut(p) for p, _ in found if p["kind"] == "phrase"})
     for pattern, texts in found:
         trained.append(pattern)
         entries = []
@@ -354,7 +373,7 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
                             + (" (antislop list)" if pattern["slop_list"] else "")
                             + (f"; trained before {pattern['cut']!r}" if pattern["kind"] == "phrase" else "")),
             "rules": {"bad_words": [pattern["cut"]] + [w for w in bad_words if w != pattern["cut"]],
-                      "unmatched": "good"},
+                      **({"bad_phrases": bad_phrases} if bad_phrases else {}), "unmatched": "good"},
             "hyperparameters": dict(AUTO_HYPERPARAMETERS),
             "train": entries,
         })

@@ -166,3 +166,11 @@ def test_chat_context_without_chat_template():
 def test_unknown_source():
     with pytest.raises(HfSteerError, match="neither a file nor a library family"):
         load_contexts("no_such_family")
+
+
+def test_a_bad_phrase_must_be_words_with_the_bad_one_last():
+    rules = TokenRules.from_row({"bad_phrases": ["the sun", "casting a warm"], "source": "mine.yaml"})
+    assert rules.bad_phrases == ("the sun", "casting a warm") and rules.classify(" sun") == "good"
+    for phrase in ("sun", "the sun!"):
+        with pytest.raises(HfSteerError, match=f"mine.yaml: bad phrase '{phrase}' is not two or more words"):
+            TokenRules.from_row({"bad_phrases": [phrase], "source": "mine.yaml"})

@@ -134,6 +134,10 @@ def test_a_phrase_word_is_bad_only_inside_its_phrase(tmp_path):
     assert by_cut["barely"]["rules"]["bad_words"][0] == "barely"
     assert all("barely" not in d["rules"]["bad_words"] for cut, d in by_cut.items() if cut != "barely")
     assert "whispered" in by_cut["barely"]["rules"]["bad_words"]  # a word pattern is bad everywhere
+    # ... and every document names the phrase through its word, for the hold to let it go inside the phrase
+    phrases = sorted(" ".join(p["text"].split()[:p["text"].split().index(p["cut"]) + 1])
+                     for p in trained if p["kind"] == "phrase")
+    assert "voice barely" in phrases and all(d["rules"]["bad_phrases"] == phrases for d in docs)
     assert phrase in trained
 
 
@@ -151,3 +155,19 @@ def test_a_name_is_cut_where_it_is_invented_not_where_the_story_refers_back():
     twice = text + " The ancient sea was calm."
     stories = [{"prompt_id": 0, "sample": 0, "text": twice, "ids": tok(twice)["input_ids"]}]
     assert len(contexts_for(tok, stories, word, limit=5)) == 2
+
+
+def test_a_possessive_is_counted_as_its_word():
+    """"Elara's" is Elara: one pattern, counted with its possessives (the pattern regexes match both, so two
+    patterns counted each possessive twice), and "ship's" is judged as "ship", not as a rare word of its own."""
+    stories = []
+    for i in range(6):
+        text = (f"{FILLER} Elara walked to the ship. Elara's ship's sails were red, and Elara's sister whispered. "
+                f"{FILLER}")
+        stories.append({"prompt_id": i, "sample": 0, "text": text})
+    patterns, _ = rank_patterns(stories, top=10, min_stories=3)
+    texts = [p["text"] for p in patterns]
+    assert "Elara" in texts and not any("'s" in t for t in texts), texts
+    assert next(p for p in patterns if p["text"] == "Elara")["count"] == 18
+    stats = word_statistics(stories)
+    assert stats["ship"]["count"] == 12 and "ship's" not in stats

@@ -317,6 +317,53 @@ def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them
     assert kept["and"] < 0.6 and kept["zzz"] > 0.9, kept
 
 
+def test_context_hold_lets_a_phrase_word_go_only_after_its_phrase(tmp_path):
+    """A bad phrase ("the to") is not a bad word: the hold lets its last word go where the held text ends with
+    the words before it (after "the"), and nowhere else; a row whose own bad word it is lets it go once."""
+    tok = make_tokenizer("bytelevel")
+    text = "the sea and the to and a to and the in and his old voice was"  # " to" is one token of this tokenizer
+    to_id = tok(" to", add_special_tokens=False)["input_ids"]
+    assert len(to_id) == 1
+    ids = tok(text, return_tensors="pt")["input_ids"]
+    ends = [tok.decode(ids[0, :p + 1]) for p in range(ids.shape[1] - 1)]
+    after_the = [p for p, so_far in enumerate(ends) if so_far.endswith("the")]  # the first "the" is two tokens
+    after_a = [p for p, so_far in enumerate(ends) if so_far.endswith(" a")]
+    kept = {}
+    for phrase in ("the to", "the zzz"):
+        torch.manual_seed(0)
+        model = make_tiny_model("llama")
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)  # learn the text (see the test above)
+        for _ in range(14):
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        args = _config(tmp_path / phrase.replace(" ", "_"), num_train_epochs=20, learning_rate=2e-2, anchor_weight=0.0,
+                       auto_keep=0, context_weight=100.0, train_deeper_rows=True)
+        rows = [{"text": text, "bad_phrases": [phrase], "unmatched": "good"}]
+        trainer = ElarablationTrainer(model, args, load_contexts(rows), tok, peft_config=_lora())
+        row = trainer._rows[0]
+        if phrase == "the to":
+            positions, tokens, shares = row.hold_let_go
+            assert sorted(set(positions.tolist())) == after_the and to_id[0] in tokens.tolist()
+            assert bool((shares == 1).all()) and not set(positions.tolist()) & set(after_a)
+            again = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(
+                [{"text": text, "bad_words": ["to"], "bad_phrases": [phrase], "unmatched": "good"}]), tok,
+                peft_config=_lora())
+            assert again._rows[0].hold_let_go is None or to_id[0] not in again._rows[0].hold_let_go[1].tolist()
+        else:
+            assert row.hold_let_go is None
+        trainer.train()
+        model = trainer.model
+        with torch.no_grad():
+            tuned = torch.softmax(model(input_ids=ids).logits[0].float(), -1)[:, to_id[0]]
+            with model.disable_adapter():
+                base = torch.softmax(model(input_ids=ids).logits[0].float(), -1)[:, to_id[0]]
+        the_to = [p for p in after_the if ids[0, p + 1] == to_id[0]]
+        assert base[the_to].min() > 0.2  # the base predicts " to" where the text has it after "the"
+        kept[phrase] = (tuned[the_to] / base[the_to]).mean().item()
+    assert kept["the to"] < 0.6 and kept["the zzz"] > 0.9, kept
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_deeper_rows_read_through_the_parents_cache_match_reading_them_whole(tmp_path, arch):
     """A word's beginning is read one and two tokens deeper with its parent's KV cache: each deeper row's figures
@@ -429,12 +476,12 @@ def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, windo
     monkeypatch.setattr(trainer_module, "HOLD_BEGINNING_MIN_PROB", 1e-3)
     floor = trainer_module.HOLD_BEGINNING_MIN_PROB
     tok = make_tokenizer("bytelevel")
-    texts = ["the sun and the sand and the sea and the sun and the sand and the sky and the",
+    texts = ["the sun and the sand and the sea and the sun and the sand and the to_id and the",
              "the sea and the sun and the sea and the sand and the"]
     assert tok(" sea", add_special_tokens=False)["input_ids"].__len__() == 3
     # learned, not yet sure of every next letter; Gemma's window shorter (16: read whole) or longer than the texts
     model = _learned_model(arch, tok, texts, steps=6, **({"sliding_window": window} if window else {}))
-    words = ["sea", "sky"]
+    words = ["sea", "to_id"]
     rows = [{"text": t, "bad_words": words, "unmatched": "good"} for t in texts]
     args = _config(tmp_path, context_weight=100.0, anchor_weight=0.0, auto_keep=0, top_k=20,
                    per_device_train_batch_size=2)
