@@ -217,8 +217,9 @@ def run_auto(
 
         log(f"[4/5] training on {contexts_path.name}")
         m, tok = base()
+        # a progress bar (the stage is minutes long) and the step figures every 10 steps, not each step
         fields = {"num_train_epochs": settings.train_epochs, "seed": settings.seed, "save_strategy": "no",
-                  "context_weight": settings.hold_weight}
+                  "context_weight": settings.hold_weight, "disable_tqdm": False, "logging_steps": 10}
         after_path.unlink(missing_ok=True)
         with timed("train"):
             result = train(str(contexts_path), adapter_dir, m, config=config, lora=lora, tokenizer=tok, **fields)

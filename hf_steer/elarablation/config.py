@@ -37,4 +37,6 @@ class ElarablationConfig(ElarablationArguments, TrainingArguments):
                 self.bf16 = False
         elif self.bf16 is None:
             self.bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if self.disable_tqdm is None:  # a progress bar, whatever transformers' log level (hf_steer quiets it to errors)
+            self.disable_tqdm = False
         super().__post_init__()  # ElarablationArguments' checks, then TrainingArguments'

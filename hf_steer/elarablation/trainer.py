@@ -25,6 +25,7 @@ from typing import Any
 import datasets
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerCallback
 
 from ..benchmarking import kl_per_position
@@ -551,7 +552,10 @@ class ElarablationTrainer(Trainer):
                 and (which == "good" or r.rules.bad_words)]
         by_level: list[list[PreparedRow]] = [[] for _ in range(levels)]
         device = next(model.parameters()).device
-        for start in range(0, len(todo), args.per_device_train_batch_size):
+        # before the first step: on auto's contexts the "pending" pass is most of a minute on 2 cores (bundled model)
+        starts = range(0, len(todo), args.per_device_train_batch_size)
+        for start in tqdm(starts, desc=f"reading the base model ({which})", unit="batch",
+                          disable=args.disable_tqdm or not starts):
             batch = todo[start:start + args.per_device_train_batch_size]
             ids, mask, pos = (t.to(device) for t in left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id))
             reads_hold = which == "pending" and self._lets_go_beginnings

@@ -44,7 +44,7 @@ def _a_word_it_writes(work, tiny_folder) -> str:
     pytest.fail(f"no word of the tiny model's {len(stories)} stories has a context: {counts.most_common(5)}")
 
 
-def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder):
+def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder, capfd):
     word = _a_word_it_writes(tmp_path / "first", tiny_folder)
 
     def run(work, tiny_folder, lines=None, config=None, **overrides):  # every run names the pattern, as a user would
@@ -62,6 +62,9 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder)
     saved = json.loads((work / "report.json").read_text())
     assert saved["before"]["stories"] == saved["after"]["stories"] == 34 and "machine" in saved
     assert any("targeted patterns per 1,000 words" in line for line in report["summary"])
+    # the training stage shows its progress (hf_steer quiets transformers, whose default then hid the bar)
+    err, steps = capfd.readouterr().err, state["finished"]["train"]["steps"]
+    assert "reading the base model (pending)" in err and f"{steps}/{steps} [" in err
 
     # a run killed while writing the last stage: half its stories, a torn last line
     state["finished"].pop("after")

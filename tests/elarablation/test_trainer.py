@@ -46,6 +46,7 @@ def test_config_cpu_defaults_and_validation(tmp_path):
     if not torch.cuda.is_available():
         assert cfg.use_cpu and not cfg.bf16
     assert cfg.loss_type == "margin" and cfg.remove_unused_columns is False
+    assert ElarablationConfig(output_dir=str(tmp_path)).disable_tqdm is False  # a bar, though hf_steer quiets transformers
     with pytest.raises(HfSteerError, match="min_threshold=0.5 is not below max_threshold=0.02"):
         _config(tmp_path, min_threshold=0.5)
     with pytest.raises(HfSteerError, match="top_k=0 is out of range"):
