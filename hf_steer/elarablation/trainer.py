@@ -507,10 +507,10 @@ class ElarablationTrainer(Trainer):
             taken = set()
             if row.hold_let_go is not None:
                 taken = set(zip(row.hold_let_go[0].tolist(), row.hold_let_go[1].tolist()))
-            found = []
+            found, own = [], {w.lower() for w in row.rules.bad_words}
             for phrase in row.rules.bad_phrases:
                 *before, word = phrase.split()
-                if word in row.rules.bad_words:
+                if word.lower() in own:
                     continue
                 tokens = self._whole_word_mask(word, texts).nonzero()[:, 0].tolist()
                 for match in pattern_regex(" ".join(before)).finditer(text):
