@@ -394,7 +394,8 @@ FILE_HEADER = """\
 # Written by `hf-steer elarablate {command}`: one document per over-used pattern the model showed.
 # Each `train` context is the model's own story cut right before the pattern's word. `bad_words` are
 # whole words (a token that only begins one is decided one token deeper, and pushed at the slot by the share
-# of its continuations that are bad words); every other candidate is good.
+# of its continuations that are bad words); every other candidate is good. `bad_phrases` are the phrases up to the
+# word they are trained before: in the story text before each slot, that word is let go after the phrase's others.
 # Edit freely (drop a pattern, add contexts, change rules), then: hf-steer elarablate train THIS_FILE ...
 """
 
