@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nElarablation: {len(contexts)} contexts from the library (never the demo context itself), "
           f"{args.epochs:g} epochs, one forward per step ...")
     result = train(contexts, args.output_dir, model, tokenizer=tokenizer, num_train_epochs=args.epochs,
-                   seed=args.seed, logging_steps=max(1, int(args.epochs)))
+                   seed=args.seed, logging_steps=max(1, int(args.epochs)), disable_tqdm=True)  # the demo's own lines only
     tuned = result["trainer"].model
     tuned.eval()
     print(f"trained in {result['train_seconds']:.1f} s\n")

@@ -477,12 +477,12 @@ def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, windo
     monkeypatch.setattr(trainer_module, "HOLD_BEGINNING_MIN_PROB", 1e-3)
     floor = trainer_module.HOLD_BEGINNING_MIN_PROB
     tok = make_tokenizer("bytelevel")
-    texts = ["the sun and the sand and the sea and the sun and the sand and the to_id and the",
+    texts = ["the sun and the sand and the sea and the sun and the sand and the sky and the",
              "the sea and the sun and the sea and the sand and the"]
     assert tok(" sea", add_special_tokens=False)["input_ids"].__len__() == 3
     # learned, not yet sure of every next letter; Gemma's window shorter (16: read whole) or longer than the texts
     model = _learned_model(arch, tok, texts, steps=6, **({"sliding_window": window} if window else {}))
-    words = ["sea", "to_id"]
+    words = ["sea", "sky"]
     rows = [{"text": t, "bad_words": words, "unmatched": "good"} for t in texts]
     args = _config(tmp_path, context_weight=100.0, anchor_weight=0.0, auto_keep=0, top_k=20,
                    per_device_train_batch_size=2)
