@@ -337,6 +337,7 @@ class ElarablationTrainer(Trainer):
         self._kinds: dict[tuple, str | None] = {}
         self._firsts: dict[tuple, list[int]] = {}
         self._word_masks: dict[str, torch.Tensor] = {}
+        self._vocab_texts: list[str] = []
         self._anchor_bottom: torch.Tensor | None = None
         self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
@@ -424,14 +425,11 @@ class ElarablationTrainer(Trainer):
         (``None``: the row gets none), built once by ``build(row, texts)`` from the decoded vocabulary."""
         tables: list[torch.Tensor] = []
         keys: dict = {}
-        texts = None
         for row in rows:
             key = key_of(row)
             if key is not None and key not in keys:
-                if texts is None:
-                    texts = [self._texts(i) for i in range(vocab_size)]
                 keys[key] = len(tables)
-                tables.append(build(row, texts))
+                tables.append(build(row, self._vocabulary_texts(vocab_size)))
         return tables, [None if key_of(row) is None else keys[key_of(row)] for row in rows]
 
     def _assign_vocab_masks(self, rows: list[PreparedRow], vocab_size: int, args: ElarablationConfig) -> None:
@@ -496,14 +494,12 @@ class ElarablationTrainer(Trainer):
         already (``_assign_hold_masks``) and its beginnings by their share: not twice."""
         if args.context_weight <= 0 or not any(r.rules.bad_phrases for r in rows):
             return
-        texts = [self._texts(i) for i in range(vocab_size)]
+        texts = self._vocabulary_texts(vocab_size)
         for row in rows:
             if row.kind != "slop" or not row.rules.bad_phrases or len(row.input_ids) < 2:
                 continue
-            ends, text = {}, ""
-            for p, token in enumerate(row.input_ids[:-1]):  # position p predicts token p + 1
-                text += self._texts(token)
-                ends[len(text)] = p
+            text, token_ends = self._decoded(row.input_ids[:-1])
+            ends = {end: p for p, end in enumerate(token_ends)}  # position p predicts token p + 1
             taken = set()
             if row.hold_let_go is not None:
                 taken = set(zip(row.hold_let_go[0].tolist(), row.hold_let_go[1].tolist()))
@@ -698,12 +694,23 @@ class ElarablationTrainer(Trainer):
             self._firsts[words] = sorted(found)
         return self._firsts[words]
 
-    def _words_written(self, ids: list[int], words: tuple[str, ...]) -> dict[str, int]:
-        """The first position (token index) by which each of ``words`` the text of ``ids`` contains is written whole."""
-        ends, text = [], ""
+    def _decoded(self, ids: list[int]) -> tuple[str, list[int]]:
+        """The reader text of ``ids`` and where each token ends in it."""
+        text, ends = "", []
         for token in ids:
             text += self._texts(token)
             ends.append(len(text))
+        return text, ends
+
+    def _vocabulary_texts(self, vocab_size: int) -> list[str]:
+        """Every token's reader text, decoded once (the hold's masks and the phrases read it; 262k tokens on Gemma)."""
+        if len(self._vocab_texts) != vocab_size:
+            self._vocab_texts = [self._texts(i) for i in range(vocab_size)]
+        return self._vocab_texts
+
+    def _words_written(self, ids: list[int], words: tuple[str, ...]) -> dict[str, int]:
+        """The first position (token index) by which each of ``words`` the text of ``ids`` contains is written whole."""
+        text, ends = self._decoded(ids)
         first = {}
         for word in words:
             found = pattern_regex(word).search(text)
