@@ -61,6 +61,34 @@ def quiet_third_party() -> None:
 quiet_transformers = quiet_third_party
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def reuse_freed_memory() -> bool:
+    """Let glibc keep freed memory for the next allocation instead of returning each large block to the kernel.
+
+    A training step on CPU allocates and frees the same large tensors every step (the logits of 8 contexts are
+    ~150 MB). glibc serves each block over 32 MB with its own ``mmap`` and unmaps it when freed, so the kernel
+    zeroes fresh pages every step: on the bundled model's `auto` training (2 cores, AVX512-BF16) 7.6 million page
+    faults in 12 steps, 17 s of system time, 4.08 s a step; with mmap off and the heap's top trimmed only past
+    2 GiB, 0.6 million, 3 s, 3.33 s a step (-18%), peak memory 3.22 -> 3.09 GB. Generation is not faster (its
+    blocks are smaller). The same as ``MALLOC_MMAP_MAX_=0`` in the environment, but it needs no wrapper script.
+    Returns False where the C library is not glibc (nothing changed there).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def _umask() -> int:
     """The process umask (read by setting it, so set it back at once)."""
     mask = os.umask(0o022)
