@@ -33,28 +33,32 @@ def test_atomic_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_path):
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
+
 _FAULTS = """
 import resource, sys
-from hf_steer.utils import reuse_freed_memory
-changed = reuse_freed_memory() if sys.argv[1] == "reuse" else None
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    block = b"x" * 100_000_000  # a training step's logits: allocated, written, freed
-    del block
-print(changed, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+from hf_steer.utils import reusing_freed_memory
+
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        block = b"x" * 100_000_000  # a training step's logits: allocated, written, freed
+        del block
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+plain = faults()
+with reusing_freed_memory() as changed:
+    reused = faults()
+print(changed, plain, reused, faults())
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_reuse_freed_memory_stops_large_blocks_faulting_in_fresh_pages_every_time():
-    def faults(mode: str) -> tuple[str, int]:
-        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parents[1])
-        changed, count = out.stdout.split()
-        return changed, int(count)
-
-    assert faults("reuse")[0] == "True"
-    plain, reused = faults("plain")[1], faults("reuse")[1]
+def test_reusing_freed_memory_stops_large_blocks_faulting_in_fresh_pages_and_restores_the_default_after():
+    out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    changed, plain, reused, after = out.stdout.split()
+    assert changed == "True"
     # ten 100 MB blocks are ~244k fresh pages through mmap; reused, only the first block's ~24k
-    assert plain > 150_000
-    assert reused < plain / 4
+    assert int(plain) > 150_000
+    assert int(reused) < int(plain) / 4
+    assert int(after) > 150_000  # glibc's defaults back: the rest of the process is as it was

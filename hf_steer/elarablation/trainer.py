@@ -30,6 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 
 from ..benchmarking import kl_per_position
 from ..errors import HfSteerError
+from ..utils import reusing_freed_memory
 from .config import ElarablationConfig
 from .contexts import (
     TokenRules,
@@ -1033,6 +1034,11 @@ class ElarablationTrainer(Trainer):
             loss = loss + self.args.anchor_weight * anchor_kl
             self._metrics[f"{mode}/anchor_kl"].append(anchor_kl.detach().item())
         return (loss, {"logits": logits}) if return_outputs else loss
+
+    def train(self, *args: Any, **kwargs: Any):
+        # the same large tensors every step: on CPU, reusing freed memory makes a step ~18% faster (see its docstring)
+        with reusing_freed_memory():
+            return super().train(*args, **kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"
