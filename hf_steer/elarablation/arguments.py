@@ -336,7 +336,9 @@ class FindArguments:
     min_stories: int = field(
         default=3, metadata={"help": "A pattern must appear in at least this many different stories."}
     )
-    contexts_per_pattern: int = field(default=6, metadata={"help": "Training contexts cut per pattern."})
+    contexts_per_pattern: int = field(default=6, metadata={
+        "help": "Training contexts cut per pattern on average: split by how often the model writes each pattern (at "
+                "least 2, at most 4 times this, never more than its uses)."})
     context_tokens: int = field(
         default=64,
         metadata={"help": "Story tokens kept before each pattern in its context (shorter contexts train faster; "

@@ -11,6 +11,7 @@ from hf_steer.elarablation.discover import (
     contexts_for,
     cut_story,
     rank_patterns,
+    split_contexts,
     word_statistics,
     write_context_file,
 )
@@ -171,3 +172,28 @@ def test_a_possessive_is_counted_as_its_word():
     assert next(p for p in patterns if p["text"] == "Elara")["count"] == 18
     stats = word_statistics(stories)
     assert stats["ship"]["count"] == 12 and "ship's" not in stats
+
+
+def test_contexts_are_split_by_how_often_the_model_writes_each_pattern():
+    """The bench counts every use, so a pattern written ten times as often gets more of the contexts, each at least
+    two, none more than it has; the total stays contexts_per_pattern times the patterns (the training's cost)."""
+    assert split_contexts([31, 3, 2], [40, 40, 40], budget=18) == [14, 2, 2]
+    assert split_contexts([10, 10], [40, 40], budget=12) == [6, 6]
+    assert split_contexts([31, 3, 2], [5, 40, 1], budget=18) == [5, 12, 1]  # Elara has only 5 stories: the rest on
+    assert split_contexts([5, 5], [1, 2], budget=12) == [1, 2]  # fewer than the budget: all there is
+
+
+def test_a_frequent_pattern_gets_more_contexts_in_the_written_file():
+    tok = make_tokenizer("bytelevel")
+    stories = []
+    for i in range(8):
+        text = (f"{FILLER} The ancient door opened. " + ("The tapestry hung there. " if i < 3 else "")
+                + f"{FILLER} The ancient wall fell. The ancient tree grew. {FILLER}")
+        stories.append({"prompt_id": i, "sample": 0, "text": text, "ids": tok(text)["input_ids"]})
+    patterns, _ = rank_patterns(stories, top=10, min_stories=3)
+    counts = {p["cut"]: p["count"] for p in patterns}
+    assert counts["ancient"] == 24 and counts["tapestry"] == 3
+    docs, trained, _ = context_documents(tok, stories, patterns, [f"p{i}" for i in range(8)], chat=True, per_pattern=3)
+    contexts = {p["cut"]: len(d["train"]) for p, d in zip(trained, docs)}
+    assert contexts["ancient"] > contexts["tapestry"] >= 2
+    assert sum(contexts.values()) <= 3 * len(trained)
