@@ -1,6 +1,7 @@
 """hf_steer.utils: atomic writes, reusing freed memory."""
 
 import os
+import platform
 import stat
 import subprocess
 import sys
@@ -33,7 +34,6 @@ def test_atomic_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_path):
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
-
 _FAULTS = """
 import resource, sys
 from hf_steer.utils import reusing_freed_memory
@@ -52,7 +52,7 @@ print(changed, plain, reused, faults())
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_reusing_freed_memory_stops_large_blocks_faulting_in_fresh_pages_and_restores_the_default_after():
     out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

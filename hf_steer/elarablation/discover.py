@@ -327,7 +327,7 @@ LEAST_CONTEXTS = 2
 def split_contexts(counts: Sequence[int], available: Sequence[int], budget: int) -> list[int]:
     """How many contexts each pattern gets: ``budget`` in all (``contexts_per_pattern`` each on average), at least
     ``LEAST_CONTEXTS`` each, the rest one at a time to the pattern with the most uses per context so far (D'Hondt),
-    never more than it has (``available``).
+    never more than it has (``available``: ``context_documents`` cuts up to ``MOST_CONTEXTS`` x the average).
 
     The story bench counts a pattern's every use, so a name the model writes 3.1 times per 1,000 words weighs 16
     times one written 0.19 times; six contexts each (the first rule) left Elara, the most frequent pattern, at 0.56x
