@@ -477,7 +477,7 @@ def _rows_from_ours(doc: dict[str, Any], source: str, splits: Iterable[str]) -> 
         entries = doc.get(key) or []
         if not isinstance(entries, list):
             raise HfSteerError(f"{source}: {key} must be a list of contexts: fix the file")
-        for index, entry in enumerate(entries):
+        for entry in entries:
             if isinstance(entry, str):
                 entry = {"text": entry}
             if not isinstance(entry, dict) or "text" not in entry:
@@ -491,19 +491,13 @@ def _rows_from_ours(doc: dict[str, Any], source: str, splits: Iterable[str]) -> 
             user = entry.pop("user", "")
             expected = entry.pop("expected", "")
             unmatched = entry.pop("unmatched", rules.get("unmatched", ""))
-            # trained `repeat` times an epoch: a group of one row that the sampler draws that often
-            repeat = entry.pop("repeat", 1)
-            if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-                raise HfSteerError(f"{source}: repeat={repeat!r} must be a whole number >= 1: fix {key} context "
-                                   f"{index + 1}")
             if entry:
                 raise HfSteerError(f"{source}: unknown context key(s) {sorted(entry)}: use text, system, user, chat, "
-                                   "expected, repeat, rules")
-            for n, expanded in enumerate(expand_alternations(text, source)):
+                                   "expected, rules")
+            for expanded in expand_alternations(text, source):
                 rows.append(make_row(expanded, chat=chat, system=system, user=user, family=family, source=source,
                                      split=split, kind=kind, expected=expected, unmatched=unmatched,
-                                     group=f"{source}:{family}:{key}:{index}:{n}" if repeat > 1 else "",
-                                     draws=repeat if repeat > 1 else None, **merged, **numbers))
+                                     **merged, **numbers))
     return rows
 
 

@@ -322,35 +322,27 @@ def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int,
 # A pattern gets contexts in proportion to how often the model writes it, up to this many times the average
 MOST_CONTEXTS = 4
 LEAST_CONTEXTS = 2
-# ... and where it has fewer contexts than its share, each is trained up to this many times an epoch
-MOST_REPEATS = 4
 
 
-def split_contexts(counts: Sequence[int], available: Sequence[int], budget: int) -> list[tuple[int, int]]:
-    """``(contexts, repeat)`` per pattern: ``budget`` training rows in all (``contexts_per_pattern`` each on average),
-    at least ``LEAST_CONTEXTS`` each, the rest one at a time to the pattern with the most uses per row so far
-    (D'Hondt), up to ``MOST_CONTEXTS`` x the average. A pattern with fewer contexts than its share (``available``: a
-    name has one per story that invents it) trains each of them ``repeat`` times an epoch, at most ``MOST_REPEATS``.
+def split_contexts(counts: Sequence[int], available: Sequence[int], budget: int) -> list[int]:
+    """How many contexts each pattern gets: ``budget`` in all (``contexts_per_pattern`` each on average), at least
+    ``LEAST_CONTEXTS`` each, the rest one at a time to the pattern with the most uses per context so far (D'Hondt),
+    never more than it has (``available``: ``context_documents`` cuts up to ``MOST_CONTEXTS`` x the average).
 
     The story bench counts a pattern's every use, so a name the model writes 3.1 times per 1,000 words weighs 16
     times one written 0.19 times; six contexts each (the first rule) left Elara, the most frequent pattern, at 0.56x
     of the base in held-out stories (bundled model) while the rare words fell to 0-0.2x. Antislop trains at every
     use in the model's generations, which is this proportion too."""
-    cap = MOST_CONTEXTS * budget / max(len(counts), 1)
-    shares = [LEAST_CONTEXTS] * len(counts)
-    left = budget - sum(shares)
+    given = [min(LEAST_CONTEXTS, a) for a in available]
+    left = budget - sum(given)
     while left > 0:
-        open_ = [i for i, share in enumerate(shares) if share < cap]
+        open_ = [i for i, (g, a) in enumerate(zip(given, available)) if g < a]
         if not open_:
             break
-        best = max(open_, key=lambda i: (counts[i] / (shares[i] + 1), -i))
-        shares[best] += 1
+        best = max(open_, key=lambda i: (counts[i] / (given[i] + 1), -i))
+        given[best] += 1
         left -= 1
-    out = []
-    for share, have in zip(shares, available):
-        contexts = min(share, have)
-        out.append((contexts, min(MOST_REPEATS, max(1, round(share / contexts))) if contexts else 1))
-    return out
+    return given
 
 
 # ------------------------------------------------------------------------------------------ the file
@@ -390,8 +382,7 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
             continue
         found.append((pattern, texts))
     shares = split_contexts([p["count"] for p, _ in found], [len(t) for _, t in found], per_pattern * len(found))
-    repeats = {id(pattern): repeat for (pattern, _), (_, repeat) in zip(found, shares)}
-    found = [(pattern, texts[:n]) for (pattern, texts), (n, _) in zip(found, shares)]
+    found = [(pattern, texts[:n]) for (pattern, texts), n in zip(found, shares)]
     # another pattern's word is bad at every slot only when it is a word or a name: a phrase's word is slop
     # inside its phrase ("barely" in "voice barely above"), not everywhere
     bad_words = sorted({p["cut"] for p, _ in found if p["kind"] != "phrase"})
@@ -401,8 +392,7 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
         trained.append(pattern)
         entries = []
         for prompt_id, text in texts:
-            entry = {"user": by_prompt[prompt_id], "text": text} if chat else {"text": by_prompt[prompt_id] + text}
-            entries.append({**entry, "repeat": repeats[id(pattern)]} if repeats[id(pattern)] > 1 else entry)
+            entries.append({"user": by_prompt[prompt_id], "text": text} if chat else {"text": by_prompt[prompt_id] + text})
         family = "found_" + re.sub(r"[^a-z0-9]+", "_", pattern["text"].lower()).strip("_")
         docs.append({
             "family": family,
@@ -434,7 +424,6 @@ FILE_HEADER = """\
 # whole words (a token that only begins one is decided one token deeper, and pushed at the slot by the share
 # of its continuations that are bad words); every other candidate is good. `bad_phrases` are the phrases up to the
 # word they are trained before: in the story text before each slot, that word is let go after the phrase's others.
-# `repeat: N` trains a context N times an epoch (a pattern the model writes often, in few stories of its own).
 # Edit freely (drop a pattern, add contexts, change rules), then: hf-steer elarablate train THIS_FILE ...
 """
 

@@ -1,6 +1,5 @@
 """Discovery: over-used words/names/phrases against human frequencies, cut contexts, word-targeted rules."""
 
-import pytest
 import yaml
 from conftest import make_tokenizer
 
@@ -16,7 +15,6 @@ from hf_steer.elarablation.discover import (
     word_statistics,
     write_context_file,
 )
-from hf_steer.errors import HfSteerError
 
 SENTENCES = [
     "The dog ran to the house.", "A man sat by the door and read the paper.", "It was a good day for a walk.",
@@ -177,13 +175,12 @@ def test_a_possessive_is_counted_as_its_word():
 
 
 def test_contexts_are_split_by_how_often_the_model_writes_each_pattern():
-    """The bench counts every use, so a pattern written ten times as often gets more of the rows, each at least two;
-    one with fewer contexts than its share (a name: one per story that invents it) repeats them, at most 4 times;
-    the total stays contexts_per_pattern times the patterns (the training's cost)."""
-    assert split_contexts([31, 3, 2], [40, 40, 40], budget=18) == [(14, 1), (2, 1), (2, 1)]
-    assert split_contexts([10, 10], [40, 40], budget=12) == [(6, 1), (6, 1)]
-    assert split_contexts([31, 3, 2], [5, 40, 1], budget=18) == [(5, 3), (2, 1), (1, 2)]  # 14 rows: 5 contexts x 3
-    assert split_contexts([5, 5], [1, 2], budget=12) == [(1, 4), (2, 3)]  # one context: 4 times at most
+    """The bench counts every use, so a pattern written ten times as often gets more of the contexts, each at least
+    two, none more than it has; the total stays contexts_per_pattern times the patterns (the training's cost)."""
+    assert split_contexts([31, 3, 2], [40, 40, 40], budget=18) == [14, 2, 2]
+    assert split_contexts([10, 10], [40, 40], budget=12) == [6, 6]
+    assert split_contexts([31, 3, 2], [5, 40, 1], budget=18) == [5, 12, 1]  # Elara has only 5 stories: the rest on
+    assert split_contexts([5, 5], [1, 2], budget=12) == [1, 2]  # fewer than the budget: all there is
 
 
 def test_a_frequent_pattern_gets_more_contexts_in_the_written_file():
@@ -199,43 +196,4 @@ def test_a_frequent_pattern_gets_more_contexts_in_the_written_file():
     docs, trained, _ = context_documents(tok, stories, patterns, [f"p{i}" for i in range(8)], chat=True, per_pattern=3)
     contexts = {p["cut"]: len(d["train"]) for p, d in zip(trained, docs)}
     assert contexts["ancient"] > contexts["tapestry"] >= 2
-    rows = {p["cut"]: sum(e.get("repeat", 1) for e in d["train"]) for p, d in zip(trained, docs)}
-    assert sum(rows.values()) <= 3 * len(trained)
-
-
-def test_a_name_in_few_stories_repeats_its_contexts_in_the_file_and_the_trainer_draws_them(tmp_path):
-    """Elara written often but invented in only two stories: her two contexts carry `repeat`, the loaded rows are
-    groups the sampler draws that many times an epoch, and a bad repeat is one error line."""
-    from hf_steer.elarablation.trainer import DrawSampler, PreparedRow
-
-    tok = make_tokenizer("bytelevel")
-    stories = []
-    for i in range(8):
-        named = "A young pilot named Elara woke. Elara ran. Elara sang. Elara flew. Elara slept. " if i < 2 else ""
-        text = f"{FILLER} {named}The ancient door opened. {FILLER} The tapestry hung. {FILLER}"
-        stories.append({"prompt_id": i, "sample": 0, "text": text, "ids": tok(text)["input_ids"]})
-    def pattern(kind, word, count):
-        return {"kind": kind, "text": word, "cut": word, "count": count, "prompts": 2, "ratio": 100.0, "slop_list": False}
-
-    patterns = [pattern("name", "Elara", 10), pattern("word", "ancient", 8), pattern("word", "tapestry", 8)]
-    docs, trained, _ = context_documents(tok, stories, patterns, [f"p{i}" for i in range(8)], chat=True, per_pattern=3)
-    elara = next(d for p, d in zip(trained, docs) if p["cut"] == "Elara")
-    assert len(elara["train"]) == 2 and all(e["repeat"] > 1 for e in elara["train"])
-    path = tmp_path / "found.yaml"
-    write_context_file(path, docs, "# test\n")
-    rows = list(load_contexts(str(path)))
-    repeated = [r for r in rows if r["family"] == elara["family"]]
-    assert all(r["group"] and r["draws"] == elara["train"][0]["repeat"] for r in repeated)
-    assert len({r["group"] for r in repeated}) == 2  # one group per context: each drawn `repeat` times
-    prepared = [PreparedRow(input_ids=[1], rules=TokenRules(), depth=1, context_id=str(i), group=r["group"],
-                            draws=r["draws"], top_k=20, max_threshold=1.0, min_threshold=0.0, temperature=1.0)
-                for i, r in enumerate(rows)]
-    drawn = list(DrawSampler(prepared, seed=0))
-    assert len(drawn) == sum(r["draws"] or 1 for r in rows)
-    assert all(drawn.count(i) == r["draws"] for i, r in enumerate(rows) if r["draws"])
-
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"family": "x", "rules": {"bad_words": ["Elara"]},
-                                   "train": [{"text": "Her name was", "repeat": 0}]}))
-    with pytest.raises(HfSteerError, match=r"repeat=0 must be a whole number >= 1: fix train context 1"):
-        load_contexts(str(bad))
+    assert sum(contexts.values()) <= 3 * len(trained)
