@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding, quiet logging, atomic JSON writes."""
+"""Small shared helpers: seeding, quiet logging, atomic JSON writes, reusing freed memory while training."""
 
 from __future__ import annotations
 

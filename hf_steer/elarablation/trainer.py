@@ -326,7 +326,6 @@ class ElarablationTrainer(Trainer):
         self._pad_id = processing_class.pad_token_id
         self._texts = TokenTexts(processing_class)
         self._uses_adapter = hasattr(model, "disable_adapter")
-        self._in_reference = False  # inside _reference_mode already (the preparation reads everything inside one)
         # The context hold's reference and the frozen bottom layers' output are read once per context and kept.
         self._hidden_bytes = 0
         self._keeps_hidden = args.context_weight > 0 and _head_alone_gives_logits(model)
@@ -405,8 +404,9 @@ class ElarablationTrainer(Trainer):
             sources.append(row)
         self._assign_vocab_masks(rows, vocab_size, args)
         children: list[PreparedRow] = []
-        # one switch to the reference for every read below: switching per batch (eval/train over the whole module
-        # tree and the adapter off/on) was 246 switches, 7.8 s of auto's preparation (bundled model, 2 cores)
+        # one switch to the reference for every read below (_expand and _read_hold_beginnings run inside it):
+        # switching per batch (eval/train over the whole module tree and the adapter off/on) was 246 switches,
+        # 7.8 s of auto's preparation (bundled model, 2 cores)
         with self._reference_mode(model):
             if args.tree_depth == 2:
                 children += self._expand(model, tokenizer, rows, sources, args, "good", levels=1)
@@ -542,7 +542,8 @@ class ElarablationTrainer(Trainer):
         """Rows one token deeper, ``levels`` levels down: for each row, its ``which`` candidates ("good": the tree
         of ``tree_depth=2``; "pending": beginnings of bad words), most likely first, up to ``tree_width``; a
         pending one only on a path at least ``min_path_prob`` likely (most deeper rows of auto's contexts were
-        paths under 1%: half the training positions for a few % of the text). Level by level, as before.
+        paths under 1%: half the training positions for a few % of the text). Level by level, as before. Called
+        inside ``_reference_mode`` (the base model's own tree: min_path_prob reads its paths).
 
         A deeper row is its parent plus one token, so it is read with the parent's KV cache: one full forward
         per batch of contexts and one-token forwards below it. Re-reading every deeper row whole took 119 full
@@ -560,9 +561,8 @@ class ElarablationTrainer(Trainer):
             batch = todo[start:start + args.per_device_train_batch_size]
             ids, mask, pos = (t.to(device) for t in left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id))
             reads_hold = which == "pending" and self._lets_go_beginnings
-            with self._reference_mode(model):  # the base model's own tree (min_path_prob reads its paths)
-                out = self._reference_forward(model, ids, mask, pos, [r for r, _ in batch], use_cache=True,
-                                              need=reads_hold)
+            out = self._reference_forward(model, ids, mask, pos, [r for r, _ in batch], use_cache=True,
+                                          need=reads_hold)
             if reads_hold:
                 self._read_hold_beginnings(model, tokenizer, [r for r, _ in batch], ids, mask, pos, out)
             for level in range(levels):
@@ -576,17 +576,16 @@ class ElarablationTrainer(Trainer):
                 mask = torch.cat([mask[index], mask.new_ones((len(grown), 1))], dim=1)
                 pos = pos[index, -1:] + 1
                 step = torch.tensor([[child.input_ids[-1]] for _, child, _ in grown], device=device)
-                with self._reference_mode(model):
-                    out = model(input_ids=step, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+                out = model(input_ids=step, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
                 batch = [(child, source) for _, child, source in grown]
         return [child for level in by_level for child in level]
 
     @torch.no_grad()
     def _read_hold_beginnings(self, model, tokenizer, rows: list[PreparedRow], ids: torch.Tensor, mask: torch.Tensor,
                               pos: torch.Tensor, out) -> None:
-        """``hold_let_go`` of each row (``let_go_beginnings``): at every held position where the reference gives the
-        first token of one of the row's bad words as the tokenizer writes it (" cr" of " crumbling", " El" of
-        " Elara") at least ``HOLD_BEGINNING_MIN_PROB``, and that token only begins the word, the reference's share of
+        """``hold_let_go`` of each row (``let_go_beginnings``; called inside ``_reference_mode``): at every held
+        position where the reference gives the first token of one of the row's bad words as the tokenizer writes
+        it (" cr" of " crumbling", " El" of " Elara") at least ``HOLD_BEGINNING_MIN_PROB``, and that token only begins the word, the reference's share of
         going on from it to a bad word, up to two tokens deeper (" Rav" -> "ens" -> "wood"), on paths at least that
         likely (as ``_bad_shares`` reads a slot's). Read once from the contexts' reference forward (``out``, with its
         KV cache and last hidden states): each beginning is one token past its position, so it is read with the
@@ -599,9 +598,7 @@ class ElarablationTrainer(Trainer):
             head = model.get_output_embeddings()
             position_logits = [head(h) for h in out.hidden_states[-1]]
         else:  # soft-capped logits: the whole reference forward
-            with self._reference_mode(model):
-                position_logits = list(model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                                             use_cache=False).logits)
+            position_logits = list(model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits)
         words_of = [row.rules.bad_words for row in rows]
         starts: list[tuple[int, int, int, float]] = []  # (row in batch, column, beginning token, its probability)
         for b, row in enumerate(rows):
@@ -646,9 +643,8 @@ class ElarablationTrainer(Trainer):
             own: dict[int, float] = {}
             kids: dict[int, list[tuple[int, float]]] = defaultdict(list)
             for level in range(MAX_WORD_DEPTH - 1):
-                with self._reference_mode(model):
-                    result = forward_last(model, input_ids=step, attention_mask=step_mask, position_ids=step_pos,
-                                          cache=cache, use_cache=True)
+                result = forward_last(model, input_ids=step, attention_mask=step_mask, position_ids=step_pos,
+                                      cache=cache, use_cache=True)
                 cache = result.cache
                 probs = torch.softmax(result.logits[:, -1].float(), dim=-1)
                 values, tokens = probs.topk(min(max(r.top_k for r in rows), probs.shape[-1]), dim=-1)
@@ -822,21 +818,14 @@ class ElarablationTrainer(Trainer):
     @contextlib.contextmanager
     def _reference_mode(self, model):
         """The frozen reference: no grad, no dropout, the adapter off. Under DDP/FSDP ``model`` is a wrapper:
-        the adapter is switched off on the PeftModel inside and the wrapper runs. Inside one already: nothing to
-        switch (and leaving the inner one must not switch the adapter back on)."""
-        if self._in_reference:
-            with torch.no_grad():
-                yield
-            return
+        the adapter is switched off on the PeftModel inside and the wrapper runs."""
         was_training = model.training
         model.eval()
         peft_model = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
-        self._in_reference = True
         try:
             with torch.no_grad(), peft_model.disable_adapter() if self._uses_adapter else contextlib.nullcontext():
                 yield
         finally:
-            self._in_reference = False
             model.train(was_training)
 
     def _reference_forward(self, model, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor,
