@@ -123,7 +123,14 @@ class InverseCdfSampling(LogitsProcessor):
     decoding step on 2 cores, a fifth of generating with the bundled model (``torch.profiler``). The draw here is
     from the same distribution, from another random stream: the same seed writes other stories than
     ``do_sample=True``.
+
+    The cumulative sum is read in two levels, blocks of ``BLOCK`` tokens and then the tokens of the one block the
+    number falls in: a float64 cumulative sum over the whole vocabulary (and the float64 copy it needs) was 50 +
+    33 ms of a 0.49 s decoding step (102 stories, bundled model, 2 cores, ``torch.profiler``). The same number
+    picks the same token as the whole-vocabulary sum but where it lies within float rounding of a boundary.
     """
+
+    BLOCK = 256
 
     def __init__(self, temperature: float, seed: int):
         if not temperature > 0:
@@ -132,8 +139,21 @@ class InverseCdfSampling(LogitsProcessor):
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        rows, vocab = scores.shape
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        cdf = probs.double().cumsum(dim=-1)  # float64: 49k float32 terms would drift at the top of the sum
-        u = torch.rand((len(scores), 1), generator=self.generator, dtype=torch.float64).to(cdf.device) * cdf[:, -1:]
-        drawn = torch.searchsorted(cdf, u, right=True).clamp_(max=scores.shape[-1] - 1)
-        return torch.full_like(scores, -float("inf")).scatter_(-1, drawn, 0.0)
+        blocks = -(-vocab // self.BLOCK)
+        padded = probs if vocab == blocks * self.BLOCK else torch.nn.functional.pad(probs, (0, blocks * self.BLOCK - vocab))
+        padded = padded.view(rows, blocks, self.BLOCK)
+        # float64 above the block: 49k float32 terms would drift at the top of one sum
+        block_cdf = padded.sum(-1).double().cumsum(-1)
+        u = torch.rand((rows, 1), generator=self.generator, dtype=torch.float64).to(probs.device) * block_cdf[:, -1:]
+        block = torch.searchsorted(block_cdf, u, right=True).clamp_(max=blocks - 1)
+        below = torch.where(block > 0, block_cdf.gather(-1, (block - 1).clamp(min=0)), 0.0)
+        inside = padded[torch.arange(rows, device=probs.device), block[:, 0]].double().cumsum(-1)
+        # the number's place in its block, on the block's own sum (the same mass, summed in another order)
+        mass = block_cdf.gather(-1, block) - below
+        v = ((u - below) / mass.clamp(min=torch.finfo(torch.float64).tiny) * inside[:, -1:])
+        v = torch.minimum(v, torch.nextafter(inside[:, -1:], torch.zeros_like(v)))  # never past its last token
+        drawn = (block * self.BLOCK + torch.searchsorted(inside, v, right=True)).clamp_(max=vocab - 1)
+        out = probs if scores.dtype == probs.dtype else torch.empty_like(scores)
+        return out.fill_(-float("inf")).scatter_(-1, drawn, 0.0)

@@ -100,3 +100,17 @@ def test_inverse_cdf_sampling_draws_from_the_softmax_at_its_temperature():
     assert not torch.equal(again, InverseCdfSampling(0.7, seed=1)(None, rows[:50]).argmax(-1))
     with pytest.raises(ValueError, match="temperature"):
         InverseCdfSampling(0.0, seed=0)
+
+
+@pytest.mark.parametrize("vocab", [49_152, 1_000])
+def test_inverse_cdf_sampling_in_blocks_draws_what_one_cumulative_sum_draws(vocab):
+    """The two-level read (blocks, then the tokens of one block) takes the token the whole-vocabulary float64
+    cumulative sum takes for the same uniform number, on a vocabulary of whole blocks and on a ragged one."""
+    torch.manual_seed(0)
+    scores = torch.randn(64, vocab) * 3
+    scores[:, ::7] = -float("inf")
+    for seed in range(3):
+        probs = torch.softmax(scores / 0.7, dim=-1).double().cumsum(-1)
+        u = torch.rand((64, 1), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * probs[:, -1:]
+        whole = torch.searchsorted(probs, u, right=True)[:, 0]
+        assert torch.equal(InverseCdfSampling(0.7, seed)(None, scores.clone()).argmax(-1), whole)
