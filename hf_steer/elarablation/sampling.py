@@ -146,14 +146,15 @@ class InverseCdfSampling(LogitsProcessor):
         blocks = -(-vocab // self.BLOCK)
         padded = probs if vocab == blocks * self.BLOCK else torch.nn.functional.pad(probs, (0, blocks * self.BLOCK - vocab))
         padded = padded.view(rows, blocks, self.BLOCK)
-        # float64 above the block: 49k float32 terms would drift at the top of one sum
-        block_cdf = padded.sum(-1).double().cumsum(-1)
+        # float64 above the block: 49k float32 terms would drift at the top of one sum; a leading 0 is the mass
+        # below the first block
+        block_cdf = torch.nn.functional.pad(padded.sum(-1).double().cumsum(-1), (1, 0))
         u = torch.rand((rows, 1), generator=self.generator, dtype=torch.float64).to(probs.device) * block_cdf[:, -1:]
-        block = torch.searchsorted(block_cdf, u, right=True).clamp_(max=blocks - 1)
-        below = torch.where(block > 0, block_cdf.gather(-1, (block - 1).clamp(min=0)), 0.0)
+        block = (torch.searchsorted(block_cdf, u, right=True) - 1).clamp_(0, blocks - 1)
+        below = block_cdf.gather(-1, block)
         inside = padded[torch.arange(rows, device=probs.device), block[:, 0]].double().cumsum(-1)
         # the number's place in its block, on the block's own sum (the same mass, summed in another order)
-        mass = block_cdf.gather(-1, block) - below
+        mass = block_cdf.gather(-1, block + 1) - below
         v = ((u - below) / mass.clamp(min=torch.finfo(torch.float64).tiny) * inside[:, -1:])
         v = torch.minimum(v, torch.nextafter(inside[:, -1:], torch.zeros_like(v)))  # never past its last token
         drawn = (block * self.BLOCK + torch.searchsorted(inside, v, right=True)).clamp_(max=vocab - 1)

@@ -179,7 +179,7 @@ def test_contexts_are_split_by_how_often_the_model_writes_each_pattern():
     two, none more than it has; the total stays contexts_per_pattern times the patterns (the training's cost)."""
     assert split_contexts([31, 3, 2], [40, 40, 40], budget=18) == [14, 2, 2]
     assert split_contexts([10, 10], [40, 40], budget=12) == [6, 6]
-    assert split_contexts([31, 3, 2], [5, 40, 1], budget=18) == [5, 12, 1]  # Elara has only 5 stories: the rest on
+    assert split_contexts([31, 3, 2], [5, 40, 1], budget=18) == [5, 12, 1]  # Elara has only 5 stories: her share goes to the others
     assert split_contexts([5, 5], [1, 2], budget=12) == [1, 2]  # fewer than the budget: all there is
 
 
