@@ -96,6 +96,19 @@ def test_alternatives_are_a_group_drawn_repeat_times_per_epoch():
     assert len(set(draws)) > 2  # different alternatives in different epochs
 
 
+def test_keep_rows_of_alternatives_are_drawn_with_them():
+    # "My name is {Ale|Ary|...}" (49 alternatives, repeat 2) bans " "-tokens, so every alternative gets keep rows:
+    # drawn as a group, an epoch is 2 slop rows and 2 x 3 keep rows, not 2 slop rows beside all 147 keep rows
+    trainer = _trainer([str(_file("names_elf_f_second_syllable.yaml"))], auto_keep=3)
+    slop = [r for r in trainer._rows if r.kind == "slop" and r.depth == 1]
+    keep = [r for r in trainer._rows if r.kind == "keep"]
+    assert len(slop) == 49 and len(keep) == 147 and len({r.group for r in keep}) == 1
+    sampler = trainer._get_train_sampler()
+    assert len(sampler) == 2 + 6
+    order = list(sampler)
+    assert sum(trainer._rows[i].kind == "keep" for i in order) == 6
+
+
 def test_a_folder_loads_recursively_and_the_broken_file_is_one_error():
     rows = load_contexts(str(FIXTURES / "latest"))
     assert len({r["source"] for r in rows}) == 37
