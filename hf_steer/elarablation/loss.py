@@ -39,6 +39,9 @@ import torch
 from ..benchmarking import kl_per_position
 from .arguments import LOSS_TYPES  # one list, shared with the CLI
 
+# Probability mass a slot's hold treats as none (the neutral class's, the bad tail's when the row moves nothing).
+NEGLIGIBLE_MASS = 1e-4
+
 
 @dataclass
 class LossOutput:
@@ -204,16 +207,23 @@ def elarablation_loss(
             # original files ended with more bad mass than they started with (names_elf_f_Am 0.0011 -> 0.0021,
             # names_dark_m 0.0044 -> 0.0053; issue 16, 2026-12-04). Pushed at every row instead, the slot bench's
             # named rate fell 3.95 points and El- back-references kept 86.7% (goals: +-2 points, 90%).
-            rise = (tail - ref_tail).clamp(min=0, max=margin_cap)
+            # A row that moves nothing (no candidate punished or rewarded, now or at the reference) and whose bad tail
+            # is negligible is left alone, as the original leaves it (its loss is zero there): pushed on, a log-ratio
+            # has the same gradient at 4e-6 as at 0.4, Adam takes full steps on it, and the slot fell apart
+            # (Gemma-3-270M, he_asked_2.yaml: bad mass 3.7e-6 -> 4.4e-5, the forced-good "." 0.30 -> 0.07).
+            ref_moved = split_candidates(ref_cand_logp.exp(), good, bad, valid, max_t, min_t)
+            active = (punished | rewarded | ref_moved[0] | ref_moved[1]).any(-1) | (ref_tail > math.log(NEGLIGIBLE_MASS))
+            # (at the reference itself no push: clamp(min=0) passes the gradient at 0, and the first step took it)
+            rise = torch.where(tail > ref_tail, (tail - ref_tail).clamp(max=margin_cap), 0.0)
             fall = (tail - ref_tail - math.log(bad_ratio)).clamp(min=0, max=margin_cap)
-            unseen = ~bad_mask.any(-1)
+            unseen = ~bad_mask.any(-1) & active
             row_loss = row_loss + torch.where(has, rise + torch.where(unseen, fall, 0.0), 0.0)
         if vocab_neutral is not None:
             neg = torch.finfo(logprobs.dtype).min
             ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
             mass = torch.where(vocab_neutral, logprobs, neg).logsumexp(-1)
             ref_mass = torch.where(vocab_neutral, ref_all, neg).logsumexp(-1)
-            held = ref_mass > math.log(1e-4)  # a slot with (almost) no neutral mass has none to hold
+            held = ref_mass > math.log(NEGLIGIBLE_MASS)  # a slot with (almost) no neutral mass has none to hold
             row_loss = row_loss + neutral_weight * torch.where(held, (mass - ref_mass).pow(2), 0.0)
         loss = row_loss.mean()
 
