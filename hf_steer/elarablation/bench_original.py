@@ -10,6 +10,10 @@ leaves a token no regex matches neutral) has no bad mass; for it the figure is w
 down instead: the mass of good candidates above ``max_threshold`` in the top-k at the file's temperature.
 Only the file's own slots are measured, never the keep rows the trainer adds beside them. Files whose
 contexts share one slot (``{a|b}`` alternatives) are measured on every alternative and averaged.
+
+A file the model already obeys (no candidate punished or rewarded at any step: ``he_asked_2.yaml`` on Gemma-3-270M,
+bad mass 4e-6) trains nothing, as with the original (its loss is zero): its figure stays where it was, and the
+report lists it under ``nothing_to_train`` beside the goal that counts every file.
 """
 
 from __future__ import annotations
@@ -148,20 +152,27 @@ def run_original_bench(
         base.eval()
         after = slot_figure(base, roots, masks, tokenizer.pad_token_id, texts)
         steps = [e for e in trainer.state.log_history if "n_rewarded" in e]
+        # a file whose slot the base already leaves as its rules ask (nothing punished or rewarded at any step) has a
+        # loss of zero, as the original's: the adapter stays untrained and the figure does not move
+        idle = bool(steps) and not any(e["n_punished"] or e["n_rewarded"] for e in steps) and after == before
         results.append({
             "file": str(path.relative_to(folder)), "contexts": len(roots),
             "figure": "bad_mass" if masks[0] is not None else "over_threshold_mass",
             "before": before, "after": after, "lowered": after < before,
             "rewarded_first_step": steps[0]["n_rewarded"] if steps else None,
             "punished_first_step": steps[0]["n_punished"] if steps else None,
-            "train_seconds": round(t.wall, 2), "steps": trainer.state.global_step,
+            "train_seconds": round(t.wall, 2), "steps": trainer.state.global_step, "nothing_to_train": idle,
         })
-        log(f"  {results[-1]['file']:50} {results[-1]['figure']:20} {before:.4f} -> {after:.4f}")
+        log(f"  {results[-1]['file']:50} {results[-1]['figure']:20} {before:.4g} -> {after:.4g}"
+            + ("  (nothing to train: 0 punished, 0 rewarded at every step)" if idle else ""))
     lowered = sum(r["lowered"] for r in results)
+    idle = [r["file"] for r in results if r["nothing_to_train"]]
     figures = {
         "model": str(model or "bundled"), "folder": str(folder), "files": len(results), "lowered": lowered,
         "unreadable": unreadable,
-        "goals": {"every_readable_file_lowers_its_bad_mass": lowered == len(results)},
+        "nothing_to_train": idle,
+        "goals": {"every_readable_file_lowers_its_bad_mass": lowered == len(results),
+                  "every_file_with_something_to_train_lowers_it": lowered == len(results) - len(idle)},
         "settings": {k: getattr(args, k) for k in ("loss_type", "learning_rate", "num_train_epochs", "anchor_weight")},
         "results": results, "peak_rss_mb": round(peak_rss_mb(), 1),
     }

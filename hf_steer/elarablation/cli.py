@@ -94,6 +94,8 @@ def run_bench_original(args: argparse.Namespace) -> int:
     figures = run_original_bench(args.output_json, folder=args.folder, model=args.model, seed=args.seed,
                                  chat_template=args.chat_template, config=config, lora=_lora(args))
     print(f"{figures['lowered']} of {figures['files']} readable files: bad mass lowered by training on the file alone"
+          + (f"; {len(figures['nothing_to_train'])} with nothing to train on this model (unchanged, as the original)"
+             if figures["nothing_to_train"] else "")
           + (f"; {len(figures['unreadable'])} not readable" if figures["unreadable"] else ""))
     print(f"wrote {args.output_json} and {figures['plot']}")
     return 0

@@ -151,12 +151,19 @@ def test_bench_original_from_the_cli_writes_json_and_png(tmp_path, tiny_folder, 
     (folder / "names.yaml").write_text(  # shaped like the published files: a block scalar ending in a newline
         "response_text: |\n  The elf girl nods. \"My name is Am\nhyperparameters: {top_k: 20}\n"  # names_elf_f_Am's rules
         "token_rules: {good_token_regexes: ['^[a-z]'], bad_token_regexes: ['^ ', '^[^a-z]']}\n")
+    (folder / "obeyed.yaml").write_text(  # rules the model already obeys: nothing punished or rewarded
+        "response_text: |\n  The elf girl nods. \"My name is\nhyperparameters: {top_k: 20, max_threshold: 1, "
+        "min_threshold: 0}\ntoken_rules: {bad_token_regexes: ['^QQQQ$']}\n")
     out = tmp_path / "original.json"
     assert main(["elarablate", "bench-original", "--folder", str(folder), "--output-json", str(out),
                  "--model", str(tiny_folder), "--epochs", "1", "--learning-rate", "0.01", "--lora-r", "4"]) == 0
     figures = json.loads(out.read_text())
-    assert figures["files"] == 1 and figures["settings"]["num_train_epochs"] == 1.0
-    assert figures["settings"]["learning_rate"] == 0.01 and figures["results"][0]["steps"] >= 1
+    assert figures["files"] == 2 and figures["settings"]["num_train_epochs"] == 1.0
+    names = next(r for r in figures["results"] if r["file"] == "names.yaml")
+    assert figures["settings"]["learning_rate"] == 0.01 and names["steps"] >= 1
     # the file's one slot is measured, not the keep slots the trainer adds beside it (auto_keep)
-    assert figures["results"][0]["contexts"] == 1 and figures["results"][0]["figure"] == "bad_mass"
-    assert out.with_suffix(".png").is_file() and "readable files" in capsys.readouterr().out
+    assert names["contexts"] == 1 and names["figure"] == "bad_mass" and not names["nothing_to_train"]
+    # the obeyed file trains nothing (its loss is zero, as the original's) and says so
+    assert figures["nothing_to_train"] == ["obeyed.yaml"]
+    printed = capsys.readouterr().out
+    assert out.with_suffix(".png").is_file() and "readable files" in printed and "1 with nothing to train" in printed

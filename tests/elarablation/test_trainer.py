@@ -71,6 +71,23 @@ def test_training_lowers_bad_mass_and_logs_per_step(tmp_path, loss_type):
     assert logs[-1]["bad_mass"] < logs[0]["bad_mass"]
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_a_context_the_model_already_obeys_trains_nothing(tmp_path, arch):
+    """Nothing punished or rewarded (no token is bad, none too likely, no reward floor): the loss is zero, as the
+    original's, and the adapter stays at zero; Adam once turned the anchor's rounding into full steps (Gemma-3-270M,
+    he_asked_2.yaml)."""
+    tok = make_tokenizer("bytelevel")
+    rows = [{"text": 'The elf girl nods. "My name is', "bad": ["^QQQQ$"], "good": ["^ [A-Z]"], "unmatched": "neutral"}]
+    args = _config(tmp_path, num_train_epochs=4, learning_rate=2e-2, max_threshold=1.0, min_threshold=0.0,
+                   auto_keep=0, anchor_weight=100.0)
+    trainer = ElarablationTrainer(make_tiny_model(arch), args, load_contexts(rows), tok, peft_config=_lora())
+    trainer.train()
+    logs = [e for e in trainer.state.log_history if "n_punished" in e]
+    assert len(logs) == 4 and not any(e["n_punished"] or e["n_rewarded"] for e in logs)
+    lora_b = [p for n, p in trainer.model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(not p.detach().any() for p in lora_b)
+
+
 def test_metaspace_tokenizer_and_full_finetune(tmp_path):
     tok = make_tokenizer("metaspace")
     model = make_tiny_model("llama")
