@@ -193,22 +193,20 @@ def test_the_bad_tail_at_its_reference_still_falls_to_a_tenth():
         elarablation_loss(logits, cand, good, bad, valid, **kw).loss.backward()
         opt.step()
     tail = logits.detach().softmax(-1)[0, 2:].sum().item()
-    # to about a tenth of 0.05 and no further: the tether on the bad tokens' logits holds it a little above (0.0063)
-    assert 0.005 <= tail <= 0.0065
+    assert tail == pytest.approx(0.005, rel=0.1)  # a tenth of 0.05
 
 
 def test_a_row_that_moves_nothing_leaves_a_negligible_bad_tail_alone():
     """he_asked_2.yaml on Gemma-3-270M: nothing punished or rewarded and a bad mass of 4e-6. Pushed to a tenth, the
-    log-ratio's gradient was as large as at 0.4 and the slot drifted; the original's loss is zero there."""
+    log-ratio's gradient was as large as at 0.4 and the slot drifted; the original's loss is zero there, and so is
+    this one."""
     probs = torch.tensor([[0.6, 0.3999, 0.00005, 0.00005]])
     cand = torch.tensor([[0, 1]])
     good, bad, valid = torch.tensor([[False, True]]), torch.tensor([[False, False]]), torch.tensor([[True, True]])
     vocab_bad = torch.tensor([[False, False, True, True]])
     kw = dict(loss_type="margin", ref_logits=probs.log(), vocab_bad=vocab_bad, max_threshold=1.0, min_threshold=0.3)
-    logits = probs.log().clone().requires_grad_(True)
-    out = elarablation_loss(logits, cand, good, bad, valid, **kw)
-    out.loss.backward()
-    assert out.loss.item() == 0.0 and not logits.grad.any()
+    out = elarablation_loss(probs.log(), cand, good, bad, valid, **kw)
+    assert out.loss.item() == 0.0  # zero, so the trainer takes no step (ElarablationTrainer.compute_loss)
     # something to move at the slot (the good token under min_threshold is rewarded): the tail is pushed on too
     low = torch.tensor([[0.8, 0.1999, 0.00005, 0.00005]])
     kw["ref_logits"] = low.log()
