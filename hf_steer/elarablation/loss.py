@@ -215,7 +215,8 @@ def elarablation_loss(
             active = (punished | rewarded | ref_moved[0] | ref_moved[1]).any(-1) | (ref_tail > math.log(NEGLIGIBLE_MASS))
             # At the reference itself clamp(min=0) passes the gradient: the first step pushes the whole bad tail too, and
             # Adam's momentum carries it. The slot bench relies on it (bundled, Intel AVX512-BF16, 2026-12-06: with no
-            # gradient there El- incidence 31.5% -> 1.61%, 19.6x, against 0.89%, 35x, perplexity -0.04% vs +0.85%).
+            # gradient there El- incidence 31.5% -> 1.61%, 19.6x, against 1.45%, 21.8x, with it; perplexity -0.04%
+            # against +0.29%).
             rise = (tail - ref_tail).clamp(min=0, max=margin_cap)
             fall = (tail - ref_tail - math.log(bad_ratio)).clamp(min=0, max=margin_cap)
             unseen = ~bad_mask.any(-1) & active
