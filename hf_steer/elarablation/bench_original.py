@@ -166,13 +166,13 @@ def run_original_bench(
         log(f"  {results[-1]['file']:50} {results[-1]['figure']:20} {before:.4g} -> {after:.4g}"
             + ("  (nothing to train: 0 punished, 0 rewarded at every step)" if idle else ""))
     lowered = sum(r["lowered"] for r in results)
-    idle = [r["file"] for r in results if r["nothing_to_train"]]
+    idle_files = [r["file"] for r in results if r["nothing_to_train"]]
     figures = {
         "model": str(model or "bundled"), "folder": str(folder), "files": len(results), "lowered": lowered,
         "unreadable": unreadable,
-        "nothing_to_train": idle,
+        "nothing_to_train": idle_files,
         "goals": {"every_readable_file_lowers_its_bad_mass": lowered == len(results),
-                  "every_file_with_something_to_train_lowers_it": lowered == len(results) - len(idle)},
+                  "every_file_with_something_to_train_lowers_it": lowered == len(results) - len(idle_files)},
         "settings": {k: getattr(args, k) for k in ("loss_type", "learning_rate", "num_train_epochs", "anchor_weight")},
         "results": results, "peak_rss_mb": round(peak_rss_mb(), 1),
     }
