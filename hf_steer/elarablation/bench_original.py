@@ -6,8 +6,14 @@ file's rules call bad is read at the file's own slot(s) before and after, over t
 at T=1 (not only the top-k the trainer sees, so a bad token that merely left the top-k still counts).
 
 A file whose rules call no token bad (``monster_variety.yaml`` has good regexes only, and the original
-leaves a token no regex matches neutral) has no bad mass; for it the figure is what the original pushes
-down instead: the mass of good candidates above ``max_threshold`` in the top-k at the file's temperature.
+leaves a token no regex matches neutral) has no bad mass; what the original trains there is the band: a good
+candidate of the top-k (at the file's temperature) under ``min_threshold`` is pulled up, one over
+``max_threshold`` pushed down. Its figure is how far the good candidates are from that band,
+sum(max(0, min - p) + max(0, p - max)), lowered when training moves them into it. The stand-in used until
+2026-12-06, the good mass above ``max_threshold``, read 0 -> 0.064 on the bundled model although the five good
+candidates had all been under ``min_threshold`` (0.005-0.026) and all rose to 0.038-0.064: the file's rules were
+met but for one candidate 0.014 over the line (band miss 0.130 -> 0.014), and a figure that starts at 0 can
+only rise.
 Only the file's own slots are measured, never the keep rows the trainer adds beside them. Files whose
 contexts share one slot (``{a|b}`` alternatives) are measured on every alternative and averaged.
 
@@ -36,9 +42,14 @@ def vocabulary_classes(rules, texts: Sequence[str]) -> torch.Tensor:
     return torch.tensor([rules.classify(t, i) == "bad" for i, t in enumerate(texts)], dtype=torch.bool)
 
 
+def band_miss(good_probs: Sequence[float], min_threshold: float, max_threshold: float) -> float:
+    """How far good candidates' probabilities lie outside [min_threshold, max_threshold] (0 when all are inside)."""
+    return float(sum(max(0.0, min_threshold - p) + max(0.0, p - max_threshold) for p in good_probs))
+
+
 @torch.no_grad()
 def slot_figure(model, prepared, bad_masks: list[torch.Tensor | None], pad_id: int, texts: Callable[[int], str]) -> float:
-    """Mean over rows of the full-vocabulary bad mass at T=1 (or the over-threshold mass, see module doc)."""
+    """Mean over rows of the full-vocabulary bad mass at T=1 (or the good candidates' band miss, see module doc)."""
     from .trainer import last_position_logits, left_pad
 
     device = next(model.parameters()).device
@@ -53,9 +64,9 @@ def slot_figure(model, prepared, bad_masks: list[torch.Tensor | None], pad_id: i
                 continue
             probs = (row_logits / row.temperature).softmax(-1)
             top = probs.topk(row.top_k)
-            over = [p for p, t in zip(top.values.tolist(), top.indices.tolist())
-                    if p > row.max_threshold and row.rules.classify(texts(t), t) == "good"]
-            values.append(float(sum(over)))
+            good = [p for p, t in zip(top.values.tolist(), top.indices.tolist())
+                    if row.rules.classify(texts(t), t) == "good"]
+            values.append(band_miss(good, row.min_threshold, row.max_threshold))
     return sum(values) / len(values)
 
 
@@ -157,7 +168,7 @@ def run_original_bench(
         idle = bool(steps) and not any(e["n_punished"] or e["n_rewarded"] for e in steps) and after == before
         results.append({
             "file": str(path.relative_to(folder)), "contexts": len(roots),
-            "figure": "bad_mass" if masks[0] is not None else "over_threshold_mass",
+            "figure": "bad_mass" if masks[0] is not None else "good_band_miss",
             "before": before, "after": after, "lowered": after < before,
             "rewarded_first_step": steps[0]["n_rewarded"] if steps else None,
             "punished_first_step": steps[0]["n_punished"] if steps else None,

@@ -57,7 +57,7 @@ def plot_original_files(results: list[dict], path: str | os.PathLike) -> Path:
     ax.bar([i - 0.2 for i in x], [r["before"] for r in results], width=0.4, color="tab:red", label="before")
     ax.bar([i + 0.2 for i in x], [r["after"] for r in results], width=0.4, color="tab:green", label="after")
     ax.set_xticks(list(x), names, rotation=80, fontsize=7)
-    ax.set_ylabel("bad mass at the slot (whole vocabulary, T=1)")
+    ax.set_ylabel("bad mass at the slot (whole vocabulary, T=1;\na file with no bad token: its good band miss)")
     ax.set_title(f"Original elarablate files: {sum(r['lowered'] for r in results)} of {len(results)} lowered")
     ax.legend()
     return save_figure(fig, path, dpi=100)

@@ -154,15 +154,20 @@ def test_bench_original_from_the_cli_writes_json_and_png(tmp_path, tiny_folder, 
     (folder / "obeyed.yaml").write_text(  # rules the model already obeys: nothing punished or rewarded
         "response_text: |\n  The elf girl nods. \"My name is\nhyperparameters: {top_k: 20, max_threshold: 1, "
         "min_threshold: 0}\ntoken_rules: {bad_token_regexes: ['^QQQQ$']}\n")
+    (folder / "variety.yaml").write_text(  # good rules only, as monster_variety.yaml: measured by its band
+        "response_text: |\n  The elf girl nods. \"My name is\nhyperparameters: {top_k: 20}\n"
+        "token_rules: {good_token_regexes: ['.']}\n")  # every token of the tiny vocabulary: something to pull up
     out = tmp_path / "original.json"
     assert main(["elarablate", "bench-original", "--folder", str(folder), "--output-json", str(out),
                  "--model", str(tiny_folder), "--epochs", "1", "--learning-rate", "0.01", "--lora-r", "4"]) == 0
     figures = json.loads(out.read_text())
-    assert figures["files"] == 2 and figures["settings"]["num_train_epochs"] == 1.0
+    assert figures["files"] == 3 and figures["settings"]["num_train_epochs"] == 1.0
     names = next(r for r in figures["results"] if r["file"] == "names.yaml")
     assert figures["settings"]["learning_rate"] == 0.01 and names["steps"] >= 1
     # the file's one slot is measured, not the keep slots the trainer adds beside it (auto_keep)
     assert names["contexts"] == 1 and names["figure"] == "bad_mass" and not names["nothing_to_train"]
+    variety = next(r for r in figures["results"] if r["file"] == "variety.yaml")
+    assert variety["figure"] == "good_band_miss" and variety["before"] > 0 and not variety["nothing_to_train"]
     # the obeyed file trains nothing (its loss is zero, as the original's) and says so
     assert figures["nothing_to_train"] == ["obeyed.yaml"]
     printed = capsys.readouterr().out
