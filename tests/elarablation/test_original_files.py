@@ -147,15 +147,3 @@ def _trainer(sources, top_k=50, **kw):
     return ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(sources), make_tokenizer("bytelevel"),
                                peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
 
-
-def test_a_file_with_good_rules_only_is_measured_by_its_band():
-    # monster_variety.yaml on the bundled model: five good candidates all under min_threshold (0.0375) before, all
-    # raised into or over the band after; the old stand-in (good mass over max_threshold) read 0 -> 0.064 for it
-    from hf_steer.elarablation.bench_original import band_miss
-
-    before = [0.0258, 0.0139, 0.0068, 0.0053, 0.0052]
-    after = [0.0639, 0.0485, 0.0442, 0.0405, 0.0377]
-    assert band_miss(before, 0.0375, 0.05) == pytest.approx(5 * 0.0375 - sum(before))
-    assert band_miss(after, 0.0375, 0.05) == pytest.approx(0.0139 + 0.0)
-    assert band_miss(after, 0.0375, 0.05) < band_miss(before, 0.0375, 0.05)
-    assert band_miss([], 0.0375, 0.05) == 0.0 and band_miss([0.04], 0.0375, 0.05) == 0.0
