@@ -78,6 +78,41 @@ def split_candidates(
     return punished, rewarded
 
 
+def capped_hinge(x: torch.Tensor, cap: float) -> torch.Tensor:
+    """``x.clamp(0, cap)`` in value, but with the gradient of ``x`` wherever ``x > 0``.
+
+    A plain clamp has no gradient past the cap: a token more than ``cap`` nats over its target was never pushed.
+    On Gemma-3-270M, ``names_realm_1.yaml`` ("In the realm of", every lower-case word bad): " fantasy" rose from
+    0.36 to 0.99 at T=0.7 and, past 4 nats over its 0.015 target at 0.82, nothing pushed it down again (bad mass
+    0.940 -> 0.966 at T=1, 2026-12-06). The value is still capped, so one far-off token cannot dominate the loss.
+    """
+    value = x.clamp(min=0)
+    return value - (value - cap).clamp(min=0).detach()
+
+
+def own_logit_gradient(cand_logp: torch.Tensor, scaled_logits: torch.Tensor, topk_ids: torch.Tensor,
+                       pushed: torch.Tensor, in_partition: torch.Tensor | None = None) -> torch.Tensor:
+    """``cand_logp`` in value, with a gradient that cannot lower a pushed candidate by raising another pushed one.
+
+    ``d log p_i / d z_j = [i = j] - p_j``: pushing ``n`` candidates' log-probabilities down moves the logit of a pushed
+    token j by ``-(1 - n p_j)``, so when ``n p_j > 1`` the descent *raises* the largest bad token (its own hinge pulls
+    it down by 1, the others push it up by ``n p_j``). With 49 of 50 candidates bad, " fantasy" (0.36) took the
+    whole slot (above). Here a pushed token's gradient is that of its logit against the tokens nothing pushes:
+    ``[i = j] - q_j``, ``q`` the distribution renormalised over them (the good and the neutral, which the tether and
+    the holds keep in line), and 0 on the other pushed tokens. It still sums to zero, so raising every token of the
+    partition together changes nothing (``within_class`` relies on it). ``in_partition`` (B, V) is the row's class
+    (``within_class``), ``None`` the whole vocabulary; a row with nothing unpushed in it keeps the plain gradient.
+    """
+    pushed_vocab = torch.zeros_like(scaled_logits, dtype=torch.bool).scatter(1, topk_ids, pushed)
+    keep = ~pushed_vocab if in_partition is None else in_partition & ~pushed_vocab
+    if in_partition is not None:
+        keep = keep | ~(keep.any(-1, keepdim=True)) & in_partition
+    keep = keep | ~keep.any(-1, keepdim=True)
+    partition = torch.where(keep, scaled_logits, torch.finfo(scaled_logits.dtype).min)
+    own = scaled_logits.gather(1, topk_ids) - partition.logsumexp(-1, keepdim=True)
+    return cand_logp.detach() + own - own.detach()
+
+
 def elarablation_loss(
     logits: torch.Tensor,
     topk_ids: torch.Tensor,
@@ -148,6 +183,7 @@ def elarablation_loss(
     logits = logits.float()
     logprobs = torch.log_softmax(logits / temp[:, None], dim=-1)
     cand_logp = logprobs.gather(1, topk_ids)
+    in_partition = None  # (B, V): the tokens a row's probabilities are normalised over, when not the whole vocabulary
     if loss_type == "margin" and within_class and vocab_neutral is not None and ref_logits is not None:
         neg = torch.finfo(logprobs.dtype).min
         ref_all = torch.log_softmax(ref_logits.float() / temp[:, None], dim=-1)
@@ -157,6 +193,7 @@ def elarablation_loss(
         # read it as before, or the bad tokens would never move
         has_good = (~vocab_neutral & ~(vocab_bad if vocab_bad is not None else vocab_neutral)).any(-1)
         cand_logp = cand_logp - torch.where(has_good, shift, 0.0)[:, None]
+        in_partition = ~vocab_neutral | ~has_good[:, None]
     cand_p = cand_logp.exp()
     punished, rewarded = split_candidates(cand_p.detach(), good, bad, valid, max_t, min_t)
     bad_mask = bad & valid
@@ -185,8 +222,9 @@ def elarablation_loss(
             soft = bad_share.float().clamp(0, 1)
             bad_target = torch.where(soft > 0, ref_cand_logp + torch.log1p(-soft * (1 - bad_ratio)), bad_target)
         target_down = torch.where(bad_mask, bad_target, max_t.log()[:, None].expand_as(bad_target))
-        down = (cand_logp - target_down).clamp(min=0, max=margin_cap)
-        up = (min_t.log()[:, None] - cand_logp).clamp(min=0, max=margin_cap)
+        down = capped_hinge(own_logit_gradient(cand_logp, logits / temp[:, None], topk_ids, punished, in_partition)
+                            - target_down, margin_cap)
+        up = capped_hinge(min_t.log()[:, None] - cand_logp, margin_cap)
         terms = torch.where(punished, down, torch.zeros_like(down)) + torch.where(rewarded, up, torch.zeros_like(up))
         moved = torch.zeros_like(logits, dtype=torch.bool).scatter(1, topk_ids, punished | rewarded)
         n_held = (~moved).sum(-1).clamp(min=1)

@@ -238,10 +238,38 @@ def test_within_class_hinges_move_mass_among_names_only():
     assert inside[5:].abs().max().item() == pytest.approx(0.0, abs=1e-7)
     assert inside[:5].sum().item() == pytest.approx(0.0, abs=1e-6)
     assert inside[0] > 0 and inside[1] < 0  # still: the bad name down, the rare names up
-    # absolute hinges: each rewarded name pulls the whole class up by (1 - P(names)), each punished one pushes it
-    # down as much; with more rewarded than punished the names drain the non-names (the named rate rose)
+    # absolute hinges: each rewarded name pulls the whole class up by 1 - P(names) = 0.2, the punished one pushes it
+    # down by 1 - 0.6 (the unpushed names' share of the unpushed mass, own_logit_gradient); with more rewarded than
+    # punished the names drain the non-names (the named rate rose)
     outside = grad(False)
-    assert outside[:5].sum().item() == pytest.approx(-(3 - 1) * 0.2, abs=1e-4)
+    assert outside[:5].sum().item() == pytest.approx(-3 * 0.2 + 0.4, abs=1e-4)
+
+
+def test_pushing_many_bad_candidates_does_not_raise_the_largest():
+    # names_realm_1.yaml on Gemma-3-270M ("In the realm of"): 49 of 50 candidates bad, " the" 0.39 and " fantasy" 0.36;
+    # d log p_i / d z_j = -p_j summed over 48 other pushed tokens raised " fantasy" to 0.99 (bad mass 0.94 -> 0.97)
+    probs = torch.tensor([0.39, 0.36] + [0.005] * 40 + [0.0025] * 8 + [0.0])
+    probs[-1] = 1 - probs[:-1].sum()  # the rest of the vocabulary, beyond the top-k
+    logits = probs.log()[None].clone().requires_grad_(True)
+    cand = torch.arange(50)[None]
+    bad = torch.tensor([[True] * 42 + [False] * 8])
+    out = elarablation_loss(logits, cand, ~bad, bad, torch.ones_like(bad), loss_type="margin", ref_logits=probs.log()[None],
+                            tether_weight=0.0, max_threshold=0.02, min_threshold=0.015, temperature=1.0)
+    out.loss.backward()
+    grad = logits.grad[0]
+    assert (grad[:42] > 0).all()  # every bad candidate is pushed down, the two large ones included
+    assert (grad[42:50] < 0).all()  # the good ones rise
+    assert out.loss.item() == pytest.approx(sum(min(4.0, max(0.0, float(p.log() - min(math.log(0.015), p.log() + math.log(0.1)))))
+                                                for p in probs[:42]) + 8 * (math.log(0.015) - math.log(0.0025)), rel=1e-4)
+
+
+def test_a_hinge_past_its_cap_still_pushes():
+    from hf_steer.elarablation.loss import capped_hinge
+
+    x = torch.tensor([-1.0, 2.0, 7.0], requires_grad=True)
+    y = capped_hinge(x, 4.0)
+    y.sum().backward()
+    assert y.tolist() == [0.0, 2.0, 4.0] and x.grad.tolist() == [0.0, 1.0, 1.0]
 
 
 def test_within_class_still_pushes_a_bad_token_when_no_token_is_good():
