@@ -97,17 +97,17 @@ def own_logit_gradient(cand_logp: torch.Tensor, scaled_logits: torch.Tensor, top
     ``d log p_i / d z_j = [i = j] - p_j``: pushing ``n`` candidates' log-probabilities down moves the logit of a pushed
     token j by ``-(1 - n p_j)``, so when ``n p_j > 1`` the descent *raises* the largest bad token (its own hinge pulls
     it down by 1, the others push it up by ``n p_j``). With 49 of 50 candidates bad, " fantasy" (0.36) took the
-    whole slot (above). Here a pushed token's gradient is that of its logit against the tokens nothing pushes:
-    ``[i = j] - q_j``, ``q`` the distribution renormalised over them (the good and the neutral, which the tether and
-    the holds keep in line), and 0 on the other pushed tokens. It still sums to zero, so raising every token of the
+    whole slot (above). Here a pushed token's gradient is that of its logit against the tokens not in ``pushed``:
+    ``[i = j] - q_j``, ``q`` the distribution renormalised over them (the loss passes the bad punished candidates, so
+    these are the good and the neutral, which the tether and the holds keep in line), and 0 on the other pushed
+    tokens. It still sums to zero, so raising every token of the
     partition together changes nothing (``within_class`` relies on it). ``in_partition`` (B, V) is the row's class
     (``within_class``), ``None`` the whole vocabulary; a row with nothing unpushed in it keeps the plain gradient.
     """
     pushed_vocab = torch.zeros_like(scaled_logits, dtype=torch.bool).scatter(1, topk_ids, pushed)
-    keep = ~pushed_vocab if in_partition is None else in_partition & ~pushed_vocab
-    if in_partition is not None:
-        keep = keep | ~(keep.any(-1, keepdim=True)) & in_partition
-    keep = keep | ~keep.any(-1, keepdim=True)
+    allowed = torch.ones_like(pushed_vocab) if in_partition is None else in_partition
+    keep = allowed & ~pushed_vocab
+    keep = torch.where(keep.any(-1, keepdim=True), keep, allowed)  # nothing unpushed: the plain gradient
     partition = torch.where(keep, scaled_logits, torch.finfo(scaled_logits.dtype).min)
     own = scaled_logits.gather(1, topk_ids) - partition.logsumexp(-1, keepdim=True)
     return cand_logp.detach() + own - own.detach()
@@ -222,10 +222,10 @@ def elarablation_loss(
             soft = bad_share.float().clamp(0, 1)
             bad_target = torch.where(soft > 0, ref_cand_logp + torch.log1p(-soft * (1 - bad_ratio)), bad_target)
         target_down = torch.where(bad_mask, bad_target, max_t.log()[:, None].expand_as(bad_target))
-        # Only the bad pushed candidates leave the partition: a too-frequent good token's push stays a flattening over
-        # every token, as the original's. With every punished token out, pushing dominant good names down fed the bad
-        # tail beyond the top-k (the unpushed tokens' share): 3 of the bundled model's original files rose
-        # (names_dark_m 0.0044 -> 0.0054; 38 of 43 lowered, 41 before; 2026-12-06).
+        # Only the bad punished candidates leave the partition: a too-frequent good token's push stays a flattening
+        # over every other token (the pushed bad ones aside). With every punished token out, pushing dominant good
+        # names down fed the bad tail beyond the top-k (the unpushed tokens' share): 3 of the bundled model's original
+        # files rose (names_dark_m 0.0044 -> 0.0054; 38 of 43 lowered, 41 before; 2026-12-06).
         down = capped_hinge(own_logit_gradient(cand_logp, logits / temp[:, None], topk_ids, punished & bad_mask,
                                                in_partition) - target_down, margin_cap)
         up = capped_hinge(min_t.log()[:, None] - cand_logp, margin_cap)
