@@ -146,4 +146,3 @@ def _trainer(sources, top_k=50, **kw):
                               report_to="none", **kw)
     return ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(sources), make_tokenizer("bytelevel"),
                                peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-
