@@ -100,9 +100,9 @@ def own_logit_gradient(cand_logp: torch.Tensor, scaled_logits: torch.Tensor, top
     whole slot (above). Here a pushed token's gradient is that of its logit against the tokens not in ``pushed``:
     ``[i = j] - q_j``, ``q`` the distribution renormalised over them (the loss passes the bad punished candidates, so
     these are the good and the neutral, which the tether and the holds keep in line), and 0 on the other pushed
-    tokens. It still sums to zero, so raising every token of the
-    partition together changes nothing (``within_class`` relies on it). ``in_partition`` (B, V) is the row's class
-    (``within_class``), ``None`` the whole vocabulary; a row with nothing unpushed in it keeps the plain gradient.
+    tokens. It still sums to zero, so raising every token of the partition together changes nothing
+    (``within_class`` relies on it). ``in_partition`` (B, V) is the row's class (``within_class``), ``None`` the
+    whole vocabulary; a row with nothing unpushed in it keeps the plain gradient.
     """
     pushed_vocab = torch.zeros_like(scaled_logits, dtype=torch.bool).scatter(1, topk_ids, pushed)
     allowed = torch.ones_like(pushed_vocab) if in_partition is None else in_partition
@@ -181,7 +181,8 @@ def elarablation_loss(
 
     max_t, min_t, temp = per_row(max_threshold), per_row(min_threshold), per_row(temperature)
     logits = logits.float()
-    logprobs = torch.log_softmax(logits / temp[:, None], dim=-1)
+    scaled = logits / temp[:, None]
+    logprobs = torch.log_softmax(scaled, dim=-1)
     cand_logp = logprobs.gather(1, topk_ids)
     in_partition = None  # (B, V): the tokens a row's probabilities are normalised over, when not the whole vocabulary
     if loss_type == "margin" and within_class and vocab_neutral is not None and ref_logits is not None:
@@ -226,8 +227,8 @@ def elarablation_loss(
         # over every other token (the pushed bad ones aside). With every punished token out, pushing dominant good
         # names down fed the bad tail beyond the top-k (the unpushed tokens' share): 3 of the bundled model's original
         # files rose (names_dark_m 0.0044 -> 0.0054; 38 of 43 lowered, 41 before; 2026-12-06).
-        down = capped_hinge(own_logit_gradient(cand_logp, logits / temp[:, None], topk_ids, punished & bad_mask,
-                                               in_partition) - target_down, margin_cap)
+        down_logp = own_logit_gradient(cand_logp, scaled, topk_ids, punished & bad_mask, in_partition)
+        down = capped_hinge(down_logp - target_down, margin_cap)
         up = capped_hinge(min_t.log()[:, None] - cand_logp, margin_cap)
         terms = torch.where(punished, down, torch.zeros_like(down)) + torch.where(rewarded, up, torch.zeros_like(up))
         moved = torch.zeros_like(logits, dtype=torch.bool).scatter(1, topk_ids, punished | rewarded)
