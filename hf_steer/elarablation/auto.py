@@ -40,7 +40,8 @@ def _digest(path: Path) -> str:
 
 # Settings added after a work folder could have been started, with the value such a folder was run with: it resumes
 # with that value passed (``--no-first-token-push``), and the error below says so.
-ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True, "let_go_beginnings": False}
+ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True, "let_go_beginnings": False,
+                  "hold_let_go_words": None}
 # Recorded since 2026-12-05 (auto now records every hyperparameter an adapter's hf_steer.json does); a folder from before
 # ran with the trainer's defaults for them.
 ADDED_SETTINGS.update({k: ElarablationArguments.__dataclass_fields__[k].default for k in (
@@ -146,7 +147,7 @@ def run_auto(
 
     # the adapter's recorded hyperparameters (its epochs, seed and context_weight are auto's train_epochs, seed and
     # hold_weight) and how the model was loaded
-    recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed", "context_weight")} | {"load_in_4bit"}
+    recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed", "context_weight", "hold_let_go_words")} | {"load_in_4bit"}
     if config is None:  # the trainer's defaults (the CLI always passes a config)
         from .config import ElarablationConfig
 
@@ -219,7 +220,8 @@ def run_auto(
         m, tok = base()
         # a progress bar (the stage is minutes long) and the step figures every 10 steps, not each step
         fields = {"num_train_epochs": settings.train_epochs, "seed": settings.seed, "save_strategy": "no",
-                  "context_weight": settings.hold_weight, "disable_tqdm": False, "logging_steps": 10}
+                  "context_weight": settings.hold_weight, "hold_let_go_words": settings.hold_let_go_words,
+                  "disable_tqdm": False, "logging_steps": 10}
         after_path.unlink(missing_ok=True)
         with timed("train"):
             result = train(str(contexts_path), adapter_dir, m, config=config, lora=lora, tokenizer=tok, **fields)

@@ -14,7 +14,8 @@ from ..cli_args import add_config_arguments, add_threads_argument, apply_threads
 # ElarablationConfig fields a training command shows (a TrainingArguments subclass has ~150).
 TRAIN_FIELDS = ["loss_type", "learning_rate", "num_train_epochs", "per_device_train_batch_size", "top_k",
                 "max_threshold", "min_threshold", "temperature", "tether_weight", "tether_centred", "margin_cap", "bad_ratio", "tree_depth", "tree_width",
-                "min_path_prob", "first_token_push", "train_deeper_rows", "keep_weight", "neutral_weight", "within_class", "auto_keep", "anchor_weight", "context_weight", "let_go_beginnings", "load_in_4bit",
+                "min_path_prob", "first_token_push", "train_deeper_rows", "keep_weight", "neutral_weight", "within_class", "auto_keep", "anchor_weight", "context_weight", "let_go_beginnings", "hold_let_go_words",
+                "load_in_4bit",
                 "seed"]
 TRAIN_ALIASES = {"num_train_epochs": ["--epochs"], "per_device_train_batch_size": ["--batch-size"]}
 
@@ -183,7 +184,7 @@ def register(sub) -> None:
     a.add_argument("--work-dir", required=True, help="folder for every stage's output (an interrupted run resumes here)")
     _add_model(a)
     add_config_arguments(a, AutoArguments)
-    _add_training(a, exclude=("seed", "context_weight"))  # one --seed and hold: AutoArguments'
+    _add_training(a, exclude=("seed", "context_weight", "hold_let_go_words"))  # one --seed and hold: AutoArguments'
     a.set_defaults(func=run_auto)
 
     f = group.add_parser("find", help="sample stories, rank over-used words/names/phrases, write a context file")
@@ -205,7 +206,7 @@ def register(sub) -> None:
     s.add_argument("--judge", default="auto", help="auto (Gemma-3-270M if installed) | gemma | none | model path (default: %(default)s)")
     _add_model(s)
     add_config_arguments(s, AutoArguments)
-    _add_training(s, exclude=("seed", "context_weight"))
+    _add_training(s, exclude=("seed", "context_weight", "hold_let_go_words"))
     s.set_defaults(func=run_bench_stories)
 
     o = group.add_parser("bench-original", help="train on each original elarablate context file alone: does "

@@ -217,6 +217,24 @@ def slop_lists() -> tuple[frozenset, frozenset, frozenset]:
     return slop_words, frozenset(bigrams), frozenset(trigrams)
 
 
+def hold_word_list(spec: str) -> frozenset[str]:
+    """The lower-cased words of ``hold_let_go_words``: ``"antislop"`` (the slop index's word list) or a text file with
+    one word per line (blank lines and ``#`` comments skipped)."""
+    if spec == "antislop":
+        return slop_lists()[0]
+    path = Path(spec)
+    if not path.is_file():
+        raise HfSteerError(f"hold_let_go_words {spec!r} is not a file: give a file with one word per line, or 'antislop'")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise HfSteerError(f"hold_let_go_words {spec}: the file is not UTF-8 text: save it as UTF-8") from None
+    listed = frozenset(w.strip().lower() for w in lines if w.strip() and not w.lstrip().startswith("#"))
+    if not listed:
+        raise HfSteerError(f"hold_let_go_words {spec}: the file has no words: write one word per line")
+    return listed
+
+
 def slop_index(texts: Sequence[str], without: Sequence[str] = ()) -> dict[str, float]:
     """EQ-Bench's slop index over all ``texts`` together, with its parts.
 

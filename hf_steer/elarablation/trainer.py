@@ -42,7 +42,7 @@ from .contexts import (
     word_match,
 )
 from .loss import elarablation_loss, keep_loss
-from .stories import pattern_regex
+from .stories import hold_word_list, pattern_regex, words
 
 # Rows one token deeper are built for a candidate that only *begins* a bad word (" tow" for "towering"),
 # at most this many levels down.
@@ -471,19 +471,43 @@ class ElarablationTrainer(Trainer):
         patterns before the slot (" tasked" ... " enigmatic" ... "named"), and a plain hold held those up too.
         A token that only begins a bad word (" El" of Elara) is not in it: elsewhere it begins other words (it is let
         go by its share where it is likely, ``_read_hold_beginnings``).
-        Regex rules (hand-written slot files) are about their slot, not the text before it: not used here."""
+        Regex rules (hand-written slot files) are about their slot, not the text before it: not used here.
+
+        With ``hold_let_go_words``, the one-token words of that list are let go too, but for the listed words the
+        context has already written (a character named earlier is referred to again: held)."""
         self._hold_masks: list[torch.Tensor] = []
         if args.context_weight <= 0:
             return
+        listed = self._listed_tokens(vocab_size, args.hold_let_go_words) if args.hold_let_go_words else {}
+
+        def written(row) -> tuple[str, ...]:
+            return tuple(sorted(set(words(self._decoded(row.input_ids)[0])) & listed.keys())) if listed else ()
+
+        def key_of(row):
+            return (row.rules.bad_words, written(row)) if row.kind == "slop" and row.rules.bad_words else None
 
         def build(row, texts):
-            return torch.stack([self._whole_word_mask(w, texts) for w in row.rules.bad_words]).any(dim=0)
+            mask = torch.stack([self._whole_word_mask(w, texts) for w in row.rules.bad_words]).any(dim=0)
+            if listed:
+                kept = set(written(row))
+                mask[[t for word, tokens in listed.items() if word not in kept for t in tokens]] = True
+            return mask
 
-        self._hold_masks, index = self._vocab_tables(
-            rows, vocab_size, lambda row: row.rules.bad_words if row.kind == "slop" and row.rules.bad_words else None,
-            build)
+        self._hold_masks, index = self._vocab_tables(rows, vocab_size, key_of, build)
         for row, i in zip(rows, index):
             row.hold_class = i
+
+    def _listed_tokens(self, vocab_size: int, spec: str) -> dict[str, list[int]]:
+        """``{word: its one-token forms}`` for the words of ``hold_let_go_words`` the vocabulary has as one token
+        after a space (" whispered", " Whispered"). A token without the space is most often a piece inside a longer
+        word ("aria" of "variation"): not let go."""
+        listed = hold_word_list(spec)
+        found: dict[str, list[int]] = defaultdict(list)
+        for token, text in enumerate(self._vocabulary_texts(vocab_size)):
+            word = text[1:].casefold()
+            if text.startswith(" ") and word.isalpha() and word in listed:
+                found[word].append(token)
+        return dict(found)
 
     def _whole_word_mask(self, word: str, texts: list[str]) -> torch.Tensor:
         """The vocabulary's tokens that are ``word`` whole (" sun", "Sun", ...), as a bool mask (cached: files share

@@ -102,14 +102,17 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder,
     # it ran before let_go_beginnings existed, so without it: resumed as it ran (--no-let-go-beginnings)
     with pytest.raises(HfSteerError, match="it has let_go_beginnings=False"):
         run(work, tiny_folder)
+    # and before hold_let_go_words existed: without a list, as today's default
+    with pytest.raises(HfSteerError, match="it has hold_let_go_words=None, let_go_beginnings=False"):
+        run(work, tiny_folder, hold_let_go_words="antislop")
     lines.clear()
-    run(work, tiny_folder, lines, config=ElarablationConfig(output_dir=str(work / "adapter"), let_go_beginnings=False))
+    old = ElarablationConfig(output_dir=str(work / "adapter"), let_go_beginnings=False)
+    run(work, tiny_folder, lines, config=old)
     assert not any(line[:1] == "[" and line[2:4] == "/5" for line in lines), lines
 
     with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\): it has "
                        "max_new_tokens=60; run it with those"):
-        run(work, tiny_folder, max_new_tokens=61,
-            config=ElarablationConfig(output_dir=str(work / "adapter"), let_go_beginnings=False))
+        run(work, tiny_folder, max_new_tokens=61, config=old)
 
 
 def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran_with(tmp_path):
@@ -140,6 +143,7 @@ def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
         (["--patterns", "zzqqzz"], "pattern 'zzqqzz' never occurs in the 34 stories"),
         (["--eval-prompts", "stories:train"], "--eval-prompts share prompts with --prompts"),
         (["--max-new-tokens", "0"], "--max-new-tokens 0 must be a positive whole number"),
+        (["--hold-let-go-words", str(tmp_path / "my_words.txt")], "is not a file: give a file with one word per line"),
     ]
     for flags, message in cases:
         rc = main(["elarablate", "auto", "--work-dir", str(tmp_path / "w"), "--model", str(tiny_folder),

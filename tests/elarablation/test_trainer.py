@@ -335,6 +335,33 @@ def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them
     assert kept["and"] < 0.6 and kept["zzz"] > 0.9, kept
 
 
+def test_hold_lets_listed_words_go_except_where_the_context_wrote_them(tmp_path):
+    """``hold_let_go_words``: the one-token words of a list are let go at every held position of a context with bad
+    words, but a listed word its context has already written is held there (a name introduced earlier is
+    referred to again); without the list only the row's own bad words are let go."""
+    tok = make_tokenizer("bytelevel")
+    word_list = tmp_path / "words.txt"
+    word_list.write_text("# my list\nTo\nand\n\n", encoding="utf-8")
+    rows = [{"text": "the sea and the sky and the sun", "bad_words": ["zzz"], "unmatched": "good"},
+            {"text": "the road to the sea and back", "bad_words": ["zzz"], "unmatched": "good"}]
+    to_id, and_id, the_id = (tok(w, add_special_tokens=False)["input_ids"][0] for w in (" to", " and", " the"))
+    masks = {}
+    for spec in (None, str(word_list)):
+        args = _config(tmp_path / str(bool(spec)), anchor_weight=0.0, auto_keep=0, context_weight=100.0,
+                       hold_let_go_words=spec)
+        trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+        masks[spec] = [trainer._hold_masks[r.hold_class] for r in trainer._rows if r.depth == 1]
+    first, second = masks[str(word_list)]
+    assert first[to_id] and not first[and_id] and not first[the_id]  # " and" is written before the slot: held
+    assert not second[to_id] and not second[and_id]  # both written in the second context
+    assert not any(m[to_id] or m[and_id] for m in masks[None])
+    with pytest.raises(HfSteerError, match="is not a file"):
+        _config(tmp_path, hold_let_go_words=str(tmp_path / "missing.txt"))
+    (tmp_path / "empty.txt").write_text("# nothing\n", encoding="utf-8")
+    with pytest.raises(HfSteerError, match="has no words"):
+        _config(tmp_path, hold_let_go_words=str(tmp_path / "empty.txt"))
+
+
 def test_context_hold_lets_a_phrase_word_go_only_after_its_phrase(tmp_path):
     """A bad phrase ("the to") is not a bad word: the hold lets its last word go where the held text ends with
     the words before it (after "the"), and nowhere else; a row whose own bad word it is lets it go once."""
