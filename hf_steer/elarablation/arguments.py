@@ -268,12 +268,7 @@ class ElarablationArguments:
             raise HfSteerError(f"context_weight={self.context_weight} is negative: use 0 (off) or more")
         if self.anchor_weight < 0 or self.anchor_tokens < 2:
             raise HfSteerError("anchor_weight must be >= 0 and anchor_tokens >= 2: fix the config")
-        if self.hold_let_go_words in ("none", ""):
-            self.hold_let_go_words = None
-        if self.hold_let_go_words is not None:
-            from .stories import hold_word_list
-
-            hold_word_list(self.hold_let_go_words)  # a missing or empty file is an error before the model loads
+        self.hold_let_go_words = _word_list_setting(self.hold_let_go_words)
         if self.tree_depth not in (1, 2):
             raise HfSteerError(f"tree_depth={self.tree_depth} is not supported: use 1 or 2")
         if hasattr(super(), "__post_init__"):
@@ -315,6 +310,16 @@ class LoraArguments:
             return layers
         except ValueError:
             raise HfSteerError(f"--lora-layers {text!r} is not a range: use e.g. 15-29 or 20,21,22") from None
+
+
+def _word_list_setting(value: str | None) -> str | None:
+    """``hold_let_go_words`` checked now (a missing or empty file is an error before the model loads); "none" is None."""
+    if value in (None, "none", ""):
+        return None
+    from .stories import hold_word_list
+
+    hold_word_list(value)
+    return value
 
 
 def _check_positive(obj, names: tuple[str, ...], whole: bool = True) -> None:
@@ -412,11 +417,6 @@ class AutoArguments(FindArguments):
         _check_positive(self, ("train_epochs",), whole=False)
         if not self.hold_weight >= 0:
             raise HfSteerError(f"--hold-weight {self.hold_weight} is negative: use 0 (off) or more")
-        if self.hold_let_go_words in ("none", ""):
-            self.hold_let_go_words = None
-        if self.hold_let_go_words is not None:
-            from .stories import hold_word_list
-
-            hold_word_list(self.hold_let_go_words)
+        self.hold_let_go_words = _word_list_setting(self.hold_let_go_words)
         if self.patterns is not None and not [p for p in self.patterns.split(",") if p.strip()]:
             raise HfSteerError("--patterns is empty: give comma-separated words or phrases, or leave it out")
