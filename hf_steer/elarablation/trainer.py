@@ -507,6 +507,9 @@ class ElarablationTrainer(Trainer):
             word = text[1:].casefold()
             if text.startswith(" ") and word.isalpha() and word in listed:
                 found[word].append(token)
+        if not found:
+            raise HfSteerError(f"hold_let_go_words {spec}: none of its {len(listed)} words is one token of this model "
+                               "(after a space), so the hold would let nothing go: list whole words such as 'whispered'")
         return dict(found)
 
     def _whole_word_mask(self, word: str, texts: list[str]) -> torch.Tensor:

@@ -360,6 +360,11 @@ def test_hold_lets_listed_words_go_except_where_the_context_wrote_them(tmp_path)
     (tmp_path / "empty.txt").write_text("# nothing\n", encoding="utf-8")
     with pytest.raises(HfSteerError, match="has no words"):
         _config(tmp_path, hold_let_go_words=str(tmp_path / "empty.txt"))
+    (tmp_path / "rare.txt").write_text("zzyzx\ntook a deep breath\n", encoding="utf-8")  # nothing the model has in one token
+    args = _config(tmp_path / "rare", anchor_weight=0.0, auto_keep=0, context_weight=100.0,
+                   hold_let_go_words=str(tmp_path / "rare.txt"))
+    with pytest.raises(HfSteerError, match="none of its 2 words is one token of this model"):
+        ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
 
 
 def test_context_hold_lets_a_phrase_word_go_only_after_its_phrase(tmp_path):
