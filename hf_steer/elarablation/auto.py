@@ -180,6 +180,12 @@ def run_auto(
             apply_chat_template(loaded["tokenizer"], chat_template)
         return loaded["model"], loaded["tokenizer"]
 
+    if settings.hold_let_go_words and settings.hold_weight > 0:  # a list the model cannot use: now, not after stage 3
+        from .contexts import reader_text
+        from .trainer import listed_tokens
+
+        _, tok = base()
+        listed_tokens([reader_text(tok, i) for i in range(len(tok))], settings.hold_let_go_words)
     # -- 1. stories for the training prompts
     stories_path = work_dir / "stories_train.jsonl"
     if not state.done("stories"):

@@ -247,6 +247,23 @@ def bottom_skipped(layers: nn.ModuleList, first: int):
             layers[i] = layer
 
 
+def listed_tokens(texts: Sequence[str], spec: str) -> dict[str, list[int]]:
+    """``{word: its one-token forms}`` for the words of ``hold_let_go_words`` (``spec``) that the vocabulary (every
+    token's reader text, ``texts``) has as one token after a space (" whispered", " Whispered"). A token without the
+    space is most often a piece inside a longer word ("aria" of "variation"): not let go. A list with none is an error
+    (the hold would let nothing go)."""
+    listed = hold_word_list(spec)
+    found: dict[str, list[int]] = defaultdict(list)
+    for token, text in enumerate(texts):
+        word = text[1:].casefold()
+        if text.startswith(" ") and word.isalpha() and word in listed:
+            found[word].append(token)
+    if not found:
+        raise HfSteerError(f"hold_let_go_words {spec}: none of its {len(listed)} words is one token of this model "
+                           "(after a space), so the hold would let nothing go: list whole words such as 'whispered'")
+    return dict(found)
+
+
 # A loss this close to zero is the reference itself: it gives no gradient (see compute_loss).
 ZERO_LOSS = 1e-9
 
@@ -395,6 +412,9 @@ class ElarablationTrainer(Trainer):
         vocab_size = model.get_output_embeddings().weight.shape[0] if model.get_output_embeddings() is not None else len(tokenizer)
         if args.top_k > vocab_size:
             raise HfSteerError(f"top_k={args.top_k} is out of range: use a value in 1..{vocab_size}")
+        # the word list is checked before the minutes of reading below (a list with no usable word is an error)
+        self._listed = (listed_tokens(self._vocabulary_texts(vocab_size), args.hold_let_go_words)
+                        if args.context_weight > 0 and args.hold_let_go_words else {})
         rows, sources = [], []
         for row in dataset:
             settings = self._row_settings(row, args, vocab_size)
@@ -478,7 +498,7 @@ class ElarablationTrainer(Trainer):
         self._hold_masks: list[torch.Tensor] = []
         if args.context_weight <= 0:
             return
-        listed = self._listed_tokens(vocab_size, args.hold_let_go_words) if args.hold_let_go_words else {}
+        listed = self._listed
 
         def written(row) -> tuple[str, ...]:
             return tuple(sorted(set(words(self._decoded(row.input_ids)[0])) & listed.keys())) if listed else ()
@@ -496,21 +516,6 @@ class ElarablationTrainer(Trainer):
         self._hold_masks, index = self._vocab_tables(rows, vocab_size, key_of, build)
         for row, i in zip(rows, index):
             row.hold_class = i
-
-    def _listed_tokens(self, vocab_size: int, spec: str) -> dict[str, list[int]]:
-        """``{word: its one-token forms}`` for the words of ``hold_let_go_words`` the vocabulary has as one token
-        after a space (" whispered", " Whispered"). A token without the space is most often a piece inside a longer
-        word ("aria" of "variation"): not let go."""
-        listed = hold_word_list(spec)
-        found: dict[str, list[int]] = defaultdict(list)
-        for token, text in enumerate(self._vocabulary_texts(vocab_size)):
-            word = text[1:].casefold()
-            if text.startswith(" ") and word.isalpha() and word in listed:
-                found[word].append(token)
-        if not found:
-            raise HfSteerError(f"hold_let_go_words {spec}: none of its {len(listed)} words is one token of this model "
-                               "(after a space), so the hold would let nothing go: list whole words such as 'whispered'")
-        return dict(found)
 
     def _whole_word_mask(self, word: str, texts: list[str]) -> torch.Tensor:
         """The vocabulary's tokens that are ``word`` whole (" sun", "Sun", ...), as a bool mask (cached: files share

@@ -138,7 +138,11 @@ def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran
 def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
     empty = tmp_path / "none.txt"
     empty.write_text("\n")
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("took a deep breath\n")
     cases = [
+        # checked before the first story is written, not after three stages
+        (["--hold-let-go-words", str(phrases)], "none of its 1 words is one token of this model"),
         (["--prompts", str(empty)], "has no prompts"),
         (["--patterns", "zzqqzz"], "pattern 'zzqqzz' never occurs in the 34 stories"),
         (["--eval-prompts", "stories:train"], "--eval-prompts share prompts with --prompts"),
