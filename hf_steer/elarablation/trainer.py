@@ -499,17 +499,19 @@ class ElarablationTrainer(Trainer):
         if args.context_weight <= 0:
             return
         listed = self._listed
-
-        def written(row) -> tuple[str, ...]:
-            return tuple(sorted(set(words(self._decoded(row.input_ids)[0])) & listed.keys())) if listed else ()
+        # the listed words each row's text has written (decoded once a row: key_of and build both read it)
+        written = {id(row): frozenset(words(self._decoded(row.input_ids)[0])) & listed.keys()
+                   for row in rows if listed and row.kind == "slop" and row.rules.bad_words}
 
         def key_of(row):
-            return (row.rules.bad_words, written(row)) if row.kind == "slop" and row.rules.bad_words else None
+            if row.kind != "slop" or not row.rules.bad_words:
+                return None
+            return row.rules.bad_words, tuple(sorted(written.get(id(row), ())))
 
         def build(row, texts):
             mask = torch.stack([self._whole_word_mask(w, texts) for w in row.rules.bad_words]).any(dim=0)
             if listed:
-                kept = set(written(row))
+                kept = written[id(row)]
                 mask[[t for word, tokens in listed.items() if word not in kept for t in tokens]] = True
             return mask
 
