@@ -5,7 +5,8 @@ Each story of the chosen files of a story bench work folder is cut right before 
 p(pattern's first token) and p(whole pattern) at T=1 with the adapter off and on, averaged per pattern and file
 group (held-out = before/after files, training = the training stories). The text stays the story's own.
 
-Usage: python pattern_probe.py WORK [--pattern P ...] [--stories before after train] [--use N]   (2 threads, minutes)
+Usage: python pattern_probe.py WORK [--pattern P ...] [--stories before after train] [--use N] [--model FOLDER]
+  (2 threads, minutes)
   all targeted patterns, held-out "before" stories (the default)
   --pattern Elara --stories before after train            where Elara is first named, every story of the folder
   --use 2                                                  at each pattern's second use (a name: the story refers back)
@@ -29,9 +30,11 @@ parser.add_argument("--pattern", nargs="+", default=None)
 parser.add_argument("--stories", nargs="+", choices=list(FILES), default=["before"])
 parser.add_argument("--use", type=int, default=1, help="cut before the pattern's N-th use in each story (2: where a "
                     "story refers back to a name it introduced: the keep rows' job, which should stay near 1x)")
+parser.add_argument("--model", default=None, help="the model folder the adapter was trained on (default: the bundled "
+                    "model; a second round's merged first round, for one)")
 args = parser.parse_args()
 torch.set_num_threads(2)
-path = bundled_model_path()
+path = args.model or bundled_model_path()
 tok = AutoTokenizer.from_pretrained(path)
 model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), f"{args.work}/adapter")
 model.eval()
