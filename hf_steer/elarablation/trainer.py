@@ -499,8 +499,9 @@ class ElarablationTrainer(Trainer):
         if args.context_weight <= 0:
             return
         listed = self._listed
-        # the listed words each row's text has written (decoded once a row: key_of and build both read it)
-        written = {id(row): frozenset(words(self._decoded(row.input_ids)[0])) & listed.keys()
+        # the listed words each row's text has written (decoded once a row: key_of and build both read it); a
+        # possessive writes its word ("Aria's" is Aria), as pattern_regex reads a bad word's
+        written = {id(row): frozenset(w.split("'")[0] for w in words(self._decoded(row.input_ids)[0])) & listed.keys()
                    for row in rows if listed and row.kind == "slop" and row.rules.bad_words}
 
         def key_of(row):

@@ -343,7 +343,8 @@ def test_hold_lets_listed_words_go_except_where_the_context_wrote_them(tmp_path)
     word_list = tmp_path / "words.txt"
     word_list.write_text("# my list\nTo\nand\n\n", encoding="utf-8")
     rows = [{"text": "the sea and the sky and the sun", "bad_words": ["zzz"], "unmatched": "good"},
-            {"text": "the road to the sea and back", "bad_words": ["zzz"], "unmatched": "good"}]
+            {"text": "the road to the sea and back", "bad_words": ["zzz"], "unmatched": "good"},
+            {"text": "the sea's sky and's end", "bad_words": ["zzz"], "unmatched": "good"}]
     to_id, and_id, the_id = (tok(w, add_special_tokens=False)["input_ids"][0] for w in (" to", " and", " the"))
     masks = {}
     for spec in (None, str(word_list)):
@@ -351,9 +352,10 @@ def test_hold_lets_listed_words_go_except_where_the_context_wrote_them(tmp_path)
                        hold_let_go_words=spec)
         trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
         masks[spec] = [trainer._hold_masks[r.hold_class] for r in trainer._rows if r.depth == 1]
-    first, second = masks[str(word_list)]
+    first, second, third = masks[str(word_list)]
     assert first[to_id] and not first[and_id] and not first[the_id]  # " and" is written before the slot: held
     assert not second[to_id] and not second[and_id]  # both written in the second context
+    assert third[to_id] and not third[and_id]  # a possessive ("and's") writes its word
     assert not any(m[to_id] or m[and_id] for m in masks[None])
     with pytest.raises(HfSteerError, match="is not a file"):
         _config(tmp_path, hold_let_go_words=str(tmp_path / "missing.txt"))
