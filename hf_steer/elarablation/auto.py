@@ -9,6 +9,13 @@
    report (``report.json`` + ``report.png``): every targeted pattern's rate, the slop index, distinct-2
    and the looping share, before and after.
 
+With ``--rounds N`` the loop runs again in ``round2/`` ... ``roundN/`` on the model with the rounds before merged in
+(in memory): new stories, new patterns (often the words the last round wrote in place of its patterns), the last
+round's after-stories as this round's before, a new adapter on top. ``all_rounds_adapter/`` joins every round into one
+adapter on the model the user gave, and ``report.json`` judges the untrained model's stories against the last round's
+on every round's patterns. Raising ``--rounds`` on a finished folder adds rounds; a round whose model changed (the
+round before it trained again) starts over.
+
 Every stage writes its files atomically (stories batch by batch) and ``state.json`` records the finished
 ones; running the same command again resumes from the last finished stage. Editing ``contexts.yaml``
 makes the next run train and evaluate again. A work folder started with other settings is an error
@@ -22,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,7 +128,7 @@ def run_auto(
     """Run (or resume) the loop in ``work_dir``; returns the report (``summary``: printable lines).
 
     Args:
-        work_dir: the folder every stage writes to (created if needed).
+        work_dir: the folder every stage writes to (created if needed); round ``k`` > 1 writes to ``round<k>/``.
         model: a model folder / ``.gguf`` / Hub id, or ``None`` for the bundled model.
         settings: :class:`~hf_steer.elarablation.arguments.AutoArguments`.
         config: an :class:`ElarablationConfig` for the training stage (its epochs and seed are the settings').
@@ -153,10 +161,67 @@ def run_auto(
 
         config = ElarablationConfig(output_dir=str(work_dir / "adapter"))
     training = {k: v for k, v in dataclasses.asdict(config).items() if k in recorded}
-    state = AutoState(work_dir, {"model": str(model or "bundled"), "chat_template": chat_template,
-                                 **dataclasses.asdict(settings), **dataclasses.asdict(lora), **training})
+    # `rounds` is left out: raising it on a finished folder adds rounds, the ones done stay
+    recorded_settings = {"model": str(model or "bundled"), "chat_template": chat_template,
+                         **{k: v for k, v in dataclasses.asdict(settings).items() if k != "rounds"},
+                         **dataclasses.asdict(lora), **training}
+
+    first_state = AutoState(work_dir, recorded_settings)  # a folder started with other settings: the first error
+    loaded: dict[str, Any] = {}
+
+    def base():
+        if "model" not in loaded:
+            loaded["model"], loaded["tokenizer"] = load_model(model)
+            apply_chat_template(loaded["tokenizer"], chat_template)
+        return loaded["model"], loaded["tokenizer"]
+
+    if settings.hold_let_go_words and settings.hold_weight > 0:  # a list the model cannot use: now, not after stage 3
+        from .contexts import reader_text
+        from .trainer import listed_tokens
+
+        _, tok = base()
+        listed_tokens([reader_text(tok, i) for i in range(len(tok))], settings.hold_let_go_words)
+
+    rounds: list[dict[str, Any]] = []
+    model_of_round, loaded_of_round = base, loaded  # base() reads `loaded`: each round gets its own loader and dict
+    for k in range(1, settings.rounds + 1):
+        folder = work_dir if k == 1 else work_dir / f"round{k}"
+        state = first_state if k == 1 else AutoState(folder, recorded_settings)
+        if k > 1:
+            loaded_next: dict[str, Any] = {}
+            model_of_round = _merged(model_of_round, loaded_of_round, rounds[-1]["folder"] / "adapter", loaded_next)
+            loaded_of_round = loaded_next
+            # this round was trained on the rounds before it: if one of them was trained again, it starts over
+            under = _digest(rounds[-1]["folder"] / "adapter" / "adapter_model.safetensors")
+            if state.data.get("previous_adapter") not in (None, under):
+                log(f"round {k - 1} was trained again: round {k} starts over ({folder} is written anew)")
+                shutil.rmtree(folder)
+                state = AutoState(folder, recorded_settings)
+            state.data["previous_adapter"] = under
+            before = folder / "stories_eval_before.jsonl"
+            if not state.done("before"):  # the held-out stories before this round are the last round's after
+                from ..utils import atomic_write_text
+
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(before, (rounds[-1]["folder"] / "stories_eval_after.jsonl").read_text(encoding="utf-8"))
+                state.finish("before", file=before.name, copied_from=f"round {k - 1}'s after")
+        tag = f"round {k}/{settings.rounds} " if settings.rounds > 1 else ""
+        rounds.append(_round(folder, state, model_of_round, loaded_of_round, settings, config, lora, train_prompts, chat, eval_prompts,
+                             eval_chat, tag, log))
+    if settings.rounds == 1:
+        return build_report(work_dir, rounds[0]["patterns"], rounds[0]["state"], rounds[0]["timings"])
+    _join_adapters(model, [r["folder"] / "adapter" for r in rounds], work_dir / ALL_ROUNDS, log)
+    return build_rounds_report(work_dir, rounds)
+
+
+ALL_ROUNDS = "all_rounds_adapter"
+
+
+def _round(folder: Path, state: AutoState, base, loaded: dict, settings, config, lora, train_prompts, chat,
+           eval_prompts, eval_chat, tag: str, log) -> dict[str, Any]:
+    """One loop's five stages in ``folder`` (see the module doc); returns its patterns, state and timings."""
     timings: dict[str, float] = dict(state.data.get("timings", {}))
-    after_path = work_dir / "stories_eval_after.jsonl"
+    after_path = folder / "stories_eval_after.jsonl"
 
     @contextlib.contextmanager
     def timed(stage: str):
@@ -172,57 +237,44 @@ def run_auto(
         state.forget("train", "after")
         after_path.unlink(missing_ok=True)
 
-    loaded: dict[str, Any] = {}
-
-    def base():
-        if "model" not in loaded:
-            loaded["model"], loaded["tokenizer"] = load_model(model)
-            apply_chat_template(loaded["tokenizer"], chat_template)
-        return loaded["model"], loaded["tokenizer"]
-
-    if settings.hold_let_go_words and settings.hold_weight > 0:  # a list the model cannot use: now, not after stage 3
-        from .contexts import reader_text
-        from .trainer import listed_tokens
-
-        _, tok = base()
-        listed_tokens([reader_text(tok, i) for i in range(len(tok))], settings.hold_let_go_words)
     # -- 1. stories for the training prompts
-    stories_path = work_dir / "stories_train.jsonl"
+    stories_path = folder / "stories_train.jsonl"
     if not state.done("stories"):
-        log(f"[1/5] stories for {len(train_prompts)} training prompts x {settings.stories_per_prompt}")
+        log(f"{tag}[1/5] stories for {len(train_prompts)} training prompts x {settings.stories_per_prompt}")
         with timed("stories"):
             _stories(base, stories_path, train_prompts, chat, settings.stories_per_prompt, settings, "train stories")
         state.finish("stories", file=stories_path.name)
     # -- 2. patterns and contexts
-    contexts_path = work_dir / "contexts.yaml"
+    contexts_path = folder / "contexts.yaml"
     if not state.done("patterns") or not contexts_path.is_file():
-        log("[2/5] finding over-used patterns")
+        log(f"{tag}[2/5] finding over-used patterns")
         with timed("patterns"):
             patterns, lines = _patterns(base, stories_path, contexts_path, train_prompts, chat, settings)
-        atomic_write_json(work_dir / "patterns.json", {"patterns": patterns, "summary": lines})
+        atomic_write_json(folder / "patterns.json", {"patterns": patterns, "summary": lines})
         retrain()
         state.finish("patterns", contexts=_digest(contexts_path))
         for line in lines:
             log(line)
-    patterns = json.loads((work_dir / "patterns.json").read_text(encoding="utf-8"))["patterns"]
+    patterns = json.loads((folder / "patterns.json").read_text(encoding="utf-8"))["patterns"]
     if state.data["finished"]["patterns"].get("contexts") != _digest(contexts_path):
         log(f"{contexts_path.name} was edited: training and evaluating again")
         retrain()
         state.finish("patterns", contexts=_digest(contexts_path))
     # -- 3. evaluation stories before training
-    before_path = work_dir / "stories_eval_before.jsonl"
+    before_path = folder / "stories_eval_before.jsonl"
     if not state.done("before"):
-        log(f"[3/5] stories for {len(eval_prompts)} held-out prompts x {settings.eval_stories_per_prompt}, before training")
+        log(f"{tag}[3/5] stories for {len(eval_prompts)} held-out prompts x {settings.eval_stories_per_prompt}, "
+            "before training")
         with timed("before"):
             _stories(base, before_path, eval_prompts, eval_chat, settings.eval_stories_per_prompt, settings,
                      "held-out stories, before", seed_offset=1)
         state.finish("before", file=before_path.name)
     # -- 4. training
-    adapter_dir = work_dir / "adapter"
+    adapter_dir = folder / "adapter"
     if not state.done("train"):
         from .pipeline import train
 
-        log(f"[4/5] training on {contexts_path.name}")
+        log(f"{tag}[4/5] training on {contexts_path.name}")
         m, tok = base()
         # a progress bar (the stage is minutes long) and the step figures every 10 steps, not each step
         fields = {"num_train_epochs": settings.train_epochs, "seed": settings.seed, "save_strategy": "no",
@@ -237,14 +289,71 @@ def run_auto(
                      keep_rows=sum(1 for r in result["trainer"]._rows if r.kind == "keep"))
     # -- 5. evaluation stories after training, and the report
     if not state.done("after"):
-        log("[5/5] the same held-out prompts with the adapter")
+        log(f"{tag}[5/5] the same held-out prompts with the adapter")
         with timed("after"):
             tuned = _tuned(base, loaded, adapter_dir)
             _stories(lambda: (tuned, loaded["tokenizer"]), after_path, eval_prompts, eval_chat,
                      settings.eval_stories_per_prompt, settings, "held-out stories, after", seed_offset=1)
         state.finish("after", file=after_path.name)
-    report = build_report(work_dir, patterns, state, timings)
-    return report
+    return {"folder": folder, "patterns": patterns, "state": state, "timings": timings}
+
+
+def _merged(base, loaded: dict, adapter_dir: Path, into: dict):
+    """The loader of the next round's model (kept in ``into``): this round's model with its adapter merged in, in
+    memory. The next adapter is trained on that model, so only what ``_join_adapters`` writes applies to the user's."""
+
+    def next_base():
+        if "model" not in into:
+            tuned = _tuned(base, loaded, adapter_dir)
+            into["model"], into["tokenizer"] = tuned.merge_and_unload(), loaded["tokenizer"]
+            loaded.clear()  # the PeftModel's layers are gone with the merge
+        return into["model"], into["tokenizer"]
+
+    return next_base
+
+
+def _join_adapters(model: Any, adapters: list[Path], output: Path, log) -> None:
+    """One adapter on the user's model with every round in it: round ``k``'s LoRA was trained on the model with the
+    rounds before it merged in, and LoRAs add, so their matrices side by side (PEFT's ``cat``: rank r1 + r2 + ...) are
+    the rounds merged one after another, exactly."""
+    from peft import PeftModel
+
+    from ..artifacts import Artifact
+    from ..models import load_model
+
+    digests = {str(a.relative_to(output.parent)): _digest(a / "adapter_model.safetensors") for a in adapters}
+    old = Artifact.load(output)
+    if old is not None and old.hyperparameters.get("rounds_adapters") == digests:
+        return
+    log(f"joining {len(adapters)} rounds' adapters into {output}")
+    base, _ = load_model(model)
+    names = [f"round{k}" for k in range(1, len(adapters) + 1)]
+    joined = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name=names[0])
+    for name, folder in zip(names[1:], adapters[1:]):
+        joined.load_adapter(str(folder), adapter_name=name)
+    joined.add_weighted_adapter(names, [1.0] * len(names), "default", combination_type="cat")
+    joined.set_adapter("default")
+    for name in names:
+        joined.delete_adapter(name)
+    # written beside and swapped in, so a killed run never leaves a half-written adapter where the last one was
+    partial = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    joined.save_pretrained(str(partial))
+    first = Artifact.load(adapters[0])
+    Artifact(method=first.method, artifact="adapter", base_model=first.base_model, description=first.description,
+             datasets=sorted({d for a in adapters for d in (Artifact.load(a).datasets or [])}),
+             hyperparameters={**first.hyperparameters, "rounds": len(adapters), "rounds_adapters": digests,
+                              "lora_r": sum(Artifact.load(a).hyperparameters.get("lora_r", 0) for a in adapters)},
+             metrics={"train_seconds": round(sum(Artifact.load(a).metrics.get("train_seconds", 0) for a in adapters), 2)}
+             ).save(partial)
+    if output.exists():
+        stale = output.with_name(f".{output.name}.old")
+        shutil.rmtree(stale, ignore_errors=True)
+        output.rename(stale)
+        partial.rename(output)
+        shutil.rmtree(stale)
+    else:
+        partial.rename(output)
 
 
 def _stories(base, path: Path, prompts, chat: bool, per_prompt: int, settings, desc: str,
@@ -298,15 +407,54 @@ def _tuned(base, loaded: dict, adapter_dir: Path):
 
 def build_report(work_dir: Path, patterns: list[dict], state: AutoState, timings: dict[str, float]) -> dict[str, Any]:
     """``report.json`` + ``report.png`` from the stage files; returns the report with printable ``summary`` lines."""
+    return _write_report(work_dir, work_dir / "stories_eval_before.jsonl", work_dir / "stories_eval_after.jsonl",
+                         patterns, state.data["finished"], timings, adapter="adapter",
+                         train_seconds=state.data["finished"].get("train", {}).get("seconds"))
+
+
+def build_rounds_report(work_dir: Path, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report of several rounds: the untrained model's held-out stories against the last round's, judged on
+    every round's patterns, and each round's own changes against the untrained model."""
+    from .stories import read_jsonl, story_figures
+
+    first_found: dict[str, dict] = {}
+    for k, r in enumerate(rounds, 1):
+        for p in r["patterns"]:
+            first_found.setdefault(p["text"], {**p, "round": k})
+    patterns = list(first_found.values())
+    timings = {(stage if k == 1 else f"round{k} {stage}"): seconds
+               for k, r in enumerate(rounds, 1) for stage, seconds in r["timings"].items()}
+    trained = [r["state"].data["finished"].get("train", {}).get("seconds") for r in rounds]
+    before_path = work_dir / "stories_eval_before.jsonl"
+    names = [p["text"] for p in patterns]
+    before = story_figures([d["text"] for d in read_jsonl(before_path)], names)
+    per_round = []
+    for k, r in enumerate(rounds, 1):
+        after = story_figures([d["text"] for d in read_jsonl(r["folder"] / "stories_eval_after.jsonl")], names)
+        train = r["state"].data["finished"].get("train", {})
+        per_round.append({"round": k, "folder": str(r["folder"].relative_to(work_dir.parent)),
+                          "patterns_found": len(r["patterns"]), "train_seconds": trained[k - 1],
+                          "train_positions": train.get("positions"), "keep_rows": train.get("keep_rows"),
+                          "changes": changes(before, after), "looping": after["looping"],
+                          "distinct_2": after["distinct_2"]})
+    return _write_report(work_dir, before_path, rounds[-1]["folder"] / "stories_eval_after.jsonl", patterns,
+                         {f"round{k}": r["state"].data["finished"] for k, r in enumerate(rounds, 1)}, timings,
+                         adapter=ALL_ROUNDS, train_seconds=None if None in trained else round(sum(trained), 2),
+                         rounds=per_round)
+
+
+def _write_report(work_dir: Path, before_path: Path, after_path: Path, patterns: list[dict], stages: dict,
+                  timings: dict[str, float], **extra: Any) -> dict[str, Any]:
     from ..benchmarking import write_report
     from .plots import plot_story_report
     from .stories import read_jsonl, story_figures
 
-    texts = {k: [d["text"] for d in read_jsonl(work_dir / f"stories_eval_{k}.jsonl")] for k in ("before", "after")}
     names = [p["text"] for p in patterns]
-    before, after = story_figures(texts["before"], names), story_figures(texts["after"], names)
-    report = {"before": before, "after": after, "patterns": patterns, "stages": state.data["finished"],
-              "timings_seconds": timings, "total_seconds": round(sum(timings.values()), 2)}
+    before, after = (story_figures([d["text"] for d in read_jsonl(path)], names) for path in (before_path, after_path))
+    report = {"before": before, "after": after, "patterns": patterns, "stages": stages,
+              "timings_seconds": timings, "total_seconds": round(sum(timings.values()), 2),
+              "files": {"before": str(before_path.relative_to(work_dir)), "after": str(after_path.relative_to(work_dir))},
+              **extra}
     report["changes"] = changes(before, after)
     report["summary"] = report_lines(report)
     write_report(report, work_dir / "report.json", plot=plot_story_report)
@@ -341,10 +489,17 @@ def report_lines(report: dict) -> list[str]:
         f"distinct-2: {b['distinct_2']:.3f} -> {a['distinct_2']:.3f}",
         f"looping stories: {100 * b['looping']:.1f}% -> {100 * a['looping']:.1f}%",
     ]
+    for r in report.get("rounds", []):
+        c_k = r["changes"]
+        lines.append(f"after round {r['round']} ({r['patterns_found']} patterns found): patterns "
+                     f"{100 * c_k['patterns']:+.0f}%, slop index {100 * c_k['slop_index']:+.0f}%, distinct-2 "
+                     f"{r['distinct_2']:.3f}, looping {100 * r['looping']:.1f}%")
     worst = sorted(report["patterns"], key=lambda p: -a["pattern_rates"].get(p["text"], 0))[:3]
     if worst:
         lines.append("still most frequent after: " + ", ".join(
             f"{p['text']!r} {b['pattern_rates'][p['text']]:.2f}->{a['pattern_rates'][p['text']]:.2f}" for p in worst))
+    lines.append(f"adapter: {report['adapter']}/ in the work folder (load it with PeftModel, or merge it as trained: "
+                 "`hf-steer elarablate merge --adapter ... --scale 1`)")
     lines.append(f"time: {report['total_seconds']:.0f} s in all ("
                  + ", ".join(f"{k} {v:.0f} s" for k, v in report["timings_seconds"].items()) + ")")
     return lines

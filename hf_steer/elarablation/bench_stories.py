@@ -49,17 +49,18 @@ def run_story_bench(
     work_dir = output_json.with_name(output_json.stem + "-work")
     report = run_auto(work_dir, model=model, settings=settings, config=config, lora=lora,
                       chat_template=chat_template, log=log)
-    figures = {k: report[k] for k in ("before", "after", "patterns", "changes", "timings_seconds", "total_seconds")}
+    figures = {k: report[k] for k in ("before", "after", "patterns", "changes", "timings_seconds", "total_seconds",
+                                      "adapter", "rounds") if k in report}
     judged = load_judge(judge, log, without="no judge perplexity")
     if judged is not None:
         judge_model, judge_tokenizer = judged
         for side in ("before", "after"):
-            texts = [d["text"] for d in read_jsonl(work_dir / f"stories_eval_{side}.jsonl")]
+            texts = [d["text"] for d in read_jsonl(work_dir / report["files"][side])]
             figures[side]["judge_ppl"] = judge_perplexity(judge_model, judge_tokenizer, texts)
         figures["changes"]["judge_ppl"] = figures["after"]["judge_ppl"] / figures["before"]["judge_ppl"] - 1
         figures["judge"] = "google/gemma-3-270m (pretrained, Q4_K_M)" if judge in ("auto", "gemma") else str(judge)
     c = figures["changes"]
-    train_seconds = report["stages"].get("train", {}).get("seconds")
+    train_seconds = report["train_seconds"]  # every round's, with --rounds
     figures.update({
         "model": str(model or "bundled"), "work_dir": work_dir.name, "eval_prompts": settings.eval_prompts,
         "settings": dataclasses.asdict(settings), "train_seconds": train_seconds, "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -147,6 +147,7 @@ def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
         (["--patterns", "zzqqzz"], "pattern 'zzqqzz' never occurs in the 34 stories"),
         (["--eval-prompts", "stories:train"], "--eval-prompts share prompts with --prompts"),
         (["--max-new-tokens", "0"], "--max-new-tokens 0 must be a positive whole number"),
+        (["--rounds", "0"], "--rounds 0 must be a positive whole number: e.g. 1"),
         (["--hold-let-go-words", str(tmp_path / "my_words.txt")], "is not a file: give a file with one word per line"),
     ]
     for flags, message in cases:
@@ -161,3 +162,66 @@ def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
                "--stories-per-prompt", "1", "--max-new-tokens", "8"])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and "no chat template: name one (--chat-template" in last and "--prompts openings" in last
+
+
+def test_rounds_run_the_loop_again_on_the_merged_model_and_join_into_one_adapter(tmp_path, tiny_folder):
+    """--rounds 2: round 2 writes its own folder on the model with round 1 merged in, starts from round 1's
+    after-stories, and all_rounds_adapter/ on the user's model writes exactly what the two rounds merged one after the
+    other write. Raising --rounds on a finished folder adds a round; a rerun resumes; a retrained round 1 restarts 2."""
+    import torch
+    from peft import PeftModel
+
+    word = _a_word_it_writes(tmp_path / "first", tiny_folder)
+    work = tmp_path / "work"
+    lines = []
+    _run(work, tiny_folder, lines, patterns=word)  # one round, as a user first runs it
+    lines.clear()
+    report = _run(work, tiny_folder, lines, patterns=word, rounds=2)
+    # round 1 is finished and kept: only round 2's stages run, and its before-stories are round 1's after-stories
+    assert [line[:15] for line in lines if line.startswith("round")] == [
+        "round 2/2 [1/5]", "round 2/2 [2/5]", "round 2/2 [4/5]", "round 2/2 [5/5]"], lines
+    round2 = work / "round2"
+    assert (round2 / "stories_eval_before.jsonl").read_text() == (work / "stories_eval_after.jsonl").read_text()
+    assert (round2 / "stories_train.jsonl").read_text() != (work / "stories_train.jsonl").read_text()
+    assert [r["round"] for r in report["rounds"]] == [1, 2] and report["adapter"] == "all_rounds_adapter"
+    assert report["files"] == {"before": "stories_eval_before.jsonl", "after": "round2/stories_eval_after.jsonl"}
+    assert any(line.startswith("after round 2") for line in report["summary"])
+    assert json.loads((work / "report.json").read_text())["rounds"][1]["folder"] == "work/round2"
+
+    # the joined adapter: rank 8 + 8 on the user's model, the same logits as round 1 merged and round 2 on top
+    ids = torch.tensor([[5, 17, 42, 99, 3, 64]])
+    base, _ = load_model(str(tiny_folder))
+    merged = PeftModel.from_pretrained(base, str(work / "adapter")).merge_and_unload()
+    both = PeftModel.from_pretrained(merged, str(round2 / "adapter")).eval()
+    joined = PeftModel.from_pretrained(load_model(str(tiny_folder))[0], str(work / "all_rounds_adapter")).eval()
+    plain = load_model(str(tiny_folder))[0].eval()
+    with torch.no_grad():
+        want, got, untrained = both(ids).logits, joined(ids).logits, plain(ids).logits
+    assert joined.peft_config["default"].r == 16
+    assert (want - untrained).abs().max() > 1e-4  # the rounds moved the model, so the comparison means something
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    saved = json.loads((work / "all_rounds_adapter" / "hf_steer.json").read_text())
+    assert saved["hyperparameters"]["rounds"] == 2 and saved["hyperparameters"]["lora_r"] == 16
+    # and as the report's line says: merged as trained, it is a plain model of both rounds
+    assert main(["elarablate", "merge", "--adapter", str(work / "all_rounds_adapter"), "--scale", "1",
+                 "--output", str(tmp_path / "merged")]) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(str(tmp_path / "merged"))[0].eval()(ids).logits, want,
+                                   atol=1e-5, rtol=1e-4)
+
+    lines.clear()
+    _run(work, tiny_folder, lines, patterns=word, rounds=2)  # finished: nothing runs again
+    assert not any(line.startswith(("[", "round", "joining")) for line in lines), lines
+
+    # round 1 trained again on fewer contexts (the user dropped one): round 2's model changed, so round 2 starts over
+    import yaml
+
+    contexts = work / "contexts.yaml"
+    doc = yaml.safe_load(contexts.read_text())
+    assert len(doc["train"]) >= 2
+    contexts.write_text(yaml.safe_dump({**doc, "train": doc["train"][1:]}))
+    lines.clear()
+    _run(work, tiny_folder, lines, patterns=word, rounds=2)
+    assert any("round 2 starts over" in line for line in lines)
+    assert any(line.startswith("round 2/2 [1/5]") for line in lines) and any("joining 2" in line for line in lines)
+
