@@ -206,8 +206,8 @@ def run_auto(
                 atomic_write_text(before, (rounds[-1]["folder"] / "stories_eval_after.jsonl").read_text(encoding="utf-8"))
                 state.finish("before", file=before.name, copied_from=f"round {k - 1}'s after")
         tag = f"round {k}/{settings.rounds} " if settings.rounds > 1 else ""
-        rounds.append(_round(folder, state, model_of_round, loaded_of_round, settings, config, lora, train_prompts, chat, eval_prompts,
-                             eval_chat, tag, log))
+        rounds.append(_round(folder, state, model_of_round, loaded_of_round, settings, config, lora, train_prompts,
+                             chat, eval_prompts, eval_chat, tag, log))
     if settings.rounds == 1:
         return build_report(work_dir, rounds[0]["patterns"], rounds[0]["state"], rounds[0]["timings"])
     _join_adapters(model, [r["folder"] / "adapter" for r in rounds], work_dir / ALL_ROUNDS, log)

@@ -7,7 +7,8 @@ stories, and their perplexity under a judge model (Gemma-3-270M, when installed)
 patterns >= 90% fewer, slop index >= 50% lower, distinct-2 not lower, looping not higher, judge
 perplexity <= +3%; and the whole loop on the bundled model within 10 minutes, training within 60 s.
 
-``--eval-prompts stories:sealed`` judges on the second held-out prompt set (kept out of development).
+``--eval-prompts stories:sealed`` judges on the second held-out prompt set (kept out of development). With
+``--rounds N`` the judged after-stories are the last round's, and the figures compare them with the untrained model's.
 """
 
 from __future__ import annotations
