@@ -205,9 +205,8 @@ def run_auto(
                 folder.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(before, (rounds[-1]["folder"] / "stories_eval_after.jsonl").read_text(encoding="utf-8"))
                 state.finish("before", file=before.name, copied_from=f"round {k - 1}'s after")
-        tag = f"round {k}/{settings.rounds} " if settings.rounds > 1 else ""
-        rounds.append(_round(folder, state, model_of_round, loaded_of_round, settings, config, lora, train_prompts,
-                             chat, eval_prompts, eval_chat, tag, log))
+        rounds.append(_round(k, folder, state, model_of_round, loaded_of_round, settings, config, lora, train_prompts,
+                             chat, eval_prompts, eval_chat, log))
     if settings.rounds == 1:
         return build_report(work_dir, rounds[0]["patterns"], rounds[0]["state"], rounds[0]["timings"])
     _join_adapters(model, [r["folder"] / "adapter" for r in rounds], work_dir / ALL_ROUNDS, log)
@@ -217,9 +216,10 @@ def run_auto(
 ALL_ROUNDS = "all_rounds_adapter"
 
 
-def _round(folder: Path, state: AutoState, base, loaded: dict, settings, config, lora, train_prompts, chat,
-           eval_prompts, eval_chat, tag: str, log) -> dict[str, Any]:
-    """One loop's five stages in ``folder`` (see the module doc); returns its patterns, state and timings."""
+def _round(k: int, folder: Path, state: AutoState, base, loaded: dict, settings, config, lora, train_prompts, chat,
+           eval_prompts, eval_chat, log) -> dict[str, Any]:
+    """Round ``k``'s five stages in ``folder`` (see the module doc); returns its patterns, state and timings."""
+    tag = f"round {k}/{settings.rounds} " if settings.rounds > 1 else ""
     timings: dict[str, float] = dict(state.data.get("timings", {}))
     after_path = folder / "stories_eval_after.jsonl"
 
@@ -249,7 +249,8 @@ def _round(folder: Path, state: AutoState, base, loaded: dict, settings, config,
     if not state.done("patterns") or not contexts_path.is_file():
         log(f"{tag}[2/5] finding over-used patterns")
         with timed("patterns"):
-            patterns, lines = _patterns(base, stories_path, contexts_path, train_prompts, chat, settings)
+            patterns, lines = _patterns(base, stories_path, contexts_path, train_prompts, chat, settings,
+                                        later_round=k > 1)
         atomic_write_json(folder / "patterns.json", {"patterns": patterns, "summary": lines})
         retrain()
         state.finish("patterns", contexts=_digest(contexts_path))
@@ -372,13 +373,22 @@ def _stories(base, path: Path, prompts, chat: bool, per_prompt: int, settings, d
                             desc=desc, done=done, on_batch=lambda rows: append_jsonl(path, rows))
 
 
-def _patterns(base, stories_path: Path, contexts_path: Path, prompts, chat: bool, settings) -> tuple[list, list]:
+def _patterns(base, stories_path: Path, contexts_path: Path, prompts, chat: bool, settings,
+              later_round: bool = False) -> tuple[list, list]:
     from .discover import FILE_HEADER, context_documents, rank_patterns, summary_lines, write_context_file
-    from .stories import read_jsonl
+    from .stories import pattern_regex, read_jsonl
 
     stories = read_jsonl(stories_path)
     if settings.patterns:
-        patterns, notes = user_patterns(stories, settings.patterns), []
+        named, notes = [t.strip() for t in settings.patterns.split(",") if t.strip()], []
+        if later_round:  # a pattern the rounds before trained out is done, not a typo
+            gone = [t for t in named if not any(pattern_regex(t).search(s["text"]) for s in stories)]
+            named = [t for t in named if t not in gone]
+            if not named:
+                raise HfSteerError(f"none of --patterns occurs in this round's {len(stories)} stories: the rounds before "
+                                   "trained them out, so there is nothing for another round; use fewer --rounds")
+            notes += [f"not trained again: {t!r} no longer occurs in this round's stories" for t in gone]
+        patterns = user_patterns(stories, ",".join(named))
     else:
         patterns, notes = rank_patterns(stories, settings.top, settings.min_stories)
     _, tokenizer = base()

@@ -225,3 +225,26 @@ def test_rounds_run_the_loop_again_on_the_merged_model_and_join_into_one_adapter
     assert any("round 2 starts over" in line for line in lines)
     assert any(line.startswith("round 2/2 [1/5]") for line in lines) and any("joining 2" in line for line in lines)
 
+
+
+def test_a_later_round_skips_named_patterns_the_rounds_before_trained_out(tmp_path, tiny_folder):
+    """--patterns with --rounds: a named pattern missing from round 2's stories was trained out, not misspelt: round 2
+    goes on with the others and says so; with none left it is one clear error, not 'never occurs ... check the
+    spelling'."""
+    from hf_steer.elarablation.auto import _patterns
+
+    word = _a_word_it_writes(tmp_path / "first", tiny_folder)
+    stories = tmp_path / "first" / "stories_train.jsonl"
+    _, tokenizer = load_model(str(tiny_folder))
+    prompts, chat = load_prompts("stories:train")
+    settings = AutoArguments(**{**SMALL, "patterns": f"{word},Elara"})
+    patterns, lines = _patterns(lambda: (None, tokenizer), stories, tmp_path / "c.yaml", prompts, chat, settings,
+                                later_round=True)
+    assert [p["text"] for p in patterns] == [word]
+    assert "  not trained again: 'Elara' no longer occurs in this round's stories" in lines
+    with pytest.raises(HfSteerError, match="never occurs in the 34 stories: check the spelling"):  # round 1: a typo
+        _patterns(lambda: (None, tokenizer), stories, tmp_path / "c.yaml", prompts, chat, settings)
+    with pytest.raises(HfSteerError, match="^none of --patterns occurs in this round's 34 stories: the rounds before "
+                       "trained them out, so there is nothing for another round; use fewer --rounds$"):
+        _patterns(lambda: (None, tokenizer), stories, tmp_path / "c.yaml", prompts, chat,
+                  AutoArguments(**{**SMALL, "patterns": "Elara,zzqqzz"}), later_round=True)
