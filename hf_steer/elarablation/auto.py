@@ -417,16 +417,16 @@ def _tuned(base, loaded: dict, adapter_dir: Path):
 
 def build_report(work_dir: Path, patterns: list[dict], state: AutoState, timings: dict[str, float]) -> dict[str, Any]:
     """``report.json`` + ``report.png`` from the stage files; returns the report with printable ``summary`` lines."""
-    return _write_report(work_dir, work_dir / "stories_eval_before.jsonl", work_dir / "stories_eval_after.jsonl",
-                         patterns, state.data["finished"], timings, adapter="adapter",
+    names = [p["text"] for p in patterns]
+    paths = (work_dir / "stories_eval_before.jsonl", work_dir / "stories_eval_after.jsonl")
+    return _write_report(work_dir, paths, [_figures(path, names) for path in paths], patterns,
+                         state.data["finished"], timings, adapter="adapter",
                          train_seconds=state.data["finished"].get("train", {}).get("seconds"))
 
 
 def build_rounds_report(work_dir: Path, rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The report of several rounds: the untrained model's held-out stories against the last round's, judged on
     every round's patterns, and each round's own changes against the untrained model."""
-    from .stories import read_jsonl, story_figures
-
     first_found: dict[str, dict] = {}
     for k, r in enumerate(rounds, 1):
         for p in r["patterns"]:
@@ -435,36 +435,40 @@ def build_rounds_report(work_dir: Path, rounds: list[dict[str, Any]]) -> dict[st
     timings = {(stage if k == 1 else f"round{k} {stage}"): seconds
                for k, r in enumerate(rounds, 1) for stage, seconds in r["timings"].items()}
     trained = [r["state"].data["finished"].get("train", {}).get("seconds") for r in rounds]
-    before_path = work_dir / "stories_eval_before.jsonl"
     names = [p["text"] for p in patterns]
-    before = story_figures([d["text"] for d in read_jsonl(before_path)], names)
-    per_round = []
+    before_path = work_dir / "stories_eval_before.jsonl"
+    before = _figures(before_path, names)
+    per_round, after = [], before
     for k, r in enumerate(rounds, 1):
-        after = story_figures([d["text"] for d in read_jsonl(r["folder"] / "stories_eval_after.jsonl")], names)
+        after = _figures(r["folder"] / "stories_eval_after.jsonl", names)
         train = r["state"].data["finished"].get("train", {})
         per_round.append({"round": k, "folder": str(r["folder"].relative_to(work_dir.parent)),
                           "patterns_found": len(r["patterns"]), "train_seconds": trained[k - 1],
                           "train_positions": train.get("positions"), "keep_rows": train.get("keep_rows"),
                           "changes": changes(before, after), "looping": after["looping"],
                           "distinct_2": after["distinct_2"]})
-    return _write_report(work_dir, before_path, rounds[-1]["folder"] / "stories_eval_after.jsonl", patterns,
-                         {f"round{k}": r["state"].data["finished"] for k, r in enumerate(rounds, 1)}, timings,
+    return _write_report(work_dir, (before_path, rounds[-1]["folder"] / "stories_eval_after.jsonl"), (before, after),
+                         patterns, {f"round{k}": r["state"].data["finished"] for k, r in enumerate(rounds, 1)}, timings,
                          adapter=ALL_ROUNDS, train_seconds=None if None in trained else round(sum(trained), 2),
                          rounds=per_round)
 
 
-def _write_report(work_dir: Path, before_path: Path, after_path: Path, patterns: list[dict], stages: dict,
-                  timings: dict[str, float], **extra: Any) -> dict[str, Any]:
-    from ..benchmarking import write_report
-    from .plots import plot_story_report
+def _figures(path: Path, names: list[str]) -> dict[str, Any]:
     from .stories import read_jsonl, story_figures
 
-    names = [p["text"] for p in patterns]
-    before, after = (story_figures([d["text"] for d in read_jsonl(path)], names) for path in (before_path, after_path))
+    return story_figures([d["text"] for d in read_jsonl(path)], names)
+
+
+def _write_report(work_dir: Path, paths, figures, patterns: list[dict], stages: dict,
+                  timings: dict[str, float], **extra: Any) -> dict[str, Any]:
+    """``paths`` and ``figures``: the (before, after) story files and their figures."""
+    from ..benchmarking import write_report
+    from .plots import plot_story_report
+
+    before, after = figures
     report = {"before": before, "after": after, "patterns": patterns, "stages": stages,
               "timings_seconds": timings, "total_seconds": round(sum(timings.values()), 2),
-              "files": {"before": str(before_path.relative_to(work_dir)), "after": str(after_path.relative_to(work_dir))},
-              **extra}
+              "files": dict(zip(("before", "after"), (str(p.relative_to(work_dir)) for p in paths))), **extra}
     report["changes"] = changes(before, after)
     report["summary"] = report_lines(report)
     write_report(report, work_dir / "report.json", plot=plot_story_report)
