@@ -1,4 +1,6 @@
-"""Extra draws of held-out stories with an auto work folder's adapter (or the base): python antislop_hold_draws.py WORK_DIR PROMPTS SEED_OFFSET OUT [base]"""
+"""Extra draws of held-out stories with an auto work folder's adapter (or the base): python antislop_hold_draws.py WORK_DIR PROMPTS SEED_OFFSET OUT [base]
+
+WORK_DIR may also be an adapter folder itself (one with adapter_config.json: `work/all_rounds_adapter` of --rounds)."""
 import json
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ base_only = len(sys.argv) > 5
 model, tok = load_model(None)
 if not base_only:
     from peft import PeftModel
-    model = PeftModel.from_pretrained(model, str(work / "adapter"))
+    model = PeftModel.from_pretrained(model, str(work if (work / "adapter_config.json").is_file() else work / "adapter"))
 model.eval()
 prompts, chat = load_prompts(prompts_spec)
 rows = generate_stories(model, tok, prompts, chat, 3, 200, 0.7, off, 128, desc="draw", done=[], on_batch=lambda r: None)
