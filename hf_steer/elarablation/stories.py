@@ -202,6 +202,14 @@ def words(text: str) -> list[str]:
     return _ALNUM.findall(text.lower())
 
 
+_ALNUM_ANY_CASE = re.compile(_ALNUM.pattern, re.IGNORECASE)
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The words of :func:`words` with where each stands in ``text``: ``(lower-cased word, start, end)``."""
+    return [(m.group(0).lower(), m.start(), m.end()) for m in _ALNUM_ANY_CASE.finditer(text)]
+
+
 @lru_cache(maxsize=1)
 def slop_lists() -> tuple[frozenset, frozenset, frozenset]:
     """``(words, bigrams, trigrams)`` for the slop index (see the module docstring)."""
@@ -217,22 +225,35 @@ def slop_lists() -> tuple[frozenset, frozenset, frozenset]:
     return slop_words, frozenset(bigrams), frozenset(trigrams)
 
 
-def hold_word_list(spec: str) -> frozenset[str]:
-    """The lower-cased words of ``hold_let_go_words``: ``"antislop"`` (the slop index's word list) or a text file with
-    one word per line (blank lines and ``#`` comments skipped)."""
+def _hold_list_entries(spec: str) -> frozenset[tuple[str, ...]]:
+    """Every entry of ``hold_let_go_words`` as its lower-cased words: ``"antislop"`` (the slop index's word list, and its
+    bigrams and trigrams) or a text file with one word or phrase per line (blank lines and ``#`` comments skipped)."""
     if spec == "antislop":
-        return slop_lists()[0]
+        slop_words, bigrams, trigrams = slop_lists()
+        return frozenset({(w,) for w in slop_words} | {tuple(g.split()) for g in bigrams | trigrams})
     path = Path(spec)
     if not path.is_file():
-        raise HfSteerError(f"hold_let_go_words {spec!r} is not a file: give a file with one word per line, or 'antislop'")
+        raise HfSteerError(f"hold_let_go_words {spec!r} is not a file: give a file with one word or phrase per line, "
+                           "or 'antislop'")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise HfSteerError(f"hold_let_go_words {spec}: the file is not UTF-8 text: save it as UTF-8") from None
-    listed = frozenset(w.strip().lower() for w in lines if w.strip() and not w.lstrip().startswith("#"))
-    if not listed:
-        raise HfSteerError(f"hold_let_go_words {spec}: the file has no words: write one word per line")
-    return listed
+    listed = frozenset(tuple(words(line)) for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    if not any(listed):
+        raise HfSteerError(f"hold_let_go_words {spec}: the file has no words: write one word or phrase per line")
+    return listed - {()}
+
+
+def hold_word_list(spec: str) -> frozenset[str]:
+    """The lower-cased one-word entries of ``hold_let_go_words`` (see :func:`hold_phrase_list` for the others)."""
+    return frozenset(entry[0] for entry in _hold_list_entries(spec) if len(entry) == 1)
+
+
+def hold_phrase_list(spec: str) -> frozenset[tuple[str, ...]]:
+    """The entries of ``hold_let_go_words`` of several words (``"antislop"``: the bigrams and trigrams the slop index
+    counts), each as its lower-cased words: the hold lets a phrase's last word go after the others."""
+    return frozenset(entry for entry in _hold_list_entries(spec) if len(entry) > 1)
 
 
 def slop_index(texts: Sequence[str], without: Sequence[str] = ()) -> dict[str, float]:

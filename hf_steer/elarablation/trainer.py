@@ -42,7 +42,7 @@ from .contexts import (
     word_match,
 )
 from .loss import elarablation_loss, keep_loss
-from .stories import hold_word_list, pattern_regex, words
+from .stories import hold_phrase_list, hold_word_list, pattern_regex, word_spans, words
 
 # Rows one token deeper are built for a candidate that only *begins* a bad word (" tow" for "towering"),
 # at most this many levels down.
@@ -247,21 +247,29 @@ def bottom_skipped(layers: nn.ModuleList, first: int):
             layers[i] = layer
 
 
-def listed_tokens(texts: Sequence[str], spec: str) -> dict[str, list[int]]:
-    """``{word: its one-token forms}`` for the words of ``hold_let_go_words`` (``spec``) that the vocabulary (every
-    token's reader text, ``texts``) has as one token after a space (" whispered", " Whispered"). A token without the
-    space is most often a piece inside a longer word ("aria" of "variation"): not let go. A list with none is an error
-    (the hold would let nothing go)."""
-    listed = hold_word_list(spec)
-    found: dict[str, list[int]] = defaultdict(list)
+def listed_tokens(texts: Sequence[str], spec: str) -> tuple[dict[str, list[int]], dict[tuple[str, ...], dict[str, list[int]]]]:
+    """``(words, phrases)`` of ``hold_let_go_words`` (``spec``): ``{word: its one-token forms}`` for its words that the
+    vocabulary (every token's reader text, ``texts``) has as one token after a space (" whispered", " Whispered"), and
+    ``{the words before: {last word: its one-token forms}}`` for its phrases whose last word is one. A token without
+    the space is most often a piece inside a longer word ("aria" of "variation"): not let go. A list with neither is
+    an error (the hold would let nothing go)."""
+    listed, phrases = hold_word_list(spec), hold_phrase_list(spec)
+    wanted = listed | {phrase[-1] for phrase in phrases}
+    forms: dict[str, list[int]] = defaultdict(list)
     for token, text in enumerate(texts):
         word = text[1:].casefold()
-        if text.startswith(" ") and word.isalpha() and word in listed:
-            found[word].append(token)
-    if not found:
-        raise HfSteerError(f"hold_let_go_words {spec}: none of its {len(listed)} words is one token of this model "
-                           "(after a space), so the hold would let nothing go: list whole words such as 'whispered'")
-    return dict(found)
+        if text.startswith(" ") and word.isalpha() and word in wanted:
+            forms[word].append(token)
+    found = {word: forms[word] for word in listed if word in forms}
+    after: dict[tuple[str, ...], dict[str, list[int]]] = defaultdict(dict)
+    for *before, last in phrases:
+        if last in forms:
+            after[tuple(before)][last] = forms[last]
+    if not found and not after:
+        raise HfSteerError(f"hold_let_go_words {spec}: none of its {len(listed) + len(phrases)} words and phrases ends in "
+                           "a word that is one token of this model (after a space), so the hold would let nothing go: "
+                           "list whole words such as 'whispered'")
+    return found, dict(after)
 
 
 # A loss this close to zero is the reference itself: it gives no gradient (see compute_loss).
@@ -413,8 +421,8 @@ class ElarablationTrainer(Trainer):
         if args.top_k > vocab_size:
             raise HfSteerError(f"top_k={args.top_k} is out of range: use a value in 1..{vocab_size}")
         # the word list is checked before the minutes of reading below (a list with no usable word is an error)
-        self._listed = (listed_tokens(self._vocabulary_texts(vocab_size), args.hold_let_go_words)
-                        if args.context_weight > 0 and args.hold_let_go_words else {})
+        self._listed, self._listed_phrases = (listed_tokens(self._vocabulary_texts(vocab_size), args.hold_let_go_words)
+                                              if args.context_weight > 0 and args.hold_let_go_words else ({}, {}))
         rows, sources = [], []
         for row in dataset:
             settings = self._row_settings(row, args, vocab_size)
@@ -535,12 +543,18 @@ class ElarablationTrainer(Trainer):
         at every other context's "the" while the phrase's own slot pushed it: on a user's 30 prompts (bundled model)
         the phrases' words fell to 0.81-0.96x of the base at their own training slots ("the sun", "that seemed to",
         "casting a warm", "the edge of"), the words trained alone to 0.09-0.5x. A row's own bad words are let go
-        already (``_assign_hold_masks``) and its beginnings by their share: not twice."""
-        if args.context_weight <= 0 or not any(r.rules.bad_phrases for r in rows):
+        already (``_assign_hold_masks``) and its beginnings by their share: not twice.
+
+        The phrases of ``hold_let_go_words`` (``antislop``: the slop index's bigrams and trigrams) are let go the same
+        way in every context with bad words, but where the context has already written the whole phrase or, with a
+        capital, its last word (a place or a name it refers back to), and for the list's own words (let go already)."""
+        if args.context_weight <= 0 or not (self._listed_phrases or any(r.rules.bad_phrases for r in rows)):
             return
         texts = self._vocabulary_texts(vocab_size)
         for row in rows:
-            if row.kind != "slop" or not row.rules.bad_phrases or len(row.input_ids) < 2:
+            own_phrases = row.rules.bad_phrases if row.kind == "slop" else ()
+            listed = bool(self._listed_phrases) and row.kind == "slop" and bool(row.rules.bad_words)
+            if not (own_phrases or listed) or len(row.input_ids) < 2:
                 continue
             text, token_ends = self._decoded(row.input_ids[:-1])
             ends = {end: p for p, end in enumerate(token_ends)}  # position p predicts token p + 1
@@ -548,7 +562,7 @@ class ElarablationTrainer(Trainer):
             if row.hold_let_go is not None:
                 taken = set(zip(row.hold_let_go[0].tolist(), row.hold_let_go[1].tolist()))
             found, own = [], {w.lower() for w in row.rules.bad_words}
-            for phrase in row.rules.bad_phrases:
+            for phrase in own_phrases:
                 *before, word = phrase.split()
                 if word.lower() in own:
                     continue
@@ -557,6 +571,9 @@ class ElarablationTrainer(Trainer):
                     p = ends.get(match.end())
                     if p is not None:
                         found += [(p, t) for t in tokens if (p, t) not in taken]
+            if listed:
+                found += self._listed_phrase_let_go(text, ends, own)
+            found = list(dict.fromkeys(f for f in found if f not in taken))
             if found:
                 positions, tokens = torch.tensor(found).T
                 shares = torch.ones(len(found))
@@ -564,6 +581,30 @@ class ElarablationTrainer(Trainer):
                     positions, tokens, shares = (torch.cat([old, new]) for old, new in
                                                  zip(row.hold_let_go, (positions, tokens, shares)))
                 row.hold_let_go = (positions, tokens, shares)
+
+    def _listed_phrase_let_go(self, text: str, ends: dict[int, int], own: set[str]) -> list[tuple[int, int]]:
+        """``(position, token)`` of every listed phrase's last word after its other words in ``text`` (see
+        ``_assign_phrase_let_go``); ``ends`` maps where a token ends in ``text`` to its position."""
+        spans = word_spans(text)
+        longest = max(len(before) for before in self._listed_phrases)
+        found = []
+        for i, (_, _, end) in enumerate(spans):
+            p = ends.get(end)
+            if p is None:
+                continue
+            for n in range(1, min(longest, i + 1) + 1):
+                run = spans[i - n + 1: i + 1]
+                if any(text[a[2]:b[1]].strip() for a, b in zip(run, run[1:])):  # words apart: not the phrase
+                    break
+                for last, tokens in self._listed_phrases.get(tuple(w for w, _, _ in run), {}).items():
+                    if last in own or last in self._listed:
+                        continue
+                    written = text[:end]
+                    if (pattern_regex(" ".join([w for w, _, _ in run] + [last])).search(written)
+                            or re.search(r"(?<![A-Za-z'])" + re.escape(last.capitalize()) + r"(?![A-Za-z])", written)):
+                        continue
+                    found += [(p, t) for t in tokens]
+        return found
 
     @staticmethod
     def _bad_shares(rows: list[PreparedRow]) -> None:

@@ -139,16 +139,16 @@ def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):
     empty = tmp_path / "none.txt"
     empty.write_text("\n")
     phrases = tmp_path / "phrases.txt"
-    phrases.write_text("took a deep breath\n")
+    phrases.write_text("took a zzyzx\n")
     cases = [
         # checked before the first story is written, not after three stages
-        (["--hold-let-go-words", str(phrases)], "none of its 1 words is one token of this model"),
+        (["--hold-let-go-words", str(phrases)], "none of its 1 words and phrases ends in a word that is one token"),
         (["--prompts", str(empty)], "has no prompts"),
         (["--patterns", "zzqqzz"], "pattern 'zzqqzz' never occurs in the 34 stories"),
         (["--eval-prompts", "stories:train"], "--eval-prompts share prompts with --prompts"),
         (["--max-new-tokens", "0"], "--max-new-tokens 0 must be a positive whole number"),
         (["--rounds", "0"], "--rounds 0 must be a positive whole number: e.g. 1"),
-        (["--hold-let-go-words", str(tmp_path / "my_words.txt")], "is not a file: give a file with one word per line"),
+        (["--hold-let-go-words", str(tmp_path / "my_words.txt")], "is not a file: give a file with one word or phrase per line"),
     ]
     for flags, message in cases:
         rc = main(["elarablate", "auto", "--work-dir", str(tmp_path / "w"), "--model", str(tiny_folder),

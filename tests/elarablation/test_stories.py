@@ -6,6 +6,8 @@ from conftest import make_tiny_model, make_tokenizer
 from hf_steer.elarablation.stories import (
     distinct_n,
     generate_stories,
+    hold_phrase_list,
+    hold_word_list,
     load_prompts,
     loops,
     pattern_rate,
@@ -13,6 +15,7 @@ from hf_steer.elarablation.stories import (
     slop_index,
     slop_lists,
     story_figures,
+    word_spans,
     words,
 )
 from hf_steer.errors import HfSteerError
@@ -43,6 +46,20 @@ def test_slop_index_without_patterns_takes_out_only_their_hits():
     assert without["words"] == whole["words"] and without["slop_index"] == pytest.approx(1000 / whole["words"])
     figures = story_figures([text], ["shadows", "deep breath"])
     assert figures["slop_index_without_patterns"] == pytest.approx(without["slop_index"])
+
+
+def test_hold_lists_split_words_from_phrases(tmp_path):
+    """``hold_let_go_words``: "antislop" is the slop index's own list (its words, bigrams and trigrams); a file's
+    lines of one word are words, lines of several are phrases (read as ``words`` reads text)."""
+    slop_words, bigrams, trigrams = slop_lists()
+    assert hold_word_list("antislop") == slop_words
+    assert hold_phrase_list("antislop") == {tuple(g.split()) for g in bigrams | trigrams}
+    mine = tmp_path / "mine.txt"
+    mine.write_text("# tired of these\nWhispered\nTook a deep breath.\n\n  the  Sun  \n", encoding="utf-8")
+    assert hold_word_list(str(mine)) == {"whispered"}
+    assert hold_phrase_list(str(mine)) == {("took", "a", "deep", "breath"), ("the", "sun")}
+    assert word_spans("Elara's  SUN-lit") == [("elara's", 0, 7), ("sun", 9, 12), ("lit", 13, 16)]
+    assert [w for w, _, _ in word_spans("She said: \"Don't go!\"")] == words("She said: \"Don't go!\"")
 
 
 def test_distinct_loops_and_pattern_rates():

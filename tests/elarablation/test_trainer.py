@@ -362,11 +362,44 @@ def test_hold_lets_listed_words_go_except_where_the_context_wrote_them(tmp_path)
     (tmp_path / "empty.txt").write_text("# nothing\n", encoding="utf-8")
     with pytest.raises(HfSteerError, match="has no words"):
         _config(tmp_path, hold_let_go_words=str(tmp_path / "empty.txt"))
-    (tmp_path / "rare.txt").write_text("zzyzx\ntook a deep breath\n", encoding="utf-8")  # nothing the model has in one token
+    (tmp_path / "rare.txt").write_text("zzyzx\ntook a zzyzx\n", encoding="utf-8")  # nothing the model has in one token
     args = _config(tmp_path / "rare", anchor_weight=0.0, auto_keep=0, context_weight=100.0,
                    hold_let_go_words=str(tmp_path / "rare.txt"))
-    with pytest.raises(HfSteerError, match="none of its 2 words is one token of this model"):
+    with pytest.raises(HfSteerError, match="none of its 2 words and phrases ends in a word that is one token of this model"):
         ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+
+
+def test_hold_lets_a_listed_phrase_go_after_its_other_words(tmp_path):
+    """A phrase of ``hold_let_go_words`` (a line of several words; ``antislop``: the slop index's bigrams and trigrams)
+    lets its last word go in the hold where the context's text ends with its other words, and nowhere else; not
+    where the context has already written the whole phrase or, capitalised, the word (a name or place it refers back
+    to), nor words apart ("sea. And"); a listed word is let go by the word list, not twice."""
+    tok = make_tokenizer("bytelevel")
+    word_list = tmp_path / "phrases.txt"
+    word_list.write_text("the sea and\nsky to\nsun\nthe sun\n", encoding="utf-8")
+    rows = [{"text": "the sea and the sky and the sea to the sea", "bad_words": ["zzz"], "unmatched": "good"},
+            {"text": "the sea. And the sky to the sky is Sea, the sea", "bad_words": ["zzz"], "unmatched": "good"},
+            {"text": "the sea and then the sea", "kind": "keep", "expected": "and"}]
+    args = _config(tmp_path / "run", anchor_weight=0.0, auto_keep=0, context_weight=100.0,
+                   hold_let_go_words=str(word_list))
+    trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+    and_id, to_id = (tok(w, add_special_tokens=False)["input_ids"] for w in (" and", " to"))
+    assert len(and_id) == len(to_id) == 1
+    assert trainer._listed_phrases[("the", "sea")] == {"and": and_id} and trainer._listed_phrases[("sky",)] == {"to": to_id}
+    assert ("the",) not in trainer._listed_phrases  # "the sun": "sun" is a listed word (let go by the list)
+
+    def let_go(row):
+        ends = [tok.decode(row.input_ids[:p + 1]) for p in range(len(row.input_ids) - 1)]
+        found = set() if row.hold_let_go is None else set(zip(*(t.tolist() for t in row.hold_let_go[:2])))
+        return {(ends[p], t) for p, t in found}
+
+    first, second = (r for r in trainer._rows if r.kind == "slop" and r.depth == 1)
+    # the first "the sea" (then " and": the phrase is written from there on, so the later ones are held) and "sky"
+    assert let_go(first) == {("the sea", and_id[0]), ("the sea and the sky", to_id[0])}, let_go(first)
+    # "sea. And" is not "sea and"; "sky to" is written, so the second "sky" holds " to"; "Sea" is written capitalised
+    assert let_go(second) == {("the sea", and_id[0]), ("the sea. And the sky", to_id[0])}, let_go(second)
+    keep = next(r for r in trainer._rows if r.kind == "keep")
+    assert keep.hold_let_go is None
 
 
 def test_context_hold_lets_a_phrase_word_go_only_after_its_phrase(tmp_path):
