@@ -411,9 +411,9 @@ class AutoArguments(FindArguments):
         default=None,
         metadata={"help": "The hold also lets go the one-token words of this list wherever a context has not written "
                   "them yet, and a phrase's last word after its other words: 'antislop' (the slop index's words, "
-                  "bigrams and trigrams) or a file with one word or phrase per line (story bench, two trainings, three "
-                  "draws each: slop index -31%%/-42%% held-out, -20%%/-29%% sealed, against -8%% without a list; but "
-                  "looping 21-28%% against the base's 13%% / 22%%; default: none)."},
+                  "bigrams and trigrams) or a file with one word or phrase per line (story bench, three trainings, three "
+                  "draws each: slop index -31%% to -42%% held-out, -20%% to -35%% sealed, against -8%% without a list; "
+                  "but looping 21-28%% against the base's 13%% / 22%%; default: none)."},
     )
 
     rounds: int = field(
