@@ -263,7 +263,7 @@ def listed_tokens(texts: Sequence[str], spec: str) -> tuple[dict[str, list[int]]
     found = {word: forms[word] for word in listed if word in forms}
     after: dict[tuple[str, ...], dict[str, list[int]]] = defaultdict(dict)
     for *before, last in phrases:
-        if last in forms:
+        if last in forms and last not in found:  # a listed word is let go by the words' rule, not twice
             after[tuple(before)][last] = forms[last]
     if not found and not after:
         raise HfSteerError(f"hold_let_go_words {spec}: none of its {len(listed) + len(phrases)} words and phrases ends in "
@@ -570,7 +570,7 @@ class ElarablationTrainer(Trainer):
                 for match in pattern_regex(" ".join(before)).finditer(text):
                     p = ends.get(match.end())
                     if p is not None:
-                        found += [(p, t) for t in tokens if (p, t) not in taken]
+                        found += [(p, t) for t in tokens]
             if listed:
                 found += self._listed_phrase_let_go(text, ends, own)
             found = list(dict.fromkeys(f for f in found if f not in taken))
@@ -586,20 +586,20 @@ class ElarablationTrainer(Trainer):
         """``(position, token)`` of every listed phrase's last word after its other words in ``text`` (see
         ``_assign_phrase_let_go``); ``ends`` maps where a token ends in ``text`` to its position."""
         spans = word_spans(text)
-        longest = max(len(before) for before in self._listed_phrases)
+        longest = max(map(len, self._listed_phrases))
         found = []
         for i, (_, _, end) in enumerate(spans):
             p = ends.get(end)
             if p is None:
                 continue
+            written = text[:end]
             for n in range(1, min(longest, i + 1) + 1):
                 run = spans[i - n + 1: i + 1]
                 if any(text[a[2]:b[1]].strip() for a, b in zip(run, run[1:])):  # words apart: not the phrase
                     break
                 for last, tokens in self._listed_phrases.get(tuple(w for w, _, _ in run), {}).items():
-                    if last in own or last in self._listed:
+                    if last in own:
                         continue
-                    written = text[:end]
                     if (pattern_regex(" ".join([w for w, _, _ in run] + [last])).search(written)
                             or re.search(r"(?<![A-Za-z'])" + re.escape(last.capitalize()) + r"(?![A-Za-z])", written)):
                         continue

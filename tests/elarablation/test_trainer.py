@@ -376,7 +376,7 @@ def test_hold_lets_a_listed_phrase_go_after_its_other_words(tmp_path):
     to), nor words apart ("sea. And"); a listed word is let go by the word list, not twice."""
     tok = make_tokenizer("bytelevel")
     word_list = tmp_path / "phrases.txt"
-    word_list.write_text("the sea and\nsky to\nsun\nthe sun\n", encoding="utf-8")
+    word_list.write_text("the sea and\nsky to\nthe\nsea the\n", encoding="utf-8")
     rows = [{"text": "the sea and the sky and the sea to the sea", "bad_words": ["zzz"], "unmatched": "good"},
             {"text": "the sea. And the sky to the sky is Sea, the sea", "bad_words": ["zzz"], "unmatched": "good"},
             {"text": "the sea and then the sea", "kind": "keep", "expected": "and"}]
@@ -386,7 +386,7 @@ def test_hold_lets_a_listed_phrase_go_after_its_other_words(tmp_path):
     and_id, to_id = (tok(w, add_special_tokens=False)["input_ids"] for w in (" and", " to"))
     assert len(and_id) == len(to_id) == 1
     assert trainer._listed_phrases[("the", "sea")] == {"and": and_id} and trainer._listed_phrases[("sky",)] == {"to": to_id}
-    assert ("the",) not in trainer._listed_phrases  # "the sun": "sun" is a listed word (let go by the list)
+    assert "the" in trainer._listed and ("sea",) not in trainer._listed_phrases  # "sea the": a listed word, let go by the list
 
     def let_go(row):
         ends = [tok.decode(row.input_ids[:p + 1]) for p in range(len(row.input_ids) - 1)]
