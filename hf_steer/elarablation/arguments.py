@@ -370,6 +370,10 @@ class FindArguments:
         metadata={"help": "Story tokens kept before each pattern in its context (shorter contexts train faster; "
                   "the slop choice is local)."},
     )
+    loop_contexts: int = field(default=40, metadata={
+        "help": "Also cut the training stories where they start to loop (a word 4-gram written a third time; one "
+                "per story, up to this many), with the looping word bad there, so the deslopped model does not "
+                "fall into loops instead of slop (0: off)."})
     generation_batch_size: int = field(default=128, metadata={
         "help": "Most stories generated in one batch (they are split into equal batches; another size draws other "
                 "stories). Lower it when memory is short."})
@@ -379,6 +383,8 @@ class FindArguments:
         _check_positive(self, ("stories_per_prompt", "max_new_tokens", "top", "min_stories", "contexts_per_pattern",
                                "generation_batch_size", "context_tokens"))
         _check_positive(self, ("story_temperature",), whole=False)
+        if self.loop_contexts < 0:
+            raise HfSteerError(f"--loop-contexts {self.loop_contexts} is negative: use 0 (off) or more")
         if not 0 <= self.seed < 2**32:
             raise HfSteerError(f"--seed {self.seed} is out of range: use 0 .. 4294967295")
 

@@ -49,7 +49,7 @@ def _digest(path: Path) -> str:
 # Settings added after a work folder could have been started, with the value such a folder was run with: it resumes
 # with that value passed (``--no-first-token-push``), and the error below says so.
 ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True, "let_go_beginnings": False,
-                  "hold_let_go_words": None}
+                  "hold_let_go_words": None, "loop_contexts": 0}
 # Recorded since 2026-12-05 (auto now records every hyperparameter an adapter's hf_steer.json does); a folder from before
 # ran with the trainer's defaults for them.
 ADDED_SETTINGS.update({k: ElarablationArguments.__dataclass_fields__[k].default for k in (
@@ -393,7 +393,8 @@ def _patterns(base, stories_path: Path, contexts_path: Path, prompts, chat: bool
         patterns, notes = rank_patterns(stories, settings.top, settings.min_stories)
     _, tokenizer = base()
     docs, patterns, more = context_documents(tokenizer, stories, patterns, prompts, chat,
-                                             settings.contexts_per_pattern, settings.top, settings.context_tokens)
+                                             settings.contexts_per_pattern, settings.top, settings.context_tokens,
+                                             settings.loop_contexts)
     notes += more
     if not docs:
         raise HfSteerError(f"no over-used pattern with a context was found in {len(stories)} stories: write more stories "

@@ -26,6 +26,12 @@ ones become **contexts**: the model's own generations cut at the token where the
 a phrase's word only inside its phrase). The bad rule
 is the *whole word* (``bad_words``), never its first letters: " tow" for "towering" is decided one
 token deeper, so " town" stays free. The summary says what was kept and why, and what was dropped.
+
+**Loops** (``loop_contexts``): the stories are also cut where they start to loop -- a word 4-gram written a third
+time, the story bench's looping rule -- at the loop's first lower-case word that is not a stopword; the looping word
+is bad there, with the patterns' words. Every stronger deslop made the held-out stories loop more (the model's mass
+moved off slop words and onto what it had just written); these contexts push against that where the model's own
+stories already do it.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HfSteerError
-from .stories import STOPWORDS
+from .stories import STOPWORDS, word_spans
 
 DATA_DIR = Path(__file__).parent / "data"
 EPSILON = 1e-7
@@ -319,6 +325,55 @@ def contexts_for(tokenizer, stories: Sequence[dict], pattern: dict, limit: int,
     return found[:limit]
 
 
+def loop_cuts(story: dict, n: int = 4, times: int = 3) -> list[tuple[int, str, str]]:
+    """Where the story starts to loop: ``(char_start, word, n-gram)`` per loop, at the word that writes a word
+    ``n``-gram for the ``times``-th time (the story bench's looping rule).
+
+    A loop is a run of such words one after another ("they were so happy they were so happy ..."); it is cut at
+    its first word that is lower-case (a capital is a name the story refers back to, or a sentence start) and not a
+    stopword, else at its first lower-case word; a loop with neither is skipped."""
+    spans = word_spans(story["text"])
+    seen: Counter = Counter()
+    runs: list[list[int]] = []
+    for i in range(len(spans) - n + 1):
+        gram = tuple(w for w, _, _ in spans[i:i + n])
+        seen[gram] += 1
+        if seen[gram] == times:
+            end = i + n - 1
+            if runs and runs[-1][-1] == end - 1:
+                runs[-1].append(end)
+            else:
+                runs.append([end])
+    cuts = []
+    for run in runs:
+        lower = [j for j in run if story["text"][spans[j][1]].islower()]
+        content = [j for j in lower if spans[j][0] not in STOPWORDS]
+        if lower:
+            j = (content or lower)[0]
+            cuts.append((spans[j][1], story["text"][spans[j][1]:spans[j][2]],
+                         " ".join(w for w, _, _ in spans[j - n + 1:j + 1])))
+    return cuts
+
+
+def loop_contexts(tokenizer, stories: Sequence[dict], limit: int,
+                  keep_tokens: int | None = None) -> list[tuple[int, str, str, str]]:
+    """Up to ``limit`` ``(prompt_id, context, word, n-gram)``: each story's first loop (:func:`loop_cuts`), one story
+    per prompt first, then the second of each prompt, ... (Gemma-3-270M loops in 99 of its 136 stories: the first 40
+    in file order came from 14 of the 34 prompts)."""
+    looping, rank = [], Counter()
+    for story in stories:
+        cuts = loop_cuts(story)
+        if cuts:
+            looping.append((rank[story["prompt_id"]], len(looping), story, cuts[0]))
+            rank[story["prompt_id"]] += 1
+    found = []
+    for _, _, story, (start, word, gram) in sorted(looping, key=lambda x: x[:2]):
+        text = cut_story(tokenizer, story, start, keep_tokens)
+        if text is not None and len(found) < limit:
+            found.append((story["prompt_id"], text, word, gram))
+    return found
+
+
 # A pattern gets contexts in proportion to how often the model writes it, up to this many times the average
 MOST_CONTEXTS = 4
 LEAST_CONTEXTS = 2
@@ -362,9 +417,10 @@ def _through_cut(pattern: dict) -> str:
 
 def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dict], prompts: Sequence[str],
                       chat: bool, per_pattern: int, top: int | None = None,
-                      keep_tokens: int | None = None) -> tuple[list[dict], list[dict], list[str]]:
+                      keep_tokens: int | None = None, loops: int = 0) -> tuple[list[dict], list[dict], list[str]]:
     """``(documents, trained patterns, notes)``: our YAML documents for the first ``top`` patterns that have
-    contexts (one document each), and a note per pattern skipped or left out."""
+    contexts (one document each), and a note per pattern skipped or left out; then up to ``loops`` documents of
+    one context each where a story starts to loop (:func:`loop_contexts`), the looping word bad there."""
     by_prompt = {i: p for i, p in enumerate(prompts)}
     docs, trained, notes = [], [], []
     found: list[tuple[dict, list[str]]] = []
@@ -388,11 +444,15 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
     bad_words = sorted({p["cut"] for p, _ in found if p["kind"] != "phrase"})
     # ... but the context hold lets it go inside its phrase, wherever the held story text writes the words before it
     bad_phrases = sorted({_through_cut(p) for p, _ in found if p["kind"] == "phrase"})
+    def entry(prompt_id: int, text: str) -> dict:
+        return {"user": by_prompt[prompt_id], "text": text} if chat else {"text": by_prompt[prompt_id] + text}
+
+    def rules(word: str) -> dict:
+        return {"bad_words": [word] + [w for w in bad_words if w != word],
+                **({"bad_phrases": bad_phrases} if bad_phrases else {}), "unmatched": "good"}
+
     for pattern, texts in found:
         trained.append(pattern)
-        entries = []
-        for prompt_id, text in texts:
-            entries.append({"user": by_prompt[prompt_id], "text": text} if chat else {"text": by_prompt[prompt_id] + text})
         family = "found_" + re.sub(r"[^a-z0-9]+", "_", pattern["text"].lower()).strip("_")
         docs.append({
             "family": family,
@@ -400,10 +460,21 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
                             f"stories of {pattern['prompts']} prompts, x{pattern['ratio']:.0f} its human rate"
                             + (" (antislop list)" if pattern["slop_list"] else "")
                             + (f"; trained before {pattern['cut']!r}" if pattern["kind"] == "phrase" else "")),
-            "rules": {"bad_words": [pattern["cut"]] + [w for w in bad_words if w != pattern["cut"]],
-                      **({"bad_phrases": bad_phrases} if bad_phrases else {}), "unmatched": "good"},
+            "rules": rules(pattern["cut"]),
             "hyperparameters": dict(AUTO_HYPERPARAMETERS),
-            "train": entries,
+            "train": [entry(prompt_id, text) for prompt_id, text in texts],
+        })
+    looping = loop_contexts(tokenizer, stories, loops, keep_tokens) if docs else []
+    if loops:
+        notes.append(f"loop contexts: {len(looping)} (--loop-contexts {loops}), stories cut where they write a word "
+                     "4-gram a third time, the looping word bad there")
+    for k, (prompt_id, text, word, gram) in enumerate(looping):
+        docs.append({
+            "family": f"loop_{k + 1}",
+            "description": f"the model's own story writing {gram!r} a third time (a loop): trained before {word!r}",
+            "rules": rules(word),
+            "hyperparameters": dict(AUTO_HYPERPARAMETERS),
+            "train": [entry(prompt_id, text)],
         })
     return docs, trained, notes
 
@@ -424,6 +495,7 @@ FILE_HEADER = """\
 # whole words (a token that only begins one is decided one token deeper, and pushed at the slot by the share
 # of its continuations that are bad words); every other candidate is good. `bad_phrases` are the phrases up to the
 # word they are trained before: in the story text before each slot, that word is let go after the phrase's others.
+# `loop_N` documents cut a story where it starts to loop (a word 4-gram written a third time): the looping word is bad.
 # Edit freely (drop a pattern, add contexts, change rules), then: hf-steer elarablate train THIS_FILE ...
 """
 
@@ -473,7 +545,8 @@ def find(output: str | os.PathLike, model: Any = None, tokenizer=None, settings=
                                settings.story_temperature, settings.seed, settings.generation_batch_size)
     patterns, notes = rank_patterns(stories, settings.top, settings.min_stories)
     docs, patterns, more = context_documents(tokenizer, stories, patterns, prompts, chat,
-                                             settings.contexts_per_pattern, settings.top, settings.context_tokens)
+                                             settings.contexts_per_pattern, settings.top, settings.context_tokens,
+                                             settings.loop_contexts)
     notes += more
     if not docs:
         raise HfSteerError(f"no over-used pattern was found in {len(stories)} stories (none in stories of >= "

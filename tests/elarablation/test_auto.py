@@ -100,19 +100,20 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder,
     state["settings"] = {k: state["settings"][k] for k in old_keys}
     (work / "state.json").write_text(json.dumps(state))
     # it ran before let_go_beginnings existed, so without it: resumed as it ran (--no-let-go-beginnings)
-    with pytest.raises(HfSteerError, match="it has let_go_beginnings=False"):
+    # (and before loop_contexts: without loop contexts, --loop-contexts 0)
+    with pytest.raises(HfSteerError, match="it has let_go_beginnings=False, loop_contexts=0"):
         run(work, tiny_folder)
     # and before hold_let_go_words existed: without a list, as today's default
     with pytest.raises(HfSteerError, match="it has hold_let_go_words=None, let_go_beginnings=False"):
         run(work, tiny_folder, hold_let_go_words="antislop")
     lines.clear()
     old = ElarablationConfig(output_dir=str(work / "adapter"), let_go_beginnings=False)
-    run(work, tiny_folder, lines, config=old)
+    run(work, tiny_folder, lines, config=old, loop_contexts=0)
     assert not any(line[:1] == "[" and line[2:4] == "/5" for line in lines), lines
 
     with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\): it has "
                        "max_new_tokens=60; run it with those"):
-        run(work, tiny_folder, max_new_tokens=61, config=old)
+        run(work, tiny_folder, max_new_tokens=61, config=old, loop_contexts=0)
 
 
 def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran_with(tmp_path):

@@ -10,6 +10,8 @@ from hf_steer.elarablation.discover import (
     context_documents,
     contexts_for,
     cut_story,
+    loop_contexts,
+    loop_cuts,
     rank_patterns,
     split_contexts,
     word_statistics,
@@ -197,3 +199,43 @@ def test_a_frequent_pattern_gets_more_contexts_in_the_written_file():
     contexts = {p["cut"]: len(d["train"]) for p, d in zip(trained, docs)}
     assert contexts["ancient"] > contexts["tapestry"] >= 2
     assert sum(contexts.values()) <= 3 * len(trained)
+
+
+def test_a_loop_is_cut_at_its_first_lower_case_content_word():
+    """The story bench calls a story looping when a word 4-gram is written a third time; the cut is that third time,
+    at the first word of the loop that is neither a capital (a name or a sentence start) nor a stopword."""
+    text = "They were so happy. They were so happy. They were so happy. Then the Order of the Moon met the Order of the Sun and the Order of the Star."
+    cuts = loop_cuts({"text": text})
+    assert [(text[start:start + len(word)], word, gram) for start, word, gram in cuts] == [
+        ("happy", "happy", "they were so happy"), ("the", "the", "the order of the")]
+    assert cuts[0][0] == text.rindex("happy")
+    assert cuts[1][0] == text.index("the Star")
+    assert loop_cuts({"text": "Elara met Elara and Elara met Elara and Elara met Elara."}) == []  # names only
+    assert loop_cuts({"text": FILLER}) == []
+
+
+def test_loop_documents_follow_the_pattern_documents(tmp_path):
+    tok = make_tokenizer("bytelevel")
+    stories = _stories(tok)
+    looping = stories[5]["text"] + " The cat sat on the mat. The cat sat on the mat. The cat sat on the mat."
+    stories[5] = {**stories[5], "text": looping, "ids": tok(looping)["input_ids"]}
+    patterns, _ = rank_patterns(stories, top=10, min_stories=3)
+    prompts = [f"Write story {i}." for i in range(6)]
+    docs, trained, notes = context_documents(tok, stories, patterns, prompts, chat=True, per_pattern=2, loops=5)
+    loop_docs = [d for d in docs if d["family"].startswith("loop_")]
+    assert len(docs) == len(trained) + 1 and docs[-1] is loop_docs[0]
+    assert loop_docs[0]["rules"]["bad_words"][0] == "mat"
+    assert loop_docs[0]["train"] == [{"user": prompts[2], "text": looping[:looping.rindex(" mat")]}]
+    assert any(n.startswith("loop contexts: 1 ") for n in notes)
+    rows = load_contexts(str(write_context_file(tmp_path / "found.yaml", docs)))
+    assert rows[-1]["bad_words"][0] == "mat"
+    assert context_documents(tok, stories, patterns, prompts, chat=True, per_pattern=2)[0] == docs[:-1]
+
+
+def test_loop_contexts_come_from_every_prompt_before_a_second_from_one():
+    tok = make_tokenizer("bytelevel")
+    loop = " The cat sat on the mat. The cat sat on the mat. The cat sat on the mat."
+    stories = [{"prompt_id": p, "sample": k, "text": SENTENCES[k] + loop} for p, k in ((0, 0), (0, 1), (1, 2))]
+    stories = [{**s, "ids": tok(s["text"])["input_ids"]} for s in stories]
+    assert [p for p, *_ in loop_contexts(tok, stories, limit=2)] == [0, 1]
+    assert [p for p, *_ in loop_contexts(tok, stories, limit=5)] == [0, 1, 0]
