@@ -372,7 +372,7 @@ class FindArguments:
     )
     loop_contexts: int = field(default=40, metadata={
         "help": "Also cut the training stories where they start to loop (a word 4-gram written a third time; one "
-                "per story, up to this many), with the looping word bad there, so the deslopped model does not "
+                "per story, up to this many and a quarter of the pattern contexts), with the looping word bad there, so the deslopped model does not "
                 "fall into loops instead of slop (story bench, --hold-let-go-words antislop, three trainings: "
                 "looping 18.7%% / 19.8%% held-out / sealed against 22.4%% / 26.6%% without them, the base's 13.1%% / "
                 "22.2%%; 0: off)."})

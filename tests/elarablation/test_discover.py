@@ -230,6 +230,12 @@ def test_loop_documents_follow_the_pattern_documents(tmp_path):
     rows = load_contexts(str(write_context_file(tmp_path / "found.yaml", docs)))
     assert rows[-1]["bad_words"][0] == "mat"
     assert context_documents(tok, stories, patterns, prompts, chat=True, per_pattern=2)[0] == docs[:-1]
+    # never more than a quarter of the pattern contexts, however many stories loop
+    stories = [{**s, "text": s["text"] + loop, "ids": tok(s["text"] + loop)["input_ids"]} for s in _stories(tok)
+               for loop in [" The cat sat on the mat. The cat sat on the mat. The cat sat on the mat."]]
+    docs, trained, _ = context_documents(tok, stories, patterns, prompts, chat=True, per_pattern=2, loops=40)
+    pattern_contexts = sum(len(d["train"]) for d in docs[:len(trained)])
+    assert 0 < len(docs) - len(trained) == pattern_contexts // 4 < len(stories)
 
 
 def test_loop_contexts_come_from_every_prompt_before_a_second_from_one():
