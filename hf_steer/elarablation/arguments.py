@@ -372,10 +372,10 @@ class FindArguments:
     )
     loop_contexts: int = field(default=40, metadata={
         "help": "Also cut the training stories where they start to loop (a word 4-gram written a third time; one "
-                "per story, up to this many and a quarter of the pattern contexts), with the looping word bad there, so the deslopped model does not "
-                "fall into loops instead of slop (story bench, --hold-let-go-words antislop, three trainings: "
-                "looping 18.7%% / 19.8%% held-out / sealed against 22.4%% / 26.6%% without them, the base's 13.1%% / "
-                "22.2%%; 0: off)."})
+                "per story, up to this many and a quarter of the pattern contexts), with the looping word bad there, "
+                "so the deslopped model does not fall into loops instead of slop (story bench, --hold-let-go-words "
+                "antislop, three trainings: looping 18.7%% / 19.8%% held-out / sealed against 22.4%% / 26.6%% without "
+                "them, the base's 13.1%% / 22.2%%; 0: off)."})
     generation_batch_size: int = field(default=128, metadata={
         "help": "Most stories generated in one batch (they are split into equal batches; another size draws other "
                 "stories). Lower it when memory is short."})
@@ -430,8 +430,8 @@ class AutoArguments(FindArguments):
         metadata={"help": "Loops to run: each round after the first runs the whole loop again on the model with the "
                   "rounds before it merged in, and the rounds are joined into one adapter (all_rounds_adapter/). "
                   "Raise it on a finished folder to add a round (story bench before the loop contexts, three draws, "
-                  "held-out / sealed: slop index -25%% / -27%% against -8%% / -6%% for one round, but looping 21.6%% / 24.8%% against the "
-                  "base's 13.1%% / 22.2%%; the loop takes twice as long)."},
+                  "held-out / sealed: slop index -25%% / -27%% against -8%% / -6%% for one round, but looping "
+                  "21.6%% / 24.8%% against the base's 13.1%% / 22.2%%; the loop takes twice as long)."},
     )
 
     def __post_init__(self) -> None:

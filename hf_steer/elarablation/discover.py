@@ -368,8 +368,10 @@ def loop_contexts(tokenizer, stories: Sequence[dict], limit: int,
             rank[story["prompt_id"]] += 1
     found = []
     for _, _, story, (start, word, gram) in sorted(looping, key=lambda x: x[:2]):
+        if len(found) >= limit:
+            break
         text = cut_story(tokenizer, story, start, keep_tokens)
-        if text is not None and len(found) < limit:
+        if text is not None:
             found.append((story["prompt_id"], text, word, gram))
     return found
 
@@ -445,6 +447,7 @@ def context_documents(tokenizer, stories: Sequence[dict], patterns: Sequence[dic
     bad_words = sorted({p["cut"] for p, _ in found if p["kind"] != "phrase"})
     # ... but the context hold lets it go inside its phrase, wherever the held story text writes the words before it
     bad_phrases = sorted({_through_cut(p) for p, _ in found if p["kind"] == "phrase"})
+
     def entry(prompt_id: int, text: str) -> dict:
         return {"user": by_prompt[prompt_id], "text": text} if chat else {"text": by_prompt[prompt_id] + text}
 
