@@ -111,7 +111,8 @@ def run_find(args: argparse.Namespace) -> int:
     report = find(args.output, model=args.model, settings=settings, chat_template=args.chat_template)
     for line in report["summary"]:
         print(line)
-    print(f"wrote {report['contexts']} contexts for {len(report['patterns'])} patterns to {args.output}")
+    loops = f" and {report['loop_contexts']} loop contexts" if report["loop_contexts"] else ""
+    print(f"wrote {report['contexts']} contexts for {len(report['patterns'])} patterns{loops} to {args.output}")
     return 0
 
 

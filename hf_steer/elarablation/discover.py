@@ -561,5 +561,7 @@ def find(output: str | os.PathLike, model: Any = None, tokenizer=None, settings=
                            f"{settings.min_stories} prompts at >= {MIN_RATIO:.0f}x the human rate): write more stories "
                            "(--stories-per-prompt) or lower --min-stories")
     write_context_file(output, docs, FILE_HEADER.format(command="find"))
-    return {"patterns": patterns, "contexts": sum(len(d["train"]) for d in docs), "documents": len(docs),
+    loops = [d for d in docs if d["family"].startswith("loop_")]
+    return {"patterns": patterns, "contexts": sum(len(d["train"]) for d in docs) - len(loops),
+            "loop_contexts": len(loops), "documents": len(docs),
             "summary": summary_lines(patterns, notes), "stories": stories}
