@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HfSteerError
-from .stories import STOPWORDS, word_spans
+from .stories import STOPWORDS, repeat_ends, word_spans
 
 DATA_DIR = Path(__file__).parent / "data"
 EPSILON = 1e-7
@@ -333,17 +333,12 @@ def loop_cuts(story: dict, n: int = 4, times: int = 3) -> list[tuple[int, str, s
     its first word that is lower-case (a capital is a name the story refers back to, or a sentence start) and not a
     stopword, else at its first lower-case word; a loop with neither is skipped."""
     spans = word_spans(story["text"])
-    seen: Counter = Counter()
     runs: list[list[int]] = []
-    for i in range(len(spans) - n + 1):
-        gram = tuple(w for w, _, _ in spans[i:i + n])
-        seen[gram] += 1
-        if seen[gram] == times:
-            end = i + n - 1
-            if runs and runs[-1][-1] == end - 1:
-                runs[-1].append(end)
-            else:
-                runs.append([end])
+    for end in repeat_ends([w for w, _, _ in spans], n, times):
+        if runs and runs[-1][-1] == end - 1:
+            runs[-1].append(end)
+        else:
+            runs.append([end])
     cuts = []
     for run in runs:
         lower = [j for j in run if story["text"][spans[j][1]].islower()]

@@ -288,11 +288,21 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def repeat_ends(ws: Sequence[str], n: int = 4, times: int = 3) -> list[int]:
+    """Indexes of the words that write a word ``n``-gram for the ``times``-th time, in order."""
+    seen: Counter = Counter()
+    ends = []
+    for k in range(len(ws) - n + 1):
+        gram = tuple(ws[k:k + n])
+        seen[gram] += 1
+        if seen[gram] == times:
+            ends.append(k + n - 1)
+    return ends
+
+
 def loops(text: str, n: int = 4, times: int = 3) -> bool:
     """Some word ``n``-gram occurs ``times`` or more times in the text."""
-    ws = words(text)
-    counts = Counter(tuple(ws[k:k + n]) for k in range(len(ws) - n + 1))
-    return bool(counts) and max(counts.values()) >= times
+    return bool(repeat_ends(words(text), n, times))
 
 
 def pattern_regex(pattern: str) -> re.Pattern:
