@@ -219,7 +219,11 @@ class ElarablationArguments:
         default=False, metadata={"help": "Keep the rule columns: the trainer prepares its own inputs."}
     )
     bf16: bool | None = field(
-        default=None, metadata={"help": "bf16 mixed precision; default: on where the accelerator supports it."}
+        default=None, metadata={"help": "bf16 mixed precision (autocast; the adapter's weights stay fp32; auto draws "
+                                "its stories in it too). Default: on where a GPU supports it, off on a CPU, where it "
+                                "depends on the CPU: 2 cores of an AMD EPYC with AVX512-BF16 ran auto's loop 32%% "
+                                "faster, an Intel Xeon with AVX512-BF16 multiplies bf16 matrices slower than fp32 "
+                                "(docs/results/elarablation/probes/bf16_matmul.py tells in seconds)."}
     )
     seed: int = field(default=0, metadata={"help": "Random seed."})
 

@@ -49,7 +49,7 @@ def _digest(path: Path) -> str:
 # Settings added after a work folder could have been started, with the value such a folder was run with: it resumes
 # with that value passed (``--no-first-token-push``), and the error below says so.
 ADDED_SETTINGS = {"first_token_push": False, "train_deeper_rows": True, "let_go_beginnings": False,
-                  "hold_let_go_words": None, "loop_contexts": 0}
+                  "hold_let_go_words": None, "loop_contexts": 0, "bf16": False}
 # Recorded since 2026-12-05 (auto now records every hyperparameter an adapter's hf_steer.json does); a folder from before
 # ran with the trainer's defaults for them.
 ADDED_SETTINGS.update({k: ElarablationArguments.__dataclass_fields__[k].default for k in (
@@ -154,8 +154,9 @@ def run_auto(
     from .pipeline import RECORDED
 
     # the adapter's recorded hyperparameters (its epochs, seed and context_weight are auto's train_epochs, seed and
-    # hold_weight) and how the model was loaded
-    recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed", "context_weight", "hold_let_go_words")} | {"load_in_4bit"}
+    # hold_weight), how the model was loaded, and bf16 (it changes the stories as well as the training)
+    recorded = {k for k in RECORDED if k not in ("num_train_epochs", "seed", "context_weight", "hold_let_go_words")} | {
+        "load_in_4bit", "bf16"}
     if config is None:  # the trainer's defaults (the CLI always passes a config)
         from .config import ElarablationConfig
 
@@ -242,7 +243,8 @@ def _round(k: int, folder: Path, state: AutoState, base, loaded: dict, settings,
     if not state.done("stories"):
         log(f"{tag}[1/5] stories for {len(train_prompts)} training prompts x {settings.stories_per_prompt}")
         with timed("stories"):
-            _stories(base, stories_path, train_prompts, chat, settings.stories_per_prompt, settings, "train stories")
+            _stories(base, stories_path, train_prompts, chat, settings.stories_per_prompt, settings, "train stories",
+                     bf16=config.bf16)
         state.finish("stories", file=stories_path.name)
     # -- 2. patterns and contexts
     contexts_path = folder / "contexts.yaml"
@@ -268,7 +270,7 @@ def _round(k: int, folder: Path, state: AutoState, base, loaded: dict, settings,
             "before training")
         with timed("before"):
             _stories(base, before_path, eval_prompts, eval_chat, settings.eval_stories_per_prompt, settings,
-                     "held-out stories, before", seed_offset=1)
+                     "held-out stories, before", seed_offset=1, bf16=config.bf16)
         state.finish("before", file=before_path.name)
     # -- 4. training
     adapter_dir = folder / "adapter"
@@ -294,7 +296,7 @@ def _round(k: int, folder: Path, state: AutoState, base, loaded: dict, settings,
         with timed("after"):
             tuned = _tuned(base, loaded, adapter_dir)
             _stories(lambda: (tuned, loaded["tokenizer"]), after_path, eval_prompts, eval_chat,
-                     settings.eval_stories_per_prompt, settings, "held-out stories, after", seed_offset=1)
+                     settings.eval_stories_per_prompt, settings, "held-out stories, after", seed_offset=1, bf16=config.bf16)
         state.finish("after", file=after_path.name)
     return {"folder": folder, "patterns": patterns, "state": state, "timings": timings}
 
@@ -358,7 +360,7 @@ def _join_adapters(model: Any, adapters: list[Path], output: Path, log) -> None:
 
 
 def _stories(base, path: Path, prompts, chat: bool, per_prompt: int, settings, desc: str,
-             seed_offset: int = 0) -> list[dict]:
+             seed_offset: int = 0, bf16: bool = False) -> list[dict]:
     """Write (or finish writing) a stage's stories, batch by batch, so a killed run resumes where it stopped."""
     from .stories import append_jsonl, generate_stories, read_jsonl
 
@@ -370,7 +372,7 @@ def _stories(base, path: Path, prompts, chat: bool, per_prompt: int, settings, d
     atomic_write_text(path, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in done))
     return generate_stories(model, tokenizer, prompts, chat, per_prompt, settings.max_new_tokens,
                             settings.story_temperature, settings.seed + seed_offset, settings.generation_batch_size,
-                            desc=desc, done=done, on_batch=lambda rows: append_jsonl(path, rows))
+                            desc=desc, done=done, on_batch=lambda rows: append_jsonl(path, rows), bf16=bf16)
 
 
 def _patterns(base, stories_path: Path, contexts_path: Path, prompts, chat: bool, settings,

@@ -232,7 +232,7 @@ def run_bench(
         "config": {k: v for k, v in trainer.args.to_dict().items()
                    if k in ("loss_type", "learning_rate", "num_train_epochs", "top_k", "max_threshold", "min_threshold",
                             "tether_weight", "margin_cap", "bad_ratio", "tree_depth", "keep_weight", "neutral_weight", "within_class", "auto_keep",
-                            "anchor_weight", "seed")},
+                            "anchor_weight", "seed", "bf16")},
         "summary_keys": SUMMARY_KEYS,
     })
     inc_b, inc_a = figures["incidence_before"], figures["incidence_after"]

@@ -15,7 +15,7 @@ from ..cli_args import add_config_arguments, add_threads_argument, apply_threads
 TRAIN_FIELDS = ["loss_type", "learning_rate", "num_train_epochs", "per_device_train_batch_size", "top_k",
                 "max_threshold", "min_threshold", "temperature", "tether_weight", "tether_centred", "margin_cap", "bad_ratio", "tree_depth", "tree_width",
                 "min_path_prob", "first_token_push", "train_deeper_rows", "keep_weight", "neutral_weight", "within_class", "auto_keep", "anchor_weight", "context_weight", "let_go_beginnings", "hold_let_go_words",
-                "load_in_4bit",
+                "load_in_4bit", "bf16",
                 "seed"]
 TRAIN_ALIASES = {"num_train_epochs": ["--epochs"], "per_device_train_batch_size": ["--batch-size"]}
 

@@ -123,7 +123,7 @@ def train(
     hyper = {k: getattr(config, k) for k in RECORDED}
     hyper.update(lora_r=lora.lora_r, lora_alpha=lora.lora_alpha, lora_layers=list(peft_config.layers_to_transform),
                  lora_target_modules=sorted(peft_config.target_modules), contexts=len(dataset),
-                 trained_positions=len(trainer._rows), load_in_4bit=config.load_in_4bit)
+                 trained_positions=len(trainer._rows), load_in_4bit=config.load_in_4bit, bf16=bool(config.bf16))
     if chat_template:
         hyper["chat_template"] = chat_template
     base = base_model_name(model_name if model_name is not None else getattr(model.config, "_name_or_path", None))

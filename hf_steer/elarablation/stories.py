@@ -110,9 +110,10 @@ def render_prompt(tokenizer, prompt: str, chat: bool) -> str:
 # ------------------------------------------------------------------------------------------ generation
 def generate_stories(model, tokenizer, prompts: Sequence[str], chat: bool, per_prompt: int, max_new_tokens: int,
                      temperature: float, seed: int, batch_size: int = 128, desc: str = "stories",
-                     done: Sequence[dict] = (), on_batch: Callable[[list[dict]], None] | None = None) -> list[dict]:
+                     done: Sequence[dict] = (), on_batch: Callable[[list[dict]], None] | None = None,
+                     bf16: bool = False) -> list[dict]:
     """``per_prompt`` stories for each prompt, sampled at ``temperature`` (plain ancestral sampling, drawn by
-    :class:`~hf_steer.elarablation.sampling.InverseCdfSampling`).
+    :class:`~hf_steer.elarablation.sampling.InverseCdfSampling`); ``bf16``: the forwards under bf16 autocast.
 
     The stories are split into equal batches of at most ``batch_size``. Each batch is seeded with ``seed``
     and its index (a different batch size draws other stories), so a run cut short and resumed (``done`` holds the
@@ -148,7 +149,7 @@ def generate_stories(model, tokenizer, prompts: Sequence[str], chat: bool, per_p
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(device)
             # the draw is InverseCdfSampling's (do_sample=True spent a fifth of the time drawing random numbers)
             sampler = LogitsProcessorList([InverseCdfSampling(temperature, seed * 100_003 + b)])
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model.generate(**enc, do_sample=False, logits_processor=sampler, max_new_tokens=max_new_tokens,
                                      pad_token_id=pad, eos_token_id=sorted(stops) or None)
             new = []

@@ -369,7 +369,8 @@ class ElarablationTrainer(Trainer):
         self._word_masks: dict[str, torch.Tensor] = {}
         self._vocab_texts: list[str] = []
         self._anchor_bottom: torch.Tensor | None = None
-        self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
+        with self._cpu_autocast(args, model):  # its reads of the base model too
+            self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {}
         self._anchor_ids: list[int] = []
         self._anchor_ref: torch.Tensor | None = None
@@ -1121,10 +1122,26 @@ class ElarablationTrainer(Trainer):
             loss = loss * 0.0
         return (loss, {"logits": logits}) if return_outputs else loss
 
+    @staticmethod
+    def _cpu_autocast(args: ElarablationConfig, model) -> contextlib.AbstractContextManager:
+        """bf16 autocast for a model on the CPU when ``args.bf16`` (accelerate's own autocast wraps the model's forward
+        only; the hold's vocabulary projections, about a third of a step, run outside it)."""
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        return torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 and on_cpu else contextlib.nullcontext()
+
+    def autocast_smart_context_manager(self, cache_enabled: bool | None = True) -> contextlib.AbstractContextManager:
+        """The whole loss under bf16 autocast on a CPU with ``bf16`` (2 cores of an AMD EPYC: a step 26% faster)."""
+        cpu = self._cpu_autocast(self.args, self.model)
+        return cpu if not isinstance(cpu, contextlib.nullcontext) else super().autocast_smart_context_manager(cache_enabled)
+
     def train(self, *args: Any, **kwargs: Any):
         # the same large tensors every step: on CPU, reusing freed memory makes a step ~18% faster (see its docstring)
         with reusing_freed_memory():
-            return super().train(*args, **kwargs)
+            output = super().train(*args, **kwargs)
+        # With bf16, accelerate leaves the model's forward wrapped in its autocast: what runs the model next (the slot
+        # bench's measurements, the caller's generation) would run in bf16 without asking for it.
+        self.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
+        return output
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if self.model.training else "eval"

@@ -134,6 +134,10 @@ def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran
     with pytest.raises(HfSteerError, match="it has tether_weight=1.0"):
         AutoState(tmp_path / "c", {"top_k": 50, "tether_weight": 0.1})
     assert AutoState(tmp_path / "c", {"top_k": 50, "tether_weight": 1.0}).done("stories")
+    # nor bf16, a flag since 2026-12-07: such a folder drew its stories and trained in fp32
+    with pytest.raises(HfSteerError, match="it has bf16=False"):
+        AutoState(tmp_path / "c", {"top_k": 50, "bf16": True})
+    assert AutoState(tmp_path / "c", {"top_k": 50, "bf16": False}).done("stories")
 
 
 def test_bad_inputs_are_one_line_each(tmp_path, tiny_folder, capsys):

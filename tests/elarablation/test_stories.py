@@ -1,6 +1,7 @@
 """Story-level figures (EQ-Bench's slop index, distinct-2, loops, pattern rates) and prompt sets."""
 
 import pytest
+import torch
 from conftest import make_tiny_model, make_tokenizer
 
 from hf_steer.elarablation.stories import (
@@ -82,6 +83,17 @@ def test_stories_come_in_equal_batches_and_a_resume_draws_the_same():
     assert sizes == [3, 3, 3]  # 9 stories at most 4 a batch: three of 3, not 4, 4 and a tail of 1
     again = generate_stories(model, tok, prompts, True, 3, 6, 0.7, seed=1, batch_size=4, done=first[:3])
     assert [d["ids"] for d in again] == [d["ids"] for d in first]
+
+
+def test_stories_drawn_with_bf16_run_the_model_in_bf16():
+    model, tok = make_tiny_model("llama"), make_tokenizer("bytelevel", chat_template=True)
+    dtypes = []
+    model.get_output_embeddings().register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    for bf16 in (False, True):
+        dtypes.clear()
+        stories = generate_stories(model, tok, ["Write a story."], True, 2, 6, 0.7, seed=1, bf16=bf16)
+        assert len(stories) == 2 and all(d["ids"] for d in stories)
+        assert set(dtypes) == {torch.bfloat16 if bf16 else torch.float32}
 
 
 def test_prompt_sets_ship_three_disjoint_splits(tmp_path):

@@ -637,3 +637,35 @@ def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, windo
     expected, held = float(torch.cat(terms).mean()), float(torch.cat(held_terms).mean())
     # the same to float rounding; the KL with the beginnings held is further off than that by a wide margin
     assert abs(float(kl) - expected) < 1e-3 * expected and abs(float(kl) - expected) < 0.2 * abs(held - expected)
+
+
+def test_bf16_on_cpu_runs_the_whole_loss_and_the_reads_before_it_under_autocast(tmp_path):
+    """`--bf16` on a CPU: the forwards, the hold's own vocabulary projections (outside the model's forward) and the
+    trainer's reads of the base model before training all compute in bf16; the adapter stays fp32 and still trains."""
+    tok = make_tokenizer("bytelevel")
+    rows = [{"text": "Once upon a time the old sailor looked at the sea and his voice was barely", "bad": ["^ ?[a-m]"]}]
+    seen = {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        model = make_tiny_model("llama")
+        dtypes = seen[bf16] = set()
+        model.get_output_embeddings().register_forward_hook(lambda m, i, o, d=dtypes: d.add(o.dtype))
+        args = _config(tmp_path / str(bf16), num_train_epochs=6, learning_rate=2e-2, min_threshold=0.001,
+                       context_weight=100.0, tree_depth=2, bf16=bf16)
+        trainer = ElarablationTrainer(model, args, load_contexts(rows), tok, peft_config=_lora())
+        read_before = set(dtypes)
+        trainer.train()
+        logs = [e for e in trainer.state.log_history if "bad_mass" in e]
+        assert logs[-1]["bad_mass"] < logs[0]["bad_mass"]
+        assert read_before == {torch.bfloat16 if bf16 else torch.float32}  # the deeper rows' reads
+        trained = [p for n, p in trainer.model.named_parameters() if p.requires_grad]
+        assert trained and all(p.dtype == torch.float32 for p in trained)
+        # and the trained model runs in fp32 again (accelerate had left its forward wrapped in autocast)
+        during = set(dtypes)
+        dtypes.clear()
+        with torch.no_grad():
+            trainer.model(input_ids=torch.tensor([tok(rows[0]["text"])["input_ids"]]))
+        assert dtypes == {torch.float32}
+        dtypes.clear()
+        dtypes.update(during)  # what the training saw, for the last check
+    assert seen == {False: {torch.float32}, True: {torch.bfloat16}}
