@@ -209,9 +209,12 @@ def run_auto(
         rounds.append(_round(k, folder, state, model_of_round, loaded_of_round, settings, config, lora, train_prompts,
                              chat, eval_prompts, eval_chat, log))
     if settings.rounds == 1:
-        return build_report(work_dir, rounds[0]["patterns"], rounds[0]["state"], rounds[0]["timings"])
-    _join_adapters(model, [r["folder"] / "adapter" for r in rounds], work_dir / ALL_ROUNDS, log)
-    return build_rounds_report(work_dir, rounds)
+        report = build_report(work_dir, rounds[0]["patterns"], rounds[0]["state"], rounds[0]["timings"])
+    else:
+        _join_adapters(model, [r["folder"] / "adapter" for r in rounds], work_dir / ALL_ROUNDS, log)
+        report = build_rounds_report(work_dir, rounds)
+    report["bf16"] = recorded_settings["bf16"]  # the stories and the training
+    return report
 
 
 ALL_ROUNDS = "all_rounds_adapter"

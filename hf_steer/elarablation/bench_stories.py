@@ -35,7 +35,6 @@ def run_story_bench(
 ) -> dict[str, Any]:
     """The loop of ``auto`` plus the judge; writes ``output_json`` and a PNG beside it (see the module doc)."""
     import dataclasses
-    import json
 
     from ..benchmarking import check_judge, peak_rss_mb, write_report
     from .arguments import AutoArguments
@@ -66,7 +65,7 @@ def run_story_bench(
     figures.update({
         "model": str(model or "bundled"), "work_dir": work_dir.name, "eval_prompts": settings.eval_prompts,
         "settings": dataclasses.asdict(settings), "train_seconds": train_seconds, "peak_rss_mb": round(peak_rss_mb(), 1),
-        "bf16": json.loads((work_dir / "state.json").read_text())["settings"].get("bf16", False),  # stories and training
+        "bf16": report["bf16"],
         "train_positions": report["stages"].get("train", {}).get("positions"),
         "keep_rows": report["stages"].get("train", {}).get("keep_rows"),
     })
