@@ -497,6 +497,13 @@ def changes(before: dict, after: dict) -> dict[str, float]:
     }
 
 
+def _stories_using(before: dict, after: dict, pattern: str) -> str:
+    """How many stories write the pattern, before -> after (reports before 2026-12-07 do not say)."""
+    if "pattern_stories" not in before or "pattern_stories" not in after:
+        return ""
+    return f" ({before['pattern_stories'][pattern]}->{after['pattern_stories'][pattern]} stories)"
+
+
 def report_lines(report: dict) -> list[str]:
     b, a, c = report["before"], report["after"], report["changes"]
     lines = [
@@ -517,7 +524,8 @@ def report_lines(report: dict) -> list[str]:
     worst = sorted(report["patterns"], key=lambda p: -a["pattern_rates"].get(p["text"], 0))[:3]
     if worst:
         lines.append("still most frequent after: " + ", ".join(
-            f"{p['text']!r} {b['pattern_rates'][p['text']]:.2f}->{a['pattern_rates'][p['text']]:.2f}" for p in worst))
+            f"{p['text']!r} {b['pattern_rates'][p['text']]:.2f}->{a['pattern_rates'][p['text']]:.2f}"
+            + _stories_using(b, a, p["text"]) for p in worst))
     lines.append(f"adapter: {report['adapter']}/ in the work folder (load it with PeftModel, or merge it as trained: "
                  "`hf-steer elarablate merge --adapter ... --scale 1`)")
     lines.append(f"time: {report['total_seconds']:.0f} s in all ("

@@ -331,6 +331,9 @@ def story_figures(texts: Sequence[str], patterns: Sequence[str] = ()) -> dict[st
     if patterns:
         rates = {p: pattern_rate(texts, p) for p in patterns}
         figures["pattern_rates"] = rates
+        # how many stories use each: one story that loops on a name ("Aria, Aria, Aria, ...") can hold most of a
+        # rate per 1,000 words, which then reads like the model writing the name everywhere
+        figures["pattern_stories"] = {p: sum(bool(pattern_regex(p).search(t)) for t in texts) for p in patterns}
         figures["patterns_per_1k_words"] = sum(rates.values())
         # the most that removing these patterns, and nothing else, could do to the slop index
         figures["slop_index_without_patterns"] = slop_index(texts, without=patterns)["slop_index"]

@@ -62,6 +62,8 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder,
     saved = json.loads((work / "report.json").read_text())
     assert saved["before"]["stories"] == saved["after"]["stories"] == 34 and "machine" in saved
     assert any("targeted patterns per 1,000 words" in line for line in report["summary"])
+    used = saved["before"]["pattern_stories"][word], saved["after"]["pattern_stories"][word]
+    assert any(f"({used[0]}->{used[1]} stories)" in line for line in report["summary"] if "most frequent" in line)
     assert report["bf16"] is False and state["settings"]["bf16"] is False  # fp32 unless --bf16, on a CPU
     # the training stage shows its progress (hf_steer quiets transformers, whose default then hid the bar)
     err, steps = capfd.readouterr().err, state["finished"]["train"]["steps"]

@@ -72,6 +72,9 @@ def test_distinct_loops_and_pattern_rates():
     assert pattern_rate(texts, "barely above") == pytest.approx(1000 / 13)
     figures = story_figures(texts, ["whispered"])
     assert figures["stories"] == 2 and figures["pattern_rates"]["whispered"] > 0
+    # one story that loops on a name holds a high rate but is one story
+    looped = story_figures(["Aria, Aria, Aria, Aria, Aria, Aria.", "Tom went home.", "Aria slept."], ["Aria"])
+    assert looped["pattern_stories"] == {"Aria": 2} and looped["pattern_rates"]["Aria"] > 500
 
 
 def test_stories_come_in_equal_batches_and_a_resume_draws_the_same():
