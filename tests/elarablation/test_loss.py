@@ -214,6 +214,36 @@ def test_a_row_that_moves_nothing_leaves_a_negligible_bad_tail_alone():
     assert pushed.n_rewarded.item() == 1 and pushed.loss.item() > math.log(10) - 1e-4
 
 
+def test_the_bad_tail_counts_as_much_as_every_candidate_the_row_moves():
+    """names_dark_m.yaml ("a man named"): five dominant names pushed under max_threshold, 45 rare ones pulled up, and
+    a bad tail (" the", " \"", ...) beyond the top-k. One tail term beside 50 hinges was outweighed: the freed mass fed
+    the tail (0.00439 -> 0.00460 on the bundled model). The tail's term is weighted by the candidates the row moves."""
+    probs = torch.cat([torch.full((5,), 0.15), torch.full((45,), 0.004), torch.full((10,), 0.007)])
+    ref = (probs / probs.sum()).log()[None]
+    cand = torch.arange(50)[None]
+    good = torch.ones(1, 50, dtype=torch.bool)
+    bad, valid = torch.zeros(1, 50, dtype=torch.bool), good.clone()
+    vocab_bad = torch.zeros(1, 60, dtype=torch.bool)
+    vocab_bad[0, 50:] = True
+    kw = dict(loss_type="margin", ref_logits=ref, max_threshold=0.02, min_threshold=0.01)
+    with_tail = elarablation_loss(ref, cand, good, bad, valid, vocab_bad=vocab_bad, **kw)
+    without = elarablation_loss(ref, cand, good, bad, valid, **kw)
+    moved = with_tail.n_punished.item() + with_tail.n_rewarded.item()
+    assert moved == 50
+    # at the reference the tail's term is its way down to bad_ratio, once per moved candidate
+    assert with_tail.loss.item() - without.loss.item() == pytest.approx(moved * math.log(10), rel=1e-4)
+    # a few optimiser steps through a shared low-rank map (as a LoRA moves logits): the tail falls, not just holds
+    torch.manual_seed(0)
+    weight, h = torch.zeros(60, 4, requires_grad=True), torch.randn(4)
+    opt = torch.optim.Adam([weight], lr=0.05)
+    for _ in range(8):
+        opt.zero_grad()
+        elarablation_loss(ref + (weight @ h)[None], cand, good, bad, valid, vocab_bad=vocab_bad, **kw).loss.backward()
+        opt.step()
+    tail = (ref + (weight @ h)[None]).detach().softmax(-1)[0, 50:].sum().item()
+    assert tail < 0.1 * 0.07  # with one unweighted term: 0.018, a quarter of the reference's 0.07
+
+
 def test_within_class_hinges_move_mass_among_names_only():
     # a name slot as the bench's: one bad name (0.5), more rare good names (rewarded) than bad ones, a common
     # good name, two non-names
