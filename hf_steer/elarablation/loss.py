@@ -152,7 +152,8 @@ def elarablation_loss(
             rows of all False have none): their total probability may not rise over the reference's and, in a
             row with no bad candidate, is pushed to ``bad_ratio`` of it. The hinges see only the top-k; when a
             dominant good token is pushed down, its mass would otherwise spread over every other token, the bad
-            tail beyond the top-k included.
+            tail beyond the top-k included. The term counts once per candidate the row moves (punished or
+            rewarded), so a row of many hinges does not outweigh it.
         vocab_neutral: (B, V) bool, the tokens each row's rules call neither good nor bad (``margin`` only): their
             total probability is held at the reference's (squared log-ratio, ``neutral_weight``), so a slot keeps
             its shape (a name slot stays as often a name slot: rewarding dozens of rare names otherwise drew
