@@ -132,18 +132,18 @@ def run_auto(
         model: a model folder / ``.gguf`` / Hub id, or ``None`` for the bundled model.
         settings: :class:`~hf_steer.elarablation.arguments.AutoArguments`.
         config: an :class:`ElarablationConfig` for the training stage (its epochs and seed are the settings').
-        lora: :class:`~hf_steer.elarablation.arguments.LoraArguments`.
+        lora: :class:`~hf_steer.elarablation.arguments.AutoLoraArguments` (the top six layers by default).
         chat_template: a template for a model without one (``gemma``, ``chatml``, a file).
     """
     from ..models import load_model
-    from .arguments import AutoArguments, LoraArguments
+    from .arguments import AutoArguments, AutoLoraArguments
     from .chat import apply_chat_template
     from .chat import chat_template as chat_template_text
     from .pipeline import check_output_dir
     from .stories import load_prompts
 
     settings = settings or AutoArguments()
-    lora = lora or LoraArguments()
+    lora = lora or AutoLoraArguments()
     work_dir = check_output_dir(work_dir)
     if chat_template:
         chat_template_text(chat_template)  # a bad name is an error before the model loads

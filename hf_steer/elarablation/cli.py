@@ -28,12 +28,13 @@ def _add_model(p: argparse.ArgumentParser, required: bool = False) -> None:
     add_threads_argument(p)
 
 
-def _add_training(p: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """The training flags; ``exclude`` drops the ones another settings class of the command already has."""
+def _add_training(p: argparse.ArgumentParser, exclude: tuple[str, ...] = (), lora: type | None = None) -> None:
+    """The training flags; ``exclude`` drops the ones another settings class of the command already has; ``lora``:
+    the adapter's settings class (default ``LoraArguments``; ``auto``'s has its own layers)."""
     from .arguments import ElarablationArguments, LoraArguments
 
     add_config_arguments(p, ElarablationArguments, include=TRAIN_FIELDS, aliases=TRAIN_ALIASES, exclude=exclude)
-    add_config_arguments(p, LoraArguments)
+    add_config_arguments(p, lora or LoraArguments)
 
 
 def _config(args: argparse.Namespace, output_dir: str = "elarablation-output", **overrides):
@@ -42,10 +43,10 @@ def _config(args: argparse.Namespace, output_dir: str = "elarablation-output", *
     return config_from_args(ElarablationConfig, args, output_dir=output_dir, **overrides)
 
 
-def _lora(args: argparse.Namespace):
+def _lora(args: argparse.Namespace, lora: type | None = None):
     from .arguments import LoraArguments
 
-    return config_from_args(LoraArguments, args)
+    return config_from_args(lora or LoraArguments, args)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -117,26 +118,27 @@ def run_find(args: argparse.Namespace) -> int:
 
 
 def run_auto(args: argparse.Namespace) -> int:
-    from .arguments import AutoArguments
+    from .arguments import AutoArguments, AutoLoraArguments
     from .auto import run_auto as auto
 
     apply_threads(args.threads)
     settings = config_from_args(AutoArguments, args)
     report = auto(args.work_dir, model=args.model, settings=settings, config=_config(args, "unused"),
-                  lora=_lora(args), chat_template=args.chat_template)
+                  lora=_lora(args, AutoLoraArguments), chat_template=args.chat_template)
     for line in report["summary"]:
         print(line)
     return 0
 
 
 def run_bench_stories(args: argparse.Namespace) -> int:
-    from .arguments import AutoArguments
+    from .arguments import AutoArguments, AutoLoraArguments
     from .bench_stories import run_story_bench
 
     apply_threads(args.threads)
     settings = config_from_args(AutoArguments, args)
     figures = run_story_bench(args.output_json, model=args.model, seed=args.seed, settings=settings,
-                              config=_config(args, "unused"), lora=_lora(args), chat_template=args.chat_template,
+                              config=_config(args, "unused"), lora=_lora(args, AutoLoraArguments),
+                              chat_template=args.chat_template,
                               judge=args.judge)
     for line in figures["summary"]:
         print(line)
@@ -157,7 +159,7 @@ def run_library(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from .arguments import AutoArguments, BenchArguments, FindArguments
+    from .arguments import AutoArguments, AutoLoraArguments, BenchArguments, FindArguments
 
     p = sub.add_parser("elarablate", help="Elarablation: train slop tokens (Elara, ...) out of a model")
     group = p.add_subparsers(dest="elarablate_command", metavar="SUBCOMMAND", required=True)
@@ -185,7 +187,8 @@ def register(sub) -> None:
     a.add_argument("--work-dir", required=True, help="folder for every stage's output (an interrupted run resumes here)")
     _add_model(a)
     add_config_arguments(a, AutoArguments)
-    _add_training(a, exclude=("seed", "context_weight", "hold_let_go_words"))  # one --seed and hold: AutoArguments'
+    # one --seed and hold: AutoArguments'
+    _add_training(a, exclude=("seed", "context_weight", "hold_let_go_words"), lora=AutoLoraArguments)
     a.set_defaults(func=run_auto)
 
     f = group.add_parser("find", help="sample stories, rank over-used words/names/phrases, write a context file")
@@ -207,7 +210,7 @@ def register(sub) -> None:
     s.add_argument("--judge", default="auto", help="auto (Gemma-3-270M if installed) | gemma | none | model path (default: %(default)s)")
     _add_model(s)
     add_config_arguments(s, AutoArguments)
-    _add_training(s, exclude=("seed", "context_weight", "hold_let_go_words"))
+    _add_training(s, exclude=("seed", "context_weight", "hold_let_go_words"), lora=AutoLoraArguments)
     s.set_defaults(func=run_bench_stories)
 
     o = group.add_parser("bench-original", help="train on each original elarablate context file alone: does "

@@ -46,9 +46,11 @@ def default_lora_config(model, r: int = LoraArguments.lora_r, alpha: int = LoraA
     n_layers = model.config.num_hidden_layers
     if layers is None:
         layers = list(range(n_layers // 2, n_layers))
-    bad = [i for i in layers if not 0 <= i < n_layers]
+    bad = [i for i in layers if i >= n_layers]
     if bad:
         raise HfSteerError(f"LoRA layers {bad} are out of range: the model has layers 0..{n_layers - 1}")
+    # "top6" comes as -6..-1: the top six, or every layer of a model with fewer
+    layers = sorted({i if i >= 0 else n_layers + i for i in layers if i >= -n_layers})
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(target_modules),
                       layers_to_transform=list(layers), task_type="CAUSAL_LM")
 

@@ -78,6 +78,10 @@ def test_one_spelling_per_idea_and_defaults_from_the_config(capsys):
     from hf_steer.elarablation.arguments import ElarablationArguments
 
     assert f"(default: {ElarablationArguments.learning_rate})" in help_text  # the default lives in the field
+    assert "(default: the upper half)" in " ".join(help_text.split())
+    with pytest.raises(SystemExit):  # auto (and the story bench) train the top six layers
+        main(["elarablate", "auto", "--help"])
+    assert "(default: top6:" in " ".join(capsys.readouterr().out.split())
 
 
 def test_fuzz_every_numeric_and_path_flag_rejects_bad_values_with_one_line(tmp_path, name_contexts, capsys):

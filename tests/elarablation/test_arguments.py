@@ -1,0 +1,33 @@
+"""The adapter's layer settings: ranges, lists, ``topN`` and ``auto``'s own default."""
+
+import pytest
+from conftest import make_tiny_model
+
+from hf_steer.elarablation.arguments import AutoLoraArguments, LoraArguments
+from hf_steer.elarablation.pipeline import default_lora_config
+from hf_steer.errors import HfSteerError
+
+
+def test_top_n_layers_count_from_the_models_top():
+    model = make_tiny_model("llama", num_hidden_layers=5)
+
+    def layers(text):
+        return default_lora_config(model, layers=LoraArguments(lora_layers=text).layers()).layers_to_transform
+
+    assert layers(None) == [2, 3, 4]  # the upper half, as before
+    assert layers("top2") == layers("TOP 2") == [3, 4]
+    assert layers("top9") == [0, 1, 2, 3, 4]  # a model with fewer layers than asked: every one of them
+    assert layers("1-2") == [1, 2] and layers("4,0") == [0, 4]
+    # a work folder's state.json records the upper half as None: `--lora-layers None` resumes it
+    assert LoraArguments(lora_layers="None").lora_layers is None and layers("none") == [2, 3, 4]
+    for text in ("top0", "top-2", "topx", "9-3"):
+        with pytest.raises(HfSteerError, match=f"--lora-layers '{text}' is not a range: use e.g. 15-29, 20,21,22 or top6"):
+            LoraArguments(lora_layers=text)
+    with pytest.raises(HfSteerError, match=r"LoRA layers \[7\] are out of range: the model has layers 0..4"):
+        layers("3,7")
+
+
+def test_auto_trains_the_top_six_layers_and_the_rest_the_upper_half():
+    assert AutoLoraArguments().lora_layers == "top6" and LoraArguments().lora_layers is None
+    model = make_tiny_model("llama", num_hidden_layers=30)
+    assert default_lora_config(model, layers=AutoLoraArguments().layers()).layers_to_transform == list(range(24, 30))
