@@ -5,7 +5,7 @@ Each story of the chosen files of a story bench work folder is cut right before 
 p(pattern's first token) and p(whole pattern) at T=1 with the adapter off and on, averaged per pattern and file
 group (held-out = before/after files, training = the training stories). The text stays the story's own.
 
-Usage: python pattern_probe.py WORK [--pattern P ...] [--stories before after train] [--use N] [--model FOLDER]
+Usage: python pattern_probe.py WORK [--pattern P ...] [--stories before after train] [--use N] [--model FOLDER] [--plain]
   (2 threads, minutes)
   all targeted patterns, held-out "before" stories (the default)
   --pattern Elara --stories before after train            where Elara is first named, every story of the folder
@@ -30,6 +30,8 @@ parser.add_argument("--pattern", nargs="+", default=None)
 parser.add_argument("--stories", nargs="+", choices=list(FILES), default=["before"])
 parser.add_argument("--use", type=int, default=1, help="cut before the pattern's N-th use in each story (2: where a "
                     "story refers back to a name it introduced: the keep rows' job, which should stay near 1x)")
+parser.add_argument("--plain", action="store_true", help="the stories' prompts are plain openings (Gemma's "
+                    "--prompts openings:...): the prompt itself after the tokenizer's BOS, as the bench generates them")
 parser.add_argument("--model", default=None, help="the model folder the adapter was trained on (default: the bundled "
                     "model; a second round's merged first round, for one)")
 args = parser.parse_args()
@@ -48,7 +50,7 @@ stories = [(("training" if side == "train" else "held-out"), json.loads(line))
 
 @torch.no_grad()
 def first_and_whole(context: str, target: list[int]) -> tuple[float, float]:
-    ids = tok(context, add_special_tokens=False)["input_ids"] + target
+    ids = tok(context, add_special_tokens=args.plain)["input_ids"] + target
     logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
     n = len(ids) - len(target)
     whole = sum(logp[n - 1 + k, t].item() for k, t in enumerate(target))
@@ -64,7 +66,7 @@ for pattern in patterns:
         if not m or m.start() == 0:
             continue
         start = m.start() - (story["text"][m.start() - 1] == " ")
-        context = render_prompt(tok, story["prompt"], True) + story["text"][:start]
+        context = render_prompt(tok, story["prompt"], not args.plain) + story["text"][:start]
         target = tok(story["text"][start: m.end()], add_special_tokens=False)["input_ids"]
         with model.disable_adapter():
             base = first_and_whole(context, target)
