@@ -344,8 +344,9 @@ class AutoLoraArguments(LoraArguments):
 
     lora_layers: str | None = field(
         default="top6", metadata={"help": "Layers that get the adapter: a range (15-29), a list (20,21,22), the top N "
-                                          "(top6; every layer of a model with fewer) or None (the upper half) (default: top6: as far on the story bench "
-                                          "as the upper half, training twice as fast)."}
+                                          "(top6; every layer of a model with fewer) or None (the upper half) "
+                                          "(default: top6: as far on the story bench as the upper half, training "
+                                          "twice as fast)."}
     )
 
 
