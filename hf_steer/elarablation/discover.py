@@ -500,6 +500,7 @@ FILE_HEADER = """\
 # word they are trained before: in the story text before each slot, that word is let go after the phrase's others.
 # `loop_N` documents cut a story where it starts to loop (a word 4-gram written a third time): the looping word is bad.
 # Edit freely (drop a pattern, add contexts, change rules), then: hf-steer elarablate train THIS_FILE ...
+# (`auto` retrains on an edited file by itself; its adapter sits on the top six layers: `--lora-layers top6`).
 """
 
 
