@@ -639,6 +639,20 @@ def render_context(row: dict[str, Any], tokenizer) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def prompt_length(row: dict[str, Any], tokenizer, ids: list[int]) -> int:
+    """How many of a chat context's tokens ``ids`` are its prompt (the template, system and user turns, up to the
+    open assistant turn): the model is given them, it never writes them. 0 for raw text, or where the prompt
+    rendered alone is not a prefix of the context's tokens or does not render (a template that renders the open
+    turn otherwise, or refuses a prompt without a user turn)."""
+    if not row.get("chat") or not row.get("text"):
+        return 0
+    try:
+        prompt = tokenize_context({k: v for k, v in row.items() if k != "text"}, tokenizer)
+    except Exception:  # a template that will not render the prompt alone (a turn order it refuses): hold it all
+        return 0
+    return len(prompt) if ids[: len(prompt)] == prompt else 0
+
+
 def tokenize_context(row: dict[str, Any], tokenizer) -> list[int]:
     """Token ids of :func:`render_context` (special tokens only where the template put them)."""
     text = render_context(row, tokenizer)

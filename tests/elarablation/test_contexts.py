@@ -10,6 +10,7 @@ from hf_steer.elarablation.contexts import (
     expand_alternations,
     list_library,
     load_contexts,
+    prompt_length,
     reader_text,
     render_context,
     tokenize_context,
@@ -107,6 +108,20 @@ def test_chat_rendering_leaves_the_assistant_turn_open():
     assert text.startswith("<|im_start|>user\nTell a story.<|im_end|>\n<|im_start|>assistant\n")
     assert text.endswith('"My name is')
     assert tokenize_context(row, tok)[-1] != tok.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_prompt_length_is_the_chat_template_up_to_the_open_assistant_turn():
+    """The tokens a chat context is given (template, system and user turns, the opened assistant turn): the
+    context hold reads from the last of them on. Raw text is all written; so is a chat context with no text."""
+    tok = make_tokenizer("bytelevel")
+    row = load_contexts({"text": "Once upon a time the sea", "chat": True, "user": "Tell a story."})[0]
+    ids = tokenize_context(row, tok)
+    n = prompt_length(row, tok, ids)
+    assert tok.decode(ids[:n]).endswith("<|im_start|>assistant\n") and tok.decode(ids[n:]) == "Once upon a time the sea"
+    raw = load_contexts({"text": "Once upon a time the sea"})[0]
+    assert prompt_length(raw, tok, tokenize_context(raw, tok)) == 0
+    open_turn = load_contexts({"text": "", "chat": True, "user": "Tell a story."})[0]
+    assert prompt_length(open_turn, tok, tokenize_context(open_turn, tok)) == 0
 
 
 # ---------------------------------------------------------------------------------------------- bad input

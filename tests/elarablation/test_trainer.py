@@ -294,6 +294,43 @@ def test_context_hold_keeps_the_text_before_the_slot_and_still_trains_the_slot(t
                             load_contexts(rows), tok)
 
 
+def test_context_hold_reads_the_written_text_not_the_chat_prompt(tmp_path):
+    """A chat context's template, system and user turns are given, never written: the hold's KL is the mean over
+    the positions from the prompt's last token (it predicts the first written token) to the one before the slot,
+    and raw text is held from its first token."""
+    from hf_steer.benchmarking import kl_per_position
+    from hf_steer.elarablation.contexts import prompt_length, tokenize_context
+
+    tok = make_tokenizer("bytelevel")
+    rows = load_contexts([{"chat": True, "user": "Tell me a story about the sea.", "system": "Be brief.",
+                           "text": "Once upon a time the old sailor looked at the", "bad_words": ["zyzzyva"]},
+                          {"text": "Her voice was barely", "bad_words": ["zyzzyva"]}])
+    torch.manual_seed(0)
+    args = _config(tmp_path, anchor_weight=0.0, auto_keep=0, context_weight=10.0, let_go_beginnings=False)
+    trainer = ElarablationTrainer(make_tiny_model("llama"), args, rows, tok, peft_config=_lora())
+    chat, raw = trainer._rows
+    assert chat.held_from == prompt_length(rows[0], tok, tokenize_context(rows[0], tok)) - 1 > 5
+    assert raw.held_from == 0
+    with torch.no_grad():  # move the adapter off zero, so the model and its reference differ
+        for name, p in trainer.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    trainer.model.eval()
+    batch = trainer._collate([{"input_ids": r.input_ids, "row_index": i} for i, r in enumerate(trainer._rows)])
+    with torch.no_grad():
+        _, kl = trainer._context_hold(trainer.model, batch, [0, 1])
+        by_hand = []
+        for row in (chat, raw):
+            ids = torch.tensor([row.input_ids])
+            tuned = torch.log_softmax(trainer.model(input_ids=ids).logits[0].float(), -1)
+            with trainer.model.disable_adapter():
+                base = torch.log_softmax(trainer.model(input_ids=ids).logits[0].float(), -1)
+            held = slice(row.held_from, len(row.input_ids) - 1)
+            by_hand.append(kl_per_position(base[held], tuned[held]))
+    assert float(kl) > 1e-6
+    assert float(kl) == pytest.approx(float(torch.cat(by_hand).mean()), rel=1e-4)
+
+
 def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them(tmp_path):
     """auto's contexts are stories that use other patterns before the slot: the hold holds every position to
     the reference except the bad words' own tokens, which it lets fall to bad_ratio of it (a plain hold held
