@@ -999,11 +999,12 @@ class ElarablationTrainer(Trainer):
         outside its forward) read the reference whole; DDP and FSDP run every layer.
 
         A chat context is held from its prompt's last token on (``held_from``): the template, system and user turns
-        are given, never written, and were 45% of the held positions of auto's contexts (bundled model), each one a
-        vocabulary projection forward, for the reference and backward. Held there too, preparation and trainer took
-        173 s against 147 s now (auto's 348 positions, 88 steps, top six, bf16, one machine state; the keep rows
-        read before the first step too, ``_read_unread_rows``); with hold_weight 57 (about the old 100 on the story
-        text alone) the held-out slots fell as far (0.31x) and the names referred back to kept 0.95x (0.97x)."""
+        are given, never written, and were 45% of the held positions of auto's contexts (bundled model), each a
+        vocabulary projection in the forward, another for the reference and one in the backward. Held there too,
+        preparation and trainer took 173 s against 147 s now (auto's 348 positions, 88 steps, top six, bf16, one
+        machine state; the keep rows read before the first step too, ``_read_unread_rows``); with hold_weight 57
+        (about the old 100 on the story text alone) the held-out slots fell as far (0.31x) and the names referred
+        back to kept 0.95x (0.97x)."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
         # positions that predict a real token of the context (the last one is the slot: the hinges' job) from the
         # prompt's last token on: the chat template's tokens are given, never written
