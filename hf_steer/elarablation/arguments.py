@@ -185,7 +185,10 @@ class ElarablationArguments:
                   "(0: none)."},
     )
     anchor_weight: float = field(
-        default=100.0, metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off."}
+        default=100.0,
+        metadata={"help": "Weight of KL(reference || model) over ordinary anchor text; 0 turns it off (auto, top six, "
+                  "bf16: the trainer 96 -> 67 s, the held-out slots as far, but the slop index fell less in one of "
+                  "three draws of stories)."},
     )
     anchor_tokens: int = field(default=256, metadata={"help": "Tokens of anchor text read each step."})
     context_weight: float = field(
