@@ -193,9 +193,10 @@ class ElarablationArguments:
     anchor_tokens: int = field(default=256, metadata={"help": "Tokens of anchor text read each step."})
     context_weight: float = field(
         default=0.0,
-        metadata={"help": "Weight of KL(reference || model) at the positions of each slop context before its slot "
-                  "(holds the model's own text around the slop point, its bad words let go to bad_ratio; auto "
-                  "sets it); 0 turns it off."},
+        metadata={"help": "Weight of KL(reference || model) at the positions of each slop context before its slot, "
+                  "from a chat context's prompt's last token on (holds the model's own text around the slop point, "
+                  "its bad words let go to bad_ratio; the chat prompt is given, not held; auto sets it); 0 turns it "
+                  "off."},
     )
     let_go_beginnings: bool = field(
         default=True,
