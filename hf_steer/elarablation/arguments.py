@@ -312,7 +312,7 @@ class LoraArguments:
         """``"15-29"`` or ``"3,5,7"`` -> layer indices; ``"top6"`` -> ``[-6, ..., -1]`` (counted from the top, as
         Python counts: ``default_lora_config`` reads them against the model); ``None``: the upper half."""
         text = self.lora_layers
-        if text is None or str(text).strip().lower() in ("", "none"):
+        if text is None or str(text).strip() == "":  # "None" is None by now (__post_init__)
             return None
         try:
             top = re.fullmatch(r"\s*top\s*(\d+)\s*", str(text).lower())

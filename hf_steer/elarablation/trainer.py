@@ -387,8 +387,11 @@ class ElarablationTrainer(Trainer):
         if args.context_weight > 0 and not self._uses_adapter:
             raise HfSteerError("context_weight needs a LoRA adapter (its reference is the model with the adapter off): "
                                "pass peft_config or set context_weight=0")
-        if self._keeps_bottom:
-            self._read_unread_rows(model, processing_class, args)
+        if self._keeps_bottom:  # the rows the preparation did not read (keep rows), before the first step
+            with self._cpu_autocast(args, model):
+                self._fill_reference(model, [i for i, r in enumerate(self._rows) if r.ref_bottom is None],
+                                     args.per_device_train_batch_size,
+                                     None if args.disable_tqdm else "reading the base model (keep)")
         if not self._uses_adapter:
             # Full fine-tuning has no frozen copy to ask later: read the reference logits now.
             needs_ref = [i for i, r in enumerate(self._rows) if args.loss_type == "margin" or r.kind == "keep"]
@@ -861,35 +864,25 @@ class ElarablationTrainer(Trainer):
 
     # ------------------------------------------------------------------------------------ reference
     @torch.no_grad()
-    def _fill_reference(self, model, indices) -> None:
-        """Cache the frozen model's logits at the slop point of the given rows (margin's tether)."""
+    def _fill_reference(self, model, indices, batch_size: int | None = None, desc: str | None = None) -> None:
+        """Cache the frozen model's logits at the slot of the given rows (margin's tether, keep rows), ``batch_size``
+        rows a forward (default: all at once), with a progress bar named ``desc``; the rows' states the context hold
+        keeps come with them (``_reference_forward``). Before the first step it reads the keep rows: read as they
+        came, one or two a step, they were 40 forwards and 14 s of auto's training (bundled model, 2 cores, under
+        cProfile); 12 batches, 11 s, that way."""
         missing = [i for i in indices if i not in self._ref_cache]
         if not missing:
             return
         device = next(model.parameters()).device
-        ids, mask, pos = left_pad([self._rows[i].input_ids for i in missing], self._pad_id)
+        size = batch_size or len(missing)
         with self._reference_mode(model):
-            logits = last_position_logits(model, ids.to(device), mask.to(device), pos.to(device))
-        for i, row_logits in zip(missing, logits.float().cpu()):
-            self._ref_cache[i] = row_logits
-
-    @torch.no_grad()
-    def _read_unread_rows(self, model, tokenizer, args: ElarablationConfig) -> None:
-        """The frozen bottom's output and the slot's reference of the rows the preparation did not read (keep rows),
-        in whole batches before the first step. Read as they came, one or two keep rows a step, they were 40
-        forwards and 14 s of auto's training (bundled model, 2 cores, under cProfile); 12 batches, 11 s, here."""
-        todo = [i for i, r in enumerate(self._rows) if r.ref_bottom is None]
-        device = next(model.parameters()).device
-        starts = range(0, len(todo), args.per_device_train_batch_size)
-        with self._cpu_autocast(args, model), self._reference_mode(model):
-            for start in tqdm(starts, desc="reading the base model (keep)", unit="batch",
-                              disable=args.disable_tqdm or not starts):
-                batch = todo[start:start + args.per_device_train_batch_size]
+            for start in tqdm(range(0, len(missing), size), desc=desc, unit="batch", disable=desc is None):
+                batch = missing[start:start + size]
                 rows = [self._rows[i] for i in batch]
-                ids, mask, pos = (t.to(device) for t in left_pad([r.input_ids for r in rows], tokenizer.pad_token_id))
+                ids, mask, pos = (t.to(device) for t in left_pad([r.input_ids for r in rows], self._pad_id))
                 out = self._reference_forward(model, ids, mask, pos, rows)
                 for i, row_logits in zip(batch, out.logits[:, -1].float().cpu()):
-                    self._ref_cache.setdefault(i, row_logits)
+                    self._ref_cache[i] = row_logits
 
     def _remember_slot_refs(self, inputs, batch: list[int], slot_logits: torch.Tensor) -> None:
         """Keep the reference logits at the slot of batch rows ``batch`` (read by a reference forward run anyway)."""
@@ -1002,7 +995,7 @@ class ElarablationTrainer(Trainer):
         are given, never written, and were 45% of the held positions of auto's contexts (bundled model), each a
         vocabulary projection in the forward, another for the reference and one in the backward. Held there too,
         preparation and trainer took 173 s against 147 s now (auto's 348 positions, 88 steps, top six, bf16, one
-        machine state; the keep rows read before the first step too, ``_read_unread_rows``); with hold_weight 57
+        machine state; the keep rows read before the first step too, ``_fill_reference``); with hold_weight 57
         (about the old 100 on the story text alone) the held-out slots fell as far (0.31x) and the names referred
         back to kept 0.95x (0.97x)."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
