@@ -71,11 +71,13 @@ class ElarablationArguments:
             (the base model's share there, where that row exists: " El" followed by "ara" or "ena" 70% of the
             time keeps 0.37 of its probability at `bad_ratio` 0.1). Off, only the deeper row is trained, and the
             beginning is held by the tether.
-        train_deeper_rows (`bool`, *optional*, defaults to `False`):
+        train_deeper_rows (`bool`, *optional*, defaults to `True`):
             With `first_token_push` (`margin`): also train the deeper rows themselves (the rest of a bad word
-            after its beginning: "ara" after " El"). Off, they are only read for the beginnings' bad shares and
-            the slot alone is trained: on the story bench the deeper rows were half the positions and most of the
-            judge's perplexity rise (docs/elarablation.md, "Only the slot is trained"). Without
+            after its beginning: "ara" after " El"), each in its context's step, not held again, and weighted by
+            how likely the base is to reach it from the slot. The beginning alone is pushed only by its bad share
+            (" El" begins Elena too), so a word of several tokens kept half its probability: Elara 0.60x of the
+            base where held-out stories name one, 0.17x with them (docs/elarablation.md, "The rest of a word").
+            Off, they are only read for the beginnings' bad shares and the slot alone is trained. Without
             `first_token_push` (or with another loss) the deeper rows are always trained: nothing else decides a
             beginning.
 
@@ -161,9 +163,10 @@ class ElarablationArguments:
                   "base continuations that are bad words (the deeper row's); off: only the deeper row is trained."},
     )
     train_deeper_rows: bool = field(
-        default=False,
+        default=True,
         metadata={"help": "With first_token_push: also train the rows one token deeper (the rest of a bad word after "
-                  "its beginning); off: they are only read for the beginnings' bad shares."},
+                  "its beginning: 'ara' after ' El'), in their context's step, weighted by how likely the base "
+                  "reaches them; off: they are only read for the beginnings' bad shares."},
     )
     keep_weight: float = field(
         default=1.0, metadata={"help": "Weight of the loss at keep slots (an introduced name must come back)."}

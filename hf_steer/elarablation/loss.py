@@ -113,6 +113,10 @@ def own_logit_gradient(cand_logp: torch.Tensor, scaled_logits: torch.Tensor, top
     return cand_logp.detach() + own - own.detach()
 
 
+def _weighted_mean(row_loss: torch.Tensor, row_weight: torch.Tensor | None) -> torch.Tensor:
+    return row_loss.mean() if row_weight is None else (row_loss * row_weight).mean()
+
+
 def elarablation_loss(
     logits: torch.Tensor,
     topk_ids: torch.Tensor,
@@ -133,6 +137,7 @@ def elarablation_loss(
     neutral_weight: float = 1.0,
     within_class: bool = False,
     bad_share: torch.Tensor | None = None,
+    row_weight: torch.Tensor | None = None,
 ) -> LossOutput:
     """Loss at the slop point for a batch of rows.
 
@@ -168,6 +173,8 @@ def elarablation_loss(
             (" El" of Elara), ``q`` of its reference probability leading to one; it is pushed down to
             ``1 - q (1 - bad_ratio)`` of its reference probability (its bad part tenfold down, the rest kept),
             with no ``min_threshold`` floor.
+        row_weight: (B,) floats, each row's weight in the average (default 1): a deeper row counts by how likely
+            the base is to reach it from its slot (``path_prob``), as its bad mass counts in the word's.
 
     Returns:
         :class:`LossOutput`. The loss sums the terms of a row and averages over rows, so the step size per
@@ -203,13 +210,13 @@ def elarablation_loss(
     if loss_type == "elarablate":
         terms = torch.where(punished, cand_logp, torch.zeros_like(cand_logp))
         terms = terms - torch.where(rewarded, cand_logp, torch.zeros_like(cand_logp))
-        loss = terms.sum(-1).mean()
+        loss = _weighted_mean(terms.sum(-1), row_weight)
     elif loss_type == "unlikelihood":
         # log1p(-p) is -inf at p == 1; clamp keeps a (huge but finite) push there.
         push = -torch.log1p(-cand_p.clamp(max=1 - 1e-6))
         terms = torch.where(punished, push, torch.zeros_like(push))
         terms = terms - torch.where(rewarded, cand_logp, torch.zeros_like(cand_logp))
-        loss = terms.sum(-1).mean()
+        loss = _weighted_mean(terms.sum(-1), row_weight)
     else:
         if ref_logits is None:
             raise ValueError("loss_type 'margin' needs ref_logits for its tether")
@@ -276,7 +283,7 @@ def elarablation_loss(
             ref_mass = torch.where(vocab_neutral, ref_all, neg).logsumexp(-1)
             held = ref_mass > math.log(NEGLIGIBLE_MASS)  # a slot with (almost) no neutral mass has none to hold
             row_loss = row_loss + neutral_weight * torch.where(held, (mass - ref_mass).pow(2), 0.0)
-        loss = row_loss.mean()
+        loss = _weighted_mean(row_loss, row_weight)
 
     with torch.no_grad():
         probs_k = torch.where(valid, cand_p, torch.zeros_like(cand_p))

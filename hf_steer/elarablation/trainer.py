@@ -94,6 +94,8 @@ class PreparedRow:
     # the first position the context hold reads: the prompt's last token (it predicts the first token written);
     # the chat template before it is given, never written (contexts.prompt_length)
     held_from: int = 0
+    # a deeper row's slot reference, read by the preparation's one-token forward (``_expand``)
+    ref_logits: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -375,7 +377,8 @@ class ElarablationTrainer(Trainer):
         self._anchor_bottom: torch.Tensor | None = None
         with self._cpu_autocast(args, model):  # its reads of the base model too
             self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
-        self._ref_cache: dict[int, torch.Tensor] = {}
+        self._ref_cache: dict[int, torch.Tensor] = {i: r.ref_logits for i, r in enumerate(self._rows)
+                                                     if r.ref_logits is not None}
         self._anchor_ids: list[int] = []
         self._anchor_ref: torch.Tensor | None = None
         if args.anchor_weight > 0:
@@ -399,8 +402,24 @@ class ElarablationTrainer(Trainer):
                 self._fill_reference(model, needs_ref)
             if self._anchor_ids:
                 self._fill_anchor_reference(model)
+        # A deeper row trains in the step of the row it grew from (``_collate``): the steps, and the hold and anchor
+        # each step carries, stay those of the contexts; as rows of their own the deeper rows doubled auto's steps
+        # and, with them, the pull of the hold and the anchor against every context's push.
+        self._units = [i for i, r in enumerate(self._rows) if r.parent is None]
+        self._riders: dict[int, list[int]] = defaultdict(list)
+        index_of = {id(r): i for i, r in enumerate(self._rows)}
+        for i, r in enumerate(self._rows):
+            if r.parent is not None:
+                root = r.parent
+                while root.parent is not None:
+                    root = root.parent
+                self._riders[index_of[id(root)]].append(i)
+        self._index_of = index_of
+        self._attn_implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+        self._head_alone = _head_alone_gives_logits(model)
+        self._packs_riders = bool(self._riders) and self._packing_works(model)
         prepared = datasets.Dataset.from_dict(
-            {"input_ids": [r.input_ids for r in self._rows], "row_index": list(range(len(self._rows)))}
+            {"input_ids": [self._rows[i].input_ids for i in self._units], "row_index": self._units}
         )
         self._metrics: dict[str, list[float]] = defaultdict(list)
         super().__init__(
@@ -645,6 +664,8 @@ class ElarablationTrainer(Trainer):
         forwards for auto's 231 contexts (148 s before the first step, bundled model, 2 cores; now ~45 s); the
         probabilities read are the same to float rounding. The contexts' own states are kept on the way
         (``_reference_forward``)."""
+        # deeper rows are trained (not only read for their shares): keep their slot reference and bottom output
+        keeps_children = which == "good" or args.train_deeper_rows or not args.pushes_beginnings
         todo = [(r, src) for r, src in zip(parents, sources) if r.kind == "slop"
                 and (which == "good" or r.rules.bad_words)]
         by_level: list[list[PreparedRow]] = [[] for _ in range(levels)]
@@ -661,7 +682,11 @@ class ElarablationTrainer(Trainer):
             if reads_hold:
                 self._read_hold_beginnings(model, tokenizer, [r for r, _ in batch], ids, mask, pos, out)
             for level in range(levels):
-                grown = self._grow(batch, out.logits[:, -1].float().cpu(), args, which)
+                slot_logits = out.logits[:, -1].float().cpu()
+                if level and keeps_children:  # the rows of this level are deeper rows: this is their slot's reference
+                    for (child, _), row_logits in zip(batch, slot_logits):
+                        child.ref_logits = row_logits
+                grown = self._grow(batch, slot_logits, args, which)
                 by_level[level] += [child for _, child, _ in grown]
                 if not grown or level == levels - 1:
                     break
@@ -671,7 +696,17 @@ class ElarablationTrainer(Trainer):
                 mask = torch.cat([mask[index], mask.new_ones((len(grown), 1))], dim=1)
                 pos = pos[index, -1:] + 1
                 step = torch.tensor([[child.input_ids[-1]] for _, child, _ in grown], device=device)
-                out = model(input_ids=step, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+                out = model(input_ids=step, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
+                            output_hidden_states=keeps_children and self._keeps_bottom)
+                if keeps_children and self._keeps_bottom:  # a deeper row's bottom output: its parent's and one token
+                    for k, (b, child, _) in enumerate(grown):
+                        parent = batch[b][0]
+                        size = parent.ref_bottom.numel() * parent.ref_bottom.element_size() if \
+                            parent.ref_bottom is not None else 0
+                        if size and self._hidden_bytes + size <= REFERENCE_HIDDEN_BYTES:
+                            child.ref_bottom = torch.cat([parent.ref_bottom,
+                                                          out.hidden_states[self._first][k, -1:].detach().cpu()])
+                            self._hidden_bytes += size
                 batch = [(child, source) for _, child, source in grown]
         return [child for level in by_level for child in level]
 
@@ -852,14 +887,100 @@ class ElarablationTrainer(Trainer):
         return grown
 
     def _collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        ids, mask, positions = left_pad([f["input_ids"] for f in features], self._pad_id)
-        rows = torch.tensor([f["row_index"] for f in features], dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "row_index": rows}
+        index = [f["row_index"] for f in features]
+        riders = [i for unit in index for i in self._riders.get(unit, ())]  # its deeper rows ride along
+        if not self._packs_riders:
+            index, riders = index + riders, []
+        ids, mask, positions = left_pad([self._rows[i].input_ids for i in index], self._pad_id)
+        batch = {"input_ids": ids, "attention_mask": mask, "position_ids": positions,
+                 "row_index": torch.tensor(index, dtype=torch.long)}
+        if riders:
+            batch["riders"] = torch.tensor(riders, dtype=torch.long)
+        return batch
+
+    @torch.no_grad()
+    def _packing_works(self, model) -> bool:
+        """Whether the deeper rows can be packed after their context's slot (``_packed``): a model that takes a 4D
+        mask as it is (sdpa, eager), texts within its sliding window (a window counts back from a column, not from
+        a position), every deeper row's bottom state kept; then checked once on the first context with deeper rows
+        against reading them whole. Otherwise they are rows of the batch."""
+        window = getattr(getattr(model, "config", None), "sliding_window", None)
+        if self._attn_implementation not in ("sdpa", "eager") or (window and max(len(r.input_ids) for r in self._rows) > window):
+            return False
+        if self._keeps_bottom and any(self._rows[i].ref_bottom is None for rs in self._riders.values() for i in rs):
+            return False
+        unit, riders = next(iter(self._riders.items()))
+        device = next(model.parameters()).device
+        ids, mask, pos = (t.to(device) for t in left_pad([self._rows[unit].input_ids], self._pad_id))
+        inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": pos,
+                  "row_index": torch.tensor([unit], device=device), "riders": torch.tensor(riders, device=device)}
+        with self._reference_mode(model):
+            try:
+                packed = self._slot_forward(model, inputs, None, self._head_alone)[1]
+            except Exception:  # an architecture that does not take a 4D mask
+                return False
+            ids, mask, pos = (t.to(device) for t in left_pad([self._rows[i].input_ids for i in [unit] + riders],
+                                                             self._pad_id))
+            whole = last_position_logits(model, ids, mask, pos)
+        return packed.shape == whole.shape and torch.allclose(packed.float(), whole.float(), atol=1e-3, rtol=1e-3)
+
+    def _packed(self, inputs, embeds: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The forward's inputs with each unit's deeper rows packed after its slot: ``(kwargs, rider_rows,
+        rider_cols)``. A deeper row is its context and one or two tokens, so its last token is put in a column of its
+        own after the context, seeing the context and its own beginnings only (a 4D mask), at its position: one
+        token each instead of a whole row (``_packs_riders`` checks the logits are the same). ``embeds``: the
+        kept bottom states of the units (the frozen layers skipped), else the token ids are given."""
+        ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
+        width, device = ids.shape[1], ids.device
+        unit_of = {int(i): b for b, i in enumerate(inputs["row_index"])}
+        columns: dict[int, int] = {}  # rider row -> its column
+        taken = [0] * len(ids)
+        rider_rows, rider_cols = [], []
+        for i in inputs["riders"].tolist():
+            row, root = self._rows[i], self._rows[i].parent
+            while root.parent is not None:
+                root = root.parent
+            b = unit_of[self._index_of[id(root)]]
+            columns[i] = width + taken[b]
+            taken[b] += 1
+            rider_rows.append((b, i))
+        extra = max(taken)
+        total = width + extra
+        allowed = torch.zeros((len(ids), total, total), dtype=torch.bool, device=device)
+        allowed[:, :width, :width] = torch.ones(width, width, dtype=torch.bool, device=device).tril()[None] \
+            & mask.bool()[:, None, :]
+        allowed[:, torch.arange(total), torch.arange(total)] = True  # padding sees itself (a row that sees nothing gives NaN)
+        new_ids = ids.new_full((len(ids), extra), self._pad_id)
+        new_pos = pos.new_zeros((len(ids), extra))
+        new_embeds = embeds.new_zeros((len(ids), extra, embeds.shape[-1])) if embeds is not None else None
+        for b, i in rider_rows:
+            row, c = self._rows[i], columns[i]
+            allowed[b, c, :width] = mask[b].bool()
+            ancestor = row.parent
+            while ancestor.parent is not None:  # its own beginnings, packed beside it
+                allowed[b, c, columns[self._index_of[id(ancestor)]]] = True
+                ancestor = ancestor.parent
+            depth = len(row.input_ids) - len(self._rows[int(inputs["row_index"][b])].input_ids)
+            new_ids[b, c - width] = row.input_ids[-1]
+            new_pos[b, c - width] = pos[b, -1] + depth
+            if new_embeds is not None:
+                new_embeds[b, c - width] = row.ref_bottom[-1].to(new_embeds)
+            rider_cols.append(c)
+        if self._attn_implementation == "sdpa":
+            mask4d = allowed[:, None]
+        else:  # eager adds the mask to the scores
+            mask4d = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, torch.finfo(torch.float32).min)[:, None]
+        kwargs = {"attention_mask": mask4d, "position_ids": torch.cat([pos, new_pos], dim=1), "use_cache": False}
+        if embeds is not None:
+            kwargs["inputs_embeds"] = torch.cat([embeds, new_embeds], dim=1)
+        else:
+            kwargs["input_ids"] = torch.cat([ids, new_ids], dim=1)
+        return kwargs, torch.tensor([b for b, _ in rider_rows], device=device), torch.tensor(rider_cols, device=device)
 
     def _get_train_sampler(self, train_dataset=None):
         """Groups of alternatives (original files' ``{a|b}`` with ``repeat``) are drawn from; the rest shuffled."""
         if any(r.group for r in self._rows):
-            return DrawSampler(self._rows, seed=self.args.seed)
+            return DrawSampler([self._rows[i] for i in self._units], seed=self.args.seed)
         return super()._get_train_sampler(train_dataset)
 
     # ------------------------------------------------------------------------------------ reference
@@ -974,6 +1095,31 @@ class ElarablationTrainer(Trainer):
             padded[k, ids.shape[1] - len(h):] = h.to(padded.device)
         return padded.to(ids.device)
 
+    def _head(self, model) -> nn.Module:
+        return (self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model).get_output_embeddings()
+
+    def _slot_forward(self, model, inputs, embeds: torch.Tensor | None, head_alone: bool):
+        """``(output, logits)``: the trained forward over the batch (from the kept bottom states ``embeds`` when
+        given) and the next-token logits at each unit's slot, then at each packed deeper row's (``_packed``), in the
+        order of ``row_index`` + ``riders``. ``head_alone``: the last hidden states come with the output and the
+        vocabulary is projected where it is read only."""
+        ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
+        if "riders" in inputs:
+            kwargs, rider_b, rider_c = self._packed(inputs, embeds)
+        else:
+            kwargs = {"attention_mask": mask, "position_ids": pos, "use_cache": False}
+            kwargs["input_ids" if embeds is None else "inputs_embeds"] = ids if embeds is None else embeds
+        kwargs["output_hidden_states"] = head_alone
+        with bottom_skipped(self._layers, self._first) if embeds is not None else contextlib.nullcontext():
+            out = forward_last(model, **kwargs) if head_alone else model(**kwargs)
+        if "riders" not in inputs:
+            return out, out.logits[:, -1]
+        width = ids.shape[1]
+        if head_alone:
+            hidden = out.hidden_states[-1]
+            return out, self._head(model)(torch.cat([hidden[:, width - 1], hidden[rider_b, rider_c]]))
+        return out, torch.cat([out.logits[:, width - 1], out.logits[rider_b, rider_c]])
+
     def _context_hold(self, model, inputs, slop: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(last-position logits, KL)``: one forward at every position, and KL(reference || model) averaged
         over the positions of the slop rows before their slot (the reference is the same contexts with the
@@ -1010,28 +1156,21 @@ class ElarablationTrainer(Trainer):
         # With the head alone, the trained forward projects the last position only and the held positions are
         # projected from its last hidden states: half of a batch's positions are keep rows and padding, whose
         # vocabulary projection (and its backward) the hold never reads.
-        kwargs = dict(attention_mask=mask, position_ids=pos, use_cache=False, output_hidden_states=head_alone)
-        if self._keeps_bottom:  # the frozen bottom layers' output is known: run the layers that train
-            kwargs["inputs_embeds"] = self._kept_states(model, inputs, list(range(len(ids))), "ref_bottom")
-        else:
-            kwargs["input_ids"] = ids
-        with bottom_skipped(self._layers, self._first) if self._keeps_bottom else contextlib.nullcontext():
-            out = forward_last(model, **kwargs) if head_alone else model(**kwargs)
-        last = out.logits[:, -1]
+        # the frozen bottom layers' output is known: run the layers that train
+        embeds = self._kept_states(model, inputs, list(range(len(ids))), "ref_bottom") if self._keeps_bottom else None
+        out, last = self._slot_forward(model, inputs, embeds, head_alone)
         if head_alone:
-            head = self.accelerator.unwrap_model(model).get_output_embeddings() if hasattr(self, "accelerator") \
-                else model.get_output_embeddings()
-            trained = head(out.hidden_states[-1][slop, :-1][held])
+            trained = self._head(model)(out.hidden_states[-1][:, :width][slop, :-1][held])
             hidden = self._kept_states(model, inputs, slop, "ref_hidden")
             with torch.no_grad():
-                slot_ref = head(hidden[:, -1]).float()
-                target = head(hidden[:, :-1][held]).float()
+                slot_ref = self._head(model)(hidden[:, -1]).float()
+                target = self._head(model)(hidden[:, :-1][held]).float()
         else:
             with self._reference_mode(model):
                 ref = model(input_ids=ids[slop], attention_mask=mask[slop], position_ids=pos[slop],
                             use_cache=False).logits
             slot_ref, target = ref[:, -1].float(), ref[:, :-1][held].float()
-            trained = out.logits[slop, :-1][held]
+            trained = out.logits[:, :width][slop, :-1][held]
         self._remember_slot_refs(inputs, slop, slot_ref)
         classes = [self._rows[int(inputs["row_index"][b])].hold_class for b in slop]
         if any(c is not None for c in classes):  # bad words are let go to bad_ratio of the reference, not held
@@ -1091,12 +1230,17 @@ class ElarablationTrainer(Trainer):
         return cand, good, bad, valid, share
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        row_index = inputs["row_index"].tolist()
+        # the units (contexts and keep rows), then their deeper rows packed beside them (``_packed``)
+        row_index = inputs["row_index"].tolist() + (inputs["riders"].tolist() if "riders" in inputs else [])
         rows = [self._rows[i] for i in row_index]
         slop = [b for b, r in enumerate(rows) if r.kind == "slop"]
         context_kl = None
-        if self.args.context_weight > 0 and slop:
-            logits, context_kl = self._context_hold(model, inputs, slop)
+        held = [b for b in slop if rows[b].parent is None]  # a deeper row's text is its parent's: held there
+        if self.args.context_weight > 0 and held:
+            logits, context_kl = self._context_hold(model, inputs, held)
+        elif "riders" in inputs:  # (FSDP shards the head outside its forward: the logits come whole)
+            logits = self._slot_forward(model, inputs, None,
+                                        self._head_alone and not getattr(self, "is_fsdp_enabled", False))[1]
         else:
             logits = last_position_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"])
         device = logits.device
@@ -1130,6 +1274,8 @@ class ElarablationTrainer(Trainer):
                 tether_weight=self.args.tether_weight, tether_centred=self.args.tether_centred, margin_cap=self.args.margin_cap, bad_ratio=self.args.bad_ratio,
                 vocab_bad=vocab_bad, vocab_neutral=vocab_neutral, neutral_weight=self.args.neutral_weight,
                 within_class=self.args.within_class, bad_share=bad_share,
+                # a deeper row moves its word's probability by the share of the slot that reaches it
+                row_weight=torch.tensor([r.path_prob if r.parent is not None else 1.0 for r in srows], device=device),
             )
             total = total + out.loss * len(slop)
             for name in ("top1_prob", "topk_entropy", "bad_mass", "n_punished", "n_rewarded"):
@@ -1143,7 +1289,7 @@ class ElarablationTrainer(Trainer):
             total = total + self.args.keep_weight * per_row.sum()
             self._metrics[f"{mode}/keep_loss"].append(per_row.detach().mean().item())
             self._metrics[f"{mode}/keep_p"].append(p_expected.mean().item())
-        loss = total / len(rows)
+        loss = total / sum(r.parent is None for r in rows)  # per context: its deeper rows add to its push
         if context_kl is not None:
             loss = loss + self.args.context_weight * context_kl
             self._metrics[f"{mode}/context_kl"].append(context_kl.detach().item())

@@ -359,3 +359,23 @@ def test_a_beginning_of_bad_words_falls_by_its_bad_share_only():
     # a share of 0 is an ordinary bad token: a tenth (and under min_threshold's floor it is not, 0.05 > 0.015)
     out = elarablation_loss(ref.clone(), topk, ~bad, bad, torch.ones_like(bad), **{**kw, "bad_share": share * 0})
     assert out.loss.item() == pytest.approx(min(4.0, math.log(0.5) - math.log(0.015)), rel=1e-4)
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_row_weights_scale_each_rows_share_of_the_loss(loss_type):
+    """A deeper row counts by how likely its slot reaches it: the loss is the mean of the rows' losses, each times
+    its weight (weights of 1 are the plain mean)."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 10)
+    cand = torch.arange(6).repeat(3, 1)
+    good = torch.tensor([[1, 1, 0, 0, 1, 1]] * 3, dtype=torch.bool)
+    bad = ~good
+    valid = torch.ones_like(good)
+    kw = dict(loss_type=loss_type, ref_logits=logits + 0.3 * torch.randn(3, 10))
+    alone = [float(elarablation_loss(logits[i:i + 1], cand[i:i + 1], good[i:i + 1], bad[i:i + 1], valid[i:i + 1],
+                                     **{**kw, "ref_logits": kw["ref_logits"][i:i + 1]}).loss) for i in range(3)]
+    weight = torch.tensor([1.0, 0.25, 0.0])
+    weighted = float(elarablation_loss(logits, cand, good, bad, valid, row_weight=weight, **kw).loss)
+    assert weighted == pytest.approx(sum(w * x for w, x in zip(weight.tolist(), alone)) / 3, rel=1e-5)
+    assert float(elarablation_loss(logits, cand, good, bad, valid, row_weight=torch.ones(3), **kw).loss) == \
+        pytest.approx(sum(alone) / 3, rel=1e-5)

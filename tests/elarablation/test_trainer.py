@@ -168,9 +168,10 @@ def test_a_beginning_of_bad_words_is_pushed_at_the_slot_by_its_deeper_rows_bad_s
             assert not pushed and not valid[0, : len(slot.bad_share)].any() and not share.any()
 
 
-def test_by_default_the_deeper_rows_are_only_read_and_the_slot_alone_is_trained(tmp_path):
-    """train_deeper_rows off (the default): the slot still gets its beginnings' bad shares from the deeper rows, but
-    only the slot is a training row; without first_token_push nothing else decides a beginning, so they train."""
+def test_deeper_rows_train_by_default_and_off_are_only_read(tmp_path):
+    """train_deeper_rows (the default): the rest of a bad word after its beginning trains too; off, the slot still
+    gets its beginnings' bad shares from the deeper rows, but only the slot is a training row; without
+    first_token_push nothing else decides a beginning, so they train."""
     tok = make_tokenizer("bytelevel")
     row = {"text": "Her voice was", "bad_words": ["so", "at", "in"], "unmatched": "good"}
 
@@ -178,11 +179,11 @@ def test_by_default_the_deeper_rows_are_only_read_and_the_slot_alone_is_trained(
         return ElarablationTrainer(make_tiny_model("llama"), _config(tmp_path, top_k=300, **kw),
                                    load_contexts(row), tok, peft_config=_lora())._rows
 
-    read = rows()
+    read = rows(train_deeper_rows=False)
     assert [r.depth for r in read] == [1] and any(q > 0 for q in read[0].bad_share.values())
-    trained = rows(train_deeper_rows=True)
+    trained = rows()
     assert trained[0].bad_share == read[0].bad_share and max(r.depth for r in trained) > 1
-    assert max(r.depth for r in rows(first_token_push=False)) > 1
+    assert max(r.depth for r in rows(first_token_push=False, train_deeper_rows=False)) > 1
 
 
 def test_checkpoint_and_resume(tmp_path):
@@ -352,10 +353,9 @@ def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them
             model(input_ids=ids, labels=ids).loss.backward()
             optimizer.step()
             optimizer.zero_grad()
-        # the deeper rows (" a" begins "and") carry the same text before their slot: trained, they give the hold
-        # several rows of this text a step, the setup these bounds were measured with
-        args = _config(tmp_path / word, num_train_epochs=20, learning_rate=2e-2, anchor_weight=0.0, auto_keep=0,
-                       context_weight=100.0, train_deeper_rows=True)
+        # one row, held once a step (its deeper rows ride in its step, not held again): 60 steps
+        args = _config(tmp_path / word, num_train_epochs=60, learning_rate=2e-2, anchor_weight=0.0, auto_keep=0,
+                       context_weight=100.0)
         rows = [{"text": text, "bad_words": [word], "unmatched": "good"}]
         trainer = ElarablationTrainer(model, args, load_contexts(rows), tok, peft_config=_lora())
         mask = trainer._hold_masks[trainer._rows[0].hold_class]
@@ -511,6 +511,64 @@ def test_deeper_rows_read_through_the_parents_cache_match_reading_them_whole(tmp
             assert prob == pytest.approx(float(p[token]), abs=1e-5)
 
 
+def test_trained_deeper_rows_are_not_held_again_and_come_read(tmp_path, monkeypatch):
+    """train_deeper_rows with the hold: a deeper row is its parent's text and one token, so it trains in its
+    context's step (the steps are the contexts') and the hold reads it at the context only; its slot reference and
+    the frozen bottom's output are the preparation's one-token read, the same as reading the row whole, so the
+    trainer never reads it again."""
+    tok = make_tokenizer("bytelevel")
+    row = {"text": "Once upon a time her voice was", "bad_words": ["so", "at", "in", "sea"], "unmatched": "good"}
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"], layers_to_transform=[2, 3])
+    trainer = ElarablationTrainer(make_tiny_model("llama", num_hidden_layers=4), _config(
+        tmp_path, top_k=300, train_deeper_rows=True, context_weight=10.0, auto_keep=0, anchor_weight=0.0,
+        per_device_train_batch_size=4), load_contexts(row), tok, peft_config=lora)
+    deeper = [i for i, r in enumerate(trainer._rows) if r.parent is not None and r.ref_logits is not None]
+    assert trainer._first == 2 and {trainer._rows[i].depth for i in deeper} == {2, 3}  # " s" + "e" + "a"
+    model = trainer.model
+    with torch.no_grad(), model.disable_adapter():
+        for i in deeper:
+            out = model(input_ids=torch.tensor([trainer._rows[i].input_ids]), output_hidden_states=True)
+            torch.testing.assert_close(trainer._ref_cache[i], out.logits[0, -1].float(), atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(trainer._rows[i].ref_bottom, out.hidden_states[2][0], atol=1e-4, rtol=1e-4)
+    held = []
+    real_hold = trainer._context_hold
+    monkeypatch.setattr(trainer, "_context_hold", lambda m, inputs, slop: held.append(
+        [trainer._rows[int(inputs["row_index"][b])].parent is None for b in slop]) or real_hold(m, inputs, slop))
+    monkeypatch.setattr(trainer, "_fill_reference", lambda m, indices, *a, **k: [
+        pytest.fail(f"row {i} was read again") for i in indices if i not in trainer._ref_cache])
+    assert [trainer._rows[i].input_ids for i in trainer.train_dataset["row_index"]] == [trainer._rows[0].input_ids]
+    assert trainer._packs_riders  # llama takes a 4D mask: the deeper rows are packed after the slot
+    batch = trainer._collate([{"input_ids": trainer._rows[0].input_ids, "row_index": 0}])
+    riders = [i for i, r in enumerate(trainer._rows) if r.parent is not None]
+    assert batch["row_index"].tolist() == [0] and batch["riders"].tolist() == riders
+    trainer.compute_loss(model, batch)
+    assert held == [[True]]
+
+    # packed after the slot (one column each) or read as rows of their own: the same logits and hold
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    model.eval()
+    figures = []
+    for packs in (True, False):
+        trainer._packs_riders = packs
+        batch = trainer._collate([{"input_ids": trainer._rows[0].input_ids, "row_index": 0}])
+        assert ("riders" in batch) == packs and len(batch["input_ids"]) == (1 if packs else 1 + len(riders))
+        with torch.no_grad():
+            figures.append(real_hold(model, batch, [0]))
+    torch.testing.assert_close(figures[0][0], figures[1][0], atol=1e-4, rtol=1e-4)
+    assert float(figures[0][1]) == pytest.approx(float(figures[1][1]), rel=1e-4) and float(figures[0][1]) > 1e-6
+    # without the hold (train's default) the packed forward runs every layer from the token ids: the same logits
+    trainer._packs_riders = True
+    batch = trainer._collate([{"input_ids": trainer._rows[0].input_ids, "row_index": 0}])
+    with torch.no_grad():
+        packed = trainer._slot_forward(model, batch, None, trainer._head_alone)[1]
+        ids, mask, pos = left_pad([trainer._rows[i].input_ids for i in [0] + riders], tok.pad_token_id)
+        torch.testing.assert_close(packed, last_position_logits(model, ids, mask, pos), atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("arch", ["llama", "gemma3_text", "gpt2"])
 def test_context_hold_and_anchor_from_kept_states_match_whole_forwards(tmp_path, arch):
     """The hold's reference is the head applied to the kept last hidden states, and the trained forward (and the
@@ -606,7 +664,7 @@ def test_hold_lets_go_beginnings_by_their_share_read_whole(tmp_path, arch, windo
     words = ["sea", "sky"]
     rows = [{"text": t, "bad_words": words, "unmatched": "good"} for t in texts]
     args = _config(tmp_path, context_weight=100.0, anchor_weight=0.0, auto_keep=0, top_k=20,
-                   per_device_train_batch_size=2)
+                   per_device_train_batch_size=2, train_deeper_rows=False)  # the contexts alone
     trainer = ElarablationTrainer(model, args, load_contexts(rows), tok, peft_config=_lora())
     model = trainer.model
 
