@@ -511,7 +511,8 @@ def test_deeper_rows_read_through_the_parents_cache_match_reading_them_whole(tmp
             assert prob == pytest.approx(float(p[token]), abs=1e-5)
 
 
-def test_trained_deeper_rows_are_not_held_again_and_come_read(tmp_path, monkeypatch):
+@pytest.mark.parametrize("arch", ["llama", "gemma3_text"])
+def test_trained_deeper_rows_are_not_held_again_and_come_read(tmp_path, monkeypatch, arch):
     """train_deeper_rows with the hold: a deeper row is its parent's text and one token, so it trains in its
     context's step (the steps are the contexts') and the hold reads it at the context only; its slot reference and
     the frozen bottom's output are the preparation's one-token read, the same as reading the row whole, so the
@@ -520,7 +521,10 @@ def test_trained_deeper_rows_are_not_held_again_and_come_read(tmp_path, monkeypa
     row = {"text": "Once upon a time her voice was", "bad_words": ["so", "at", "in", "sea"], "unmatched": "good"}
     torch.manual_seed(0)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj"], layers_to_transform=[2, 3])
-    trainer = ElarablationTrainer(make_tiny_model("llama", num_hidden_layers=4), _config(
+    # Gemma-3: sliding-window layers, a window longer than the texts (a packed column sees the whole context)
+    extra = {"layer_types": ["sliding_attention", "full_attention"] * 2, "sliding_window": 64} \
+        if arch == "gemma3_text" else {}
+    trainer = ElarablationTrainer(make_tiny_model(arch, num_hidden_layers=4, **extra), _config(
         tmp_path, top_k=300, train_deeper_rows=True, context_weight=10.0, auto_keep=0, anchor_weight=0.0,
         per_device_train_batch_size=4), load_contexts(row), tok, peft_config=lora)
     deeper = [i for i, r in enumerate(trainer._rows) if r.parent is not None and r.ref_logits is not None]
@@ -538,7 +542,7 @@ def test_trained_deeper_rows_are_not_held_again_and_come_read(tmp_path, monkeypa
     monkeypatch.setattr(trainer, "_fill_reference", lambda m, indices, *a, **k: [
         pytest.fail(f"row {i} was read again") for i in indices if i not in trainer._ref_cache])
     assert [trainer._rows[i].input_ids for i in trainer.train_dataset["row_index"]] == [trainer._rows[0].input_ids]
-    assert trainer._packs_riders  # llama takes a 4D mask: the deeper rows are packed after the slot
+    assert trainer._packs_riders  # the model takes a 4D mask: the deeper rows are packed after the slot
     batch = trainer._collate([{"input_ids": trainer._rows[0].input_ids, "row_index": 0}])
     riders = [i for i, r in enumerate(trainer._rows) if r.parent is not None]
     assert batch["row_index"].tolist() == [0] and batch["riders"].tolist() == riders
