@@ -406,15 +406,16 @@ class ElarablationTrainer(Trainer):
         # each step carries, stay those of the contexts; as rows of their own the deeper rows doubled auto's steps
         # and, with them, the pull of the hold and the anchor against every context's push.
         self._units = [i for i, r in enumerate(self._rows) if r.parent is None]
-        self._riders: dict[int, list[int]] = defaultdict(list)
-        index_of = {id(r): i for i, r in enumerate(self._rows)}
+        self._index_of = {id(r): i for i, r in enumerate(self._rows)}
+        self._riders: dict[int, list[int]] = defaultdict(list)  # unit -> its deeper rows
+        self._unit_of: dict[int, int] = {}  # deeper row -> its unit
         for i, r in enumerate(self._rows):
             if r.parent is not None:
                 root = r.parent
                 while root.parent is not None:
                     root = root.parent
-                self._riders[index_of[id(root)]].append(i)
-        self._index_of = index_of
+                self._unit_of[i] = self._index_of[id(root)]
+                self._riders[self._unit_of[i]].append(i)
         self._attn_implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
         self._head_alone = _head_alone_gives_logits(model)
         self._packs_riders = bool(self._riders) and self._packing_works(model)
@@ -700,12 +701,10 @@ class ElarablationTrainer(Trainer):
                             output_hidden_states=keeps_children and self._keeps_bottom)
                 if keeps_children and self._keeps_bottom:  # a deeper row's bottom output: its parent's and one token
                     for k, (b, child, _) in enumerate(grown):
-                        parent = batch[b][0]
-                        size = parent.ref_bottom.numel() * parent.ref_bottom.element_size() if \
-                            parent.ref_bottom is not None else 0
-                        if size and self._hidden_bytes + size <= REFERENCE_HIDDEN_BYTES:
-                            child.ref_bottom = torch.cat([parent.ref_bottom,
-                                                          out.hidden_states[self._first][k, -1:].detach().cpu()])
+                        kept = batch[b][0].ref_bottom  # the parent's
+                        size = kept.numel() * kept.element_size() if kept is not None else 0
+                        if kept is not None and self._hidden_bytes + size <= REFERENCE_HIDDEN_BYTES:
+                            child.ref_bottom = torch.cat([kept, out.hidden_states[self._first][k, -1:].detach().cpu()])
                             self._hidden_bytes += size
                 batch = [(child, source) for _, child, source in grown]
         return [child for level in by_level for child in level]
@@ -905,7 +904,8 @@ class ElarablationTrainer(Trainer):
         a position), every deeper row's bottom state kept; then checked once on the first context with deeper rows
         against reading them whole. Otherwise they are rows of the batch."""
         window = getattr(getattr(model, "config", None), "sliding_window", None)
-        if self._attn_implementation not in ("sdpa", "eager") or (window and max(len(r.input_ids) for r in self._rows) > window):
+        longest = max(len(r.input_ids) for r in self._rows)
+        if self._attn_implementation not in ("sdpa", "eager") or (window and longest > window):
             return False
         if self._keeps_bottom and any(self._rows[i].ref_bottom is None for rs in self._riders.values() for i in rs):
             return False
@@ -932,15 +932,12 @@ class ElarablationTrainer(Trainer):
         kept bottom states of the units (the frozen layers skipped), else the token ids are given."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
         width, device = ids.shape[1], ids.device
-        unit_of = {int(i): b for b, i in enumerate(inputs["row_index"])}
+        batch_of = {int(i): b for b, i in enumerate(inputs["row_index"])}  # unit -> its place in the batch
         columns: dict[int, int] = {}  # rider row -> its column
         taken = [0] * len(ids)
         rider_rows, rider_cols = [], []
         for i in inputs["riders"].tolist():
-            row, root = self._rows[i], self._rows[i].parent
-            while root.parent is not None:
-                root = root.parent
-            b = unit_of[self._index_of[id(root)]]
+            b = batch_of[self._unit_of[i]]
             columns[i] = width + taken[b]
             taken[b] += 1
             rider_rows.append((b, i))
@@ -969,7 +966,8 @@ class ElarablationTrainer(Trainer):
         if self._attn_implementation == "sdpa":
             mask4d = allowed[:, None]
         else:  # eager adds the mask to the scores
-            mask4d = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, torch.finfo(torch.float32).min)[:, None]
+            mask4d = torch.zeros(allowed.shape, device=device).masked_fill(~allowed, torch.finfo(torch.float32).min)
+            mask4d = mask4d[:, None]
         kwargs = {"attention_mask": mask4d, "position_ids": torch.cat([pos, new_pos], dim=1), "use_cache": False}
         if embeds is not None:
             kwargs["inputs_embeds"] = torch.cat([embeds, new_embeds], dim=1)
@@ -1096,6 +1094,7 @@ class ElarablationTrainer(Trainer):
         return padded.to(ids.device)
 
     def _head(self, model) -> nn.Module:
+        """The output embedding (the vocabulary projection) of the model being trained, unwrapped."""
         return (self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model).get_output_embeddings()
 
     def _slot_forward(self, model, inputs, embeds: torch.Tensor | None, head_alone: bool):
@@ -1143,7 +1142,10 @@ class ElarablationTrainer(Trainer):
         preparation and trainer took 173 s against 147 s now (auto's 348 positions, 88 steps, top six, bf16, one
         machine state; the keep rows read before the first step too, ``_fill_reference``); with hold_weight 57
         (about the old 100 on the story text alone) the held-out slots fell as far (0.31x) and the names referred
-        back to kept 0.95x (0.97x)."""
+        back to kept 0.95x (0.97x).
+
+        A unit's deeper rows are packed after its slot (``_slot_forward``): their logits follow the units' in
+        ``last``; they are never held (``slop`` holds units only), and the held positions are the units' columns."""
         ids, mask, pos = inputs["input_ids"], inputs["attention_mask"], inputs["position_ids"]
         # positions that predict a real token of the context (the last one is the slot: the hinges' job) from the
         # prompt's last token on: the chat template's tokens are given, never written
