@@ -241,6 +241,12 @@ class ElarablationArguments:
         its slot by its bad share."""
         return self.first_token_push and self.loss_type == "margin"
 
+    @property
+    def trains_deeper_rows(self) -> bool:
+        """The rows one token into a bad word train (``train_deeper_rows``, or nothing else decides a beginning);
+        otherwise they are only read for the beginnings' bad shares."""
+        return self.train_deeper_rows or not self.pushes_beginnings
+
     def __post_init__(self):
         for name in ("learning_rate", "num_train_epochs", "temperature", "margin_cap"):
             value = getattr(self, name)

@@ -363,7 +363,8 @@ class ElarablationTrainer(Trainer):
         self._uses_adapter = hasattr(model, "disable_adapter")
         # The context hold's reference and the frozen bottom layers' output are read once per context and kept.
         self._hidden_bytes = 0
-        self._keeps_hidden = args.context_weight > 0 and _head_alone_gives_logits(model)
+        self._head_alone = _head_alone_gives_logits(model)
+        self._keeps_hidden = args.context_weight > 0 and self._head_alone
         self._layers, self._first = frozen_bottom(model)
         self._skips_bottom = (self._first > 0 and args.world_size == 1  # (under DDP/FSDP the layers run as usual)
                               and bottom_skip_works(model, self._layers, self._first,
@@ -417,7 +418,6 @@ class ElarablationTrainer(Trainer):
                 self._unit_of[i] = self._index_of[id(root)]
                 self._riders[self._unit_of[i]].append(i)
         self._attn_implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
-        self._head_alone = _head_alone_gives_logits(model)
         self._packs_riders = bool(self._riders) and self._packing_works(model)
         prepared = datasets.Dataset.from_dict(
             {"input_ids": [self._rows[i].input_ids for i in self._units], "row_index": self._units}
@@ -477,7 +477,7 @@ class ElarablationTrainer(Trainer):
             # first_token_push, also pushed at the slot by how often the base goes on to a bad word: _bad_shares).
             children += self._expand(model, tokenizer, rows, sources, args, "pending", levels=MAX_WORD_DEPTH)
         self._bad_shares(rows + children)
-        if args.pushes_beginnings and not args.train_deeper_rows:
+        if not args.trains_deeper_rows:
             # the beginnings are pushed at their slots by those shares; the deeper rows were only read for them
             # (off since 2026-12-07 evening: trained, packed after their slot, they take Elara 0.60x -> 0.17x)
             children = [child for child in children if child.parent is None]  # tree_depth=2 rows stay
@@ -666,7 +666,7 @@ class ElarablationTrainer(Trainer):
         probabilities read are the same to float rounding. The contexts' own states are kept on the way
         (``_reference_forward``)."""
         # deeper rows are trained (not only read for their shares): keep their slot reference and bottom output
-        keeps_children = which == "good" or args.train_deeper_rows or not args.pushes_beginnings
+        keeps_children = which == "good" or args.trains_deeper_rows
         todo = [(r, src) for r, src in zip(parents, sources) if r.kind == "slop"
                 and (which == "good" or r.rules.bad_words)]
         by_level: list[list[PreparedRow]] = [[] for _ in range(levels)]
