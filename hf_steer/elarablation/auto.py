@@ -148,6 +148,7 @@ def run_auto(
     if chat_template:
         chat_template_text(chat_template)  # a bad name is an error before the model loads
     train_prompts, chat = load_prompts(settings.prompts)
+    settings = settings.with_hold_weight(chat)
     eval_prompts, eval_chat = load_prompts(settings.eval_prompts)
     if set(train_prompts) & set(eval_prompts):
         raise HfSteerError("--eval-prompts share prompts with --prompts: judge on prompts the patterns were not found on")
@@ -214,6 +215,7 @@ def run_auto(
         _join_adapters(model, [r["folder"] / "adapter" for r in rounds], work_dir / ALL_ROUNDS, log)
         report = build_rounds_report(work_dir, rounds)
     report["bf16"] = recorded_settings["bf16"]  # the stories and the training
+    report["settings"] = dataclasses.asdict(settings)  # as run (the hold weight decided by the prompts)
     return report
 
 

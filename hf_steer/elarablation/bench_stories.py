@@ -64,7 +64,7 @@ def run_story_bench(
     train_seconds = report["train_seconds"]  # every round's, with --rounds
     figures.update({
         "model": str(model or "bundled"), "work_dir": work_dir.name, "eval_prompts": settings.eval_prompts,
-        "settings": dataclasses.asdict(settings), "train_seconds": train_seconds, "peak_rss_mb": round(peak_rss_mb(), 1),
+        "settings": report["settings"], "train_seconds": train_seconds, "peak_rss_mb": round(peak_rss_mb(), 1),
         "bf16": report["bf16"],
         "train_positions": report["stages"].get("train", {}).get("positions"),
         "keep_rows": report["stages"].get("train", {}).get("keep_rows"),

@@ -167,8 +167,9 @@ def word_match(text: str, word: str) -> str | None:
     if not rest:
         return None
     folded, target = rest.casefold(), word.casefold()
-    if folded.startswith(target):
-        return "bad" if len(rest) == len(word) or not (rest[len(word)].isalpha() or rest[len(word)] in "'-") else None
+    if folded.startswith(target):  # (folded: "Straße" is "strasse", longer than the text)
+        after = folded[len(target):]
+        return "bad" if not after or not (after[0].isalpha() or after[0] in "'-") else None
     if target.startswith(folded) and all(c.isalpha() or c in "'-" for c in rest):
         return "pending"
     return None

@@ -65,6 +65,9 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder,
     used = saved["before"]["pattern_stories"][word], saved["after"]["pattern_stories"][word]
     assert any(f"({used[0]}->{used[1]} stories)" in line for line in report["summary"] if "most frequent" in line)
     assert report["bf16"] is False and state["settings"]["bf16"] is False  # fp32 unless --bf16, on a CPU
+    # chat prompts: the hold's default for them, recorded as run (the report's settings too) and trained with
+    assert state["settings"]["hold_weight"] == report["settings"]["hold_weight"] == 57.0
+    assert json.loads((work / "adapter" / "hf_steer.json").read_text())["hyperparameters"]["context_weight"] == 57.0
     # the training stage shows its progress (hf_steer quiets transformers, whose default then hid the bar)
     err, steps = capfd.readouterr().err, state["finished"]["train"]["steps"]
     assert "reading the base model (pending)" in err and f"{steps}/{steps} [" in err

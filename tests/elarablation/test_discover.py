@@ -68,6 +68,8 @@ def test_rules_target_the_whole_word_not_its_first_letters():
     assert word_match(" towering", "towering") == "bad" and word_match(' "Towering,', "towering") == "bad"
     assert word_match(" town", "towering") is None and word_match(" towers", "towering") is None
     assert word_match(" toweringly", "towering") is None
+    # a letter that folds into two ("ß" -> "ss") made the text shorter than the word it matched: an IndexError
+    assert word_match(" Straße", "strasse") == "bad" and word_match(" Straßen", "strasse") is None
     rules = TokenRules.from_row({"bad_words": ["towering"], "unmatched": "good"})
     assert rules.classify(" tow") == "pending" and rules.classify(" town") == "good" and rules.classify(" sea") == "good"
     deeper = rules.extended(" tow")
