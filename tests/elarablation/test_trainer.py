@@ -8,7 +8,7 @@ from conftest import make_tiny_model, make_tokenizer
 from peft import LoraConfig
 
 from hf_steer.elarablation.config import ElarablationConfig
-from hf_steer.elarablation.contexts import load_contexts
+from hf_steer.elarablation.contexts import load_contexts, word_match
 from hf_steer.elarablation.trainer import ElarablationTrainer, last_position_logits, left_pad
 from hf_steer.errors import HfSteerError
 
@@ -370,6 +370,24 @@ def test_context_hold_lets_bad_words_go_where_the_text_before_the_slot_uses_them
         assert base.min() > 0.2  # the base predicts " and" where the text has it
         kept[word] = (tuned / base).mean().item()
     assert kept["and"] < 0.6 and kept["zzz"] > 0.9, kept
+
+
+@pytest.mark.parametrize("kind", ["bytelevel", "metaspace"])
+def test_the_holds_whole_word_masks_are_word_match_over_the_whole_vocabulary(tmp_path, kind):
+    """The hold's mask of a bad word is found through an index of the tokens' first letters: it must be exactly the
+    tokens ``word_match`` calls the whole word, one-letter, capitalised and apostrophe words included."""
+    tok = make_tokenizer(kind)
+    words = ["and", "sea", "a", "Sky", "don't", "the", "zzz"]
+    rows = [{"text": "the sea and the sky", "bad_words": words, "unmatched": "good"}]
+    args = _config(tmp_path, anchor_weight=0.0, auto_keep=0, context_weight=100.0)
+    trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+    texts = trainer._vocabulary_texts(trainer.model.get_output_embeddings().weight.shape[0])  # as the hold read it
+    found = 0
+    for word in words:
+        expected = torch.tensor([word_match(t, word) == "bad" for t in texts])
+        assert torch.equal(trainer._whole_word_mask(word, texts), expected), word
+        found += int(expected.sum())
+    assert found >= 3  # " and", " the", " sea" at least: the comparison is not between empty masks
 
 
 def test_hold_lets_listed_words_go_except_where_the_context_wrote_them(tmp_path):
