@@ -35,7 +35,7 @@ def test_auto_trains_the_top_six_layers_and_the_rest_the_upper_half():
 
 def test_auto_holds_chat_prompts_at_57_and_plain_openings_at_100_unless_told():
     """A chat context is held from its story on, a plain opening whole: their defaults differ (on Gemma-3-270M's
-    openings 57 did worse than 100 on the patterns and the judge); a weight the user gives is kept for either."""
+    openings 57 moved the judge three times as far as 100); a weight the user gives is kept for either."""
     assert AutoArguments().hold_weight is None
     assert AutoArguments().with_hold_weight(chat=True).hold_weight == 57.0
     assert AutoArguments().with_hold_weight(chat=False).hold_weight == 100.0
