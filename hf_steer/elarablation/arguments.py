@@ -468,7 +468,7 @@ class AutoArguments(FindArguments):
                   "slop point, so only the slop point moves; the patterns' own words there are let go (0: off). "
                   "Default: 57 for chat prompts (held from the story on: about the old 100, which was averaged over "
                   "the chat prompt too, 45%% of auto's positions on the bundled model), 100 for plain openings (held "
-                  "whole; Gemma-3-270M's openings, three draws: at 57 judge perplexity +12.3%% against +3.9%%, slop index "
+                  "whole; Gemma-3-270M's openings, three draws: at 57 judge perplexity +12.2%% against +3.9%%, slop index "
                   "+6%% against -4%%, the patterns -77%% at both, fewer looping stories)."},
     )
     hold_let_go_words: str | None = field(
@@ -506,7 +506,7 @@ class AutoArguments(FindArguments):
         A chat context is held from its story on (``prompt_length``), and 57 there is about the old 100, which was
         averaged over the chat prompt too; a plain opening is held whole, as it always was, so its old strength is 100
         (on Gemma-3-270M's openings, three draws, 57 lowered the patterns as far, -77%, and moved the judge three times
-        as far: +12.3% against +3.9%)."""
+        as far: +12.2% against +3.9%)."""
         if self.hold_weight is not None:
             return self
         return dataclasses.replace(self, hold_weight=CHAT_HOLD_WEIGHT if chat else PLAIN_HOLD_WEIGHT)
