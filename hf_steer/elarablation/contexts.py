@@ -152,6 +152,11 @@ def compile_regex(pattern: str, source: str = "<rules>") -> re.Pattern:
         raise HfSteerError(f"{source}: regex {pattern!r} is invalid ({e}): fix or remove the pattern") from None
 
 
+def word_start(text: str) -> str:
+    """``text`` from its first letter on: leading spaces, quotes and dashes are not part of a word."""
+    return text[next((k for k, c in enumerate(text) if c.isalpha()), len(text)):]
+
+
 def word_match(text: str, word: str) -> str | None:
     """How the text so far (``" tow"``, ``" towering,"``) relates to a bad ``word``.
 
@@ -160,10 +165,7 @@ def word_match(text: str, word: str) -> str | None:
     (``" tow"`` for "towering" could still become " town"), ``None`` otherwise (``" town"``,
     ``" towers"``). Case is ignored; leading spaces, quotes and dashes are not part of the word.
     """
-    start = 0
-    while start < len(text) and not text[start].isalpha():
-        start += 1
-    rest = text[start:]
+    rest = word_start(text)
     if not rest:
         return None
     folded, target = rest.casefold(), word.casefold()

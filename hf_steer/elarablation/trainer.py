@@ -41,6 +41,7 @@ from .contexts import (
     tokenize_context,
     validate_hyperparameters,
     word_match,
+    word_start,
 )
 from .loss import elarablation_loss, keep_loss
 from .stories import hold_phrase_list, hold_word_list, pattern_regex, word_spans, words
@@ -374,7 +375,7 @@ class ElarablationTrainer(Trainer):
         self._kinds: dict[tuple, str | None] = {}
         self._firsts: dict[tuple, list[int]] = {}
         self._word_masks: dict[str, torch.Tensor] = {}
-        self._word_starts: tuple[dict[str, list[int]], list[str]] | None = None
+        self._word_starts: dict[str, list[int]] | None = None  # one vocabulary a trainer, as _word_masks
         self._vocab_texts: list[str] = []
         self._anchor_bottom: torch.Tensor | None = None
         with self._cpu_autocast(args, model):  # its reads of the base model too
@@ -568,19 +569,15 @@ class ElarablationTrainer(Trainer):
         """The vocabulary's tokens that are ``word`` whole (" sun", "Sun", ...), as a bool mask (cached: files share
         words across rows with different lists)."""
         if word not in self._word_masks:
-            if self._word_starts is None or len(self._word_starts[1]) != len(texts):
+            if self._word_starts is None:
                 # token ids by the first two letters of their word, folded: a token is a word whole only if its word
                 # starts with the word's own (word_match over the whole vocabulary for each of auto's ~80 words was
                 # 3.9M calls, ~4 s of preparation on the bundled model)
-                starts: dict[str, list[int]] = defaultdict(list)
+                self._word_starts = defaultdict(list)
                 for i, t in enumerate(texts):
-                    rest = t[next((k for k, c in enumerate(t) if c.isalpha()), len(t)):]  # as word_match reads it
-                    if rest:
-                        starts[rest.casefold()[:2]].append(i)
-                self._word_starts = (starts, texts)
-            starts, _ = self._word_starts
+                    self._word_starts[word_start(t).casefold()[:2]].append(i)
             target = word.casefold()[:2]
-            candidates = [i for key, ids in starts.items() if key.startswith(target) for i in ids]
+            candidates = [i for key, ids in self._word_starts.items() if key.startswith(target) for i in ids]
             mask = torch.zeros(len(texts), dtype=torch.bool)
             mask[[i for i in candidates if word_match(texts[i], word) == "bad"]] = True
             self._word_masks[word] = mask
