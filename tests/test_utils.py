@@ -62,3 +62,40 @@ def test_reusing_freed_memory_stops_large_blocks_faulting_in_fresh_pages_and_res
     assert int(plain) > 150_000
     assert int(reused) < int(plain) / 4
     assert int(after) > 150_000  # glibc's defaults back: the rest of the process is as it was
+
+
+def test_frozen_linears_in_stores_frozen_weights_at_the_autocast_precision_and_gives_them_back():
+    """``frozen_linears_in``: under bf16 autocast the same outputs to the bit (autocast casts to the same values) and
+    the same gradients of what trains; the frozen weights come back as they were, an output layer's tie to the
+    embeddings included; a weight that trains and one not in floating point are left alone."""
+    import torch
+    from conftest import make_tiny_model
+
+    from hf_steer.utils import frozen_linears_in
+
+    torch.manual_seed(0)
+    model = make_tiny_model("llama")
+    model.config.tie_word_embeddings = True
+    model.lm_head.weight = model.model.embed_tokens.weight
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trained = model.model.layers[-1].mlp.down_proj.weight
+    trained.requires_grad_(True)
+    frozen = {name: p for name, p in model.named_parameters()}
+    ids = torch.randint(0, model.config.vocab_size, (2, 9))
+
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=ids).logits
+        logits.float().square().mean().backward()
+        grad, trained.grad = trained.grad.clone(), None
+        return logits.detach(), grad
+
+    before = run()
+    with frozen_linears_in(model, torch.bfloat16) as count:
+        assert count == sum(1 for m in model.modules() if isinstance(m, torch.nn.Linear)) - 1  # not the trained one
+        assert model.lm_head.weight.dtype == torch.bfloat16 and trained.dtype == torch.float32
+        inside = run()
+    assert torch.equal(before[0], inside[0]) and torch.equal(before[1], inside[1])
+    assert all(p is frozen[name] and p.dtype == torch.float32 for name, p in model.named_parameters())
+    assert model.lm_head.weight is model.model.embed_tokens.weight

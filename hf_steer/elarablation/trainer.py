@@ -16,8 +16,8 @@ import copy
 import math
 import os
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, Trai
 
 from ..benchmarking import kl_per_position
 from ..errors import HfSteerError
-from ..utils import reusing_freed_memory
+from ..utils import frozen_linears_in, reusing_freed_memory
 from .config import ElarablationConfig
 from .contexts import (
     TokenRules,
@@ -194,6 +194,28 @@ def _head_alone_gives_logits(model: nn.Module) -> bool:
     head = model.get_output_embeddings()
     return (head is not None and not any(p.requires_grad for p in head.parameters())
             and not getattr(config, "final_logit_softcapping", None) and not getattr(config, "logit_scale", None))
+
+
+def may_reach(head: nn.Module, states: torch.Tensor, tokens: list[int], written: list[int],
+              floor: float) -> torch.Tensor:
+    """Which rows of ``states`` (hidden states the output layer ``head`` reads) may give one of ``tokens`` a
+    probability of at least ``floor``: a bool mask, with no row missed. The logits of ``tokens`` and of the tokens
+    the text ``written`` next are a part of the vocabulary, so their logsumexp is at most the whole one's and
+    ``exp(logit - it)`` is at least a token's probability; the bound is taken against a quarter of ``floor``, far
+    past bf16's rounding. A model's own story gives its next token much of the mass, so the bound is close: the
+    hold's beginnings need the whole vocabulary at few positions (projecting all of them was 10 s of ``auto``'s
+    preparation, bundled model, 2 cores). A head that is not a plain float ``nn.Linear`` (a quantized one): every row."""
+    weight = getattr(head, "weight", None)
+    if not (isinstance(head, nn.Linear) and weight is not None and weight.dtype.is_floating_point
+            and weight.dim() == 2 and weight.shape[-1] == states.shape[-1]):
+        return torch.ones(len(states), dtype=torch.bool, device=states.device)
+    cols = sorted(set(tokens) | set(written))
+    at = {t: i for i, t in enumerate(cols)}
+    index = torch.tensor(cols, device=weight.device)
+    bias = None if head.bias is None else head.bias[index]
+    logits = nn.functional.linear(states, weight[index], bias).float()
+    bound = logits[:, [at[t] for t in tokens]] - logits.logsumexp(dim=-1, keepdim=True)
+    return (bound >= math.log(floor / 4)).any(dim=-1)
 
 
 def frozen_bottom(model: nn.Module) -> tuple[nn.ModuleList | None, int]:
@@ -378,7 +400,7 @@ class ElarablationTrainer(Trainer):
         self._word_starts: dict[str, list[int]] | None = None  # one vocabulary a trainer, as _word_masks
         self._vocab_texts: list[str] = []
         self._anchor_bottom: torch.Tensor | None = None
-        with self._cpu_autocast(args, model):  # its reads of the base model too
+        with self._cpu_reads(args, model):  # its reads of the base model too
             self._rows = self._prepare_rows(model, processing_class, train_dataset, args)
         self._ref_cache: dict[int, torch.Tensor] = {i: r.ref_logits for i, r in enumerate(self._rows)
                                                      if r.ref_logits is not None}
@@ -394,7 +416,7 @@ class ElarablationTrainer(Trainer):
             raise HfSteerError("context_weight needs a LoRA adapter (its reference is the model with the adapter off): "
                                "pass peft_config or set context_weight=0")
         if self._keeps_bottom:  # the rows the preparation did not read (keep rows), before the first step
-            with self._cpu_autocast(args, model):
+            with self._cpu_reads(args, model):
                 self._fill_reference(model, [i for i, r in enumerate(self._rows) if r.ref_bottom is None],
                                      args.per_device_train_batch_size,
                                      None if args.disable_tqdm else "reading the base model (keep)")
@@ -682,13 +704,19 @@ class ElarablationTrainer(Trainer):
         keeps_children = which == "good" or args.trains_deeper_rows
         todo = [(r, src) for r, src in zip(parents, sources) if r.kind == "slop"
                 and (which == "good" or r.rules.bad_words)]
-        by_level: list[list[PreparedRow]] = [[] for _ in range(levels)]
+        # (key, child): a child's key is its context's place in ``todo`` and its rank under each parent, so the
+        # rows come back in the order of reading ``todo`` as it is, level by level
+        by_level: list[list[tuple[tuple[int, ...], PreparedRow]]] = [[] for _ in range(levels)]
         device = next(model.parameters()).device
-        # before the first step: on auto's contexts the "pending" pass is most of a minute on 2 cores (bundled model)
+        # before the first step: on auto's contexts the "pending" pass is most of a minute on 2 cores (bundled model).
+        # Read shortest first, so a batch's contexts are about one length: auto's contexts as they come pad 1.25
+        # tokens read for each real one.
+        order = sorted(range(len(todo)), key=lambda i: len(todo[i][0].input_ids))
         starts = range(0, len(todo), args.per_device_train_batch_size)
         for start in tqdm(starts, desc=f"reading the base model ({which})", unit="batch",
                           disable=args.disable_tqdm or not starts):
-            batch = todo[start:start + args.per_device_train_batch_size]
+            picked = order[start:start + args.per_device_train_batch_size]
+            batch, keys = [todo[i] for i in picked], [(i,) for i in picked]
             ids, mask, pos = (t.to(device) for t in left_pad([r.input_ids for r, _ in batch], tokenizer.pad_token_id))
             reads_hold = which == "pending" and self._lets_go_beginnings
             out = self._reference_forward(model, ids, mask, pos, [r for r, _ in batch], use_cache=True,
@@ -701,7 +729,13 @@ class ElarablationTrainer(Trainer):
                     for (child, _), row_logits in zip(batch, slot_logits):
                         child.ref_logits = row_logits
                 grown = self._grow(batch, slot_logits, args, which)
-                by_level[level] += [child for _, child, _ in grown]
+                rank: Counter = Counter()
+                grown_keys = []
+                for b, _, _ in grown:  # a parent's children come most likely first
+                    grown_keys.append(keys[b] + (rank[b],))
+                    rank[b] += 1
+                keys = grown_keys
+                by_level[level] += [(key, child) for key, (_, child, _) in zip(keys, grown)]
                 if not grown or level == levels - 1:
                     break
                 index = torch.tensor([b for b, _, _ in grown], device=device)
@@ -720,7 +754,7 @@ class ElarablationTrainer(Trainer):
                             child.ref_bottom = torch.cat([kept, out.hidden_states[self._first][k, -1:].detach().cpu()])
                             self._hidden_bytes += size
                 batch = [(child, source) for _, child, source in grown]
-        return [child for level in by_level for child in level]
+        return [child for level in by_level for _, child in sorted(level, key=lambda pair: pair[0])]
 
     @torch.no_grad()
     def _read_hold_beginnings(self, model, tokenizer, rows: list[PreparedRow], ids: torch.Tensor, mask: torch.Tensor,
@@ -750,8 +784,14 @@ class ElarablationTrainer(Trainer):
             if not firsts:
                 continue
             held = slice(width - n + row.held_from, width - 1)  # the positions the hold reads (not the prompt's)
-            at = head(hidden[b, held]) if self._keeps_hidden else logits[b, held]
-            probs = torch.softmax(at.float(), dim=-1)[:, firsts]
+            if self._keeps_hidden:  # projected where a beginning may reach the floor (may_reach: 0 elsewhere)
+                states = hidden[b, held]
+                near = may_reach(head, states, firsts, row.input_ids[row.held_from + 1:], HOLD_BEGINNING_MIN_PROB)
+                probs = states.new_zeros((len(states), len(firsts)), dtype=torch.float32)
+                if near.any():
+                    probs[near] = torch.softmax(head(states[near]).float(), dim=-1)[:, firsts]
+            else:
+                probs = torch.softmax(logits[b, held].float(), dim=-1)[:, firsts]
             written = self._words_written(row.input_ids, words_of[b])
             for q, k in (probs >= HOLD_BEGINNING_MIN_PROB).nonzero().tolist():
                 p, t = q + row.held_from, firsts[k]  # q counts from the first held position
@@ -1002,7 +1042,8 @@ class ElarablationTrainer(Trainer):
         keeps come with them (``_reference_forward``). Before the first step it reads the keep rows: read as they
         came, one or two a step, they were 40 forwards and 14 s of auto's training (bundled model, 2 cores, under
         cProfile); 12 batches, 11 s, that way."""
-        missing = [i for i in indices if i not in self._ref_cache]
+        # shortest first: a batch's rows about one length, less padding read (each is cached by its index)
+        missing = sorted((i for i in indices if i not in self._ref_cache), key=lambda i: len(self._rows[i].input_ids))
         if not missing:
             return
         device = next(model.parameters()).device
@@ -1320,6 +1361,18 @@ class ElarablationTrainer(Trainer):
             loss = loss * 0.0
         return (loss, {"logits": logits}) if return_outputs else loss
 
+    @classmethod
+    @contextlib.contextmanager
+    def _cpu_reads(cls, args: ElarablationConfig, model) -> Iterator[None]:
+        """``_cpu_autocast`` with the frozen linear weights stored in bf16 meanwhile (``frozen_linears_in``): the
+        preparation's many small reads (one-token forwards, a context's positions through the output layer) cast
+        the frozen weights again on each call under autocast (bundled model, 2 cores: 23 ms a call for the output
+        layer alone)."""
+        autocast = cls._cpu_autocast(args, model)
+        with autocast, (frozen_linears_in(model, torch.bfloat16)
+                        if not isinstance(autocast, contextlib.nullcontext) else contextlib.nullcontext()):
+            yield
+
     @staticmethod
     def _cpu_autocast(args: ElarablationConfig, model) -> contextlib.AbstractContextManager:
         """bf16 autocast for a model on the CPU when ``args.bf16`` (accelerate's own autocast wraps the model's forward
@@ -1334,7 +1387,9 @@ class ElarablationTrainer(Trainer):
 
     def train(self, *args: Any, **kwargs: Any):
         # the same large tensors every step: on CPU, reusing freed memory makes a step ~18% faster (see its docstring)
-        with reusing_freed_memory():
+        # one process (a DDP or FSDP wrapper holds the weights it was given): every forward of a step is under autocast
+        single = self.accelerator.num_processes == 1 and not getattr(self, "is_fsdp_enabled", False)
+        with reusing_freed_memory(), (self._cpu_reads(self.args, self.model) if single else contextlib.nullcontext()):
             output = super().train(*args, **kwargs)
         # With bf16, accelerate leaves the model's forward wrapped in its autocast: what runs the model next (the slot
         # bench's measurements, the caller's generation) would run in bf16 without asking for it.

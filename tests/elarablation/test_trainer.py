@@ -504,6 +504,60 @@ def test_context_hold_lets_a_phrase_word_go_only_after_its_phrase(tmp_path):
     assert kept["the to"] < 0.6 and kept["the zzz"] > 0.9, kept
 
 
+def test_contexts_read_shortest_first_give_their_deeper_rows_in_the_contexts_order(tmp_path):
+    """The base model reads the contexts shortest first (less padding); the deeper rows still come as the contexts
+    do, level by level, a parent's children most likely first (the order the training shuffles from)."""
+    tok = make_tokenizer("bytelevel")
+    texts = ["The old man looked out at the grey sea and the long road behind him, and he", "Her voice was",
+             "Once upon a time the sailor and", "They walked to the"]
+    rows = [{"text": t, "bad_words": ["barely", "softly", "trembling", "sea"], "unmatched": "good"} for t in texts]
+    args = _config(tmp_path, top_k=300, train_deeper_rows=True, min_path_prob=0.0, per_device_train_batch_size=2)
+    trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+    contexts = [tuple(r.input_ids) for r in trainer._rows if r.depth == 1]
+    deeper = [r for r in trainer._rows if r.depth > 1]
+    depths = [r.depth for r in deeper]
+    assert depths == sorted(depths)
+
+    def place(row):  # (its context's place, then its own rank under each parent: most likely first)
+        parent, ranks = row, []
+        while parent.depth > 1:
+            siblings = [r for r in deeper if r.parent is parent.parent]
+            ranks.append(sorted(siblings, key=lambda r: -r.path_prob).index(parent))
+            parent = parent.parent
+        return (contexts.index(tuple(parent.input_ids)), *reversed(ranks))
+
+    assert len({r.depth for r in deeper}) >= 2 and len({place(r)[0] for r in deeper}) >= 3
+    for depth in {r.depth for r in deeper}:
+        level = [place(r) for r in deeper if r.depth == depth]
+        assert level == sorted(level) and len(set(level)) == len(level)
+
+
+def test_may_reach_misses_no_row_and_projects_few_where_the_written_token_is_likely():
+    """``may_reach``: the rows where a token of a list may reach a floor, from the logits of those tokens and the
+    written ones alone (their logsumexp bounds the whole vocabulary's from below): every row that reaches it is in,
+    and with the written token likely (a model's own text), most rows that do not are out."""
+    from hf_steer.elarablation.trainer import may_reach
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 500, bias=True)
+    states = torch.randn(400, 16) * 10  # peaked: the likeliest token has 0.55 on average
+    logits = head(states)
+    written = logits.argmax(-1).tolist()  # the text writes its likely token
+    written = [t if i % 4 else (t + 7) % 500 for i, t in enumerate(written)]  # and now and then another one
+    tokens = [3, 17, 42, 99]
+    with torch.no_grad():
+        probs = torch.softmax(logits, -1)[:, tokens]
+        for floor in (0.05, 0.01, 0.001):
+            near = may_reach(head, states, tokens, written, floor)
+            reached = (probs >= floor).any(-1)
+            assert reached.any() and bool(near[reached].all())  # none missed
+            assert int(near.sum()) < len(states) / 4
+    # a head that is not a plain float Linear (a quantized one): every row
+    packed = torch.nn.Linear(16, 500)
+    packed.weight = torch.nn.Parameter(torch.zeros(4000, 1, dtype=torch.uint8), requires_grad=False)
+    assert bool(may_reach(packed, states, tokens, written, 0.05).all())
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_deeper_rows_read_through_the_parents_cache_match_reading_them_whole(tmp_path, arch):
     """A word's beginning is read one and two tokens deeper with its parent's KV cache: each deeper row's figures
