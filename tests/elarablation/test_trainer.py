@@ -1,5 +1,6 @@
 """ElarablationConfig + ElarablationTrainer on tiny random models (fast, no bundled model)."""
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -840,3 +841,32 @@ def test_bf16_on_cpu_runs_the_whole_loss_and_the_reads_before_it_under_autocast(
         dtypes.clear()
         dtypes.update(during)  # what the training saw, for the last check
     assert seen == {False: {torch.float32}, True: {torch.bfloat16}}
+
+
+def test_bf16_training_with_frozen_weights_stored_in_bf16_is_the_same_training(tmp_path, monkeypatch):
+    """With bf16 on a CPU the frozen weights are stored in bf16 while the trainer reads and trains (autocast cast them
+    again in every forward): every step's figures and the adapter are those of training without that. (Under one
+    autocast around the whole training, each step ran the adapter as it was at the first: anchor KL 0 throughout.)"""
+    from hf_steer.elarablation import trainer as trainer_module
+
+    tok = make_tokenizer("bytelevel")
+    rows = [{"text": "Once upon a time the old sailor looked at the sea and his voice was barely", "bad": ["^ ?[a-m]"]},
+            {"text": "The sea and the sky and the old sailor", "bad_words": ["sea", "sky"], "unmatched": "good"}]
+    runs = []
+    for stored in (True, False):
+        if not stored:
+            monkeypatch.setattr(trainer_module, "frozen_linears_in", lambda *a: contextlib.nullcontext())
+        torch.manual_seed(0)
+        args = _config(tmp_path / str(stored), num_train_epochs=3, learning_rate=2e-2, min_threshold=0.001,
+                       context_weight=100.0, anchor_weight=10.0, logging_steps=1, bf16=True,
+                       per_device_train_batch_size=1)
+        trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
+        trainer.train()
+        logs = [e for e in trainer.state.log_history if "bad_mass" in e]
+        adapter = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+        runs.append((logs, adapter))
+    (logs, adapter), (plain_logs, plain_adapter) = runs
+    assert len(logs) >= 4 and any(e["anchor_kl"] > 0 for e in logs[1:])
+    for e, plain in zip(logs, plain_logs):
+        assert e.keys() == plain.keys() and all(e[k] == pytest.approx(plain[k], rel=1e-5, abs=1e-7) for k in e)
+    assert all(torch.allclose(adapter[n], plain_adapter[n], atol=1e-6) for n in adapter)
