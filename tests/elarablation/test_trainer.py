@@ -505,34 +505,6 @@ def test_context_hold_lets_a_phrase_word_go_only_after_its_phrase(tmp_path):
     assert kept["the to"] < 0.6 and kept["the zzz"] > 0.9, kept
 
 
-def test_contexts_read_shortest_first_give_their_deeper_rows_in_the_contexts_order(tmp_path):
-    """The base model reads the contexts shortest first (less padding); the deeper rows still come as the contexts
-    do, level by level, a parent's children most likely first (the order the training shuffles from)."""
-    tok = make_tokenizer("bytelevel")
-    texts = ["The old man looked out at the grey sea and the long road behind him, and he", "Her voice was",
-             "Once upon a time the sailor and", "They walked to the"]
-    rows = [{"text": t, "bad_words": ["barely", "softly", "trembling", "sea"], "unmatched": "good"} for t in texts]
-    args = _config(tmp_path, top_k=300, train_deeper_rows=True, min_path_prob=0.0, per_device_train_batch_size=2)
-    trainer = ElarablationTrainer(make_tiny_model("llama"), args, load_contexts(rows), tok, peft_config=_lora())
-    contexts = [tuple(r.input_ids) for r in trainer._rows if r.depth == 1]
-    deeper = [r for r in trainer._rows if r.depth > 1]
-    depths = [r.depth for r in deeper]
-    assert depths == sorted(depths)
-
-    def place(row):  # (its context's place, then its own rank under each parent: most likely first)
-        parent, ranks = row, []
-        while parent.depth > 1:
-            siblings = [r for r in deeper if r.parent is parent.parent]
-            ranks.append(sorted(siblings, key=lambda r: -r.path_prob).index(parent))
-            parent = parent.parent
-        return (contexts.index(tuple(parent.input_ids)), *reversed(ranks))
-
-    assert len({r.depth for r in deeper}) >= 2 and len({place(r)[0] for r in deeper}) >= 3
-    for depth in {r.depth for r in deeper}:
-        level = [place(r) for r in deeper if r.depth == depth]
-        assert level == sorted(level) and len(set(level)) == len(level)
-
-
 def test_may_reach_misses_no_row_and_projects_few_where_the_written_token_is_likely():
     """``may_reach``: the rows where a token of a list may reach a floor, from the logits of those tokens and the
     written ones alone (their logsumexp bounds the whole vocabulary's from below): every row that reaches it is in,
