@@ -204,7 +204,8 @@ def may_reach(head: nn.Module, states: torch.Tensor, tokens: list[int], written:
     ``exp(logit - it)`` is at least a token's probability; the bound is taken against a quarter of ``floor``, far
     past bf16's rounding. A model's own story gives its next token much of the mass, so the bound is close: the
     hold's beginnings need the whole vocabulary at few positions (projecting all of them was 10 s of ``auto``'s
-    preparation, bundled model, 2 cores). A head that is not a plain float ``nn.Linear`` (a quantized one): every row."""
+    preparation, bundled model, 2 cores). A head that is not a plain float ``nn.Linear`` (a quantized one): every
+    row."""
     weight = getattr(head, "weight", None)
     if not (isinstance(head, nn.Linear) and weight is not None and weight.dtype.is_floating_point
             and weight.dim() == 2 and weight.shape[-1] == states.shape[-1]):
@@ -1377,15 +1378,12 @@ class ElarablationTrainer(Trainer):
 
     def train(self, *args: Any, **kwargs: Any):
         # the same large tensors every step: on CPU, reusing freed memory makes a step ~18% faster (see its docstring)
-        # With bf16 on a CPU, the frozen weights stored in bf16 (every forward of a step runs under the loss's autocast,
-        # see frozen_linears_in), in one process (a DDP or FSDP wrapper holds the weights it was given). Not under one
-        # autocast around the whole training: autocast keeps its bf16 copy of each weight that trains until its
-        # outermost region ends, so every step ran the adapter as it was at the first (tried: anchor KL 0 at every
-        # step; the stories' patterns -92% but looping 15.7% -> 36.3%, bundled model).
-        stored = (not isinstance(self._cpu_autocast(self.args, self.model), contextlib.nullcontext)
-                  and self.accelerator.num_processes == 1 and not getattr(self, "is_fsdp_enabled", False))
-        with reusing_freed_memory(), (frozen_linears_in(self.model, torch.bfloat16) if stored
-                                      else contextlib.nullcontext()):
+        # The frozen weights are not stored in bf16 here as the preparation's reads store them (``_cpu_reads``): a step
+        # is 8 contexts at once, where the casts weigh little (30 steps 34.0 s with them stored, 34.5 s without, 34.0 s
+        # before either change; bundled model, 2 cores). Under one autocast around the whole training it was also
+        # wrong: autocast keeps its bf16 copy of each weight that trains until its outermost region ends, so every
+        # step ran the adapter as it was at the first (anchor KL 0 at every step; the stories' looping 15.7% -> 36.3%).
+        with reusing_freed_memory():
             output = super().train(*args, **kwargs)
         # With bf16, accelerate leaves the model's forward wrapped in its autocast: what runs the model next (the slot
         # bench's measurements, the caller's generation) would run in bf16 without asking for it.

@@ -816,9 +816,10 @@ def test_bf16_on_cpu_runs_the_whole_loss_and_the_reads_before_it_under_autocast(
 
 
 def test_bf16_training_with_frozen_weights_stored_in_bf16_is_the_same_training(tmp_path, monkeypatch):
-    """With bf16 on a CPU the frozen weights are stored in bf16 while the trainer reads and trains (autocast cast them
-    again in every forward): every step's figures and the adapter are those of training without that. (Under one
-    autocast around the whole training, each step ran the adapter as it was at the first: anchor KL 0 throughout.)"""
+    """With bf16 on a CPU the frozen weights are stored in bf16 while the trainer reads the base model (autocast cast
+    them again in every forward): every step's figures and the adapter are those of training without that, and the
+    adapter moves each step (under one autocast around the whole training, each step ran the adapter as it was at
+    the first: anchor KL 0 throughout)."""
     from hf_steer.elarablation import trainer as trainer_module
 
     tok = make_tokenizer("bytelevel")
