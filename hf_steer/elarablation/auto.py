@@ -150,6 +150,7 @@ def run_auto(
     train_prompts, chat = load_prompts(settings.prompts)
     settings = settings.with_hold_weight(chat)
     eval_prompts, eval_chat = load_prompts(settings.eval_prompts)
+    settings = settings.with_eval_stories(len(eval_prompts))  # recorded as run: a folder resumes with its count
     if set(train_prompts) & set(eval_prompts):
         raise HfSteerError("--eval-prompts share prompts with --prompts: judge on prompts the patterns were not found on")
     from .pipeline import RECORDED

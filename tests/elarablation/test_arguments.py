@@ -33,6 +33,19 @@ def test_auto_trains_the_top_six_layers_and_the_rest_the_upper_half():
     assert default_lora_config(model, layers=AutoLoraArguments().layers()).layers_to_transform == list(range(24, 30))
 
 
+def test_auto_judges_at_least_100_held_out_stories_unless_told():
+    """3 stories per prompt on the shipped 34 held-out prompts, more on a user's few (30 stories read one adapter at slop
+    index +26%, 100 at -25%); a count the user gives is kept."""
+    assert AutoArguments().eval_stories_per_prompt is None
+    assert AutoArguments().with_eval_stories(34).eval_stories_per_prompt == 3
+    assert AutoArguments().with_eval_stories(10).eval_stories_per_prompt == 10
+    assert AutoArguments().with_eval_stories(15).eval_stories_per_prompt == 7
+    assert AutoArguments().with_eval_stories(200).eval_stories_per_prompt == 3
+    assert AutoArguments(eval_stories_per_prompt=1).with_eval_stories(10).eval_stories_per_prompt == 1
+    with pytest.raises(HfSteerError, match="--eval-stories-per-prompt 0 must be a positive whole number"):
+        AutoArguments(eval_stories_per_prompt=0)
+
+
 def test_auto_holds_chat_prompts_at_57_and_plain_openings_at_100_unless_told():
     """A chat context is held from its story on, a plain opening whole: their defaults differ (on Gemma-3-270M's
     openings 57 moved the judge three times as far as 100); a weight the user gives is kept for either."""

@@ -120,6 +120,9 @@ def test_every_stage_writes_its_files_and_a_rerun_resumes(tmp_path, tiny_folder,
     with pytest.raises(HfSteerError, match="was started with other settings \\(max_new_tokens differ\\): it has "
                        "max_new_tokens=60; run it with those"):
         run(work, tiny_folder, max_new_tokens=61, config=old, loop_contexts=0)
+    # left out, the count of held-out stories is decided by the prompts and recorded as run: this folder ran with 1
+    with pytest.raises(HfSteerError, match="\\(eval_stories_per_prompt differ\\): it has eval_stories_per_prompt=1;"):
+        run(work, tiny_folder, eval_stories_per_prompt=None, config=old, loop_contexts=0)
 
 
 def test_a_folder_started_before_a_setting_existed_resumes_with_the_value_it_ran_with(tmp_path):
