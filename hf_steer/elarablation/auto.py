@@ -479,6 +479,11 @@ def _write_report(work_dir: Path, paths, figures, patterns: list[dict], stages: 
               "timings_seconds": timings, "total_seconds": round(sum(timings.values()), 2),
               "files": dict(zip(("before", "after"), (str(p.relative_to(work_dir)) for p in paths))), **extra}
     report["changes"] = changes(before, after)
+    from .stories import change_intervals, read_jsonl
+
+    # how far a new draw of the held-out prompts could move the changes (a report on few stories is a draw)
+    report["change_intervals_90"] = change_intervals(read_jsonl(paths[0]), read_jsonl(paths[1]),
+                                                     [p["text"] for p in patterns])
     report["summary"] = report_lines(report)
     write_report(report, work_dir / "report.json", plot=plot_story_report)
     return report
@@ -509,11 +514,19 @@ def _stories_using(before: dict, after: dict, pattern: str) -> str:
 
 def report_lines(report: dict) -> list[str]:
     b, a, c = report["before"], report["after"], report["changes"]
+    spans = report.get("change_intervals_90", {})  # reports before 2026-12-08 have none
+
+    def span(name: str) -> str:
+        if name not in spans:
+            return ""
+        low, high = spans[name]
+        return f", {100 * low:+.0f}% to {100 * high:+.0f}% over redrawn prompts"
+
     lines = [
         f"held-out stories: {b['stories']} before, {a['stories']} after ({b['mean_words']:.0f} / {a['mean_words']:.0f} words each)",
         f"targeted patterns per 1,000 words: {b.get('patterns_per_1k_words', 0):.2f} -> "
-        f"{a.get('patterns_per_1k_words', 0):.2f} ({100 * c['patterns']:+.0f}%)",
-        f"slop index: {b['slop_index']:.1f} -> {a['slop_index']:.1f} ({100 * c['slop_index']:+.0f}%); with every "
+        f"{a.get('patterns_per_1k_words', 0):.2f} ({100 * c['patterns']:+.0f}%{span('patterns')})",
+        f"slop index: {b['slop_index']:.1f} -> {a['slop_index']:.1f} ({100 * c['slop_index']:+.0f}%{span('slop_index')}); with every "
         f"targeted pattern gone and nothing else changed it would be {b.get('slop_index_without_patterns', 0):.1f} "
         f"({100 * c['slop_index_patterns_alone']:+.0f}%)",
         f"distinct-2: {b['distinct_2']:.3f} -> {a['distinct_2']:.3f}",

@@ -122,3 +122,24 @@ def test_prompt_errors_are_one_line(tmp_path):
     with pytest.raises(HfSteerError, match="no chat template: name one"):
         render_prompt(make_tokenizer(chat_template=False), "Write a story.", chat=True)
     assert render_prompt(make_tokenizer(chat_template=False), "Once upon a time", chat=False) == "Once upon a time"
+
+
+def test_change_intervals_are_narrow_when_every_prompt_moves_and_wide_when_one_prompt_carries_the_change():
+    from hf_steer.elarablation.stories import change_intervals
+
+    plain = "the cat sat on the mat and the dog ran to the park by the river in the rain"
+    slop = "her voice barely above a whisper a testament to the tapestry of shadows " + plain
+
+    def rows(texts):
+        return [{"prompt_id": k, "text": t} for k, t in enumerate(texts)]
+
+    # every prompt loses its slop: the whole interval is a fall, and the pattern's rate falls by all of it
+    steady = change_intervals(rows([slop] * 10), rows([plain] * 10), ["tapestry"])
+    assert set(steady) == {"slop_index", "patterns"}
+    assert steady["slop_index"][1] < -0.99 and steady["patterns"] == (-1.0, -1.0)
+    # one prompt of ten carries the whole change: redrawing the prompts reaches no change at all
+    one = change_intervals(rows([slop] + [plain] * 9), rows([plain] * 10))
+    assert set(one) == {"slop_index"} and one["slop_index"][1] == 0.0 and one["slop_index"][0] < -0.99
+    # the same stories, the same interval (seeded); stories of one prompt are one unit
+    assert change_intervals(rows([slop] + [plain] * 9), rows([plain] * 10)) == one
+    assert change_intervals([], []) == {}
