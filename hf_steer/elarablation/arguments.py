@@ -384,8 +384,9 @@ def _check_positive(obj, names: tuple[str, ...], whole: bool = True) -> None:
         ok = (isinstance(value, int) and not isinstance(value, bool)) if whole else isinstance(value, (int, float))
         if not ok or not math.isfinite(value) or value <= 0:
             default = type(obj).__dataclass_fields__[name].default
-            raise HfSteerError(f"--{name.replace('_', '-')} {value} must be a positive {'whole ' if whole else ''}number: "
-                               f"e.g. {default}")
+            hint = f": e.g. {default}" if default is not None else ", or leave it out for its default"
+            raise HfSteerError(f"--{name.replace('_', '-')} {value} must be a positive {'whole ' if whole else ''}number"
+                               f"{hint}")
 
 
 @dataclass

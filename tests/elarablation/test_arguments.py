@@ -42,7 +42,7 @@ def test_auto_judges_at_least_100_held_out_stories_unless_told():
     assert AutoArguments().with_eval_stories(15).eval_stories_per_prompt == 7
     assert AutoArguments().with_eval_stories(200).eval_stories_per_prompt == 3
     assert AutoArguments(eval_stories_per_prompt=1).with_eval_stories(10).eval_stories_per_prompt == 1
-    with pytest.raises(HfSteerError, match="--eval-stories-per-prompt 0 must be a positive whole number"):
+    with pytest.raises(HfSteerError, match="^--eval-stories-per-prompt 0 must be a positive whole number, or leave it out for its default$"):
         AutoArguments(eval_stories_per_prompt=0)
 
 
